@@ -1,0 +1,26 @@
+# `make demo`: set up .venv and run the shipped example.  `make test`: set up and run the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,capture]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/accelsim inspect workloads/digits_cnn.npz
+	$(VENV)/bin/accelsim run arch_configs/tpu_like_128x128_ws.yaml workloads/digits_cnn.npz --out reports/demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check accelsim tests benchmarks workloads
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""One module per kind of hardware, each with a `Config` (its YAML schema) and `simulate`."""

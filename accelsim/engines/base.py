@@ -1,0 +1,34 @@
+"""What an engine's count step returns for one layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class LayerResult:
+    """Counts for one layer on one arch: cycles and action counts, no energy.
+
+    `actions` maps `<component>.<action>` to a count (MACs, bytes, events...), priced later
+    by `accelsim.arch.energy.price`. `columns` holds engine-specific result columns.
+    """
+
+    cycles: float
+    compute_cycles: float
+    macs_dense: int
+    macs_done: int
+    macs_skipped: int = 0
+    macs_gated: int = 0
+    dram_bytes: float = 0.0
+    stall_cycles: float = 0.0
+    bound: Literal["compute", "memory"] = "compute"
+    engine_mode: Literal["trace", "statistical"] = "trace"
+    utilization: float = 0.0
+    actions: dict[str, float] = field(default_factory=dict)
+    columns: dict[str, object] = field(default_factory=dict)
+
+
+def ceil_div(a: int, b: int) -> int:
+    """Integer ceiling of a / b for positive b."""
+    return -(-a // b)

@@ -1,0 +1,17 @@
+"""The one place that maps an architecture `kind` to the engine module that simulates it.
+
+An engine module exposes `Config` (a subclass of `accelsim.arch.schema.ArchBase` with
+`kind: Literal[...]`) and `simulate(layer, arch) -> LayerResult`.
+"""
+
+from types import ModuleType
+
+from accelsim.engines import systolic
+
+ENGINES: dict[str, ModuleType] = {
+    "systolic": systolic,
+}
+
+
+def engine_for(kind: str) -> ModuleType:
+    return ENGINES[kind]

@@ -1,0 +1,219 @@
+"""Dense systolic array (TPU-like, Eyeriss-like): SCALE-Sim 3.0.0 compute cycles, exactly.
+
+Layer to array mapping (what SCALE-Sim computes for one conv layer, extended to real traces):
+
+* conv2d: one GEMM per group with `pixels = N*E*F` output positions (batch folded into
+  pixels), `filters = K/groups`, `window = R*S*C/groups`. E and F include the layer's own
+  (possibly asymmetric) padding and dilation, which is what SCALE-Sim sees when given the
+  padded IFMAP. Groups run one after another on the whole array, as if each group were a
+  separate SCALE-Sim layer; a depthwise layer therefore uses one column of the array.
+* linear / matmul [M, K] x [K, N]: pixels = M, filters = N, window = K; `batch` products
+  run one after another.
+
+With Sr x Sc mapped onto rows x cols and T streamed, folds = ceil(Sr/rows) * ceil(Sc/cols):
+OS: Sr = pixels, Sc = filters, T = window, cycles = folds*(T + rows + cols - 2) - 1;
+WS: Sr = window, Sc = filters, T = pixels; IS: Sr = window, Sc = pixels, T = filters;
+WS and IS: cycles = folds*(T + 2*rows + cols - 2) - 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import PositiveInt
+
+from accelsim.arch.energy import MAC_COMPUTE
+from accelsim.arch.schema import ArchBase, MemoryLevel, Operand
+from accelsim.engines.base import LayerResult, ceil_div
+from accelsim.workload.layer import ConvShape, Layer
+
+Dataflow = Literal["os", "ws", "is"]
+
+
+class Config(ArchBase):
+    """A rows x cols array of MACs with an output-, weight- or input-stationary dataflow."""
+
+    kind: Literal["systolic"]
+    rows: PositiveInt
+    cols: PositiveInt
+    dataflow: Dataflow = "ws"
+
+
+@dataclass(frozen=True)
+class GemmProblem:
+    """`repeat` identical matrix products of [pixels, window] x [window, filters]."""
+
+    pixels: int
+    filters: int
+    window: int
+    repeat: int = 1
+
+
+def gemm_problem(layer: Layer) -> GemmProblem:
+    """The matrix product a layer runs as on a systolic array (see module docstring)."""
+    s = layer.shape
+    if isinstance(s, ConvShape):
+        return GemmProblem(
+            pixels=s.N * s.E * s.F,
+            filters=s.K // s.groups,
+            window=s.R * s.S * (s.C // s.groups),
+            repeat=s.groups,
+        )
+    return GemmProblem(pixels=s.M, filters=s.N, window=s.K, repeat=s.batch)
+
+
+def operand_dims(p: GemmProblem, dataflow: Dataflow) -> tuple[int, int, int]:
+    """(Sr, Sc, T): extents mapped on rows, on columns, and streamed in time."""
+    if dataflow == "os":
+        return p.pixels, p.filters, p.window
+    if dataflow == "ws":
+        return p.window, p.filters, p.pixels
+    return p.window, p.pixels, p.filters
+
+
+def compute_cycles(p: GemmProblem, rows: int, cols: int, dataflow: Dataflow) -> int:
+    """SCALE-Sim 3.0.0 compute cycles of all `repeat` products, no memory stalls."""
+    sr, sc, t = operand_dims(p, dataflow)
+    folds = ceil_div(sr, rows) * ceil_div(sc, cols)
+    fill = rows + cols - 2 if dataflow == "os" else 2 * rows + cols - 2
+    return p.repeat * (folds * (t + fill) - 1)
+
+
+@dataclass(frozen=True)
+class SramTraffic:
+    """Elements moved between the on-chip buffers and the array, summed over all products."""
+
+    act_reads: int
+    weight_reads: int
+    out_writes: int
+    out_reads: int
+    act_passes: int
+    weight_passes: int
+    psum_passes: int
+
+
+def sram_traffic(p: GemmProblem, rows: int, cols: int, dataflow: Dataflow) -> SramTraffic:
+    """Buffer reads/writes per operand; `*_passes` is how often each operand is re-streamed."""
+    sr, sc, t = operand_dims(p, dataflow)
+    row_folds, col_folds = ceil_div(sr, rows), ceil_div(sc, cols)
+    if dataflow == "os":
+        traffic = SramTraffic(
+            act_reads=col_folds * sr * t, weight_reads=row_folds * sc * t,
+            out_writes=sr * sc, out_reads=0,
+            act_passes=col_folds, weight_passes=row_folds, psum_passes=1,
+        )
+    elif dataflow == "ws":
+        traffic = SramTraffic(
+            act_reads=col_folds * sr * t, weight_reads=sr * sc,
+            out_writes=row_folds * sc * t, out_reads=(row_folds - 1) * sc * t,
+            act_passes=col_folds, weight_passes=1, psum_passes=row_folds,
+        )
+    else:
+        traffic = SramTraffic(
+            act_reads=sr * sc, weight_reads=col_folds * sr * t,
+            out_writes=row_folds * sc * t, out_reads=(row_folds - 1) * sc * t,
+            act_passes=1, weight_passes=col_folds, psum_passes=row_folds,
+        )
+    r = p.repeat
+    return SramTraffic(
+        traffic.act_reads * r, traffic.weight_reads * r, traffic.out_writes * r,
+        traffic.out_reads * r, traffic.act_passes, traffic.weight_passes, traffic.psum_passes,
+    )
+
+
+def unique_bytes(layer: Layer, arch: ArchBase) -> dict[Operand, float]:
+    """Bytes of each operand as stored in DRAM: unpadded input, weights, final output."""
+    s, p = layer.shape, arch.precision
+    if isinstance(s, ConvShape):
+        act = s.N * s.C * s.H * s.W
+        weight = s.K * (s.C // s.groups) * s.R * s.S
+        out = s.N * s.K * s.E * s.F
+    else:
+        act, weight, out = s.batch * s.M * s.K, s.batch * s.K * s.N, s.batch * s.M * s.N
+    return {
+        "act": act * p.act_bits / 8,
+        "weight": weight * p.weight_bits / 8,
+        "out": out * p.act_bits / 8,
+    }
+
+
+def _buffer_capacity(level: MemoryLevel | None) -> float:
+    """Bytes a buffer offers each operand it holds (split evenly); 0 when there is none."""
+    if level is None:
+        return 0.0
+    return level.size_bytes / len(level.holds)
+
+
+def memory_actions(
+    layer: Layer, arch: ArchBase, traffic: SramTraffic
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Bytes read/written per memory level: (actions, cycles each level needs)."""
+    p = arch.precision
+    act_b, w_b, acc_b = p.act_bits / 8, p.weight_bits / 8, p.acc_bits / 8
+    actions: dict[str, float] = {}
+    level_cycles: dict[str, float] = {}
+
+    def move(level: MemoryLevel | None, read_bytes: float, write_bytes: float) -> None:
+        if level is None:
+            return
+        actions[f"{level.name}.read_bytes"] = actions.get(f"{level.name}.read_bytes", 0.0) + read_bytes
+        actions[f"{level.name}.write_bytes"] = (
+            actions.get(f"{level.name}.write_bytes", 0.0) + write_bytes
+        )
+        level_cycles[level.name] = (
+            level_cycles.get(level.name, 0.0)
+            + read_bytes / level.read_bandwidth_bytes_per_cycle
+            + write_bytes / level.write_bandwidth
+        )
+
+    buffers = {op: arch.buffer_for(op) for op in ("act", "weight", "out")}
+    move(buffers["act"], traffic.act_reads * act_b, 0.0)
+    move(buffers["weight"], traffic.weight_reads * w_b, 0.0)
+    move(buffers["out"], traffic.out_reads * acc_b, traffic.out_writes * acc_b)
+
+    dram = arch.dram()
+    if dram is not None:
+        size = unique_bytes(layer, arch)
+        passes = {"act": traffic.act_passes, "weight": traffic.weight_passes}
+        dram_reads = 0.0
+        for op in ("act", "weight"):
+            fits = size[op] <= _buffer_capacity(buffers[op])
+            fetched = size[op] * (1 if fits else passes[op])
+            move(buffers[op], 0.0, fetched)
+            dram_reads += fetched
+        psum_bytes = size["out"] / act_b * acc_b
+        spill = 0.0 if psum_bytes <= _buffer_capacity(buffers["out"]) else psum_bytes
+        dram_reads += spill * (traffic.psum_passes - 1)
+        dram_writes = size["out"] + spill * (traffic.psum_passes - 1)
+        move(dram, dram_reads, dram_writes)
+    return actions, level_cycles
+
+
+def simulate(layer: Layer, arch: Config) -> LayerResult:
+    """Count cycles, MACs and memory traffic of one layer on a dense systolic array."""
+    problem = gemm_problem(layer)
+    cycles_compute = compute_cycles(problem, arch.rows, arch.cols, arch.dataflow)
+    traffic = sram_traffic(problem, arch.rows, arch.cols, arch.dataflow)
+    actions, level_cycles = memory_actions(layer, arch, traffic)
+    actions[MAC_COMPUTE] = layer.macs
+    memory_cycles = max(level_cycles.values(), default=0.0)
+    stall = max(0.0, memory_cycles - cycles_compute) if arch.model_memory_stalls else 0.0
+    cycles = cycles_compute + stall
+    dram = arch.dram()
+    dram_bytes = (actions.get(f"{dram.name}.read_bytes", 0.0)
+                  + actions.get(f"{dram.name}.write_bytes", 0.0)) if dram else 0.0
+    return LayerResult(
+        cycles=cycles,
+        compute_cycles=cycles_compute,
+        stall_cycles=stall,
+        macs_dense=layer.macs,
+        macs_done=layer.macs,
+        dram_bytes=dram_bytes,
+        bound="memory" if stall > 0 else "compute",
+        engine_mode="trace" if layer.has_trace else "statistical",
+        utilization=layer.macs / (cycles * arch.rows * arch.cols),
+        actions=actions,
+        columns={"bottleneck": max(level_cycles, key=level_cycles.get)
+                 if stall > 0 else "compute"},
+    )

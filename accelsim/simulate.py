@@ -1,0 +1,108 @@
+"""Run one workload on one architecture: count with the engine, then price, per layer."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from accelsim import __version__
+from accelsim.arch.energy import price
+from accelsim.arch.schema import ArchBase
+from accelsim.engines.base import LayerResult
+from accelsim.engines.registry import engine_for
+from accelsim.results import BASE_COLUMNS, RunResult
+from accelsim.workload.layer import Layer, Workload
+
+
+def _count(layer: Layer, arch: ArchBase) -> LayerResult:
+    return engine_for(arch.kind).simulate(layer, arch)
+
+
+def _row(layer: Layer, arch: ArchBase, res: LayerResult, dense: LayerResult,
+         dense_arch: ArchBase) -> dict:
+    latency_s = res.cycles / arch.clock_hz
+    dense_latency_s = dense.cycles / dense_arch.clock_hz
+    energy = price(res.actions, arch, latency_s)
+    dense_energy_pj = sum(price(dense.actions, dense_arch, dense_latency_s).values())
+    energy_pj = sum(energy.values())
+    row = {
+        "layer": layer.name,
+        "op": layer.op,
+        "arch": arch.name,
+        "engine": arch.kind,
+        "engine_mode": res.engine_mode,
+        "macs_dense": res.macs_dense,
+        "macs_done": res.macs_done,
+        "macs_skipped": res.macs_skipped,
+        "macs_gated": res.macs_gated,
+        "act_density": layer.act_density,
+        "weight_density": layer.weight_density,
+        "cycles": res.cycles,
+        "compute_cycles": res.compute_cycles,
+        "stall_cycles": res.stall_cycles,
+        "latency_s": latency_s,
+        "energy_pj": energy_pj,
+        "dram_bytes": res.dram_bytes,
+        "utilization": res.utilization,
+        "bound": res.bound,
+        "speedup_vs_dense": dense_latency_s / latency_s,
+        "energy_saving_vs_dense": dense_energy_pj / energy_pj if energy_pj else float("nan"),
+        "dense_cycles": dense.cycles,
+        "dense_latency_s": dense_latency_s,
+        "dense_energy_pj": dense_energy_pj,
+    }
+    row.update({f"energy_{component}_pj": pj for component, pj in energy.items()})
+    row.update(res.columns)
+    return row
+
+
+def git_revision() -> str:
+    """The git commit of the accelsim source tree, or '' outside a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
+            capture_output=True, text=True, timeout=5, check=False,
+        )
+    except OSError:
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def simulate(
+    workload: Workload,
+    arch: ArchBase,
+    on_layer: Callable[[Layer], None] | None = None,
+) -> RunResult:
+    """Simulate every layer on `arch` and on `arch.dense_equivalent()`; `on_layer` is
+    called after each layer (for progress)."""
+    dense_arch = arch.dense_equivalent()
+    rows = []
+    for layer in workload.layers:
+        res = _count(layer, arch)
+        dense = res if dense_arch == arch else _count(layer, dense_arch)
+        rows.append(_row(layer, arch, res, dense, dense_arch))
+        if on_layer is not None:
+            on_layer(layer)
+    df = pd.DataFrame(rows)
+    energy_cols = sorted(c for c in df.columns if c.startswith("energy_") and c.endswith("_pj")
+                         and c not in BASE_COLUMNS)
+    extra_cols = [c for c in df.columns if c not in BASE_COLUMNS and c not in energy_cols]
+    df = df[BASE_COLUMNS + energy_cols + extra_cols]
+    meta = {
+        "tool": "accelsim",
+        "tool_version": __version__,
+        "git_revision": git_revision(),
+        "arch": arch.name,
+        "arch_kind": arch.kind,
+        "arch_hash": arch.config_hash(),
+        "arch_config": arch.model_dump(mode="json"),
+        "workload": workload.model,
+        "workload_hash": workload.content_hash,
+        "workload_source": workload.source,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return RunResult(layers=df, meta=meta)
