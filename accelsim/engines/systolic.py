@@ -14,6 +14,8 @@ With Sr x Sc mapped onto rows x cols and T streamed, folds = ceil(Sr/rows) * cei
 OS: Sr = pixels, Sc = filters, T = window, cycles = folds*(T + rows + cols - 2) - 1;
 WS: Sr = window, Sc = filters, T = pixels; IS: Sr = window, Sc = pixels, T = filters;
 WS and IS: cycles = folds*(T + 2*rows + cols - 2) - 1.
+SCALE-Sim's final "- 1" lets MACs / (PEs x cycles) pass 1 on degenerate layers (a 1 x 1
+array); utilisation is capped at 1 there.
 """
 
 from __future__ import annotations
@@ -212,7 +214,7 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
         dram_bytes=dram_bytes,
         bound="memory" if stall > 0 else "compute",
         engine_mode="trace" if layer.has_trace else "statistical",
-        utilization=layer.macs / (cycles * arch.rows * arch.cols),
+        utilization=min(1.0, layer.macs / (max(cycles, 1.0) * arch.rows * arch.cols)),
         actions=actions,
         columns={"bottleneck": max(level_cycles, key=level_cycles.get)
                  if stall > 0 else "compute"},

@@ -407,21 +407,27 @@ def workload_meta(workload: Workload) -> dict:
 def save_workload(workload: Workload, path: str | Path) -> None:
     """Write a trace (format v1, compressed); aliased layers store no array of their own."""
     arrays: dict[str, np.ndarray] = {}
-    for layer in workload.layers:
-        if layer.alias_of is None:
-            if layer.act is not None:
-                arrays[f"act/{layer.name}"] = np.asarray(layer.act, dtype=np.float16)
-                _check_values(str(path), f"act/{layer.name}", arrays[f"act/{layer.name}"])
-            elif layer.act_mask is not None:
-                arrays[f"mask/{layer.name}"] = np.packbits(np.asarray(layer.act_mask, bool).ravel())
-        if layer.weight is not None:
-            arrays[f"weight/{layer.name}"] = np.asarray(layer.weight, dtype=np.float16)
-            _check_values(str(path), f"weight/{layer.name}", arrays[f"weight/{layer.name}"])
-        elif layer.weight_mask is not None:
-            arrays[f"wmask/{layer.name}"] = np.packbits(np.asarray(layer.weight_mask, bool).ravel())
+    with np.errstate(over="ignore"):
+        _collect_arrays(workload, str(path), arrays)
     meta = json.dumps(workload_meta(workload)).encode("utf-8")
     arrays["__meta__"] = np.frombuffer(meta, dtype=np.uint8)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
         np.savez_compressed(fh, **arrays)
+
+
+def _collect_arrays(workload: Workload, path: str, arrays: dict[str, np.ndarray]) -> None:
+    """Arrays to store, keyed as in the format; aliased layers store no activation."""
+    for layer in workload.layers:
+        if layer.alias_of is None:
+            if layer.act is not None:
+                arrays[f"act/{layer.name}"] = np.asarray(layer.act, dtype=np.float16)
+                _check_values(path, f"act/{layer.name}", arrays[f"act/{layer.name}"])
+            elif layer.act_mask is not None:
+                arrays[f"mask/{layer.name}"] = np.packbits(np.asarray(layer.act_mask, bool).ravel())
+        if layer.weight is not None:
+            arrays[f"weight/{layer.name}"] = np.asarray(layer.weight, dtype=np.float16)
+            _check_values(path, f"weight/{layer.name}", arrays[f"weight/{layer.name}"])
+        elif layer.weight_mask is not None:
+            arrays[f"wmask/{layer.name}"] = np.packbits(np.asarray(layer.weight_mask, bool).ravel())

@@ -3,7 +3,8 @@
 Conv form (SCALE-Sim `topologies/conv_nets/*.csv`), one layer a row:
     Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,
 IFMAP sizes are taken as given (SCALE-Sim expects them already padded), so layers import
-with padding 0, batch 1 and groups 1. A topology file has no layer graph, so none is made.
+with batch 1, groups 1 and no padding except SCALE-Sim's overhanging last window (see
+`scalesim_conv_shape`). A topology file has no layer graph, so none is made.
 
 GEMM form (SCALE-Sim `topologies/GEMM_mnk/*.csv`), one layer a row:
     Layer, M, N, K,
@@ -51,6 +52,20 @@ def _fields(path: str, line_no: int, row: list[str], count: int, names: tuple[st
     return values
 
 
+def scalesim_conv_shape(h: int, w: int, r: int, s: int, c: int, k: int, stride: int) -> ConvShape:
+    """The conv SCALE-Sim runs for one topology row.
+
+    SCALE-Sim sizes the output as ceil((H - R + stride) / stride), one more row (column) than
+    a framework's floor((H - R) / stride) + 1 whenever the stride does not divide H - R: its
+    last window hangs over the edge. That window is expressed here as implicit bottom (right)
+    padding, so MACs and cycles equal SCALE-Sim's while no activation is invented.
+    """
+    pad_bottom = (stride - (h - r) % stride) % stride
+    pad_right = (stride - (w - s) % stride) % stride
+    return ConvShape(N=1, C=c, H=h, W=w, K=k, R=r, S=s, stride=(stride, stride),
+                     padding=(0, pad_bottom, 0, pad_right))
+
+
 def read_scalesim_topology(
     path: str | Path, gemm: bool = False, act_density: float = 1.0, bits: int = 8
 ) -> Workload:
@@ -86,7 +101,7 @@ def read_scalesim_topology(
                 raise WorkloadError(
                     f"{path}, line {line_no}: filter {r}x{s} is larger than the {h}x{w} IFMAP."
                 )
-            shape = ConvShape(N=1, C=c, H=h, W=w, K=kf, R=r, S=s, stride=(stride, stride))
+            shape = scalesim_conv_shape(h, w, r, s, c, kf, stride)
             op = "conv2d"
         layers.append(Layer(name=name, op=op, shape=shape, act_bits=bits, weight_bits=bits,
                             declared_act_density=act_density))

@@ -1,0 +1,134 @@
+"""The `accelsim` command line: run, inspect, import-scalesim, and clean errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from accelsim.cli import main
+from accelsim.results import BASE_COLUMNS, RunResult
+from accelsim.workload import load_workload, save_workload
+from tests.test_format import make_workload
+
+ROOT = Path(__file__).resolve().parents[1]
+TPU = str(ROOT / "arch_configs" / "tpu_like_128x128_ws.yaml")
+EYERISS = str(ROOT / "arch_configs" / "eyeriss_like.yaml")
+
+
+@pytest.fixture
+def trace(tmp_path) -> Path:
+    path = tmp_path / "toy.npz"
+    save_workload(make_workload(np.random.default_rng(7)), path)
+    return path
+
+
+def test_run_csv_is_exactly_the_per_layer_table(trace, capsys):
+    assert main(["run", EYERISS, str(trace), "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    df = pd.read_csv(io.StringIO(out))
+    assert list(df["layer"]) == [layer.name for layer in load_workload(trace).layers]
+    assert all(c in df.columns for c in BASE_COLUMNS)
+    assert (df["macs_done"] + df["macs_skipped"] == df["macs_dense"]).all()
+    assert np.allclose(df["energy_pj"], df.filter(regex=r"^energy_.+_pj$").sum(axis=1))
+    assert set(df["engine_mode"]) == {"trace", "statistical"}
+
+
+def test_run_json_and_out_folder(trace, tmp_path, capsys):
+    out_dir = tmp_path / "res"
+    assert main(["run", TPU, str(trace), "--format", "json", "--out", str(out_dir)]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["meta"]["arch"] == "tpu-like-128x128-ws"
+    assert payload["totals"]["macs_dense"] == sum(row["macs_dense"] for row in payload["layers"])
+    saved = RunResult.load(out_dir)
+    assert len(saved.layers) == len(payload["layers"])
+    assert saved.meta["workload_hash"] == load_workload(trace).content_hash
+    assert (out_dir / "results.parquet").is_file()
+
+
+def test_run_table_shows_totals(trace, capsys):
+    assert main(["run", TPU, str(trace)]) == 0
+    out = capsys.readouterr().out
+    assert "TOTAL" in out and "conv" in out
+
+
+def test_inspect_table_and_json(trace, capsys):
+    assert main(["inspect", str(trace), "--json"]) == 0
+    layers = {row["layer"]: row for row in json.loads(capsys.readouterr().out)["layers"]}
+    w = load_workload(trace)
+    for layer in w.layers:
+        assert layers[layer.name]["macs_dense"] == layer.macs
+    x = w.layer("conv").act
+    assert layers["conv"]["zero_fraction"] == pytest.approx(np.mean(x == 0))
+    assert main(["inspect", str(trace)]) == 0
+    assert "conv2d" in capsys.readouterr().out
+
+
+def test_import_scalesim_conv_and_gemm(tmp_path, capsys):
+    topo = tmp_path / "net.csv"
+    topo.write_text(
+        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+        "Conv1, 230, 230, 7, 7, 3, 64, 2,\n"
+        "Conv2, 58, 58, 3, 3, 64, 64, 1,\n"
+    )
+    out = tmp_path / "net.npz"
+    assert main(["import-scalesim", str(topo), "-o", str(out), "--act-density", "0.4"]) == 0
+    w = load_workload(out)
+    assert [layer.name for layer in w.layers] == ["Conv1", "Conv2"]
+    c1 = w.layer("Conv1").shape
+    assert (c1.H, c1.R, c1.C, c1.K, c1.stride) == (230, 7, 3, 64, (2, 2))
+    assert c1.E == -(-(230 - 7 + 2) // 2)
+    assert w.layer("Conv2").act_density == 0.4
+    gemm = tmp_path / "gemm.csv"
+    gemm.write_text("Layer, M, N, K,\nqkv, 128, 768, 256,\n")
+    assert main(["import-scalesim", str(gemm), "-o", str(out), "--gemm"]) == 0
+    s = load_workload(out).layer("qkv").shape
+    assert (s.M, s.N, s.K) == (128, 768, 256)
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("Layer, M, N, K,\nqkv, 128, 768,\n", "expected a layer name and 7 values"),
+        ("Conv1, 10, 10, 3, 3, x, 4, 1,\n", "'Channels' must be a positive integer"),
+        ("Conv1, 2, 2, 3, 3, 1, 4, 1,\n", "larger than"),
+        ("", "no layers found"),
+    ],
+)
+def test_import_scalesim_errors(tmp_path, capsys, content, needle):
+    topo = tmp_path / "bad.csv"
+    topo.write_text(content)
+    assert main(["import-scalesim", str(topo), "-o", str(tmp_path / "o.npz")]) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_bad_inputs_exit_nonzero_without_traceback(tmp_path, trace):
+    bad_arch = tmp_path / "bad.yaml"
+    bad_arch.write_text("name: x\nkind: systolic\nclock_mhz: 100\nrows: 4\ncols: 4\ncolumns: 3\n")
+    truncated = tmp_path / "cut.npz"
+    truncated.write_bytes(trace.read_bytes()[:100])
+    for args, needle in [
+        (["run", str(bad_arch), str(trace)], "unknown key 'columns'"),
+        (["run", TPU, str(truncated)], "truncated"),
+        (["inspect", str(tmp_path / "none.npz")], "no such workload"),
+    ]:
+        proc = subprocess.run([sys.executable, "-m", "accelsim.cli", *args],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2
+        assert needle in proc.stderr
+        assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_console_script_end_to_end(trace):
+    exe = Path(sys.executable).with_name("accelsim")
+    if not exe.exists():
+        pytest.skip("console script not installed in this environment")
+    proc = subprocess.run([str(exe), "run", TPU, str(trace), "--format", "csv"],
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.splitlines()[0].startswith("layer,op,arch")
