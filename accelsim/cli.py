@@ -86,21 +86,115 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_safe(value: object) -> object:
+    """NaN/Inf become None so that the output is strict JSON."""
+    if isinstance(value, float) and (value != value or abs(value) == float("inf")):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _thresholds(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of numbers, e.g. 0.01,0.05,0.1") from None
+    if not values or any(not (0.0 < t <= 1.0) for t in values):
+        raise argparse.ArgumentTypeError(
+            f"thresholds are fractions of max |x| in (0, 1], got {text!r}")
+    return values
+
+
+def _print_transforms(transforms: list) -> None:
+    for i, t in enumerate(transforms, 1):
+        if isinstance(t, dict):
+            print(f"transform {i}: {t.get('method')} {t.get('params')} on "
+                  f"{len(t.get('layers', []))} tensor(s), sparsity "
+                  f"{_fmt(t.get('sparsity_before'))} -> {_fmt(t.get('sparsity_after'))}")
+
+
+def _print_grouped(df: pd.DataFrame, prefixes: dict[str, str], title: str) -> None:
+    """Print `layer` and the columns named by (or starting with) each key, relabelled."""
+    shown = pd.DataFrame({"layer": df["layer"]})
+    for prefix, label in prefixes.items():
+        for col in df.columns:
+            if col == prefix or (prefix.endswith("@") and col.startswith(prefix)):
+                shown[label + col[len(prefix):]] = df[col]
+    print_table(shown, list(shown.columns), title=title)
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from accelsim.workload import load_workload
-    from accelsim.workload.stats import layer_summary
+    from accelsim.workload.stats import flatten_stats, model_totals, threshold_key, workload_stats
 
     workload = load_workload(args.workload)
-    summary = layer_summary(workload)
+    stats = workload_stats(workload, args.thresholds, layers=args.layers)
+    totals = model_totals(workload)
+    transforms = workload.extra_meta.get("transforms", [])
     if args.json:
-        json.dump({"model": workload.model, "source": workload.source,
-                   "layers": json.loads(summary.to_json(orient="records"))},
-                  sys.stdout, indent=2)
+        payload = {"model": workload.model, "source": workload.source,
+                   "created": workload.created, "thresholds": list(args.thresholds),
+                   "transforms": transforms, "totals": totals, "layers": stats}
+        json.dump(_json_safe(payload), sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+        return 0
+    df = flatten_stats(stats)
+    t = threshold_key(0.01 if 0.01 in args.thresholds else args.thresholds[0])
+    short = {f"near_zero_tensor@{t}": f"near0@{t}", "nm_conformance@2:4": "2:4_ok",
+             "dead_channels": "dead_ch", "row_density_percentiles@p50": "row_p50",
+             "block_density@1x4": "blk_1x4"}
+    print_table(df.rename(columns=short),
+                ["layer", "op", "shape", "macs_dense", "act_density", *short.values(), "hoyer",
+                 "mode", "alias_of"],
+                title=f"{workload.model}: {totals['layers']} layers, {len(workload.edges)} edges, "
+                      f"{totals['macs_dense']:,} MACs, MAC-weighted act density "
+                      f"{_fmt(totals['act_density_mac_weighted'])}")
+    if args.detail:
+        for c in ("rows", "row_length", "dead_channels"):
+            df[c] = [_fmt(int(v)) if v == v else "-" for v in df[c]]
+        _print_grouped(df, {"near_zero_tensor@": "tensor ", "near_zero_row@": "row "},
+                       "near-zero: share with |x| <= t * max|x| (tensor / row)")
+        _print_grouped(df, {"rows": "rows", "row_length": "row_len", "nm_conformance@": "ok ",
+                            "nm_excess@": "excess ", "block_density@": "blocks ",
+                            "dead_channels": "dead_ch", "dead_channel_fraction": "dead_frac"},
+                       "along the reduction axis: N:M groups within limit, non-zeros beyond N, "
+                       "non-empty blocks (rows x elements), dead channels")
+        _print_grouped(df, {"row_density_percentiles@": "row density ", "hoyer": "hoyer",
+                            "hoyer_row_mean": "hoyer_row_mean", "max_abs": "max_abs"},
+                       "per-row density percentiles and magnitude spread")
+    _print_transforms(transforms)
+    return 0
+
+
+def cmd_sparsify(args: argparse.Namespace) -> int:
+    from accelsim.workload import load_workload, save_workload
+    from accelsim.workload.sparsify import REPORT_COLUMNS, sparsify
+
+    workload = load_workload(args.workload)
+    with progress_bar(args.method, len(workload.layers)) as bar:
+        result = sparsify(
+            workload, args.method, target=args.target, threshold=args.threshold,
+            scope=args.scope, normalize=args.normalize, k=args.k,
+            keep_fraction=args.keep_fraction, n=args.n, m=args.m, layers=args.layers,
+            output_error=not args.no_output_error,
+            on_layer=lambda _name: bar.advance(bar.task_ids[0]))
+    for note in result.notes:
+        stderr.print(f"note: {escape(note)}", highlight=False)
+    save_workload(result.workload, args.output)
+    record = result.record
+    if args.json:
+        json.dump(_json_safe(record), sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
     else:
-        print_table(summary, list(summary.columns),
-                    title=f"{workload.model}: {len(workload.layers)} layers, "
-                          f"{len(workload.edges)} edges")
+        print_table(result.report, REPORT_COLUMNS,
+                    title=f"{workload.model}: {args.method} {record['params']}")
+    stderr.print(f"wrote {args.output}: sparsity {record['sparsity_before']:.4f} -> "
+                 f"{record['sparsity_after']:.4f} over {len(record['layers'])} tensor(s)",
+                 highlight=False)
     return 0
 
 
@@ -127,10 +221,45 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_inspect(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inspect", help="per-layer shapes, MACs and sparsity of a trace")
+    from accelsim.workload.stats import DEFAULT_THRESHOLDS
+
+    p = sub.add_parser("inspect", help="per-layer shapes, MACs and sparsity statistics of a trace")
     p.add_argument("workload", help="workload trace (.npz)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--json", action="store_true", help="print all statistics as JSON")
+    p.add_argument("--detail", action="store_true",
+                   help="also print near-zero, N:M/block/dead-channel and percentile tables")
+    p.add_argument("--thresholds", type=_thresholds, default=DEFAULT_THRESHOLDS,
+                   metavar="T1,T2,...",
+                   help="near-zero thresholds as fractions of max |x| (default "
+                        f"{','.join(f'{t:g}' for t in DEFAULT_THRESHOLDS)})")
+    p.add_argument("--layers", nargs="+", metavar="GLOB", help="only layers matching these globs")
     p.set_defaults(func=cmd_inspect)
+
+
+def _add_sparsify(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sparsify", help="what-if: zero activations by threshold, top-k, N:M or per channel",
+        description="Zero input activations of a trace (values needed) and record the transform "
+                    "in its metadata; with weights in the trace, report ||XW - X~W|| / ||XW||.")
+    p.add_argument("workload", help="input workload trace (.npz) with activation values")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output workload (.npz)")
+    p.add_argument("--method", required=True, choices=["threshold", "topk", "nm", "channel"])
+    p.add_argument("--target", type=float,
+                   help="threshold/channel: sparsity to reach (share of zeros, 0..1)")
+    p.add_argument("--threshold", type=float, help="threshold: fixed cut-off, zero every |x| <= T")
+    p.add_argument("--scope", choices=["layer", "model"],
+                   help="threshold --target: per layer (default) or one model-wide threshold")
+    p.add_argument("--normalize", choices=["rms", "none"],
+                   help="--scope model: divide |x| by each layer's RMS first (default rms)")
+    p.add_argument("--k", type=int, help="topk: values kept per row")
+    p.add_argument("--keep-fraction", type=float, help="topk: share of each row kept")
+    p.add_argument("--n", type=int, help="nm: non-zeros kept per group (e.g. 2)")
+    p.add_argument("--m", type=int, help="nm: group size along the reduction axis (e.g. 4)")
+    p.add_argument("--layers", nargs="+", metavar="GLOB", help="only layers matching these globs")
+    p.add_argument("--no-output-error", action="store_true",
+                   help="skip the ||XW - X~W|| / ||XW|| computation")
+    p.add_argument("--json", action="store_true", help="print the transform record as JSON")
+    p.set_defaults(func=cmd_sparsify)
 
 
 def _add_import_scalesim(sub: argparse._SubParsersAction) -> None:
@@ -144,7 +273,7 @@ def _add_import_scalesim(sub: argparse._SubParsersAction) -> None:
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_run, _add_inspect, _add_import_scalesim,
+    _add_run, _add_inspect, _add_import_scalesim, _add_sparsify,
 ]
 
 

@@ -1,0 +1,234 @@
+"""Sparsity statistics and `accelsim inspect`: agreement with independent loop computations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from accelsim.cli import main
+from accelsim.errors import WorkloadError
+from accelsim.workload import ConvShape, GemmShape, Layer, Workload, load_workload, save_workload
+from accelsim.workload.reduction import from_reduction_view, reduction_view
+from accelsim.workload.stats import (
+    DEFAULT_THRESHOLDS,
+    block_density,
+    flatten_stats,
+    hoyer,
+    layer_stats,
+    model_totals,
+    nm_conformance,
+    workload_stats,
+)
+from tests.reference import layer_stats_reference, reduction_rows_reference
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = ROOT / "workloads" / "digits_cnn.npz"
+
+
+def sparse_values(rng: np.random.Generator, shape: tuple[int, ...], density: float) -> np.ndarray:
+    """float16 values with ties (a coarse grid), exact zeros, a dead channel and a zero row."""
+    x = np.round(rng.standard_normal(shape) * 4) / 4
+    x[rng.random(shape) >= density] = 0
+    return x.astype(np.float16)
+
+
+def random_layers(rng: np.random.Generator) -> list[Layer]:
+    conv_shape = ConvShape(N=2, C=7, H=5, W=6, K=4, R=3, S=3, padding=(1, 1, 1, 1))
+    conv_act = sparse_values(rng, conv_shape.act_shape, 0.5)
+    conv_act[:, 3] = 0
+    lin_shape = GemmShape(M=19, K=13, N=5)
+    lin_act = sparse_values(rng, lin_shape.act_shape, 0.6)
+    lin_act[4] = 0
+    mm_shape = GemmShape(M=6, K=9, N=6, batch=3)
+    return [
+        Layer("conv", "conv2d", conv_shape, act=conv_act),
+        Layer("fc", "linear", lin_shape, act=lin_act),
+        Layer("mm", "matmul", mm_shape, act=sparse_values(rng, mm_shape.act_shape, 0.8)),
+        Layer("dw", "conv2d", ConvShape(N=1, C=8, H=4, W=4, K=8, R=3, S=3, padding=(1, 1, 1, 1),
+                                        groups=8), act=sparse_values(rng, (1, 8, 4, 4), 0.3)),
+    ]
+
+
+def assert_matches_reference(stats: dict, ref: dict) -> None:
+    for key, expected in ref.items():
+        got = stats[key]
+        if isinstance(expected, dict):
+            assert got.keys() == expected.keys(), key
+            for sub, value in expected.items():
+                assert got[sub] == pytest.approx(value, rel=1e-12, abs=1e-12), f"{key}[{sub}]"
+        elif isinstance(expected, float):
+            assert got == pytest.approx(expected, rel=1e-12), key
+        else:
+            assert got == expected, key
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_value_stats_match_reference_on_random_layers(seed):
+    for layer in random_layers(np.random.default_rng(seed)):
+        stats = layer_stats(layer)
+        ref = layer_stats_reference(reduction_rows_reference(layer.act, layer.op),
+                                    DEFAULT_THRESHOLDS, has_values=True)
+        assert_matches_reference(stats, ref)
+        assert stats["zero_fraction"] == pytest.approx(np.mean(layer.act == 0))
+
+
+def test_known_dead_channels_and_zero_rows_are_found():
+    conv, fc, _, _ = random_layers(np.random.default_rng(3))
+    assert 3 in layer_stats(conv)["dead_channel_ids"]
+    stats = layer_stats(fc)
+    assert stats["rows"] == 19 and stats["row_length"] == 13
+    second_lowest = np.sort(np.mean(fc.act != 0, axis=1))[1]
+    assert 0 < stats["row_density_percentiles"]["p5"] < second_lowest  # pulled down by row 4
+
+
+def test_mask_only_layer_reports_pattern_stats_and_no_value_stats():
+    rng = np.random.default_rng(11)
+    layer = random_layers(rng)[0]
+    masked = Layer("m", "conv2d", layer.shape, act_mask=layer.act != 0)
+    stats, full = layer_stats(masked), layer_stats(layer)
+    assert stats["content"] == "mask"
+    assert stats["max_abs"] is None and stats["hoyer"] is None and stats["hoyer_row_mean"] is None
+    assert all(v is None for v in stats["near_zero_tensor"].values())
+    assert all(v is None for v in stats["near_zero_row"].values())
+    for key in ("nm_conformance", "nm_excess", "block_density", "row_density_percentiles",
+                "dead_channel_ids", "zero_fraction"):
+        assert stats[key] == full[key]
+
+
+def test_shapes_only_layer_has_only_declared_density():
+    layer = Layer("s", "linear", GemmShape(M=4, K=8, N=2), declared_act_density=0.3)
+    stats = layer_stats(layer)
+    assert stats["content"] == "shapes-only" and stats["mode"] == "statistical"
+    assert stats["act_density"] == 0.3 and stats["zero_fraction"] == pytest.approx(0.7)
+    assert stats["hoyer"] is None and stats["dead_channels"] is None and stats["rows"] is None
+    assert all(v is None for v in stats["nm_conformance"].values())
+    assert all(v is None for v in stats["block_density"].values())
+
+
+def test_closed_form_values():
+    assert hoyer(np.array([0, 0, 3.0, 0])) == pytest.approx(1.0)
+    assert hoyer(np.array([-2.0, 2, 2, -2])) == pytest.approx(0.0)
+    assert hoyer(np.zeros(5)) is None
+    mask = np.array([[1, 1, 1, 0, 1, 0, 0, 0, 1]], bool)
+    # groups [1,1,1,0] [1,0,0,0] [1,pad,pad,pad]: 2:4 holds in 2 of 3, 1:4 in 2 of 3
+    assert nm_conformance(mask, 2, 4) == pytest.approx(2 / 3)
+    assert nm_conformance(mask, 1, 4) == pytest.approx(2 / 3)
+    assert nm_conformance(mask, 2, 8) == pytest.approx(1 / 2)
+    assert block_density(np.zeros((17, 3), bool), 16, 1) == 0.0
+    eye = np.eye(16, dtype=bool)
+    assert block_density(eye, 4, 4) == pytest.approx(4 / 16)
+    assert block_density(eye, 16, 1) == 1.0
+
+
+@pytest.mark.parametrize("shape", [ConvShape(N=2, C=3, H=4, W=5, K=1, R=1, S=1),
+                                   GemmShape(M=3, K=4, N=1, batch=2)])
+def test_reduction_view_round_trip(shape):
+    x = np.arange(np.prod(shape.act_shape), dtype=np.float64).reshape(shape.act_shape)
+    view = reduction_view(x, shape)
+    assert view.shape[1] == (shape.C if isinstance(shape, ConvShape) else shape.K)
+    np.testing.assert_array_equal(from_reduction_view(view, shape), x)
+    np.testing.assert_array_equal(view, np.array(reduction_rows_reference(x, "conv2d" if isinstance(
+        shape, ConvShape) else "linear")))
+
+
+def test_alias_reuses_target_stats_with_its_own_shape():
+    rng = np.random.default_rng(5)
+    x = sparse_values(rng, (4, 8), 0.5)
+    w = Workload("m", [Layer("q", "linear", GemmShape(M=4, K=8, N=3), act=x),
+                       Layer("k", "linear", GemmShape(M=4, K=8, N=5), alias_of="q", act=x)])
+    q, k = workload_stats(w)
+    assert k["alias_of"] == "q" and k["macs_dense"] == 4 * 8 * 5
+    assert k["nm_conformance"] == q["nm_conformance"] and k["hoyer"] == q["hoyer"]
+    assert [s["layer"] for s in workload_stats(w, layers=["k"])] == ["k"]
+    with pytest.raises(WorkloadError, match="matches no layer"):
+        workload_stats(w, layers=["v*"])
+
+
+def test_model_totals_count_aliased_tensors_once():
+    rng = np.random.default_rng(6)
+    x = sparse_values(rng, (4, 8), 0.5)
+    w = Workload("m", [Layer("q", "linear", GemmShape(M=4, K=8, N=3), act=x),
+                       Layer("k", "linear", GemmShape(M=4, K=8, N=3), alias_of="q", act=x),
+                       Layer("s", "linear", GemmShape(M=1, K=8, N=3), declared_act_density=0.5)])
+    t = model_totals(w)
+    assert t["traced_elements"] == 32 and t["zero_fraction_elements"] == pytest.approx(np.mean(x == 0))
+    density = np.mean(x != 0)
+    assert t["act_density_mac_weighted"] == pytest.approx((2 * 96 * density + 24 * 0.5) / 216)
+
+
+def test_flatten_stats_columns():
+    df = flatten_stats(workload_stats(Workload("m", random_layers(np.random.default_rng(1)))))
+    assert "near_zero_tensor@0.01" in df.columns and "nm_conformance@2:4" in df.columns
+    assert "block_density@16x1" in df.columns and "row_density_percentiles@p95" in df.columns
+    assert "dead_channel_ids" not in df.columns
+
+
+@pytest.fixture
+def trace(tmp_path) -> Path:
+    rng = np.random.default_rng(2)
+    layers = random_layers(rng)
+    layers.append(Layer("mask", "linear", GemmShape(M=5, K=6, N=2), act_mask=rng.random((5, 6)) < 0.5))
+    layers.append(Layer("shapes", "linear", GemmShape(M=5, K=6, N=2), declared_act_density=0.4))
+    path = tmp_path / "t.npz"
+    save_workload(Workload("rand", layers), path)
+    return path
+
+
+def strict_json(text: str) -> dict:
+    def refuse(name: str) -> None:
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_inspect_json_has_everything(trace, capsys):
+    assert main(["inspect", str(trace), "--json", "--thresholds", "0.02,0.2"]) == 0
+    payload = strict_json(capsys.readouterr().out)
+    assert payload["thresholds"] == [0.02, 0.2] and payload["transforms"] == []
+    by_name = {row["layer"]: row for row in payload["layers"]}
+    fc = load_workload(trace).layer("fc")
+    ref = layer_stats_reference(reduction_rows_reference(fc.act, "linear"), (0.02, 0.2), True)
+    assert_matches_reference(by_name["fc"], ref)
+    assert by_name["mask"]["content"] == "mask" and by_name["mask"]["hoyer"] is None
+    assert by_name["mask"]["nm_conformance"]["2:4"] is not None
+    assert by_name["shapes"]["act_density"] == pytest.approx(0.4)
+    assert by_name["shapes"]["block_density"]["1x4"] is None
+    assert payload["totals"]["macs_dense"] == sum(r["macs_dense"] for r in payload["layers"])
+
+
+def test_inspect_table_detail_and_layer_filter(trace, capsys):
+    assert main(["inspect", str(trace), "--detail", "--layers", "f*", "conv"]) == 0
+    out = capsys.readouterr().out
+    assert "near0@0.01" in out and "excess 2:4" in out and "row density p50" in out
+    assert "fc" in out and "conv" in out and "shapes" not in out
+
+
+@pytest.mark.parametrize("bad", ["0", "1.5", "x", "0.1,,0.2"])
+def test_inspect_rejects_bad_thresholds(trace, bad, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["inspect", str(trace), "--thresholds", bad])
+    assert exc.value.code == 2
+    assert "--thresholds" in capsys.readouterr().err
+
+
+def test_inspect_unknown_layer_pattern_is_a_clean_error(trace, capsys):
+    assert main(["inspect", str(trace), "--layers", "nope*"]) == 2
+    assert "matches no layer" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not DIGITS.is_file(), reason="workloads/digits_cnn.npz not produced yet")
+def test_stats_match_reference_on_digits_trace(capsys):
+    assert main(["inspect", str(DIGITS), "--json"]) == 0
+    payload = strict_json(capsys.readouterr().out)
+    workload = load_workload(DIGITS)
+    for row in payload["layers"]:
+        layer = workload.layer(row["layer"])
+        if not layer.has_trace:
+            continue
+        values = layer.act if layer.act is not None else layer.act_mask.astype(np.float16)
+        ref = layer_stats_reference(reduction_rows_reference(values, layer.op), DEFAULT_THRESHOLDS,
+                                    has_values=layer.act is not None)
+        assert_matches_reference(row, ref)
