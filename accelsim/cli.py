@@ -272,8 +272,44 @@ def _add_import_scalesim(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_import_scalesim)
 
 
+def cmd_capture(args: argparse.Namespace) -> int:
+    from accelsim.workload import save_workload
+    from accelsim.workload.recipes import recipe_options, run_recipe
+
+    options = recipe_options(args.recipe, vars(args))
+    stderr.print(f"capturing recipe '{args.recipe}' ...")
+    workload = run_recipe(args.recipe, keep=args.keep, with_weights=args.with_weights,
+                          max_mb=args.max_mb, **options)
+    save_workload(workload, args.output)
+    size_mb = args.output.stat().st_size / 2**20
+    stderr.print(f"wrote {args.output}: {len(workload.layers)} layers, {len(workload.edges)} "
+                 f"edges, {size_mb:.2f} MiB", highlight=False)
+    return 0
+
+
+def _add_capture(sub: argparse._SubParsersAction) -> None:
+    from accelsim.workload.recipes import RECIPES, add_recipe_arguments
+
+    p = sub.add_parser(
+        "capture", help="capture a trace from a built-in real-model recipe (needs torch)",
+        description="Run a built-in recipe (real pretrained model, real inputs, offline) and save "
+                    "its per-layer input activations as a trace. Recipes: "
+                    + "; ".join(f"{r.name}: {r.summary}" for r in RECIPES.values()) + ".")
+    p.add_argument("recipe", choices=list(RECIPES), help="which model to capture")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output workload (.npz)")
+    p.add_argument("--keep", choices=["values", "mask"], default="values",
+                   help="store float16 values (default) or only non-zero bitmaps")
+    p.add_argument("--with-weights", action="store_true",
+                   help="also store each layer's weights (second operand of matmul layers)")
+    p.add_argument("--max-mb", type=float, default=1024.0,
+                   help="refuse traces whose arrays exceed this many MiB uncompressed "
+                        "(estimated before capturing; default 1024)")
+    add_recipe_arguments(p)
+    p.set_defaults(func=cmd_capture)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_run, _add_inspect, _add_import_scalesim, _add_sparsify,
+    _add_run, _add_inspect, _add_import_scalesim, _add_sparsify, _add_capture,
 ]
 
 
