@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accelsim.cli import main
 from accelsim.errors import WorkloadError
@@ -73,6 +75,22 @@ def test_value_stats_match_reference_on_random_layers(seed):
                                     DEFAULT_THRESHOLDS, has_values=True)
         assert_matches_reference(stats, ref)
         assert stats["zero_fraction"] == pytest.approx(np.mean(layer.act == 0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 9), st.integers(1, 6), st.integers(1, 6),
+       st.floats(0.0, 1.0), st.integers(0, 2**32 - 1), st.booleans())
+def test_stats_match_reference_on_random_shapes(n, c, h, w, density, seed, conv):
+    rng = np.random.default_rng(seed)
+    if conv:
+        shape = ConvShape(N=n, C=c, H=h, W=w, K=2, R=1, S=1)
+        layer = Layer("x", "conv2d", shape, act=sparse_values(rng, shape.act_shape, density))
+    else:
+        shape = GemmShape(M=n * h, K=c * w, N=2)
+        layer = Layer("x", "linear", shape, act=sparse_values(rng, shape.act_shape, density))
+    ref = layer_stats_reference(reduction_rows_reference(layer.act, layer.op), DEFAULT_THRESHOLDS,
+                                has_values=True)
+    assert_matches_reference(layer_stats(layer), ref)
 
 
 def test_known_dead_channels_and_zero_rows_are_found():

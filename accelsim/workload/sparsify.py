@@ -302,7 +302,7 @@ def sparsify(
         if owner not in new_act:
             new_layers.append(dataclasses.replace(layer, extra=copy.deepcopy(layer.extra)))
             continue
-        before, after = layer.act, new_act[owner]
+        before, after = workload.layer(owner).act, new_act[owner]
         changed = dataclasses.replace(layer, act=after, act_mask=None,
                                       extra=copy.deepcopy(layer.extra))
         new_layers.append(changed)
