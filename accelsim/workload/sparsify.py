@@ -255,9 +255,14 @@ def _keep_masks(owners: list[Layer], method: str, params: dict) -> tuple[list[np
     return masks, calibration
 
 
+def _norm(a: np.ndarray) -> float:
+    """Frobenius norm in float64."""
+    a = np.asarray(a, np.float64)
+    return math.sqrt(float(np.sum(a * a)))
+
+
 def _norm_ratio(delta: np.ndarray, ref: np.ndarray) -> float | None:
-    den = float(np.linalg.norm(ref.astype(np.float64)))
-    num = float(np.linalg.norm(delta.astype(np.float64)))
+    den, num = _norm(ref), _norm(delta)
     if den == 0.0:
         return None if num > 0.0 else 0.0
     return num / den

@@ -126,7 +126,7 @@ def block_density(mask: np.ndarray, block_rows: int, block_cols: int) -> float:
 def hoyer(values: np.ndarray) -> float | None:
     """Hoyer sparsity of a vector (any shape, flattened); None when undefined."""
     a = np.abs(np.asarray(values, dtype=np.float64)).ravel()
-    l2 = math.sqrt(float(np.dot(a, a)))
+    l2 = math.sqrt(float(np.sum(a * a)))
     if a.size < 2 or l2 == 0.0:
         return None
     root_n = math.sqrt(a.size)
