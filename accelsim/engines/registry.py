@@ -6,10 +6,11 @@ An engine module exposes `Config` (a subclass of `accelsim.arch.schema.ArchBase`
 
 from types import ModuleType
 
-from accelsim.engines import systolic
+from accelsim.engines import systolic, zero_skip
 
 ENGINES: dict[str, ModuleType] = {
     "systolic": systolic,
+    "zero_skip": zero_skip,
 }
 
 

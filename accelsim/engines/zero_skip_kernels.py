@@ -1,0 +1,224 @@
+"""Numba kernels of the zero-skipping engine: lane timing with barriers and FIFOs, and the three
+ways a layer's work is dealt to lanes, read directly from bitmaps (no im2col).
+
+Timing model (shared by every dataflow). Work arrives as a sequence of *items*; item s asks
+lane l for `w[s, l]` cycles (0 = nothing for that lane). A dispatcher issues items in order,
+one every `issue_cycles` cycles at most, into a per-lane FIFO of `fifo_depth` entries, the
+item a lane is working on included (an entry leaves when its work is done, as in EIE):
+
+* `fifo_depth >= 1`: item s may be issued only once every lane has finished item
+  s - fifo_depth; depth 1 is lockstep (every lane finishes item s - 1 before item s);
+* `fifo_depth < 0`: unbounded queues, lanes are decoupled until the next barrier.
+
+A lane starts an item at max(issue time, its own finish of the previous item). A *barrier*
+(at the end of a pass) waits for every lane and for the issue slot of the last item. With
+integer cycles this recursion is exactly what a cycle-by-cycle simulation of the queues gives
+(`tests/reference.py` holds that simulation and the tests compare the two).
+
+State arrays, so that a dataflow kernel can interleave passes and barriers:
+`lane_free[l]` cycle at which lane l finishes its last item; `ring[d, l]` finish cycles of
+the last `d` items (for the FIFO test); `state = [next issue cycle, items since barrier]`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+BARRIER_NONE = 0
+"""Lanes never wait for each other except at the end of the layer."""
+BARRIER_PASS = 1
+"""Lanes wait for the slowest at the end of every pass (window, output-channel group, row)."""
+
+
+@njit(cache=True)
+def new_timing_state(lanes: int, fifo_depth: int):
+    """Fresh (lane_free, ring, state) for `lanes` lanes at cycle 0."""
+    lane_free = np.zeros(lanes, np.int64)
+    ring = np.zeros((max(fifo_depth, 1), lanes), np.int64)
+    state = np.zeros(2, np.int64)
+    return lane_free, ring, state
+
+
+@njit(cache=True)
+def issue_item(work, lane_free, ring, state, fifo_depth: int, issue_cycles: int) -> None:
+    """Issue one item whose per-lane work (cycles) is `work[l]`; updates the state in place."""
+    lanes = lane_free.shape[0]
+    t = state[0]
+    n = state[1]
+    if fifo_depth > 0 and n >= fifo_depth:
+        slot = n % fifo_depth
+        for lane in range(lanes):
+            if ring[slot, lane] > t:
+                t = ring[slot, lane]
+    for lane in range(lanes):
+        start = t if t > lane_free[lane] else lane_free[lane]
+        lane_free[lane] = start + work[lane]
+        if fifo_depth > 0:
+            ring[n % fifo_depth, lane] = lane_free[lane]
+    state[0] = t + issue_cycles
+    state[1] = n + 1
+
+
+@njit(cache=True)
+def barrier(lane_free, state) -> int:
+    """Every lane waits for the slowest; returns the cycle at which they all resume."""
+    t = state[0]
+    for lane in range(lane_free.shape[0]):
+        if lane_free[lane] > t:
+            t = lane_free[lane]
+    lane_free[:] = t
+    state[0] = t
+    state[1] = 0
+    return t
+
+
+@njit(cache=True)
+def lane_cycles(work, pass_ends, fifo_depth: int, issue_cycles: int):
+    """Cycles to run `work[s, l]` with a barrier after every item index in `pass_ends`
+    (sorted, the last one = the final item). Returns (cycles, busy lane-cycles)."""
+    lane_free, ring, state = new_timing_state(work.shape[1], fifo_depth)
+    busy = 0
+    p = 0
+    for s in range(work.shape[0]):
+        issue_item(work[s], lane_free, ring, state, fifo_depth, issue_cycles)
+        for lane in range(work.shape[1]):
+            busy += work[s, lane]
+        while p < pass_ends.shape[0] and pass_ends[p] == s:
+            barrier(lane_free, state)
+            p += 1
+    return barrier(lane_free, state), busy
+
+
+@njit(cache=True)
+def channel_lanes_cycles(brick_work, pad_work, E: int, F: int, R: int, S: int,
+                         stride_h: int, stride_w: int, pad_top: int, pad_left: int,
+                         dil_h: int, dil_w: int, lanes: int, filter_passes: int,
+                         barrier_mode: int, fifo_depth: int, issue_cycles: int):
+    """Cnvlutin-like lanes: one pass per output window (and filter pass); the window's bricks
+    (r, s, channel brick), channel brick fastest, are dealt round-robin over the lanes; a lane
+    spends `brick_work[g, n, cb, h, w]` cycles on its brick (its non-zero count when skipping),
+    or `pad_work[cb]` on a brick that lies in the padding.
+
+    brick_work: int32 [groups, N, bricks per window position, H, W].
+    Returns (cycles, busy lane-cycles, items issued).
+    """
+    groups, n_img, n_cb, H, W = brick_work.shape
+    lane_free, ring, state = new_timing_state(lanes, fifo_depth)
+    row = np.zeros(lanes, np.int64)
+    per_window = R * S * n_cb
+    steps = (per_window + lanes - 1) // lanes
+    busy = 0
+    items = 0
+    for g in range(groups):
+        for _ in range(filter_passes):
+            for n in range(n_img):
+                for e in range(E):
+                    for f in range(F):
+                        for step in range(steps):
+                            for lane in range(lanes):
+                                j = step * lanes + lane
+                                if j >= per_window:
+                                    row[lane] = 0
+                                    continue
+                                cb = j % n_cb
+                                rs = j // n_cb
+                                h = e * stride_h - pad_top + (rs // S) * dil_h
+                                w = f * stride_w - pad_left + (rs % S) * dil_w
+                                if 0 <= h < H and 0 <= w < W:
+                                    row[lane] = brick_work[g, n, cb, h, w]
+                                else:
+                                    row[lane] = pad_work[cb]
+                                busy += row[lane]
+                            issue_item(row, lane_free, ring, state, fifo_depth, issue_cycles)
+                            items += 1
+                        if barrier_mode == BARRIER_PASS:
+                            barrier(lane_free, state)
+    return barrier(lane_free, state), busy, items
+
+
+@njit(cache=True)
+def planar_cartesian_cycles(act_count, weight_count, mult_f: int, mult_i: int,
+                            barrier_mode: int, fifo_depth: int, issue_cycles: int):
+    """SCNN-like PEs (PT-IS-CP): one pass per (group, image, output-channel group); items are
+    input channels; PE p spends sum over phases of ceil(nW/F) * ceil(nA/I) cycles on channel c,
+    nW the weights of the output-channel group at that stride phase, nA its own tile's
+    activations at that phase (non-zero counts when skipping, all otherwise).
+
+    act_count: int32 [groups, N, C/groups, PEs, phases];
+    weight_count: int32 [groups, output-channel groups, C/groups, phases].
+    Activations stay in the multiplier inputs while the group's weight vectors stream past them
+    from the weight FIFO, so each activation is read once per (group, channel) and each weight
+    once per activation vector.
+    Returns (cycles, busy PE-cycles, products computed, activation reads, weight reads).
+    """
+    groups, n_img, n_ch, pes, phases = act_count.shape
+    n_kc = weight_count.shape[1]
+    lane_free, ring, state = new_timing_state(pes, fifo_depth)
+    row = np.zeros(pes, np.int64)
+    busy = 0
+    products = 0
+    act_reads = 0
+    weight_reads = 0
+    for g in range(groups):
+        for n in range(n_img):
+            for kc in range(n_kc):
+                for c in range(n_ch):
+                    for p in range(pes):
+                        cyc = 0
+                        for ph in range(phases):
+                            nw = weight_count[g, kc, c, ph]
+                            na = act_count[g, n, c, p, ph]
+                            if nw == 0 or na == 0:
+                                continue
+                            a_vectors = (na + mult_i - 1) // mult_i
+                            cyc += ((nw + mult_f - 1) // mult_f) * a_vectors
+                            products += nw * na
+                            act_reads += na
+                            weight_reads += nw * a_vectors
+                        row[p] = cyc
+                        busy += cyc
+                    issue_item(row, lane_free, ring, state, fifo_depth, issue_cycles)
+                if barrier_mode == BARRIER_PASS:
+                    barrier(lane_free, state)
+    return barrier(lane_free, state), busy, products, act_reads, weight_reads
+
+
+@njit(cache=True)
+def row_broadcast_cycles(act_nz, lane_work, E: int, F: int, stride_h: int, stride_w: int,
+                         pad_top: int, pad_left: int, dil_h: int, dil_w: int,
+                         skip_act: bool, barrier_mode: int, fifo_depth: int, issue_cycles: int):
+    """EIE-like PEs: one pass per output pixel; each tap (c, r, s) of its window holding a
+    non-zero activation (every tap, padding included, when not skipping) is broadcast to all
+    PEs, and PE l spends `lane_work[g, c, r, s, l]` cycles on it (its non-zero weights for that
+    input among the filters it owns).
+
+    act_nz: uint8 [N, C, H, W] non-zero map; lane_work: int32 [groups, C/groups, R, S, PEs].
+    Returns (cycles, busy PE-cycles, items broadcast).
+    """
+    n_img, _, H, W = act_nz.shape
+    groups, n_ch, R, S, lanes = lane_work.shape
+    lane_free, ring, state = new_timing_state(lanes, fifo_depth)
+    busy = 0
+    items = 0
+    for g in range(groups):
+        for n in range(n_img):
+            for e in range(E):
+                for f in range(F):
+                    for c in range(n_ch):
+                        for r in range(R):
+                            h = e * stride_h - pad_top + r * dil_h
+                            for s in range(S):
+                                w = f * stride_w - pad_left + s * dil_w
+                                inside = 0 <= h < H and 0 <= w < W
+                                if skip_act and not (inside and act_nz[n, g * n_ch + c, h, w]):
+                                    continue
+                                work = lane_work[g, c, r, s]
+                                for lane in range(lanes):
+                                    busy += work[lane]
+                                issue_item(work, lane_free, ring, state, fifo_depth,
+                                           issue_cycles)
+                                items += 1
+                    if barrier_mode == BARRIER_PASS:
+                        barrier(lane_free, state)
+    return barrier(lane_free, state), busy, items
