@@ -22,11 +22,16 @@ Rows, channels and the reduction axis are those of the 2-D reduction view
 
 Ties: when equal magnitudes straddle the cut, the element in the lower position (row-major
 order of the view, or the flattened tensor for `threshold`) is kept, so counts are exact.
-Elements already zero count towards a target: a layer already sparser than the target is
-left unchanged. Aliased layers (Q/K/V reading one tensor) share one transformed tensor;
-selecting any of them transforms the shared tensor, which every alias then reads.
+Elements already zero count towards a target: a layer (for `channel`, a channel) already
+sparser than the target is left unchanged, so a ReLU layer with unevenly sparse channels ends
+sparser than the target under `channel`. Aliased layers (Q/K/V reading one tensor) share one
+transformed tensor; selecting any of them transforms the shared tensor, which every alias reads.
 Layers without values (mask-only or shapes-only) cannot be ranked by magnitude: they are
 skipped and listed when no `layers` patterns are given, and refused when a pattern names them.
+
+The report's `threshold` is the largest |x| zeroed in the layer (the fixed cut-off for a fixed
+threshold; for `channel` the largest of the per-channel cut-offs; NaN for `topk` and `nm`,
+whose cut-off differs per row or group).
 
 When the trace holds a layer's weights, the relative output error
 ||X W - X~ W|| / ||X W|| is reported (see `accelsim.workload.output_error`), next to the
