@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,7 +48,8 @@ def print_table(df: pd.DataFrame, columns: Sequence[str], title: str = "") -> No
     """Print selected columns of a DataFrame as a rich table on stdout."""
     table = Table(title=title or None, show_lines=False)
     for col in columns:
-        table.add_column(col, justify="left" if df[col].dtype == object else "right")
+        numeric = pd.api.types.is_numeric_dtype(df[col]) and not pd.api.types.is_bool_dtype(df[col])
+        table.add_column(col.replace("_vs_dense", ""), justify="right" if numeric else "left")
     for _, row in df.iterrows():
         table.add_row(*(_fmt(row[c]) for c in columns))
     Console(width=max(160, Console().width)).print(table)
@@ -335,6 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stderr.print(f"[bold red]accelsim: error:[/] {escape(str(exc))}", highlight=False,
                      soft_wrap=True)
         return 2
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         stderr.print("accelsim: interrupted")
         return 130
