@@ -34,8 +34,8 @@ def _fmt(value: object) -> str:
     if isinstance(value, float):
         if value != value:
             return "-"
-        if value == 0:
-            return "0"
+        if value.is_integer() and abs(value) < 1e6:
+            return f"{int(value):,}"
         if abs(value) >= 1e6 or abs(value) < 1e-3:
             return f"{value:.3e}"
         return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
