@@ -145,3 +145,247 @@ def conv2d_reference(x, w, stride, padding, dilation, groups: int):
                                     acc += float(x[n, g * cg + c, h, ww]) * float(w[k, c, r, s])
                     out[n, k, e, f] = acc
     return out
+
+
+# --- zero_skip ---------------------------------------------------------------------------
+
+
+def lane_cycles_reference(work, pass_ends, fifo_depth: int, issue_cycles: int) -> tuple[int, int]:
+    """Simulate the dispatcher, per-lane FIFOs and lanes one cycle at a time.
+
+    Each cycle: idle lanes take their next queued item (a zero-work item is done at once);
+    the dispatcher issues items while allowed (issue interval, room in every FIFO counting the
+    item in progress, all lanes empty after a pass end); then every busy lane works one cycle.
+    `fifo_depth` < 0 means unbounded FIFOs. Returns (cycles, busy lane-cycles).
+    """
+    from collections import deque
+
+    n_items = len(work)
+    lanes = len(work[0]) if n_items else 0
+    queues = [deque() for _ in range(lanes)]
+    left = [0] * lanes
+    ends = set(int(x) for x in pass_ends)
+    busy = sum(int(x) for row in work for x in row)
+    next_item, next_issue, after_pass, t = 0, 0, False, 0
+
+    def take() -> None:
+        for lane in range(lanes):
+            while left[lane] == 0 and queues[lane]:
+                left[lane] = queues[lane].popleft()
+
+    def held(lane: int) -> int:
+        return len(queues[lane]) + (1 if left[lane] > 0 else 0)
+
+    while True:
+        take()
+        while next_item < n_items and t >= next_issue:
+            empty = all(held(lane) == 0 for lane in range(lanes))
+            if after_pass and not empty:
+                break
+            if fifo_depth > 0 and any(held(lane) >= fifo_depth for lane in range(lanes)):
+                break
+            for lane in range(lanes):
+                queues[lane].append(int(work[next_item][lane]))
+            after_pass = next_item in ends
+            next_issue = t + issue_cycles
+            next_item += 1
+            take()
+        if next_item == n_items and t >= next_issue and all(held(x) == 0 for x in range(lanes)):
+            return t, busy
+        for lane in range(lanes):
+            if left[lane] > 0:
+                left[lane] -= 1
+        t += 1
+
+
+def _out_size(extent: int, k: int, stride: int, pad: int, dil: int) -> int:
+    return (extent + pad - dil * (k - 1) - 1) // stride + 1
+
+
+def conv_geometry(act, weight, stride, padding, dilation):
+    """(E, F) of a convolution of act [N, C, H, W] with weight [K, Cg, R, S]."""
+    return (_out_size(act.shape[2], weight.shape[2], stride[0], padding[0] + padding[1], dilation[0]),
+            _out_size(act.shape[3], weight.shape[3], stride[1], padding[2] + padding[3], dilation[1]))
+
+
+def mac_pairs_reference(act, weight, groups, stride, padding, dilation):
+    """Walk every MAC of the convolution: (dense, act non-zero, weight non-zero, both, padding)."""
+    n_, c_, h_, w_ = act.shape
+    k_, cg, r_, s_ = weight.shape
+    e_, f_ = conv_geometry(act, weight, stride, padding, dilation)
+    kg = k_ // groups
+    dense = a_nz = w_nz = both = pad = 0
+    for n in range(n_):
+        for k in range(k_):
+            g = k // kg
+            for e in range(e_):
+                for f in range(f_):
+                    for c in range(cg):
+                        for r in range(r_):
+                            for s in range(s_):
+                                h = e * stride[0] - padding[0] + r * dilation[0]
+                                w = f * stride[1] - padding[2] + s * dilation[1]
+                                inside = 0 <= h < h_ and 0 <= w < w_
+                                a = inside and bool(act[n, g * cg + c, h, w])
+                                wt = bool(weight[k, c, r, s])
+                                dense += 1
+                                a_nz += a
+                                w_nz += wt and inside
+                                both += a and wt
+                                pad += not inside
+    return dense, a_nz, w_nz, both, pad
+
+
+def channel_lanes_reference(act, k_filters, r_, s_, groups, stride, padding, dilation, lanes,
+                            brick, filters_per_pass, skip_act, barrier_pass, fifo_depth, issue):
+    """Cnvlutin lanes: list every window's bricks, deal them to lanes, then time them."""
+    n_, c_, h_, w_ = act.shape
+    cg = c_ // groups
+    kg = k_filters // groups
+    e_ = _out_size(h_, r_, stride[0], padding[0] + padding[1], dilation[0])
+    f_ = _out_size(w_, s_, stride[1], padding[2] + padding[3], dilation[1])
+    n_cb = math.ceil(cg / brick)
+    rows, ends = [], []
+    for g in range(groups):
+        for _ in range(math.ceil(kg / filters_per_pass)):
+            for n in range(n_):
+                for e in range(e_):
+                    for f in range(f_):
+                        bricks = []
+                        for r in range(r_):
+                            for s in range(s_):
+                                h = e * stride[0] - padding[0] + r * dilation[0]
+                                w = f * stride[1] - padding[2] + s * dilation[1]
+                                for cb in range(n_cb):
+                                    chans = range(cb * brick, min(cg, (cb + 1) * brick))
+                                    if not skip_act:
+                                        bricks.append(len(chans))
+                                    elif 0 <= h < h_ and 0 <= w < w_:
+                                        bricks.append(sum(int(act[n, g * cg + c, h, w])
+                                                          for c in chans))
+                                    else:
+                                        bricks.append(0)
+                        for i in range(0, len(bricks), lanes):
+                            chunk = bricks[i:i + lanes]
+                            rows.append(chunk + [0] * (lanes - len(chunk)))
+                        if barrier_pass:
+                            ends.append(len(rows) - 1)
+    return lane_cycles_reference(rows, ends, fifo_depth, issue)
+
+
+def _near_equal_tiles(extent: int, parts: int) -> list[int]:
+    """Tile index of each coordinate for `parts` near-equal contiguous tiles."""
+    return [next(i for i in range(parts) if (i * extent) // parts <= x < ((i + 1) * extent) // parts)
+            for x in range(extent)]
+
+
+def planar_cartesian_reference(act, weight, groups, stride, padding, dilation, pe_rows, pe_cols,
+                               mult_f, mult_i, accumulator_entries, skip_act, skip_weight,
+                               barrier_pass, fifo_depth, issue):
+    """SCNN PEs: size Kc from the bounding box of outputs each PE's tile reaches, then per
+    output group and channel pair weights and activations of equal stride phase, F x I at a
+    time. Returns (cycles, busy, products)."""
+    n_, c_, h_, w_ = act.shape
+    k_, cg, r_, s_ = weight.shape
+    kg = k_ // groups
+    e_, f_ = conv_geometry(act, weight, stride, padding, dilation)
+    if w_ == 1:
+        pe_rows, pe_cols = pe_rows * pe_cols, 1
+    tile_h, tile_w = _near_equal_tiles(h_, pe_rows), _near_equal_tiles(w_, pe_cols)
+    pes = pe_rows * pe_cols
+    span = []
+    for p in range(pes):
+        rows = [h for h in range(h_) if tile_h[h] == p // pe_cols]
+        cols = [w for w in range(w_) if tile_w[w] == p % pe_cols]
+        if not rows or not cols:
+            span.append(0)
+            continue
+
+        def axis(lo, hi, out, st, pad, dil, k):
+            first = max(0, -(-(lo + pad - (k - 1) * dil) // st))
+            last = min(out - 1, (hi + pad) // st)
+            return max(0, last - first + 1)
+
+        span.append(axis(rows[0], rows[-1], e_, stride[0], padding[0], dilation[0], r_)
+                    * axis(cols[0], cols[-1], f_, stride[1], padding[2], dilation[1], s_))
+    most = max(span)
+    kc = kg if most == 0 else max(1, min(kg, accumulator_entries // most))
+    work, ends, products = [], [], 0
+    for g in range(groups):
+        for n in range(n_):
+            for k0 in range(0, kg, kc):
+                for c in range(cg):
+                    row = [0] * pes
+                    for p in range(pes):
+                        for ph_r in range(stride[0]):
+                            for ph_s in range(stride[1]):
+                                nw = sum(1 for k in range(k0, min(kg, k0 + kc))
+                                         for r in range(r_) for s in range(s_)
+                                         if (r * dilation[0]) % stride[0] == ph_r
+                                         and (s * dilation[1]) % stride[1] == ph_s
+                                         and (weight[g * kg + k, c, r, s] or not skip_weight))
+                                na = sum(1 for h in range(h_) for w in range(w_)
+                                         if tile_h[h] * pe_cols + tile_w[w] == p
+                                         and (h + padding[0]) % stride[0] == ph_r
+                                         and (w + padding[2]) % stride[1] == ph_s
+                                         and (act[n, g * cg + c, h, w] or not skip_act))
+                                if nw and na:
+                                    row[p] += math.ceil(nw / mult_f) * math.ceil(na / mult_i)
+                                    products += nw * na
+                    work.append(row)
+                if barrier_pass:
+                    ends.append(len(work) - 1)
+    cycles, busy = lane_cycles_reference(work, ends, fifo_depth, issue)
+    return cycles, busy, products
+
+
+def row_broadcast_reference(act, weight, groups, stride, padding, dilation, lanes, skip_act,
+                            skip_weight, barrier_pass, fifo_depth, issue):
+    """EIE PEs: for every output pixel broadcast its window's (non-zero) activations; PE l
+    works once per (non-zero) weight of the filters k = l mod lanes of the group."""
+    n_, c_, h_, w_ = act.shape
+    k_, cg, r_, s_ = weight.shape
+    kg = k_ // groups
+    e_, f_ = conv_geometry(act, weight, stride, padding, dilation)
+    work, ends = [], []
+    for g in range(groups):
+        for n in range(n_):
+            for e in range(e_):
+                for f in range(f_):
+                    for c in range(cg):
+                        for r in range(r_):
+                            for s in range(s_):
+                                h = e * stride[0] - padding[0] + r * dilation[0]
+                                w = f * stride[1] - padding[2] + s * dilation[1]
+                                inside = 0 <= h < h_ and 0 <= w < w_
+                                if skip_act and not (inside and act[n, g * cg + c, h, w]):
+                                    continue
+                                row = [0] * lanes
+                                for k in range(kg):
+                                    if weight[g * kg + k, c, r, s] or not skip_weight:
+                                        row[k % lanes] += 1
+                                work.append(row)
+                    if barrier_pass and work:
+                        ends.append(len(work) - 1)
+    return lane_cycles_reference(work, ends, fifo_depth, issue)
+
+
+def rle_entries_reference(flat, run_bits: int, segment: int | None) -> int:
+    """Encode a 0/1 sequence as (run, value) pairs, segment by segment: before each non-zero,
+    filler pairs (a full run of 2**run_bits - 1 zeros then an explicit zero) until the run
+    fits; trailing zeros of a segment need no pair. Returns the number of pairs."""
+    seg = max(len(flat), 1) if segment is None else segment
+    longest = 2 ** run_bits - 1
+    pairs = 0
+    for start in range(0, len(flat), seg):
+        run = 0
+        for x in flat[start:start + seg]:
+            if not x:
+                run += 1
+                continue
+            while run > longest:
+                pairs += 1
+                run -= longest + 1
+            pairs += 1
+            run = 0
+    return pairs

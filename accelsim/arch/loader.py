@@ -27,6 +27,10 @@ def _describe(err: dict) -> str:
         return f"unknown key '{loc}' (check its spelling; see the kind's documented fields)"
     if kind == "missing":
         return f"missing required key '{loc}'"
+    if kind == "union_tag_invalid" and loc:
+        ctx = err["ctx"]
+        return (f"'{loc}': unknown {ctx['discriminator']} {ctx['tag']!r}; "
+                f"allowed: {ctx['expected_tags']}")
     if kind == "union_tag_invalid":
         return f"unknown kind {err['input'].get('kind')!r}; known kinds: {', '.join(_kinds())}"
     if kind == "union_tag_not_found":
