@@ -230,9 +230,7 @@ def brick_work(v: ConvView, brick: int, skip_act: bool) -> tuple[np.ndarray, np.
                                 (v.groups, v.N, n_cb, v.H, v.W))
         return np.ascontiguousarray(dense), lengths
     a = v.act.reshape(v.N, v.groups, v.Cg, v.H, v.W)
-    padded = np.zeros((v.N, v.groups, n_cb * brick, v.H, v.W), np.int32)
-    padded[:, :, :v.Cg] = a
-    counts = padded.reshape(v.N, v.groups, n_cb, brick, v.H, v.W).sum(axis=3, dtype=np.int32)
+    counts = np.add.reduceat(a, np.arange(n_cb) * brick, axis=2, dtype=np.int32)
     return np.ascontiguousarray(counts.transpose(1, 0, 2, 3, 4)), np.zeros(n_cb, np.int32)
 
 
