@@ -294,7 +294,6 @@ def padding_processed(arch: Config) -> bool:
 class _Bytes:
     """Accumulates data and metadata bytes per memory level, and the cycles each level needs."""
 
-    arch: Config
     actions: dict[str, float] = field(default_factory=dict)
     level_cycles: dict[str, float] = field(default_factory=dict)
     metadata: dict[str, float] = field(default_factory=dict)
@@ -341,7 +340,7 @@ def memory_traffic(v: work.ConvView, arch: Config, w: Work) -> _Bytes:
     bits = {"act": p.act_bits, "weight": p.weight_bits}
     reads = {"act": w.act_reads, "weight": w.weight_reads}
     passes = {"act": w.act_passes, "weight": w.weight_passes}
-    out = _Bytes(arch)
+    out = _Bytes()
     dram = arch.dram()
     for op in ("act", "weight"):
         buf = arch.buffer_for(op)
@@ -386,7 +385,7 @@ def count(layer: Layer, arch: Config, uniform: bool = False) -> LayerResult:
     cycles = w.compute_cycles + stall
     peak_slots = arch.peak_macs_per_cycle * w.compute_cycles
     actions = dict(traffic.actions)
-    actions[MAC_COMPUTE] = macs.done - macs.gated + (w.products - macs.done)
+    actions[MAC_COMPUTE] = w.products - macs.gated   # full MACs, wasted products included
     actions[MAC_GATED] = macs.gated
     actions[MAC_IDLE] = max(0, peak_slots - w.products)
     dram = arch.dram()
