@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from accelsim.errors import AccelsimError
 
@@ -24,6 +26,8 @@ SUM_COLUMNS = [
     "stall_cycles", "latency_s", "energy_pj", "dram_bytes", "dense_cycles", "dense_latency_s",
     "dense_energy_pj",
 ]
+ADDITIVE = re.compile(r"^(cycles|time|macs)_|_(s|pj|bytes|cycles)$|^(events|synaptic_ops|hops)$")
+"""Engine-specific columns that add up over layers (counts, times, energies)."""
 
 
 @dataclass
@@ -41,9 +45,9 @@ class RunResult:
         """Whole-workload figures: sums, MAC-weighted density, and overall ratios."""
         df = self.layers
         tot: dict = {"layer": "TOTAL", "op": "", "arch": self.meta.get("arch", "")}
-        for col in SUM_COLUMNS + [c for c in df.columns if c.startswith("energy_") and
-                                  c.endswith("_pj")]:
-            if col in df:
+        for col in df.columns:
+            if col in SUM_COLUMNS or (ADDITIVE.search(col) and is_numeric_dtype(df[col])
+                                      and not is_bool_dtype(df[col])):
                 tot[col] = float(df[col].sum())
         weights = df["macs_dense"].to_numpy(dtype=float)
         wsum = weights.sum()
