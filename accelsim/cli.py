@@ -85,7 +85,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra = [c for c in result.layers.columns if c.startswith("cycles_if_")]
         print_table(result.with_totals(), RUN_COLUMNS + extra,
                     title=f"{workload.model} on {arch.name} ({arch.kind})")
+        if "best_kernel" in result.layers:
+            print_kernel_choice(result.layers, f"kernel choice per layer on {arch.name}")
     return 0
+
+
+def print_kernel_choice(layers: pd.DataFrame, title: str) -> None:
+    """Per layer: each kernel's time, the fastest allowed one, its speed-up, the break-evens."""
+    cols = list(layers.columns)
+    times = {c: f"{c[5:-2]} s" for c in cols if c.startswith("time_") and c.endswith("_s")}
+    evens = {c: f"{c[18:]} b/e" for c in cols if c.startswith("breakeven_density_")}
+    shown = layers.rename(columns={**times, **evens, "speedup_vs_dense": "speedup"})
+    print_table(shown, ["layer", "a_density", *times.values(), "best_kernel", "speedup",
+                        *evens.values()],
+                title=f"{title} (s: seconds; b/e: break-even density, '-' never)")
 
 
 def _json_safe(value: object) -> object:
@@ -264,6 +277,74 @@ def _add_sparsify(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_sparsify)
 
 
+def cmd_breakeven(args: argparse.Namespace) -> int:
+    from accelsim.arch import load_arch
+    from accelsim.engines import gpu_breakeven
+    from accelsim.engines.gpu import Config as GpuConfig
+
+    arch = load_arch(args.arch)
+    if not isinstance(arch, GpuConfig):
+        raise AccelsimError(
+            f"{args.arch}: `breakeven` compares GPU kernels and needs an architecture of kind "
+            f"'gpu', this one is '{arch.kind}'. Use e.g. arch_configs/a100.yaml."
+        )
+    if args.dtype:
+        arch = arch.with_dtype(args.dtype)
+    dims = gpu_breakeven.shape_dims(*args.shape)
+    table = gpu_breakeven.curve(arch, dims, gpu_breakeven.TABLE_DENSITIES, args.pattern)
+    summary = gpu_breakeven.summary(arch, dims, args.pattern)
+    if args.plot:
+        stderr.print(f"wrote {gpu_breakeven.plot(arch, dims, args.pattern, args.plot)}")
+    if args.format == "csv":
+        table.to_csv(sys.stdout, index=False)
+    elif args.format == "json":
+        payload = {"arch": arch.name, "dtype": arch.dtype, "shape": list(args.shape),
+                   "pattern": args.pattern, "curve": table.to_dict(orient="records"),
+                   "breakeven": summary.to_dict(orient="records")}
+        json.dump(_json_safe(payload), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        m, k, n = args.shape
+        speedups = [c for c in table.columns if c.startswith("speedup_") and c != "speedup_dense"]
+        print_table(table, ["density", "sparsity", "time_dense_s", *speedups, "best_kernel",
+                            "best_speedup"],
+                    title=f"[{m}, {k}] x [{k}, {n}] {arch.dtype} on {arch.name}, "
+                          f"{args.pattern} zeros: speed-up over dense")
+        print_table(summary, ["kernel", "type", "measure", "breakeven_measure",
+                              "breakeven_density", "breakeven_sparsity", "chosen_for_activations"],
+                    title="break-even with dense (NaN: never)")
+    return 0
+
+
+def _shape(text: str) -> tuple[int, int, int]:
+    try:
+        dims = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        dims = ()
+    if len(dims) != 3 or min(dims) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected M,K,N as three positive integers (e.g. 4096,4096,4096), got '{text}'")
+    return dims  # type: ignore[return-value]
+
+
+def _add_breakeven(sub: argparse._SubParsersAction) -> None:
+    from accelsim.engines.gpu_breakeven import PATTERNS
+    from accelsim.engines.gpu_kernels import DTYPES
+
+    p = sub.add_parser("breakeven", help="GPU kernels vs dense across densities for one GEMM shape")
+    p.add_argument("arch", help="architecture YAML of kind gpu")
+    p.add_argument("--shape", type=_shape, required=True, metavar="M,K,N",
+                   help="[M, K] activations x [K, N] weights")
+    p.add_argument("--dtype", choices=DTYPES, help="math type (default: the arch's dtype)")
+    p.add_argument("--pattern", choices=PATTERNS, default="random",
+                   help="where zeros fall: independently (random, default) or in whole blocks, "
+                        "columns and N:M groups (structured, best case)")
+    p.add_argument("--plot", type=Path, metavar="PNG", help="also draw the curves to this PNG")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                   help="what to print on stdout (default: table)")
+    p.set_defaults(func=cmd_breakeven)
+
+
 def _add_import_scalesim(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import-scalesim", help="convert a SCALE-Sim topology CSV to a workload")
     p.add_argument("topology", help="SCALE-Sim topology CSV")
@@ -311,7 +392,7 @@ def _add_capture(sub: argparse._SubParsersAction) -> None:
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_run, _add_inspect, _add_import_scalesim, _add_sparsify, _add_capture,
+    _add_run, _add_inspect, _add_import_scalesim, _add_sparsify, _add_capture, _add_breakeven,
 ]
 
 

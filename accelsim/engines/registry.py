@@ -6,11 +6,13 @@ An engine module exposes `Config` (a subclass of `accelsim.arch.schema.ArchBase`
 
 from types import ModuleType
 
-from accelsim.engines import systolic, zero_skip
+from accelsim.engines import gpu, sparse_tensor_core, systolic, zero_skip
 
 ENGINES: dict[str, ModuleType] = {
     "systolic": systolic,
     "zero_skip": zero_skip,
+    "gpu": gpu,
+    "sparse_tensor_core": sparse_tensor_core,
 }
 
 

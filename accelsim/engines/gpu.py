@@ -1,0 +1,241 @@
+"""`kind: gpu`: which GPU kernel runs a layer fastest at the sparsity its activations have.
+
+Per layer and per kernel listed in the arch YAML (dense cuBLAS, cuSPARSE CSR/BSR, cuSPARSELt
+N:M, a custom activation-sparse GEMV; time models in `accelsim.engines.gpu_kernels`), the
+engine reports the kernel's time (`time_<kernel>_s`, conversions included), its break-even
+with dense (`breakeven_density_<kernel>`, in the measure of A the kernel depends on, next to
+that measure for this layer: `a_density`, `block_density_<kernel>`, `union_density_<kernel>`,
+`nm_conformance_<kernel>`) and the fastest kernel that may run this activation
+(`best_kernel`). The layer's latency is that kernel's time; `cycles` = time x clock.
+`dense_equivalent()` is the same GPU with only its dense kernel, so `speedup_vs_dense` is
+the best kernel's speed-up over dense (1.0 where dense wins).
+
+Energy (an approximation, an upper bound on arithmetic): FLOPs executed are priced at
+board power / peak FLOP/s of the unit that runs them (`tensor.flop`, `simt.flop`), i.e. as
+if the whole board power went to arithmetic at peak; DRAM bytes are priced from the tech
+table by the memory level's `dram_type`. Static power is not added (it is inside the
+board-power figure). Expect energies within a factor of ~2-3 of a measured board.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Literal
+
+from pydantic import Field, PositiveFloat, PositiveInt, ValidationInfo, field_validator, model_validator
+
+from accelsim.arch.schema import ArchBase
+from accelsim.engines.base import LayerResult
+from accelsim.engines.gemm_operand import operand_for
+from accelsim.engines.gpu_kernels import (
+    DTYPE_BITS,
+    DTYPES,
+    BsrKernel,
+    CsrKernel,
+    DenseKernel,
+    Kernel,
+    KernelTime,
+    Machine,
+    NmKernel,
+    RowSkipKernel,
+    available,
+    breakeven,
+    eligible,
+    own_measure,
+    time_at,
+)
+from accelsim.workload.layer import Layer
+
+Dtype = Literal["fp32", "tf32", "fp16", "bf16", "int8", "fp8"]
+
+TENSOR_FLOP = "tensor.flop"
+SIMT_FLOP = "simt.flop"
+
+_MEASURE_COLUMN = {CsrKernel: None, BsrKernel: "block_density", RowSkipKernel: "union_density",
+                   NmKernel: "nm_conformance"}
+
+
+def _precision_of(dtype: str) -> dict[str, Any]:
+    bits = DTYPE_BITS[dtype]
+    return {"act_bits": bits, "weight_bits": bits, "acc_bits": 32,
+            "number_format": "int" if dtype == "int8" else "fp"}
+
+
+class Config(ArchBase):
+    """A GPU: peaks per math type, DRAM bandwidth, launch overhead and its kernel choices.
+
+    `memory` must hold exactly one `dram` level (HBM), whose read bandwidth (bytes/cycle at
+    `clock_mhz`) is the peak DRAM bandwidth. `precision` follows `dtype` when left out.
+    """
+
+    kind: Literal["gpu"]
+    dtype: Dtype = "fp16"
+    """Math type every layer runs in."""
+    num_sms: PositiveInt
+    peak_tflops: dict[str, PositiveFloat]
+    """Dense peak per dtype of the unit a dense GEMM uses (tensor cores; CUDA cores for fp32)."""
+    sparse_peak_tflops: dict[str, PositiveFloat] = Field(default_factory=dict)
+    """N:M (2:4) sparse tensor-core peak per dtype, dense-equivalent FLOP/s."""
+    simt_peak_tflops: dict[str, PositiveFloat]
+    """CUDA-core (non-tensor) peak per dtype, what cuSPARSE-style kernels run on."""
+    gemm_tile_m: PositiveInt = 128
+    gemm_tile_n: PositiveInt = 256
+    split_k_min_k: PositiveInt = 256
+    launch_overhead_s: float = Field(gt=0)
+    board_power_w: PositiveFloat
+    kernels: dict[str, Kernel]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _precision_from_dtype(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "precision" not in data and data.get("dtype", "fp16") in DTYPES:
+            data = {**data, "precision": _precision_of(data.get("dtype", "fp16"))}
+        return data
+
+    @field_validator("dtype")
+    @classmethod
+    def _precision_matches(cls, dtype: str, info: ValidationInfo) -> str:
+        precision = info.data.get("precision")
+        want = _precision_of(dtype)
+        if precision is not None and any(getattr(precision, key) != want[key]
+                                         for key in ("act_bits", "weight_bits", "number_format")):
+            raise ValueError(f"precision does not match dtype '{dtype}' ({want}); leave "
+                             "precision out for a GPU")
+        return dtype
+
+    @field_validator("peak_tflops", "simt_peak_tflops", "sparse_peak_tflops")
+    @classmethod
+    def _peaks_known(cls, peaks: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        unknown = sorted(set(peaks) - set(DTYPES))
+        if unknown:
+            raise ValueError(f"unknown dtype(s) {unknown}; known: {list(DTYPES)}")
+        dtype = info.data.get("dtype")
+        if info.field_name != "sparse_peak_tflops" and dtype is not None and dtype not in peaks:
+            raise ValueError(f"no entry for the GPU's dtype '{dtype}' (has {sorted(peaks)})")
+        return peaks
+
+    @field_validator("num_sms")
+    @classmethod
+    def _one_dram(cls, num_sms: int, info: ValidationInfo) -> int:
+        if sum(1 for level in info.data.get("memory", ()) if level.kind == "dram") != 1:
+            raise ValueError("memory: a GPU needs exactly one level of kind 'dram' (its HBM/GDDR)")
+        return num_sms
+
+    @field_validator("kernels")
+    @classmethod
+    def _kernels_named(cls, kernels: dict[str, Kernel]) -> dict[str, Kernel]:
+        bad = sorted(name for name in kernels if not re.fullmatch(r"[a-z0-9_]+", name))
+        if bad:
+            raise ValueError(f"kernel names must be lower-case letters, digits and '_': {bad}")
+        dense = [name for name, k in kernels.items() if isinstance(k, DenseKernel)]
+        if dense != ["dense"]:
+            raise ValueError("needs exactly one kernel of type 'dense', named 'dense' (has "
+                             f"{dense or 'none'})")
+        return kernels
+
+    @property
+    def dense_kernel(self) -> DenseKernel:
+        return self.kernels["dense"]
+
+    def machine(self) -> Machine:
+        """The numbers kernel time models need, at this GPU's dtype."""
+        sparse = self.sparse_peak_tflops.get(self.dtype)
+        return Machine(
+            dtype=self.dtype,
+            element_bytes=DTYPE_BITS[self.dtype] / 8,
+            tensor_flops_per_s=self.peak_tflops[self.dtype] * 1e12,
+            sparse_flops_per_s=None if sparse is None else sparse * 1e12,
+            simt_flops_per_s=self.simt_peak_tflops[self.dtype] * 1e12,
+            dram_bytes_per_s=self.dram().read_bandwidth_bytes_per_cycle * self.clock_hz,
+            launch_s=self.launch_overhead_s,
+            num_sms=self.num_sms,
+            tile_m=self.gemm_tile_m,
+            tile_n=self.gemm_tile_n,
+            split_k_min_k=self.split_k_min_k,
+        )
+
+    def with_dtype(self, dtype: str) -> Config:
+        """The same GPU running `dtype` (validated as a fresh description)."""
+        from accelsim.arch.loader import parse_arch
+
+        data = self.model_dump(mode="json")
+        data.pop("precision")
+        data["dtype"] = dtype
+        arch = parse_arch(data, f"{self.name} with dtype {dtype}")
+        assert isinstance(arch, Config)
+        return arch
+
+    def dense_equivalent(self) -> Config:
+        """The same GPU with only its dense kernel."""
+        return self.model_copy(update={"kernels": {"dense": self.dense_kernel}})
+
+    def extra_action_energy_pj(self) -> dict[str, float]:
+        """Board power / peak, per FLOP of each unit at this dtype: an upper bound (see module)."""
+        joule_to_pj = 1e12
+        return {
+            TENSOR_FLOP: self.board_power_w / (self.peak_tflops[self.dtype] * 1e12) * joule_to_pj,
+            SIMT_FLOP: self.board_power_w / (self.simt_peak_tflops[self.dtype] * 1e12) * joule_to_pj,
+        }
+
+
+def kernel_times(layer: Layer, arch: Config) -> tuple[dict[str, KernelTime], dict[str, object]]:
+    """Every kernel's time for a layer, and the per-kernel result columns."""
+    op = operand_for(layer)
+    mc = arch.machine()
+    dense = arch.dense_kernel
+    times: dict[str, KernelTime] = {}
+    columns: dict[str, object] = {"a_density": op.density}
+    allowed: list[str] = []
+    for name, k in arch.kernels.items():
+        measure = own_measure(k, op)
+        column = _MEASURE_COLUMN.get(type(k))
+        if column:
+            columns[f"{column}_{name}"] = measure
+        if not available(k, mc):
+            continue
+        times[name] = time_at(name, k, op.dims, measure, mc, dense)
+        if eligible(k, op):
+            allowed.append(name)
+    dense_s = times["dense"].total_s
+    for name, k in arch.kernels.items():
+        runs = name in times
+        columns[f"time_{name}_s"] = times[name].total_s if runs else math.nan
+        if name != "dense":
+            columns[f"breakeven_density_{name}"] = (
+                breakeven(name, k, op.dims, mc, dense, dense_s) if runs else math.nan)
+    columns["best_kernel"] = min(allowed, key=lambda n: (times[n].total_s, n != "dense"))
+    return times, columns
+
+
+def simulate(layer: Layer, arch: Config) -> LayerResult:
+    """Time every kernel choice for one layer; the result is the fastest allowed one."""
+    times, columns = kernel_times(layer, arch)
+    best = times[str(columns["best_kernel"])]
+    clock = arch.clock_hz
+    dram = arch.dram()
+    op_macs = best.macs_done
+    macs_dense = layer.macs
+    peak = (arch.peak_tflops[arch.dtype] if best.unit == "tensor"
+            else arch.simt_peak_tflops[arch.dtype]) * 1e12
+    actions = {
+        TENSOR_FLOP if best.unit == "tensor" else SIMT_FLOP: best.flops,
+        f"{dram.name}.read_bytes": best.read_bytes,
+        f"{dram.name}.write_bytes": best.write_bytes,
+    }
+    cycles = best.total_s * clock
+    compute_cycles = best.compute_s * clock
+    return LayerResult(
+        cycles=cycles,
+        compute_cycles=compute_cycles,
+        stall_cycles=max(0.0, cycles - compute_cycles),
+        macs_dense=macs_dense,
+        macs_done=op_macs,
+        macs_skipped=macs_dense - op_macs,
+        dram_bytes=best.read_bytes + best.write_bytes,
+        bound=best.bound,
+        engine_mode="trace" if layer.has_trace else "statistical",
+        utilization=min(1.0, best.flops / (best.total_s * peak)) if best.total_s else 0.0,
+        actions=actions,
+        columns=columns,
+    )

@@ -1,0 +1,152 @@
+"""Break-even curves of GPU kernels for one GEMM shape: speed-up over dense against density.
+
+Used by `accelsim breakeven` and by reports. For a shape without a trace the zero pattern is
+an assumption (`pattern`): `random` (each activation zero independently: blocks, whole
+columns and N:M groups then fill up quickly) or `structured` (zeros come in the unit each
+kernel skips: the best case). Each kernel's break-even is given both in its own measure of A
+(density for csr, block density for bsr, union density for row_skip; see
+`accelsim.engines.gpu_kernels.breakeven`) and as the element density at which it ties dense
+under the assumed pattern.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from accelsim.engines.gemm_operand import GemmDims, Operand, RandomOperand, StructuredOperand, gemm_dims
+from accelsim.engines.gpu import Config
+from accelsim.engines.gpu_kernels import (
+    BsrKernel,
+    CsrKernel,
+    NmKernel,
+    RowSkipKernel,
+    available,
+    breakeven,
+    crossing,
+    dense_time,
+    eligible,
+    own_measure,
+    time_at,
+)
+from accelsim.workload.layer import GemmShape, Layer
+
+PATTERNS = ("random", "structured")
+TABLE_DENSITIES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.03, 0.02, 0.01, 0.005,
+                   0.001)
+MEASURE = {CsrKernel: "density", BsrKernel: "block density", RowSkipKernel: "union density",
+           NmKernel: "n:m conformance"}
+
+
+def shape_dims(M: int, K: int, N: int) -> GemmDims:
+    """The dims of one [M, K] x [K, N] product."""
+    return gemm_dims(Layer("gemm", "linear", GemmShape(M=M, K=K, N=N)))
+
+
+def operand(dims: GemmDims, density: float, pattern: str) -> Operand:
+    """A at element density `density` under the assumed zero pattern."""
+    return RandomOperand(dims, density) if pattern == "random" else StructuredOperand(dims, density)
+
+
+def _time(arch: Config, name: str, dims: GemmDims, op: Operand) -> tuple[float, bool]:
+    """(seconds, allowed) of one kernel on A; (nan, False) when the GPU cannot run it."""
+    k = arch.kernels[name]
+    mc = arch.machine()
+    if not available(k, mc):
+        return math.nan, False
+    measure = own_measure(k, op)
+    return time_at(name, k, dims, measure, mc, arch.dense_kernel).total_s, eligible(k, op)
+
+
+def curve(arch: Config, dims: GemmDims, densities: Sequence[float], pattern: str) -> pd.DataFrame:
+    """Per density: every kernel's time and speed-up over dense, and the fastest allowed kernel.
+
+    `speedup_<kernel>` is NaN where the kernel may not run that activation (N:M data that does
+    not conform under `exact`, a static-pattern kernel) or where the GPU lacks it.
+    """
+    rows = []
+    for density in densities:
+        op = operand(dims, density, pattern)
+        row: dict[str, object] = {"density": density, "sparsity": 1.0 - density}
+        times: dict[str, float] = {}
+        for name in arch.kernels:
+            seconds, allowed = _time(arch, name, dims, op)
+            row[f"time_{name}_s"] = seconds
+            if allowed:
+                times[name] = seconds
+        dense_s = times["dense"]
+        for name in arch.kernels:
+            row[f"speedup_{name}"] = dense_s / times[name] if name in times else math.nan
+        best = min(times, key=lambda n: (times[n], n != "dense"))
+        row["best_kernel"] = best
+        row["best_speedup"] = dense_s / times[best]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary(arch: Config, dims: GemmDims, pattern: str) -> pd.DataFrame:
+    """Per sparse kernel: its break-even in its own measure and in element density."""
+    mc = arch.machine()
+    dense = arch.dense_kernel
+    dense_s = dense_time(dims, mc, dense).total_s
+    rows = []
+    for name, k in arch.kernels.items():
+        if name == "dense":
+            continue
+        runs = available(k, mc)
+
+        def time_at_density(density: float, name: str = name) -> float:
+            seconds, allowed = _time(arch, name, dims, operand(dims, density, pattern))
+            return seconds if allowed else math.inf
+
+        own = breakeven(name, k, dims, mc, dense, dense_s) if runs else math.nan
+        element = crossing(time_at_density, dense_s) if runs else math.nan
+        rows.append({
+            "kernel": name,
+            "type": k.type,
+            "measure": MEASURE[type(k)],
+            "breakeven_measure": own,
+            "breakeven_density": element,
+            "breakeven_sparsity": 1.0 - element,
+            "chosen_for_activations": getattr(k, "conversion", "per_call") != "none",
+            "source": k.source,
+        })
+    return pd.DataFrame(rows)
+
+
+def plot(arch: Config, dims: GemmDims, pattern: str, path: str | Path) -> Path:
+    """Write a PNG of speed-up over dense against density (log axis), break-evens marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    densities = np.logspace(-3, 0, 160)
+    df = curve(arch, dims, densities, pattern)
+    table = summary(arch, dims, pattern).set_index("kernel")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name in arch.kernels:
+        speedup = df[f"speedup_{name}"]
+        if speedup.notna().any():
+            (line,) = ax.plot(df["density"], speedup, label=name)
+            if name in table.index and np.isfinite(table.loc[name, "breakeven_density"]):
+                ax.axvline(table.loc[name, "breakeven_density"], color=line.get_color(),
+                           linestyle=":", linewidth=1)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("activation density (non-zeros / elements)")
+    ax.set_ylabel("speed-up over dense (same GPU)")
+    ax.set_title(f"{arch.name} {arch.dtype}: [{dims.M}, {dims.K}] x [{dims.K}, {dims.N}], "
+                 f"{pattern} zeros")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return out

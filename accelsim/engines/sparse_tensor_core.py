@@ -1,0 +1,259 @@
+"""`kind: sparse_tensor_core`: N:M structured sparsity (NVIDIA 2:4) on activations or weights.
+
+A tensor-core array of `dense_macs_per_cycle` runs each layer as its implicit GEMM
+(`accelsim.engines.gemm_operand`): N:M groups run along the reduction axis (for conv2d, m
+consecutive channels of one input pixel; for linear, m consecutive input features of a
+token; for weights, m consecutive reduction elements of one output channel). In sparse mode
+the math runs `sparse_speedup` (at most m/n, 2x for 2:4) faster, the sparse operand moves
+as n/m of its values plus `metadata_bits` per kept value (FP16 2:4: 0.5625x its dense
+bytes, INT8: 0.625x), and the layer is a roofline: max(compute, DRAM bytes / bandwidth).
+
+What happens to data that is not N:M (`policy`), decided per layer:
+
+* `dense`: the sparse operand is used compressed only when every group already conforms (it
+  is then assumed to arrive compressed: weights pruned offline, or activations written
+  compressed by the producing layer); otherwise the layer runs dense. No extra pass.
+* `compress-if-conforming`: activations arrive dense; a pass over them (its own kernel:
+  read, check, and when every group conforms, write the compressed form) runs before the
+  GEMM, which is sparse when they conform and dense when not. Weights are static: checked
+  and compressed offline, so this is `dense` for them.
+* `prune`: keep the n largest magnitudes of every group (lossy), always sparse. For
+  activations a prune-and-compress pass (read dense, write compressed) runs before every
+  GEMM; weights are pruned offline. When the trace holds the values it needs (activation
+  values and weights), `prune_rel_error` = ||Y - Y_pruned|| / ||Y|| of the layer output.
+
+Layers whose reduction slice is shorter than m (a depthwise conv: one channel per group)
+cannot use N:M and run dense (`nm_applicable` False). Energy: MACs priced from the tech table
+at the arch's precision, DRAM bytes by the memory level, and the group selection of a
+compress/prune/check pass as `compress.compare` actions (one comparator ~ one adder of the
+activation width, [D]).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, PositiveFloat, PositiveInt, ValidationInfo, field_validator
+
+from accelsim.arch.energy import MAC_COMPUTE
+from accelsim.arch.schema import ArchBase
+from accelsim.arch.tech import load_tech_table
+from accelsim.engines.base import LayerResult, ceil_div
+from accelsim.engines.gemm_operand import binomial_at_most, gemm_dims, operand_for
+from accelsim.engines.gpu_kernels import compressed_fraction
+from accelsim.workload.kernels import keep_largest_mask
+from accelsim.workload.layer import ConvShape, Layer
+from accelsim.workload.output_error import layer_output, relative_output_error
+from accelsim.workload.reduction import from_reduction_view, reduction_view
+from accelsim.workload.stats import nm_excess
+
+Policy = Literal["dense", "prune", "compress-if-conforming"]
+COMPRESS_COMPARE = "compress.compare"
+
+
+class Config(ArchBase):
+    """A tensor-core array with N:M sparse mode. Needs exactly one `dram` memory level."""
+
+    kind: Literal["sparse_tensor_core"]
+    dense_macs_per_cycle: PositiveInt
+    """Dense multiply-accumulates per cycle of the whole array."""
+    compute_efficiency: float = Field(1.0, gt=0, le=1)
+    """Share of the dense MAC peak reached on a layer (tiling, pipeline fill)."""
+    n: PositiveInt = 2
+    m: PositiveInt = 4
+    sparse_operand: Literal["act", "weight"] = "act"
+    policy: Policy = "dense"
+    metadata_bits: PositiveInt = 2
+    """Index bits stored per kept value (2 for 2:4)."""
+    sparse_speedup: PositiveFloat | None = None
+    """Math speed-up of sparse mode over dense; m/n when not given, never more."""
+    kernel_launch_cycles: float = Field(0.0, ge=0)
+    """Fixed cycles of starting each kernel, the GEMM and any compress/prune/check pass (a
+    launch on a GPU; 0 for an accelerator that streams layers back to back)."""
+    sparse_enabled: bool = True
+    """False: the same hardware with its sparse mode switched off (the dense equivalent)."""
+
+    @field_validator("dense_macs_per_cycle")
+    @classmethod
+    def _one_dram(cls, macs: int, info: ValidationInfo) -> int:
+        if sum(1 for level in info.data.get("memory", ()) if level.kind == "dram") != 1:
+            raise ValueError("memory: a sparse tensor core needs exactly one level of kind 'dram'")
+        return macs
+
+    @field_validator("m")
+    @classmethod
+    def _n_below_m(cls, m: int, info: ValidationInfo) -> int:
+        n = info.data.get("n")
+        if n is not None and n >= m:
+            raise ValueError(f"n must be smaller than m (got {n}:{m})")
+        return m
+
+    @field_validator("sparse_speedup")
+    @classmethod
+    def _at_most_m_over_n(cls, speedup: float | None, info: ValidationInfo) -> float | None:
+        n, m = info.data.get("n"), info.data.get("m")
+        if speedup is not None and n and m and speedup > m / n:
+            raise ValueError(f"sparse_speedup {speedup} exceeds m/n = {m / n}")
+        return speedup
+
+    @property
+    def speedup(self) -> float:
+        return self.sparse_speedup if self.sparse_speedup is not None else self.m / self.n
+
+    def dense_equivalent(self) -> Config:
+        return self.model_copy(update={"sparse_enabled": False})
+
+    def extra_action_energy_pj(self) -> dict[str, float]:
+        """A group-selection comparison costs one adder of the activation width [D]."""
+        tech = load_tech_table(self.tech.table)
+        p = self.precision
+        return {COMPRESS_COMPARE: tech.op_energy_pj("add", p.number_format, p.act_bits)
+                * tech.energy_factor(self.tech.node_nm)}
+
+
+def weight_reduction_view(weight: np.ndarray, layer: Layer) -> np.ndarray:
+    """Weights as [outputs, reduction]: rows are the vectors one output reduces over, with the
+    same m-groups an N:M weight operand uses (conv: channels of one (k, r, s); linear: K)."""
+    s = layer.shape
+    if isinstance(s, ConvShape):
+        return np.ascontiguousarray(weight.transpose(0, 2, 3, 1)).reshape(-1, s.C // s.groups)
+    w = weight.reshape(-1, s.K, s.N)
+    return np.ascontiguousarray(w.transpose(0, 2, 1)).reshape(-1, s.K)
+
+
+def _weight_from_view(view: np.ndarray, layer: Layer) -> np.ndarray:
+    s = layer.shape
+    if isinstance(s, ConvShape):
+        cg = s.C // s.groups
+        return np.ascontiguousarray(view.reshape(s.K, s.R, s.S, cg).transpose(0, 3, 1, 2))
+    w = view.reshape(-1, s.N, s.K).transpose(0, 2, 1)
+    return np.ascontiguousarray(w).reshape(s.weight_shape)
+
+
+def keep_n_of_m(view: np.ndarray, n: int, m: int) -> np.ndarray:
+    """`view` with all but the n largest magnitudes of every m consecutive row elements zeroed."""
+    values = np.abs(view.astype(np.float64))
+    keep = keep_largest_mask(values, m, np.full(values.shape[0], n, dtype=np.int64))
+    return np.where(keep, view, np.zeros_like(view))
+
+
+def prune_error(layer: Layer, operand: str, n: int, m: int) -> float:
+    """Relative output error of pruning the operand to n:m; NaN without the values it needs."""
+    if layer.act is None or layer.weight is None:
+        return math.nan
+    if operand == "act":
+        view = reduction_view(layer.act, layer.shape)
+        pruned = from_reduction_view(keep_n_of_m(view, n, m), layer.shape)
+        err = relative_output_error(layer.shape, layer.act, pruned, layer.weight)
+        return math.nan if err is None else err
+    view = weight_reduction_view(layer.weight, layer)
+    delta = layer.weight.astype(np.float64) - _weight_from_view(keep_n_of_m(view, n, m), layer)
+    num = float(np.linalg.norm(layer_output(layer.shape, layer.act, delta)))
+    den = float(np.linalg.norm(layer_output(layer.shape, layer.act, layer.weight)))
+    return num / den if den else (0.0 if num == 0 else math.nan)
+
+
+def _reduction_length(layer: Layer) -> int:
+    s = layer.shape
+    return s.C // s.groups if isinstance(s, ConvShape) else s.K
+
+
+def _weight_nm(layer: Layer, n: int, m: int) -> tuple[float, float]:
+    """(share of conforming weight groups, share of weight non-zeros pruning drops)."""
+    wnz = layer.weight_nonzero()
+    if wnz is None:
+        density = layer.weight_density
+        return binomial_at_most(n, m, density), math.nan
+    view = weight_reduction_view(wnz, layer)
+    counts = np.zeros((view.shape[0], ceil_div(view.shape[1], m) * m), dtype=bool)
+    counts[:, :view.shape[1]] = view
+    per_group = counts.reshape(view.shape[0], -1, m).sum(axis=2)
+    return float(np.mean(per_group <= n)), nm_excess(view, n, m)
+
+
+def simulate(layer: Layer, arch: Config) -> LayerResult:
+    """Count cycles, MACs, bytes and compress-pass work of one layer (see module docstring)."""
+    dims = gemm_dims(layer)
+    p = arch.precision
+    act_b, w_b = p.act_bits / 8, p.weight_bits / 8
+    n, m = arch.n, arch.m
+    on_act = arch.sparse_operand == "act"
+    applicable = arch.sparse_enabled and _reduction_length(layer) >= m
+    if on_act:
+        conformance = operand_for(layer).nm_conformance(n, m)
+        dropped = (nm_excess(reduction_view(layer.nonzero(), layer.shape), n, m)
+                   if layer.has_trace else math.nan)
+    else:
+        conformance, dropped = _weight_nm(layer, n, m)
+    conforming = conformance >= 1.0
+    if not applicable:
+        sparse, compress_pass, check_pass = False, False, False
+    elif arch.policy == "prune":
+        sparse, compress_pass, check_pass = True, on_act, False
+    elif arch.policy == "compress-if-conforming" and on_act:
+        sparse, compress_pass, check_pass = conforming, conforming, not conforming
+    else:
+        sparse, compress_pass, check_pass = conforming, False, False
+
+    frac = compressed_fraction(n, m, arch.metadata_bits, p.act_bits if on_act else p.weight_bits)
+    act_bytes = dims.act_elements * act_b
+    weight_bytes = dims.weight_elements * w_b
+    out_bytes = dims.out_elements * act_b
+    sparse_bytes = act_bytes if on_act else weight_bytes
+    compressed = sparse_bytes * frac if sparse else sparse_bytes
+    metadata = (sparse_bytes * n / m * arch.metadata_bits / (8 * (act_b if on_act else w_b))
+                if sparse else 0.0)
+    read = compressed + (weight_bytes if on_act else act_bytes)
+    dram = arch.dram()
+    memory_cycles = (read / dram.read_bandwidth_bytes_per_cycle
+                     + out_bytes / dram.write_bandwidth)
+    dense_compute = layer.macs / (arch.dense_macs_per_cycle * arch.compute_efficiency)
+    compute_cycles = dense_compute / arch.speedup if sparse else dense_compute
+    main = max(compute_cycles, memory_cycles)
+
+    pass_read = act_bytes if (compress_pass or check_pass) else 0.0
+    pass_write = act_bytes * frac if compress_pass else 0.0
+    pass_cycles = 0.0
+    if compress_pass or check_pass:
+        pass_cycles = (pass_read / dram.read_bandwidth_bytes_per_cycle
+                       + pass_write / dram.write_bandwidth + arch.kernel_launch_cycles)
+    groups = ceil_div(dims.act_elements, m)
+    compares = groups * (m * (m - 1) // 2 if compress_pass else m - 1) if pass_cycles else 0
+
+    macs_done = ceil_div(layer.macs * n, m) if sparse else layer.macs
+    cycles = main + arch.kernel_launch_cycles + pass_cycles
+    actions = {
+        MAC_COMPUTE: float(macs_done),
+        f"{dram.name}.read_bytes": read + pass_read,
+        f"{dram.name}.write_bytes": out_bytes + pass_write,
+        COMPRESS_COMPARE: float(compares),
+    }
+    error = (prune_error(layer, arch.sparse_operand, n, m)
+             if sparse and arch.policy == "prune" else math.nan)
+    dense_equivalent_peak = arch.dense_macs_per_cycle * (arch.speedup if sparse else 1.0)
+    return LayerResult(
+        cycles=cycles,
+        compute_cycles=compute_cycles,
+        stall_cycles=cycles - compute_cycles,
+        macs_dense=layer.macs,
+        macs_done=macs_done,
+        macs_skipped=layer.macs - macs_done,
+        dram_bytes=read + pass_read + out_bytes + pass_write,
+        bound="memory" if memory_cycles > compute_cycles else "compute",
+        engine_mode="trace" if (layer.has_trace if on_act else layer.weight_nonzero() is not None)
+        else "statistical",
+        utilization=min(1.0, layer.macs / (cycles * dense_equivalent_peak)) if cycles else 0.0,
+        actions=actions,
+        columns={
+            "nm_applicable": applicable,
+            "nm_conformance": conformance,
+            "sparse_mode": sparse,
+            "compressed_operand_bytes": compressed,
+            "metadata_bytes": metadata,
+            "compress_cycles": pass_cycles,
+            "nm_dropped_fraction": dropped if arch.policy == "prune" else math.nan,
+            "prune_rel_error": error,
+        },
+    )
