@@ -389,3 +389,166 @@ def rle_entries_reference(flat, run_bits: int, segment: int | None) -> int:
             pairs += 1
             run = 0
     return pairs
+
+
+# --- gpu and sparse tensor core -----------------------------------------------------------
+
+
+def im2col_mask_reference(nonzero, shape) -> list:
+    """A of a layer, element by element: per group a list of M rows, each a list of the K
+    entries in (r, s, c) order (channels fastest); padding positions are False.
+    Linear/matmul: the [batch, M, K] input itself."""
+    from accelsim.workload.layer import ConvShape
+
+    if not isinstance(shape, ConvShape):
+        arr = nonzero.reshape(-1, shape.M, shape.K)
+        return [[[bool(arr[g, i, k]) for k in range(shape.K)] for i in range(shape.M)]
+                for g in range(arr.shape[0])]
+    s = shape
+    top, _, left, _ = s.padding
+    cg = s.C // s.groups
+    groups = []
+    for g in range(s.groups):
+        rows = []
+        for n in range(s.N):
+            for e in range(s.E):
+                for f in range(s.F):
+                    row = []
+                    for r in range(s.R):
+                        for q in range(s.S):
+                            h = e * s.stride[0] + r * s.dilation[0] - top
+                            w = f * s.stride[1] + q * s.dilation[1] - left
+                            for c in range(cg):
+                                inside = 0 <= h < s.H and 0 <= w < s.W
+                                row.append(bool(nonzero[n, g * cg + c, h, w]) if inside else False)
+                    rows.append(row)
+        groups.append(rows)
+    return groups
+
+
+def a_stats_reference(groups: list, chunk: int, n: int, m: int, block_rows: int,
+                      block_cols: int, tile_rows: int) -> dict:
+    """Statistics of A by explicit loops. Each row is cut into chunks of `chunk` columns (one
+    (r, s) position of a conv, or the whole K of a linear layer); m-groups and block columns
+    start afresh in every chunk (a partial last one padded with zeros)."""
+    nnz = total = ok_groups = all_groups = busy_blocks = all_blocks = busy_union = all_union = 0
+    for rows in groups:
+        cols = len(rows[0]) if rows else 0
+        for c0 in range(0, cols, chunk):
+            width = min(chunk, cols - c0)
+            for row in rows:
+                for g0 in range(0, width, m):
+                    count = sum(row[c0 + j] for j in range(g0, min(g0 + m, width)))
+                    ok_groups += count <= n
+                    all_groups += 1
+            for r0 in range(0, len(rows), block_rows):
+                for b0 in range(0, width, block_cols):
+                    busy = any(rows[i][c0 + j]
+                               for i in range(r0, min(r0 + block_rows, len(rows)))
+                               for j in range(b0, min(b0 + block_cols, width)))
+                    busy_blocks += busy
+                    all_blocks += 1
+            for t0 in range(0, len(rows), tile_rows):
+                for j in range(width):
+                    busy_union += any(rows[i][c0 + j]
+                                      for i in range(t0, min(t0 + tile_rows, len(rows))))
+                    all_union += 1
+        for row in rows:
+            nnz += sum(row)
+            total += len(row)
+    return {"nonzeros": nnz, "elements": total, "nm_conformance": ok_groups / all_groups,
+            "block_density": busy_blocks / all_blocks, "union_density": busy_union / all_union}
+
+
+def wave_efficiency_reference(M: int, N: int, K: int, sms: int, tile_m: int, tile_n: int,
+                              split_k_min_k: int) -> tuple[float, int]:
+    """Hand the work units (CTA tiles, times the split-K factor) to SMs one at a time, each to
+    the least-loaded SM; efficiency = units / (SMs x busiest SM's units)."""
+    grid = math.ceil(M / tile_m) * math.ceil(N / tile_n)
+    split = 1
+    if grid < sms:
+        split = max(1, min(sms // grid, K // split_k_min_k))
+    load = [0] * sms
+    for _ in range(grid * split):
+        load[load.index(min(load))] += 1
+    return grid * split / (sms * max(load)), split
+
+
+def crossing_reference(time_of, target_s: float, points: int = 20001) -> float:
+    """Largest grid point x in (0, 1] with time_of(x) <= target_s (NaN if none)."""
+    best = math.nan
+    for i in range(1, points):
+        x = i / (points - 1)
+        if time_of(x) <= target_s:
+            best = x
+    return best
+
+
+def nm_compressed_bits_reference(rows: list, n: int, m: int, metadata_bits: int,
+                                 element_bits: int) -> int:
+    """Build the N:M compressed form group by group: n value slots (zero-filled when a group
+    has fewer non-zeros) and one metadata index per slot; count its bits."""
+    bits = 0
+    for row in rows:
+        for g0 in range(0, len(row), m):
+            kept = [v for v in row[g0:g0 + m] if v][:n]
+            slots = kept + [0] * (n - len(kept))
+            bits += len(slots) * (element_bits + metadata_bits)
+    return bits
+
+
+def conv_output_reference(x, weight, shape):
+    """Direct convolution by loops (or a plain matrix product for linear), in float64."""
+    import numpy as np
+
+    from accelsim.workload.layer import ConvShape
+
+    if not isinstance(shape, ConvShape):
+        return np.asarray(x, np.float64) @ np.asarray(weight, np.float64)
+    s = shape
+    top, _, left, _ = s.padding
+    cg, kg = s.C // s.groups, s.K // s.groups
+    out = np.zeros((s.N, s.K, s.E, s.F))
+    for nn in range(s.N):
+        for k in range(s.K):
+            g = k // kg
+            for e in range(s.E):
+                for f in range(s.F):
+                    acc = 0.0
+                    for c in range(cg):
+                        for r in range(s.R):
+                            for q in range(s.S):
+                                h = e * s.stride[0] + r * s.dilation[0] - top
+                                w = f * s.stride[1] + q * s.dilation[1] - left
+                                if 0 <= h < s.H and 0 <= w < s.W:
+                                    acc += float(x[nn, g * cg + c, h, w]) * float(weight[k, c, r, q])
+                    out[nn, k, e, f] = acc
+    return out
+
+
+def prune_channels_reference(x, n: int, m: int):
+    """Keep the n largest |x| of every m consecutive channels at each pixel (conv [N, C, H, W])
+    or of every m consecutive features of each row (linear [..., K]); ties keep the lower index."""
+    import numpy as np
+
+    out = np.array(x, copy=True)
+    if out.ndim == 4:
+        N, C, H, W = out.shape
+        for a in range(N):
+            for h in range(H):
+                for w in range(W):
+                    for c0 in range(0, C, m):
+                        idx = sorted(range(c0, min(c0 + m, C)),
+                                     key=lambda c, a=a, h=h, w=w: (-abs(float(x[a, c, h, w])), c))
+                        for c in idx[n:]:
+                            out[a, c, h, w] = 0
+        return out
+    flat = out.reshape(-1, out.shape[-1])
+    src = np.asarray(x).reshape(-1, out.shape[-1])
+    for i in range(flat.shape[0]):
+        for c0 in range(0, flat.shape[1], m):
+            idx = sorted(range(c0, min(c0 + m, flat.shape[1])),
+                         key=lambda c, i=i: (-abs(float(src[i, c])), c))
+            for c in idx[n:]:
+                flat[i, c] = 0
+    return out

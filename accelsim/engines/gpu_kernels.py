@@ -16,8 +16,9 @@ sparse operand. Kernel types:
   one per non-zero, at most all K) and writes the output. Conversion per call: a dense->CSR
   pass that reads A twice (count, then fill) and writes the CSR arrays.
 * `bsr` (block-sparse on tensor cores): dense math on every non-empty block at the dense
-  kernel's efficiency (reduction length = non-empty blocks per block row) x `tile_efficiency`;
-  W rows read as for csr, per non-empty block column.
+  kernel's efficiency x `tile_efficiency`, with the grid (and split-K) of the dense product
+  and a pipeline as long as the non-empty blocks of a block row; W rows read as for csr, per
+  non-empty block column.
 * `nm` (cuSPARSELt N:M): sparse tensor-core peak x an efficiency rising with K; A compressed to
   n/m of its values plus `metadata_bits` per kept value; never more than m/n x the dense
   kernel's math rate. Conversion per call: a check (or prune) pass and a compress pass.
@@ -303,9 +304,10 @@ def bsr_time(d: GemmDims, block_density: float, mc: Machine, k: BsrKernel, dense
     row_blocks, col_blocks = ceil_div(d.M, k.block_rows), ceil_div(d.K, k.block_cols)
     blocks = block_density * row_blocks * col_blocks
     block_elems = blocks * k.block_rows * k.block_cols
-    k_eff = max(float(k.block_cols), block_density * col_blocks * k.block_cols)
     share = _efficiency(dense.compute_efficiency, mc.dtype, name) * k.tile_efficiency
-    eff = gemm_efficiency(d.M, d.N, k_eff, mc, share, dense.k_half)
+    wave, split = wave_efficiency(d.M, d.N, d.K, mc)
+    k_split = max(float(k.block_cols), block_density * col_blocks * k.block_cols) / split
+    eff = share * wave * (k_split / (k_split + dense.k_half) if dense.k_half else 1.0)
     flops = 2.0 * block_elems * d.N
     compute = flops / (mc.tensor_flops_per_s * eff) if flops else 0.0
     bsr_bytes = block_elems * b + idx * (blocks + row_blocks + 1)
