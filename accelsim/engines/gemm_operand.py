@@ -128,12 +128,15 @@ def a_slices(layer: Layer, nonzero: np.ndarray) -> Iterator[np.ndarray]:
 
 
 def _pad_axis(a: np.ndarray, axis: int, multiple: int) -> np.ndarray:
+    """`a` zero-padded at the end of `axis` to a multiple of `multiple` (no copy if it is)."""
     extra = (-a.shape[axis]) % multiple
     if not extra:
         return a
-    widths = [(0, 0)] * a.ndim
-    widths[axis] = (0, extra)
-    return np.pad(a, widths)
+    shape = list(a.shape)
+    shape[axis] += extra
+    out = np.zeros(shape, dtype=a.dtype)
+    out[tuple(slice(0, n) for n in a.shape)] = a
+    return out
 
 
 class Operand(Protocol):
@@ -184,8 +187,10 @@ class TraceOperand:
         if key not in self._cache:
             ok = total = 0
             for sl in self._slices:
-                g = _pad_axis(sl, 2, m)
-                counts = g.reshape(g.shape[0], g.shape[1], -1, m).sum(axis=3)
+                g = _pad_axis(sl, 2, m).view(np.uint8)
+                counts = g[:, :, 0::m].copy()
+                for j in range(1, m):
+                    counts += g[:, :, j::m]
                 ok += int(np.count_nonzero(counts <= n))
                 total += counts.size
             self._cache[key] = ok / total if total else 1.0
