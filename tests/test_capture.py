@@ -254,6 +254,22 @@ def test_values_beyond_float16_are_clamped_and_counted():
     assert w.layers[0].act[0, 0] == np.float16(65504) and w.layers[0].extra["fp16_clamped"] == 1
 
 
+def test_in_place_changes_after_capture_do_not_leak_into_the_trace():
+    class Clobber(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x):
+            y = self.fc(x)
+            x.mul_(0)
+            return y
+
+    x = torch.tensor([[1.0, 2.0, 3.0]])
+    w = capture(Clobber(), x.clone())
+    np.testing.assert_array_equal(w.layers[0].act, [[1, 2, 3]])
+
+
 def test_repeated_module_calls_get_unique_names_and_edges():
     class Twice(nn.Module):
         def __init__(self) -> None:

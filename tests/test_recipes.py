@@ -159,8 +159,11 @@ def test_capture_command(tmp_path, capsys):
     assert capsys.readouterr().out == ""          # results only on stdout; nothing to print here
     assert main(["capture", "digits-cnn", "-o", str(out), "--frames", "3"]) == 2
     assert "takes no option --frames" in capsys.readouterr().err
-    assert main(["capture", "digits-cnn", "-o", str(out), "--max-mb", "0.001"]) == 2
-    assert "--max-mb" in capsys.readouterr().err
+    assert main(["capture", "digits-cnn", "-o", str(out), "--max-mb", "0.05"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    # 64 images store 114688 bytes of float16 activations (0.109 MiB): 0.05 MiB fits 29.
+    assert "about 0.109 MiB" in err and "over the limit of 0.05 MiB" in err
+    assert "--images 29 should fit (now 64)" in err
 
 
 SHIPPED = ["digits_cnn.npz", "minilm.npz", "efficientnet_lite0.npz", "crepe_full.npz"]

@@ -16,6 +16,12 @@ records, in execution order, the input activation of every
   never materialises them; a query row whose keys are all masked, e.g. a padding token, gets
   probabilities 0; second operand V). The model's own SDPA result is returned unchanged.
 
+Names. A layer made by an `nn.Linear`/`nn.Conv1d`/`nn.Conv2d` (or subclass) takes the module's
+qualified name (`encoder.layer.0.attention.self.query`); any other op takes the name of the
+innermost module running it plus its kind (`...self.attn_qk`, `...self.attn_av`, `blk.matmul`,
+`blk.linear` for `F.linear` outside a Linear module); a name already used gets `@2`, `@3`, ...
+(a module called twice: `fc`, `fc@2`). Ops run directly by the root module have no prefix.
+
 Shapes follow the trace format (DESIGN.md §3): linear inputs are `[M, K]` with every leading
 dimension flattened into M; conv inputs are `[N, C, H, W]` and *unpadded*. Zero padding applied
 before the convolution by `F.pad`/`nn.ZeroPad2d` (constant 0, non-negative, last two dimensions
@@ -85,15 +91,25 @@ class CaptureError(AccelsimError):
     """A capture cannot be done as asked (too large, unsupported input, missing package)."""
 
 
+class TraceTooLarge(CaptureError):
+    """The estimated trace exceeds `max_mb`; carries the estimate and the limit in bytes."""
+
+    def __init__(self, message: str, estimate_bytes: int, limit_bytes: float) -> None:
+        super().__init__(message)
+        self.estimate_bytes = estimate_bytes
+        self.limit_bytes = limit_bytes
+
+
 @dataclass
 class _Record:
-    """One captured layer before conversion to a `Layer`."""
+    """One captured layer: its input as float16 values or a bool non-zero map (None for an
+    alias or a shapes-only dry run) and its second operand as float16 (or None)."""
 
     name: str
     op: str
     shape: GemmShape | ConvShape
-    act: torch.Tensor | None
-    second: torch.Tensor | None
+    act: np.ndarray | None
+    second: np.ndarray | None
     alias_of: str | None
     info: dict = field(default_factory=dict)
 
@@ -140,9 +156,10 @@ def _conv_padding(
 class _Recorder(TorchFunctionMode):
     """Follows provenance through every torch call and records the layers it sees."""
 
-    def __init__(self, model: torch.nn.Module, dry_run: bool, keep_second: bool) -> None:
+    def __init__(self, model: torch.nn.Module, dry_run: bool, keep: Keep, keep_second: bool) -> None:
         super().__init__()
         self.dry_run = dry_run
+        self.keep = keep
         self.keep_second = keep_second
         self.records: list[_Record] = []
         self.edges: list[tuple[str, str]] = []
@@ -288,13 +305,23 @@ class _Recorder(TorchFunctionMode):
     def _add(self, name: str, op: str, shape: GemmShape | ConvShape, act: torch.Tensor,
              read: torch.Tensor, second: torch.Tensor | None, info: dict) -> None:
         alias = self._owner(read, name)
-        self.records.append(_Record(
-            name=name, op=op, shape=shape,
-            act=None if self.dry_run or alias else act.detach(),
-            second=None if self.dry_run or not self.keep_second or second is None
-            else second.detach(),
-            alias_of=alias, info=info,
-        ))
+        record = _Record(name=name, op=op, shape=shape, act=None, second=None, alias_of=alias,
+                         info=info)
+        if not self.dry_run:
+            # Copied now: the model may later change these tensors in place.
+            if alias is None and self.keep == "values":
+                record.act, clamped, flushed = _to_numpy_f16(act)
+                if clamped:
+                    info["fp16_clamped"] = clamped
+                if flushed:
+                    info["fp16_flushed"] = flushed
+            elif alias is None:
+                record.act = (act != 0).cpu().numpy()
+            if self.keep_second and second is not None:
+                record.second, clamped, _ = _to_numpy_f16(second)
+                if clamped:
+                    info["weight_fp16_clamped"] = clamped
+        self.records.append(record)
 
     def _linear(self, func, args, kwargs):
         x = _arg(args, kwargs, 0, "input", None)
@@ -464,8 +491,9 @@ def _call(model: torch.nn.Module, inputs: Any) -> Any:
     return model(inputs)
 
 
-def _run(model: torch.nn.Module, inputs: Any, dry_run: bool, keep_second: bool) -> _Recorder:
-    recorder = _Recorder(model, dry_run=dry_run, keep_second=keep_second)
+def _run(model: torch.nn.Module, inputs: Any, dry_run: bool, keep: Keep,
+         keep_second: bool) -> _Recorder:
+    recorder = _Recorder(model, dry_run=dry_run, keep=keep, keep_second=keep_second)
     try:
         with torch.no_grad():
             for t in tree_flatten(inputs)[0]:
@@ -515,15 +543,16 @@ def capture(
         model.eval()
     try:
         if max_mb is not None:
-            dry = _run(model, inputs, dry_run=True, keep_second=False)
+            dry = _run(model, inputs, dry_run=True, keep=keep, keep_second=False)
             estimate = _estimate_bytes(dry.records, keep, with_weights)
             if estimate > max_mb * 2**20:
-                raise CaptureError(_too_big_message(type(model).__name__, dry.records, keep,
-                                                    with_weights, estimate, max_mb))
-        recorder = _run(model, inputs, dry_run=False, keep_second=with_weights)
+                raise TraceTooLarge(_too_big_message(type(model).__name__, dry.records, keep,
+                                                     with_weights, estimate, max_mb),
+                                    estimate, max_mb * 2**20)
+        recorder = _run(model, inputs, dry_run=False, keep=keep, keep_second=with_weights)
     finally:
         model.train(was_training)
-    layers = [_to_layer(r, keep, act_bits, weight_bits) for r in recorder.records]
+    layers = [_to_layer(r, act_bits, weight_bits) for r in recorder.records]
     owners = {layer.name: layer for layer in layers if layer.alias_of is None}
     for layer in layers:
         if layer.alias_of is not None:
@@ -548,36 +577,26 @@ def _too_big_message(model: str, records: list[_Record], keep: Keep, with_weight
                      estimate: int, max_mb: float) -> str:
     mask_estimate = _estimate_bytes(records, "mask", with_weights)
     acts_only = _estimate_bytes(records, keep, False)
-    hint = (f"with --keep mask it would be about {mask_estimate / 2**20:.1f} MiB; "
+    hint = (f"with --keep mask it would be about {mask_estimate / 2**20:.3g} MiB; "
             if keep == "values" else "")
     return (
-        f"capturing {model} would store about {estimate / 2**20:.1f} MiB of uncompressed arrays "
-        f"({len(records)} layers; activations {acts_only / 2**20:.1f} MiB"
+        f"capturing {model} would store about {estimate / 2**20:.3g} MiB of uncompressed arrays "
+        f"({len(records)} layers; activations {acts_only / 2**20:.3g} MiB"
         f"{', weights included' if with_weights else ''}), over the limit of {max_mb:g} MiB. "
         f"Use fewer or smaller inputs (a smaller batch or shorter sequences), {hint}"
         f"{'drop --with-weights, ' if with_weights else ''}or raise --max-mb."
     )
 
 
-def _to_layer(r: _Record, keep: Keep, act_bits: int, weight_bits: int) -> Layer:
-    info = dict(r.info)
+def _to_layer(r: _Record, act_bits: int, weight_bits: int) -> Layer:
     layer = Layer(name=r.name, op=r.op, shape=r.shape, act_bits=act_bits,  # type: ignore[arg-type]
-                  weight_bits=weight_bits, alias_of=r.alias_of, extra=info)
+                  weight_bits=weight_bits, alias_of=r.alias_of, extra=dict(r.info))
     if r.act is not None:
-        if keep == "values":
-            layer.act, clamped, flushed = _to_numpy_f16(r.act)
-            if clamped:
-                info["fp16_clamped"] = clamped
-            if flushed:
-                info["fp16_flushed"] = flushed
+        arr = r.act.reshape(r.shape.act_shape)
+        if arr.dtype == np.bool_:
+            layer.act_mask = arr
         else:
-            layer.act_mask = (r.act != 0).cpu().numpy()
-        layer.act = None if layer.act is None else layer.act.reshape(r.shape.act_shape)
-        if layer.act_mask is not None:
-            layer.act_mask = layer.act_mask.reshape(r.shape.act_shape)
+            layer.act = arr
     if r.second is not None:
-        w, clamped, _ = _to_numpy_f16(r.second)
-        layer.weight = w.reshape(r.shape.weight_shape)
-        if clamped:
-            info["weight_fp16_clamped"] = clamped
+        layer.weight = r.second.reshape(r.shape.weight_shape)
     return layer

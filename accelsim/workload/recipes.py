@@ -606,11 +606,26 @@ def run_recipe(
         raise RecipeError(f"unknown recipe '{name}'. Known recipes: {', '.join(RECIPES)}.")
     recipe = RECIPES[name]
     model, inputs, model_name, source = recipe.build(**options)
-    from accelsim.workload.capture import capture
+    from accelsim.workload.capture import TraceTooLarge, capture
 
     source = {**source, "command": _command(name, keep, with_weights, options)}
-    return capture(model, inputs, name=model_name, keep=keep, with_weights=with_weights,  # type: ignore[arg-type]
-                   max_mb=max_mb, source=source)
+    try:
+        return capture(model, inputs, name=model_name, keep=keep,  # type: ignore[arg-type]
+                       with_weights=with_weights, max_mb=max_mb, source=source)
+    except TraceTooLarge as exc:
+        raise RecipeError(f"{exc} {_smaller_batch_hint(recipe, options, exc)}") from None
+
+
+def _smaller_batch_hint(recipe: Recipe, options: dict[str, Any], exc: Any) -> str:
+    """Suggest the recipe's batch option scaled to fit (activations grow about linearly in it)."""
+    if not recipe.options:
+        return ""
+    opt = recipe.options[0]
+    current = options.get(opt.name, opt.default)
+    fitting = int(current * exc.limit_bytes / exc.estimate_bytes)
+    if fitting < 1:
+        return f"Even --{opt.name} 1 would not fit."
+    return f"For this recipe, --{opt.name} {fitting} should fit (now {current})."
 
 
 def _command(name: str, keep: str, with_weights: bool, options: dict[str, Any]) -> str:
