@@ -405,3 +405,15 @@ def test_run_prints_the_kernel_choice(tmp_path, capsys):
     assert main(["run", A100, str(path)]) == 0
     out = capsys.readouterr().out
     assert "kernel choice per layer" in out and "act_sparse" in out
+
+
+def test_depthwise_conv_never_uses_n_m():
+    shape = ConvShape(N=64, C=256, H=28, W=28, K=256, R=3, S=3, padding=(1, 1, 1, 1), groups=256)
+    layer = Layer("dw", "conv2d", shape, act_mask=np.zeros(shape.act_shape, bool))
+    arch = gpu_arch()
+    arch = arch.model_copy(update={"kernels": {**arch.kernels, "2of4": arch.kernels["2of4"]
+                                               .model_copy(update={"policy": "prune"})}})
+    res = gpu.simulate(layer, arch)
+    assert math.isnan(res.columns["nm_conformance_2of4"])
+    assert math.isnan(res.columns["breakeven_density_2of4"])
+    assert res.columns["best_kernel"] != "2of4"

@@ -54,6 +54,13 @@ class GemmDims:
     needs_im2col: bool
     """True for conv2d layers whose A differs from the stored input (window > 1 or strided,
     dilated or padded): a kernel that needs A explicitly must materialise it first."""
+    slice_cols: int
+    """Columns of A at one window position: C/groups for conv2d, K for linear/matmul. N:M
+    groups and blocks run within it, so N:M needs slice_cols >= m (not a depthwise conv)."""
+
+    def nm_applicable(self, m: int) -> bool:
+        """Whether m-groups fit in a slice of A's columns (see `slice_cols`)."""
+        return self.slice_cols >= m
 
     @property
     def a_elements(self) -> int:
@@ -75,12 +82,13 @@ def gemm_dims(layer: Layer) -> GemmDims:
         weight = s.K * (s.C // s.groups) * s.R * s.S
         out = s.N * s.K * s.E * s.F
         trivial = (s.R == 1 and s.S == 1 and s.stride == (1, 1) and s.padding == (0, 0, 0, 0))
-        needs = not trivial
+        needs, cols = not trivial, s.C // s.groups
     else:
         act, weight, out = s.batch * s.M * s.K, s.batch * s.K * s.N, s.batch * s.M * s.N
-        needs = False
+        needs, cols = False, s.K
     return GemmDims(M=p.pixels, K=p.window, N=p.filters, groups=p.repeat, act_elements=act,
-                    weight_elements=weight, out_elements=out, needs_im2col=needs)
+                    weight_elements=weight, out_elements=out, needs_im2col=needs,
+                    slice_cols=cols)
 
 
 def in_bounds_elements(layer: Layer) -> int:

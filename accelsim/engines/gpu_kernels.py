@@ -280,10 +280,10 @@ def csr_time(d: GemmDims, density: float, mc: Machine, k: CsrKernel, name: str =
     b, idx = mc.element_bytes, k.index_bytes
     nnz = density * d.M * d.K
     per_row = density * d.K
-    eff = _efficiency(k.compute_efficiency, mc.dtype, name)
-    eff *= per_row / (per_row + k.row_nnz_half) if k.row_nnz_half else 1.0
+    share = _efficiency(k.compute_efficiency, mc.dtype, name)
     flops = 2.0 * nnz * d.N
-    compute = flops / (mc.simt_flops_per_s * eff) if flops else 0.0
+    # efficiency share * r / (r + half): each row costs as if it held `half` more non-zeros
+    compute = 2.0 * d.M * d.N * (per_row + k.row_nnz_half) / (mc.simt_flops_per_s * share)
     csr_bytes = nnz * (b + idx) + (d.M + 1) * idx
     read = csr_bytes + min(d.K, nnz) * d.N * b
     write = d.M * d.N * b
@@ -383,7 +383,8 @@ def row_skip_time(d: GemmDims, union_density: float, mc: Machine, k: RowSkipKern
 def own_measure(k: DenseKernel | CsrKernel | BsrKernel | NmKernel | RowSkipKernel,
                 op: Operand) -> float:
     """The statistic of A a kernel's time depends on (its break-even is expressed in it):
-    density (csr), block density (bsr), union density (row_skip), N:M conformance (nm)."""
+    density (csr), block density (bsr), union density (row_skip), N:M conformance (nm; NaN
+    where groups of m do not fit in a slice of A, as in a depthwise conv)."""
     if isinstance(k, CsrKernel):
         return op.density
     if isinstance(k, BsrKernel):
@@ -391,7 +392,7 @@ def own_measure(k: DenseKernel | CsrKernel | BsrKernel | NmKernel | RowSkipKerne
     if isinstance(k, RowSkipKernel):
         return op.union_density(k.rows_per_pass)
     if isinstance(k, NmKernel):
-        return op.nm_conformance(k.n, k.m)
+        return op.nm_conformance(k.n, k.m) if op.dims.nm_applicable(k.m) else math.nan
     return 1.0
 
 
@@ -415,14 +416,14 @@ def available(k: DenseKernel | CsrKernel | BsrKernel | NmKernel | RowSkipKernel,
 
 
 def eligible(k: DenseKernel | CsrKernel | BsrKernel | NmKernel | RowSkipKernel, op: Operand) -> bool:
-    """Whether a kernel may run this (dynamic) activation: not a static-pattern kernel, and an
-    exact N:M kernel only when every group of A conforms."""
+    """Whether a kernel may run this (dynamic) activation: not a static-pattern kernel; an N:M
+    kernel only where m-groups fit in a slice of A, and (exact) when every group conforms."""
     if isinstance(k, DenseKernel | RowSkipKernel):
         return True
     if k.conversion == "none":
         return False
     if isinstance(k, NmKernel):
-        return k.policy == "prune" or op.nm_all_conform(k.n, k.m)
+        return op.dims.nm_applicable(k.m) and (k.policy == "prune" or op.nm_all_conform(k.n, k.m))
     return True
 
 
@@ -453,12 +454,12 @@ def breakeven(name: str, k: DenseKernel | CsrKernel | BsrKernel | NmKernel | Row
     csr: density; bsr: block density; row_skip: union density — the largest value at which it
     is no slower than dense (NaN: never). nm: its time does not depend on density; it can run
     only at density <= n/m (exact) or at any density (prune), so its break-even is n/m (exact)
-    or 1.0 (prune) when it beats dense, NaN when it does not.
+    or 1.0 (prune) when it beats dense, NaN when it does not or cannot run (depthwise).
     """
     if isinstance(k, DenseKernel):
         return 1.0
     if isinstance(k, NmKernel):
-        if nm_time(d, mc, k, dense, name).total_s > dense_s:
+        if not d.nm_applicable(k.m) or nm_time(d, mc, k, dense, name).total_s > dense_s:
             return math.nan
         return 1.0 if k.policy == "prune" else k.n / k.m
     return crossing(lambda x: time_at(name, k, d, x, mc, dense).total_s, dense_s)

@@ -155,11 +155,6 @@ def prune_error(layer: Layer, operand: str, n: int, m: int) -> float:
     return num / den if den else (0.0 if num == 0 else math.nan)
 
 
-def _reduction_length(layer: Layer) -> int:
-    s = layer.shape
-    return s.C // s.groups if isinstance(s, ConvShape) else s.K
-
-
 def _weight_nm(layer: Layer, n: int, m: int) -> tuple[float, float]:
     """(share of conforming weight groups, share of weight non-zeros pruning drops)."""
     wnz = layer.weight_nonzero()
@@ -180,8 +175,10 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
     act_b, w_b = p.act_bits / 8, p.weight_bits / 8
     n, m = arch.n, arch.m
     on_act = arch.sparse_operand == "act"
-    applicable = arch.sparse_enabled and _reduction_length(layer) >= m
-    if on_act:
+    applicable = arch.sparse_enabled and dims.nm_applicable(m)
+    if not dims.nm_applicable(m):
+        conformance, dropped = math.nan, math.nan
+    elif on_act:
         conformance = operand_for(layer).nm_conformance(n, m)
         dropped = (nm_excess(reduction_view(layer.nonzero(), layer.shape), n, m)
                    if layer.has_trace else math.nan)
