@@ -131,11 +131,13 @@ def plot(arch: Config, dims: GemmDims, pattern: str, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 5))
     for name in arch.kernels:
         speedup = df[f"speedup_{name}"]
-        if speedup.notna().any():
-            (line,) = ax.plot(df["density"], speedup, label=name)
-            if name in table.index and np.isfinite(table.loc[name, "breakeven_density"]):
-                ax.axvline(table.loc[name, "breakeven_density"], color=line.get_color(),
-                           linestyle=":", linewidth=1)
+        if not speedup.notna().any():
+            ax.plot([], [], linestyle="none", label=f"{name}: may not run these activations")
+            continue
+        (line,) = ax.plot(df["density"], speedup, label=name)
+        if name in table.index and np.isfinite(table.loc[name, "breakeven_density"]):
+            ax.axvline(table.loc[name, "breakeven_density"], color=line.get_color(),
+                       linestyle=":", linewidth=1)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
