@@ -49,10 +49,12 @@ def print_table(df: pd.DataFrame, columns: Sequence[str], title: str = "") -> No
     table = Table(title=title or None, show_lines=False)
     for col in columns:
         numeric = pd.api.types.is_numeric_dtype(df[col]) and not pd.api.types.is_bool_dtype(df[col])
-        table.add_column(col.replace("_vs_dense", ""), justify="right" if numeric else "left")
+        table.add_column(col.replace("_vs_dense", ""), justify="right" if numeric else "left",
+                         overflow="fold")
     for _, row in df.iterrows():
         table.add_row(*(_fmt(row[c]) for c in columns))
-    Console(width=max(160, Console().width)).print(table)
+    out = Console()
+    Console(width=out.width if out.is_terminal else 240).print(table)
 
 
 RUN_COLUMNS = [
@@ -82,9 +84,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         json.dump(payload, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
+        from accelsim.engines.registry import engine_for
+
         extra = [c for c in result.layers.columns if c.startswith("cycles_if_")]
+        extra += [c for c in getattr(engine_for(arch.kind), "DISPLAY_COLUMNS", ())
+                  if c in result.layers]
         print_table(result.with_totals(), RUN_COLUMNS + extra,
                     title=f"{workload.model} on {arch.name} ({arch.kind})")
+        summary = result.meta.get("engine_summary", {}).get("arch", {})
+        scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
+        if scalars:
+            print("whole network: " + ", ".join(f"{k} {_fmt(v)}" for k, v in scalars.items()))
         if "best_kernel" in result.layers:
             print_kernel_choice(result.layers, f"kernel choice per layer on {arch.name}")
     return 0
@@ -163,7 +173,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
              "dead_channels": "dead_ch", "row_density_percentiles@p50": "row_p50",
              "block_density@1x4": "blk_1x4"}
     print_table(df.rename(columns=short),
-                ["layer", "op", "shape", "macs_dense", "act_density", *short.values(), "hoyer",
+                ["layer", "op", "shape", "macs_dense", "zero_fraction", "act_density",
+                 *short.values(), "hoyer",
                  "mode", "alias_of"],
                 title=f"{workload.model}: {totals['layers']} layers, {len(workload.edges)} edges, "
                       f"{totals['macs_dense']:,} MACs, MAC-weighted act density "
