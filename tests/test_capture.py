@@ -254,6 +254,41 @@ def test_values_beyond_float16_are_clamped_and_counted():
     assert w.layers[0].act[0, 0] == np.float16(65504) and w.layers[0].extra["fp16_clamped"] == 1
 
 
+def test_nested_and_one_dimensional_zero_padding_fold():
+    class Pads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(2, 3, 3, padding=(1, 0))
+            self.c1d = nn.Conv1d(3, 2, 3)
+
+        def forward(self, x):
+            y = self.conv(F.pad(F.pad(x * 1.0, (1, 0, 0, 2)), (0, 3)))  # inner tensors die
+            n, c, h, w = y.shape
+            return self.c1d(F.pad(y.reshape(n, c, h * w), (2, 1)))
+
+    x = torch.randn(1, 2, 4, 5)
+    w = capture(Pads(), x)
+    conv, c1d = w.layer("conv"), w.layer("c1d")
+    # Own (1, 1, 0, 0) + F.pad (top 0, bottom 2, left 1, right 0) + F.pad (left 0, right 3).
+    assert conv.shape.padding == (1, 3, 1, 3)
+    np.testing.assert_array_equal(conv.act, f16(x))
+    assert c1d.shape.padding == (0, 0, 2, 1) and c1d.shape.H == 1
+
+
+def test_baddbmm_and_inputs_in_a_mapping_subclass():
+    from collections import UserDict
+
+    class Scores(nn.Module):
+        def forward(self, x, bias):
+            return torch.baddbmm(bias, x, x.transpose(1, 2))
+
+    x = torch.randn(2, 3, 4)
+    w = capture(Scores(), UserDict({"x": x, "bias": torch.zeros(2, 3, 3)}))
+    layer = w.layer("matmul")
+    assert layer.op == "matmul" and layer.shape == GemmShape(M=3, K=4, N=3, batch=2)
+    np.testing.assert_array_equal(layer.act, f16(x))
+
+
 def test_in_place_changes_after_capture_do_not_leak_into_the_trace():
     class Clobber(nn.Module):
         def __init__(self) -> None:

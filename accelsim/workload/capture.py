@@ -3,13 +3,13 @@
 `capture(model, inputs)` runs the model once under a `torch.overrides.TorchFunctionMode` and
 records, in execution order, the input activation of every
 
-* `linear` — `F.linear` (every `nn.Linear`), and a `matmul`/`mm`/`addmm` whose second operand is a
-  constant (a weight: it depends on no model input);
+* `linear` — `F.linear` (every `nn.Linear`), and a `matmul`/`mm`/`addmm`/`baddbmm` whose second
+  operand is a constant (a weight: it depends on no model input);
 * `conv2d` — `F.conv2d` (every `nn.Conv2d`) and `F.conv1d` (every `nn.Conv1d`), the latter
   mapped to a conv2d with H = 1: input `[N, C, L]` is stored as `[N, C, 1, L]`, kernel `k` as
   R = 1, S = k, stride/dilation/padding act along W only;
 * `matmul` — activation x activation products (`torch.matmul`, `@`, `mm`, `bmm`,
-  `addmm` when both operands depend on model inputs), e.g. attention QK^T and AV, with every
+  `addmm`, `baddbmm` when both operands depend on model inputs), e.g. attention QK^T and AV, with every
   leading (broadcast) dimension folded into `batch`; `F.scaled_dot_product_attention` becomes
   two layers `<module>.attn_qk` (input Q, second operand K^T) and `<module>.attn_av` (input: the
   attention probabilities softmax(QK^T * scale + mask), computed explicitly in float32 since SDPA
@@ -36,9 +36,10 @@ captured layers whose output it (transitively) depends on through uncaptured ope
 inputs carry a marker, weights nothing. An operation's outputs inherit the union of its tensor
 arguments' provenance, a captured layer's output has provenance {that layer}. A captured layer
 gets one edge from every layer in the provenance of its input(s): residual additions, norms,
-activations, reshapes and pooling are looked through. Operations PyTorch runs without a
-`__torch_function__` hook (inside C++ kernels such as the fused `nn.MultiheadAttention` fast
-path, or `torch.einsum`) are not seen; their outputs still inherit provenance.
+activations, reshapes and pooling are looked through. Products computed by an op that is not
+listed above (`torch.einsum`, `F.multi_head_attention_forward`'s fused fast path
+`torch._native_multi_head_attention`, ...) are not recorded as layers; their outputs still
+inherit provenance, so the graph stays connected.
 
 Aliasing. Layers that read the very same tensor object (unchanged in place since, as for the
 Q, K and V projections of one hidden state) store it once: the first is the owner, the others
@@ -123,7 +124,7 @@ _MATMUL_FUNCS = {
     torch.bmm, torch.Tensor.bmm,
 }
 _RMATMUL_FUNCS = {torch.Tensor.__rmatmul__}
-_ADDMM_FUNCS = {torch.addmm, torch.Tensor.addmm}
+_ADDMM_FUNCS = {torch.addmm, torch.Tensor.addmm, torch.baddbmm, torch.Tensor.baddbmm}
 _LAYER_TYPES = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
 
 
@@ -165,7 +166,9 @@ class _Recorder(TorchFunctionMode):
         self.edges: list[tuple[str, str]] = []
         self.skipped: dict[str, int] = {}
         self._prov: dict[int, tuple[weakref.ref, frozenset[str]]] = {}
-        self._pads: dict[int, tuple[weakref.ref, weakref.ref, tuple[int, int, int, int], int]] = {}
+        self._pads: dict[int, tuple[weakref.ref, weakref.ref, tuple[int, int, int, int], int,
+                                    int]] = {}
+        """id(padded) -> (padded, unpadded, (top, bottom, left, right), versions of both)."""
         self._readers: dict[int, tuple[weakref.ref, int, str]] = {}
         self._stack: list[tuple[str, torch.nn.Module]] = []
         self._used_names: set[str] = set()
@@ -241,23 +244,29 @@ class _Recorder(TorchFunctionMode):
             return
         left, right = int(pad[0]), int(pad[1])
         top, bottom = (int(pad[2]), int(pad[3])) if len(pad) == 4 else (0, 0)
-        self._pads[id(out)] = (weakref.ref(out), weakref.ref(x), (top, bottom, left, right),
-                               out._version)
+        pads = (top, bottom, left, right)
+        inner = self._pads.get(id(x))
+        if inner is not None and inner[0]() is x and inner[3] == x._version:
+            # Padding a padded tensor: one entry back to the innermost unpadded tensor.
+            pads = tuple(a + b for a, b in zip(pads, inner[2]))  # type: ignore[assignment]
+            self._pads[id(out)] = (weakref.ref(out), inner[1], pads, out._version, inner[4])
+            return
+        self._pads[id(out)] = (weakref.ref(out), weakref.ref(x), pads, out._version, x._version)
 
     def _unpad(self, t: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-        """The tensor before zero padding folded into the conv, and that padding."""
-        total = [0, 0, 0, 0]
-        while True:
-            entry = self._pads.get(id(t))
-            if entry is None or entry[0]() is not t or entry[3] != t._version:
-                return t, (total[0], total[1], total[2], total[3])
-            pads = entry[2]
-            original = entry[1]()
-            if original is None:
-                top, bottom, left, right = pads
-                original = t[..., top:t.shape[-2] - bottom, left:t.shape[-1] - right]
-            total = [a + b for a, b in zip(total, pads)]
-            t = original
+        """The tensor before zero padding that is folded into the conv, and that padding.
+
+        That is the very tensor that was padded when it is alive and unchanged since (aliasing
+        then sees the tensor other layers read), else the interior sliced out of `t`.
+        """
+        entry = self._pads.get(id(t))
+        if entry is None or entry[0]() is not t or entry[3] != t._version:
+            return t, (0, 0, 0, 0)
+        pads, original = entry[2], entry[1]()
+        if original is not None and original._version == entry[4]:
+            return original, pads
+        top, bottom, left, right = pads
+        return t[..., top:t.shape[-2] - bottom, left:t.shape[-1] - right], pads
 
     # --- the mode ---------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -345,6 +354,8 @@ class _Recorder(TorchFunctionMode):
         dilation = _arg(args, kwargs, 5, "dilation", 1)
         groups = int(_arg(args, kwargs, 6, "groups", 1))
         read, folded = self._unpad(x)
+        if one_d and (folded[0] or folded[1]):
+            read, folded = x, (0, 0, 0, 0)      # padded along channels: data, not conv padding
         src = read
         if one_d:
             src = src.unsqueeze(-2)
@@ -376,8 +387,8 @@ class _Recorder(TorchFunctionMode):
     def _matmul(self, func, args, kwargs):
         out = func(*args, **kwargs)
         if func in _ADDMM_FUNCS:
-            a = _arg(args, kwargs, 1, "mat1", None)
-            b = _arg(args, kwargs, 2, "mat2", None)
+            a = _arg(args, kwargs, 1, "mat1", kwargs.get("batch1"))
+            b = _arg(args, kwargs, 2, "mat2", kwargs.get("batch2"))
         elif func in _RMATMUL_FUNCS:
             b, a = args[0], args[1]
         else:
@@ -483,6 +494,17 @@ def _to_numpy_f16(t: torch.Tensor) -> tuple[np.ndarray, int, int]:
     return h, clamped, flushed
 
 
+def _tensors_in(obj: Any, depth: int = 0) -> list[torch.Tensor]:
+    """Tensors inside nested mappings (dicts, HF BatchEncoding), lists and tuples."""
+    if _is_tensor(obj):
+        return [obj]
+    if depth > 8:
+        return []
+    items = obj.values() if isinstance(obj, Mapping) else obj if isinstance(obj, (list, tuple)) \
+        else ()
+    return [t for item in items for t in _tensors_in(item, depth + 1)]
+
+
 def _call(model: torch.nn.Module, inputs: Any) -> Any:
     if isinstance(inputs, Mapping):
         return model(**inputs)
@@ -496,9 +518,8 @@ def _run(model: torch.nn.Module, inputs: Any, dry_run: bool, keep: Keep,
     recorder = _Recorder(model, dry_run=dry_run, keep=keep, keep_second=keep_second)
     try:
         with torch.no_grad():
-            for t in tree_flatten(inputs)[0]:
-                if _is_tensor(t):
-                    recorder.mark_input(t)
+            for t in _tensors_in(inputs):
+                recorder.mark_input(t)
             with recorder:
                 _call(model, inputs)
     finally:
