@@ -408,7 +408,7 @@ def test_run_prints_the_kernel_choice(tmp_path, capsys):
 
 
 def test_depthwise_conv_never_uses_n_m():
-    shape = ConvShape(N=64, C=256, H=28, W=28, K=256, R=3, S=3, padding=(1, 1, 1, 1), groups=256)
+    shape = ConvShape(N=8, C=256, H=28, W=28, K=256, R=3, S=3, padding=(1, 1, 1, 1), groups=256)
     layer = Layer("dw", "conv2d", shape, act_mask=np.zeros(shape.act_shape, bool))
     arch = gpu_arch()
     arch = arch.model_copy(update={"kernels": {**arch.kernels, "2of4": arch.kernels["2of4"]
