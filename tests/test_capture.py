@@ -362,3 +362,19 @@ def test_lazy_top_level_export():
             "f = accelsim.capture; assert 'torch' in sys.modules; print(f.__module__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "accelsim.workload.capture"
+
+
+def test_a_captured_trace_inspects_and_sparsifies_unchanged(tmp_path, capsys, attention, convnet):
+    from accelsim.cli import main
+
+    for i, (_, _, w) in enumerate((attention, convnet)):
+        path, out = tmp_path / f"a{i}.npz", tmp_path / f"a{i}_24.npz"
+        save_workload(w, path)
+        assert main(["inspect", str(path), "--json"]) == 0
+        assert main(["sparsify", str(path), "--method", "nm", "--n", "2", "--m", "4",
+                     "-o", str(out)]) == 0
+        capsys.readouterr()
+        sparse = load_workload(out)
+        assert [layer.name for layer in sparse.layers] == [layer.name for layer in w.layers]
+        assert all(layer.act_density <= 0.5 + 1e-9 for layer in sparse.layers
+                   if layer.shape.act_shape[-1] % 4 == 0 and layer.op == "linear")
