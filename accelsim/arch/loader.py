@@ -35,7 +35,12 @@ def _describe(err: dict) -> str:
         return f"unknown kind {err['input'].get('kind')!r}; known kinds: {', '.join(_kinds())}"
     if kind == "union_tag_not_found":
         return f"missing 'kind'; known kinds: {', '.join(_kinds())}"
-    return f"'{loc}': {err['msg']} (got {err.get('input')!r})"
+    where = f"'{loc}': " if loc else ""
+    value = err.get("input")
+    if isinstance(value, (dict, list, tuple)):
+        return f"{where}{err['msg']}"
+    shown = repr(value)
+    return f"{where}{err['msg']} (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
 
 
 def _kinds() -> list[str]:
