@@ -402,8 +402,138 @@ def _add_capture(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_capture)
 
 
+SUMMARY_SHOWN = {"latency_s": "latency_s", "throughput_per_s": "throughput_per_s",
+                 "energy_j": "energy_j", "edp_js": "edp_js", "area_mm2": "area_mm2",
+                 "speedup_vs_dense": "speedup", "energy_saving_vs_dense": "energy_saving"}
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from accelsim.arch import load_arch
+    from accelsim.compare import run_compare, summary_table
+    from accelsim.workload import load_workload
+
+    *arch_paths, workload_path = args.inputs
+    if not arch_paths or not workload_path.endswith(".npz"):
+        raise AccelsimError(
+            "compare needs one or more architecture YAML files followed by one workload trace "
+            f"(.npz), got {' '.join(args.inputs)}. Example: accelsim compare "
+            "arch_configs/tpu_like_128x128_ws.yaml arch_configs/a100.yaml workloads/digits_cnn.npz")
+    archs = [load_arch(p) for p in arch_paths]
+    workload = load_workload(workload_path)
+    out = args.out or Path("reports") / f"compare_{workload.model}"
+    with progress_bar("compare", len(archs) * len(workload.layers)) as bar:
+        results = run_compare(archs, workload, workload_path, out,
+                              on_layer=lambda _a, _l: bar.advance(bar.task_ids[0]))
+    stderr.print(f"wrote results to {out}/ (rebuild a report with `accelsim report {out} -o "
+                 "report.html`)", highlight=False)
+    table = summary_table(results).rename(columns=SUMMARY_SHOWN)
+    print_table(table, ["arch", "engine", *SUMMARY_SHOWN.values(), "bound"],
+                title=f"{workload.model} on {len(archs)} architecture(s): one pass over the "
+                      "trace (throughput in passes/s; speed-up and energy saving vs each "
+                      "arch's own dense equivalent)")
+    if args.report:
+        from accelsim.report import write_report
+
+        stderr.print(f"wrote {write_report(out, args.report)}", highlight=False)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from accelsim.report import write_report
+
+    stderr.print(f"wrote {write_report(args.results, args.output)}", highlight=False)
+    return 0
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare", help="several architectures side by side on one workload, with a report",
+        description="Run every architecture on the workload (each against its own dense "
+                    "equivalent), save the results into --out and print the summary table.")
+    p.add_argument("inputs", nargs="+", metavar="ARCH.yaml ... WORKLOAD.npz",
+                   help="architecture YAML files, then the workload trace (.npz)")
+    p.add_argument("--out", type=Path,
+                   help="results folder (default reports/compare_<model>)")
+    p.add_argument("--report", type=Path, metavar="REPORT.html|REPORT.pdf",
+                   help="also write a report (HTML or PDF, from the file suffix)")
+    p.set_defaults(func=cmd_compare)
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="HTML or PDF report from a saved compare folder",
+                       description="Rebuild a report from the results saved by `accelsim "
+                                   "compare --out DIR`, without simulating again.")
+    p.add_argument("results", type=Path, help="results folder written by `accelsim compare`")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="REPORT.html|REPORT.pdf",
+                   help="report file; the suffix picks HTML or PDF")
+    p.set_defaults(func=cmd_report)
+
+
+SWEEP_COLUMNS = ["point", "workload", "latency_s", "energy_pj", "area_mm2", "speedup_vs_dense"]
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from rich.progress import TaskProgressColumn, TimeRemainingColumn
+
+    from accelsim.pareto import analyse, pareto_front
+    from accelsim.sweep import run_sweep
+    from accelsim.sweep_spec import expand, load_sweep
+
+    spec = load_sweep(args.sweep)
+    points = expand(spec)
+    out = Path(args.out or Path("runs") / spec.name)
+    stderr.print(f"{spec.name}: {len(points)} design points x {len(spec.workloads)} workloads "
+                 f"-> {out}")
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+        console=stderr, transient=True, disable=not stderr.is_terminal,
+    )
+    task = progress.add_task(spec.name, total=None, rate="")
+
+    def started(total: int, done: int) -> None:
+        progress.update(task, total=total, completed=done)
+        if done:
+            stderr.print(f"resuming: {done} of {total} already finished")
+
+    def advanced() -> None:
+        progress.advance(task)
+        speed = progress.tasks[0].speed
+        progress.update(task, rate=f"{speed:.1f} pts/s" if speed else "")
+
+    with progress:
+        df = run_sweep(spec, points, out, executor=args.executor, workers=args.workers,
+                       scheduler=args.scheduler, resume=args.resume, on_start=started,
+                       on_task=advanced)
+    written = analyse(df, [p.name for p in spec.parameters], out)
+    stderr.print(f"wrote {out / 'points.csv'}, " + ", ".join(str(p) for p in written.values()))
+    front = pareto_front(df)
+    print_table(front, [c for c in SWEEP_COLUMNS + [p.name for p in spec.parameters]
+                        if c in front], title=f"Pareto front ({len(front)} of {len(df)} points)")
+    return 0
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="run a design-space sweep; Pareto front over latency, "
+                       "energy and area")
+    p.add_argument("sweep", help="sweep YAML (base arch, parameters, sampling, constraints, "
+                   "workloads)")
+    p.add_argument("--out", help="results folder (default runs/<sweep name>)")
+    p.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="local process pool (default) or Dask distributed")
+    p.add_argument("--scheduler", help="join a running Dask scheduler, e.g. tcp://host:8786 "
+                   "(workload paths must be readable on its workers)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="worker processes (local pool or Dask LocalCluster; default: all CPUs)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted sweep in --out, skipping finished points")
+    p.set_defaults(func=cmd_sweep)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_run, _add_inspect, _add_import_scalesim, _add_sparsify, _add_capture, _add_breakeven,
+    _add_compare, _add_report,
+    _add_sweep,
 ]
 
 

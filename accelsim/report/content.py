@@ -1,0 +1,99 @@
+"""What a report shows, independent of HTML or PDF: tables (strings) and provenance."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from accelsim import __version__
+from accelsim.compare import summary_table
+from accelsim.results import RunResult
+from accelsim.simulate import git_revision
+
+SUMMARY_HEADERS = {
+    "arch": "architecture", "engine": "engine", "latency_s": "latency (s)",
+    "throughput_per_s": "throughput (passes/s)", "energy_j": "energy (J)", "edp_js": "EDP (J·s)",
+    "area_mm2": "area (mm²)", "speedup_vs_dense": "speed-up vs dense",
+    "energy_saving_vs_dense": "energy saving vs dense", "bound": "bound",
+}
+LAYER_HEADERS = {
+    "arch": "architecture", "layer": "layer", "op": "op", "macs_dense": "dense MACs",
+    "act_density": "act density", "cycles": "cycles", "latency_s": "latency (s)",
+    "energy_pj": "energy (pJ)", "dram_bytes": "DRAM bytes", "utilization": "utilization",
+    "bound": "bound", "speedup_vs_dense": "speed-up", "energy_saving_vs_dense": "energy saving",
+}
+
+
+def fmt(value: object) -> str:
+    """A number as shown in reports: 4 significant digits, '-' for missing values."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float)):
+        v = float(value)
+        if math.isnan(v):
+            return "-"
+        if v.is_integer() and abs(v) < 1e9:
+            return f"{int(v):,}"
+        if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-2):
+            return f"{v:.4g}"
+        return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    return str(value)
+
+
+@dataclass
+class Table:
+    """A table of display strings; `numeric[i]` says whether column i sorts as numbers."""
+
+    headers: list[str]
+    rows: list[list[str]]
+    numeric: list[bool]
+    raw: list[list[object]] = field(default_factory=list)
+
+
+def _table(df: pd.DataFrame, headers: dict[str, str]) -> Table:
+    cols = [c for c in headers if c in df]
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
+               for c in cols]
+    raw = [[row[c] for c in cols] for _, row in df.iterrows()]
+    return Table([headers[c] for c in cols], [[fmt(v) for v in r] for r in raw], numeric, raw)
+
+
+def summary(results: Sequence[RunResult]) -> Table:
+    """The per-architecture summary table."""
+    return _table(summary_table(results), SUMMARY_HEADERS)
+
+
+def per_layer(results: Sequence[RunResult]) -> Table:
+    """Every layer on every architecture."""
+    return _table(pd.concat([r.layers for r in results], ignore_index=True), LAYER_HEADERS)
+
+
+def provenance(results: Sequence[RunResult], info: dict) -> Table:
+    """Tool version, git hash, arch and workload hashes, trace source, config sources, dates."""
+    import datetime as dt
+
+    rows = [
+        ["report tool", f"accelsim {__version__} (git {git_revision() or 'unknown'})"],
+        ["report date", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")],
+        ["workload", f"{info.get('model')} ({info.get('path')}), hash {info.get('hash')}, "
+                     f"{len(info.get('layers', []))} layers, batch {info.get('batch')}"],
+    ]
+    source = info.get("source") or {}
+    for key in ("recipe", "dataset", "inputs", "command", "captured_by"):
+        if key in source:
+            rows.append([f"trace {key}", str(source[key])])
+    for r in results:
+        m = r.meta
+        cfg = m.get("arch_config", {})
+        rows.append([f"arch {m.get('arch')}",
+                     f"kind {m.get('arch_kind')}, hash {m.get('arch_hash')}, simulated "
+                     f"{m.get('created')} by accelsim {m.get('tool_version')} (git "
+                     f"{m.get('git_revision') or 'unknown'})"])
+        for key, text in (cfg.get("sources") or {}).items():
+            rows.append([f"  source: {key}", str(text)])
+    return Table(["item", "value"], rows, [False, False])

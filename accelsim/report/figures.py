@@ -1,0 +1,223 @@
+"""Report figures drawn with matplotlib (Agg): each returns a Figure, or None without data."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import networkx as nx  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from accelsim.results import RunResult  # noqa: E402
+
+BREAKEVEN_LAYERS = 6
+"""Break-even curves drawn per GPU: the layers with the longest dense time."""
+
+
+def label(text: object) -> str:
+    """A user-provided string made literal for matplotlib (no mathtext from '$')."""
+    return str(text).replace("$", r"\$")
+
+
+def _names(results: Sequence[RunResult]) -> list[str]:
+    return [label(r.meta.get("arch", "?")) for r in results]
+
+
+def _layer_axis(ax: plt.Axes, layers: Sequence[str]) -> None:
+    ax.set_xticks(range(len(layers)))
+    ax.set_xticklabels([label(n) for n in layers], rotation=60 if len(layers) > 6 else 0,
+                       ha="right" if len(layers) > 6 else "center", fontsize=7)
+    if len(layers) > 40:
+        ax.set_xticks(range(0, len(layers), math.ceil(len(layers) / 40)))
+        ax.set_xticklabels([label(n) for n in layers[::math.ceil(len(layers) / 40)]],
+                           rotation=60, ha="right", fontsize=7)
+
+
+def _width(n_layers: int) -> float:
+    return min(14.0, max(7.0, 0.25 * n_layers))
+
+
+def speedup_per_layer(results: Sequence[RunResult]) -> Figure:
+    """Grouped bars: each layer's speed-up over dense, one colour per architecture."""
+    layers = list(results[0].layers["layer"].astype(str))
+    fig, ax = plt.subplots(figsize=(_width(len(layers)), 4))
+    width = 0.8 / len(results)
+    x = np.arange(len(layers))
+    for i, (r, name) in enumerate(zip(results, _names(results))):
+        ax.bar(x + (i - (len(results) - 1) / 2) * width, r.layers["speedup_vs_dense"], width,
+               label=name)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    _layer_axis(ax, layers)
+    ax.set_ylabel("speed-up over dense (x)")
+    ax.set_title("Per-layer speed-up over each architecture's dense equivalent")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def energy_breakdown(results: Sequence[RunResult]) -> Figure:
+    """Stacked bars: whole-workload energy per component (uJ), one bar per architecture."""
+    totals = []
+    for r in results:
+        cols = [c for c in r.layers.columns if c.startswith("energy_") and c.endswith("_pj")
+                and c != "energy_pj"]
+        totals.append({c[7:-3]: float(r.layers[c].fillna(0).sum()) * 1e-6 for c in cols})
+    components = sorted({c for t in totals for c in t})
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(results) + 3), 4))
+    bottom = np.zeros(len(results))
+    cmap = plt.get_cmap("tab20")
+    for j, comp in enumerate(components):
+        values = np.array([t.get(comp, 0.0) for t in totals])
+        ax.bar(range(len(results)), values, 0.6, bottom=bottom, label=label(comp), color=cmap(j % 20))
+        bottom += values
+    ax.set_xticks(range(len(results)))
+    ax.set_xticklabels(_names(results), fontsize=8)
+    ax.set_ylabel("energy per pass (µJ)")
+    ax.set_title("Energy by component")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def density_scatter(results: Sequence[RunResult]) -> Figure:
+    """Each layer's activation density against its speed-up, one colour per architecture."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r, name in zip(results, _names(results)):
+        ax.scatter(r.layers["act_density"], r.layers["speedup_vs_dense"], s=18, alpha=0.8,
+                   label=name)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xlabel("activation density (non-zeros / elements)")
+    ax.set_ylabel("speed-up over dense (x)")
+    ax.set_title("Density vs speed-up per layer")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def gpu_breakeven(result: RunResult, info: dict) -> Figure | None:
+    """Best allowed sparse kernel's speed-up vs density for the GPU's costliest layers (from
+    the saved arch config; no re-simulation), each layer's measured density marked."""
+    from accelsim.arch import parse_arch
+    from accelsim.compare import layer_from_info
+    from accelsim.engines import gpu_breakeven as be
+    from accelsim.engines.gemm_operand import gemm_dims
+
+    if result.meta.get("arch_kind") != "gpu" or "a_density" not in result.layers:
+        return None
+    arch = parse_arch(result.meta["arch_config"], f"saved config of {result.meta.get('arch')}")
+    entries = {e["name"]: e for e in info["layers"]}
+    top = result.layers.sort_values("dense_latency_s", ascending=False).head(BREAKEVEN_LAYERS)
+    densities = np.logspace(-3, 0, 25)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for _, row in top.iterrows():
+        dims = gemm_dims(layer_from_info(entries[str(row["layer"])]))
+        df = be.curve(arch, dims, densities, "random")
+        (line,) = ax.plot(df["density"], df["best_speedup"], label=label(row["layer"]))
+        at = be.curve(arch, dims, [float(row["a_density"])], "random")["best_speedup"].iloc[0]
+        ax.plot([row["a_density"]], [at], "o", color=line.get_color(), markersize=7)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("activation density (random zeros)")
+    ax.set_ylabel("best kernel's speed-up over dense (x)")
+    ax.set_title(f"{label(arch.name)}: break-even curves, dots at each layer's measured density")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def neuromorphic_use(result: RunResult) -> Figure | None:
+    """Events and neural processors used per layer, for neuromorphic results."""
+    cols = [c for c in ("events", "nps_used") if c in result.layers]
+    if result.meta.get("arch_kind") != "neuromorphic" or not cols:
+        return None
+    layers = list(result.layers["layer"].astype(str))
+    fig, axes = plt.subplots(len(cols), 1, figsize=(_width(len(layers)), 2.6 * len(cols)),
+                             squeeze=False)
+    for ax, col in zip(axes[:, 0], cols):
+        ax.bar(range(len(layers)), result.layers[col], color="tab:purple")
+        ax.set_ylabel({"events": "events", "nps_used": "NPs used"}[col])
+        _layer_axis(ax, layers)
+    axes[0, 0].set_title(f"{label(result.meta.get('arch'))}: events and neural-processor use")
+    fig.tight_layout()
+    return fig
+
+
+def trace_vs_uniform(result: RunResult) -> Figure | None:
+    """Cycles with the traced zero pattern vs the same density spread uniformly."""
+    if "cycles_if_uniform" not in result.layers:
+        return None
+    layers = list(result.layers["layer"].astype(str))
+    fig, ax = plt.subplots(figsize=(_width(len(layers)), 4))
+    x = np.arange(len(layers))
+    ax.bar(x - 0.2, result.layers["cycles"], 0.4, label="traced zeros")
+    ax.bar(x + 0.2, result.layers["cycles_if_uniform"], 0.4, label="uniform at same density")
+    _layer_axis(ax, layers)
+    ax.set_yscale("log")
+    ax.set_ylabel("cycles")
+    ax.set_title(f"{label(result.meta.get('arch'))}: trace vs uniform-density cycles")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def model_graph(info: dict) -> Figure | None:
+    """The layer graph (producer -> consumer) coloured by activation density."""
+    layers = info.get("layers", [])
+    if not layers:
+        return None
+    g = nx.DiGraph()
+    for e in layers:
+        g.add_node(e["name"], density=e["act_density"])
+    g.add_edges_from(tuple(e) for e in info.get("edges", []) if e[0] in g and e[1] in g)
+    order = {e["name"]: i for i, e in enumerate(layers)}
+    if nx.is_directed_acyclic_graph(g):
+        depth: dict[str, int] = {}
+        for n in nx.topological_sort(g):
+            depth[n] = max((depth[p] + 1 for p in g.predecessors(n)), default=0)
+    else:
+        depth = dict(order)
+    rows: dict[int, list[str]] = {}
+    for n in sorted(g, key=order.get):
+        rows.setdefault(depth[n], []).append(n)
+    pos = {n: (i - (len(ns) - 1) / 2, -d) for d, ns in rows.items() for i, n in enumerate(ns)}
+    height = min(14.0, max(3.0, 0.35 * len(rows)))
+    fig, ax = plt.subplots(figsize=(7, height))
+    cmap = plt.get_cmap("viridis")
+    nodes = list(g)
+    nx.draw_networkx_edges(g, pos, ax=ax, arrows=True, arrowsize=8, edge_color="#888888",
+                           width=0.8, node_size=120)
+    drawn = nx.draw_networkx_nodes(g, pos, nodelist=nodes, ax=ax, node_size=120, cmap=cmap,
+                                   node_color=[g.nodes[n]["density"] for n in nodes],
+                                   vmin=0.0, vmax=1.0)
+    if len(nodes) <= 60:
+        for n in nodes:
+            ax.annotate(label(n), pos[n], xytext=(7, 0), textcoords="offset points", fontsize=7,
+                        va="center")
+    fig.colorbar(drawn, ax=ax, label="activation density", shrink=0.7)
+    ax.set_title(f"{label(info.get('model'))}: layer graph coloured by activation density")
+    ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def all_figures(results: Sequence[RunResult], info: dict) -> list[tuple[str, str, Figure]]:
+    """(id, caption, figure) for every figure the data supports, in report order."""
+    figs: list[tuple[str, str, Figure | None]] = [
+        ("speedup", "Per-layer speed-up over dense", speedup_per_layer(results)),
+        ("energy", "Energy breakdown per component", energy_breakdown(results)),
+        ("scatter", "Activation density vs speed-up", density_scatter(results)),
+    ]
+    for i, r in enumerate(results):
+        name = str(r.meta.get("arch"))
+        figs.append((f"breakeven-{i}", f"GPU break-even curves: {name}", gpu_breakeven(r, info)))
+        figs.append((f"neuromorphic-{i}", f"Events and NP use: {name}", neuromorphic_use(r)))
+        figs.append((f"uniform-{i}", f"Trace vs uniform density: {name}", trace_vs_uniform(r)))
+    figs.append(("graph", "Model graph coloured by activation density", model_graph(info)))
+    return [(i, c, f) for i, c, f in figs if f is not None]

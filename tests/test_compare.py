@@ -1,0 +1,118 @@
+"""`accelsim compare`: runs several archs on a real trace, saves, summarises; bad folders fail clearly."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from accelsim.cli import main
+from accelsim.compare import layer_from_info, load_compare, summary_table
+from accelsim.errors import AccelsimError
+from accelsim.report import write_report
+from accelsim.workload import load_workload
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = ROOT / "workloads" / "digits_cnn.npz"
+ARCHS = [str(ROOT / "arch_configs" / f"{n}.yaml") for n in ("tpu_like_128x128_ws", "scnn_like", "a100")]
+
+pytestmark = pytest.mark.skipif(not DIGITS.is_file(), reason="workloads/digits_cnn.npz not shipped")
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory) -> tuple[Path, str]:
+    """A compare folder of the three archs on the digits CNN trace, and the printed table."""
+    out = tmp_path_factory.mktemp("cmp") / "digits"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["compare", *ARCHS, str(DIGITS), "--out", str(out)]) == 0
+    return out, buf.getvalue()
+
+
+def test_compare_saves_each_run_in_order_and_the_workload(compared):
+    out, printed = compared
+    results, info = load_compare(out)
+    names = [r.meta["arch"] for r in results]
+    assert names == ["tpu-like-128x128-ws", "scnn-like-8x8x4x4", "nvidia-a100-sxm4-80gb"]
+    assert [r.meta["arch_kind"] for r in results] == ["systolic", "zero_skip", "gpu"]
+    workload = load_workload(DIGITS)
+    assert info["hash"] == workload.content_hash
+    assert [tuple(e) for e in info["edges"]] == workload.edges
+    for entry, layer in zip(info["layers"], workload.layers):
+        assert layer_from_info(entry).shape == layer.shape
+        assert entry["act_density"] == pytest.approx(layer.act_density)
+    for name in names:
+        assert name in printed
+
+
+def test_summary_table_is_the_totals(compared):
+    results, _ = load_compare(compared[0])
+    table = summary_table(results)
+    for (_, row), result in zip(table.iterrows(), results):
+        df = result.layers
+        latency_s = df["latency_s"].sum()
+        energy_j = df["energy_pj"].sum() * 1e-12
+        assert row["latency_s"] == pytest.approx(latency_s)
+        assert row["throughput_per_s"] == pytest.approx(1 / latency_s)
+        assert row["energy_j"] == pytest.approx(energy_j)
+        assert row["edp_js"] == pytest.approx(energy_j * latency_s)
+        assert row["speedup_vs_dense"] == pytest.approx(df["dense_latency_s"].sum() / latency_s)
+        assert row["energy_saving_vs_dense"] == pytest.approx(
+            df["dense_energy_pj"].sum() / df["energy_pj"].sum())
+        assert np.isnan(row["area_mm2"])
+    # the zero-skip engine gains on a real ReLU trace; the dense systolic array is its own dense
+    assert table.loc[1, "speedup_vs_dense"] > 1.0
+    assert table.loc[0, "speedup_vs_dense"] == pytest.approx(1.0)
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_partial_folders_give_clear_errors(compared, tmp_path, capsys):
+    src = compared[0]
+    broken = _copy(src, tmp_path / "no_workload")
+    (broken / "workload.json").unlink()
+    with pytest.raises(AccelsimError, match="did not finish"):
+        load_compare(broken)
+
+    broken = _copy(src, tmp_path / "no_csv")
+    (broken / "scnn-like-8x8x4x4" / "results.csv").unlink()
+    with pytest.raises(AccelsimError, match="no complete results"):
+        load_compare(broken)
+
+    broken = _copy(src, tmp_path / "short")
+    csv = broken / "nvidia-a100-sxm4-80gb" / "results.csv"
+    pd.read_csv(csv).head(2).to_csv(csv, index=False)
+    with pytest.raises(AccelsimError, match="cut short"):
+        load_compare(broken)
+
+    broken = _copy(src, tmp_path / "other_workload")
+    js = broken / "tpu-like-128x128-ws" / "results.json"
+    data = json.loads(js.read_text())
+    data["meta"]["workload_hash"] = "0" * 16
+    js.write_text(json.dumps(data))
+    with pytest.raises(AccelsimError, match="another workload"):
+        load_compare(broken)
+
+    (tmp_path / "empty").mkdir()
+    for folder in (tmp_path / "empty", tmp_path / "missing"):
+        capsys.readouterr()
+        assert main(["report", str(folder), "-o", str(tmp_path / "r.html")]) == 2
+        err = capsys.readouterr().err
+        assert "accelsim: error" in err and "Traceback" not in err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_bad_arguments_exit_2(compared, tmp_path, capsys):
+    assert main(["compare", ARCHS[0]]) == 2
+    assert "one workload trace" in capsys.readouterr().err
+    with pytest.raises(AccelsimError, match="unknown report format"):
+        write_report(compared[0], tmp_path / "r.docx")
