@@ -22,6 +22,12 @@ def _count(layer: Layer, arch: ArchBase) -> LayerResult:
     return engine_for(arch.kind).simulate(layer, arch)
 
 
+def _prepare(workload: Workload, arch: ArchBase) -> dict:
+    """Run the engine's optional whole-workload step; its summary goes to the run metadata."""
+    prepare = getattr(engine_for(arch.kind), "prepare", None)
+    return (prepare(workload, arch) or {}) if prepare is not None else {}
+
+
 def _row(layer: Layer, arch: ArchBase, res: LayerResult, dense: LayerResult,
          dense_arch: ArchBase) -> dict:
     latency_s = res.cycles / arch.clock_hz
@@ -80,6 +86,9 @@ def simulate(
     """Simulate every layer on `arch` and on `arch.dense_equivalent()`; `on_layer` is
     called after each layer (for progress)."""
     dense_arch = arch.dense_equivalent()
+    summaries = {"arch": _prepare(workload, arch)}
+    if dense_arch != arch:
+        summaries["dense"] = _prepare(workload, dense_arch)
     rows = []
     for layer in workload.layers:
         res = _count(layer, arch)
@@ -105,4 +114,6 @@ def simulate(
         "workload_source": workload.source,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if any(summaries.values()):
+        meta["engine_summary"] = summaries
     return RunResult(layers=df, meta=meta)

@@ -1,0 +1,343 @@
+"""Event-driven neuromorphic cores (BrainChip Akida-like): cost follows events, not MACs.
+
+Whole network, computed once per (workload, arch) by `prepare` and looked up per layer by
+`simulate` (the engine contract is per layer; mapping and pipelining are not):
+
+1. map the workload onto the NPs of the mesh (`neuromorphic_mapping`): units, NPs per unit,
+   placement near producers, passes when the chip is too small, unmappable layers with why;
+2. count each unit's events and synops from the trace (`neuromorphic_events`), per frame,
+   stripe and packet tile, and its NP cycles (`neuromorphic_work`);
+3. run the frames through the event pipeline (`neuromorphic_pipeline`, simpy), pass after
+   pass with the weights of each later pass reloaded (weight bytes / DRAM or DMA bandwidth);
+   the first `max_simulated_frames` frames are simulated, the rest added at the measured
+   steady-state interval.
+
+Per-layer results. `cycles` is the layer's share of the network's makespan (all frames, all
+passes, per-frame overheads) in proportion to the NP-cycles it keeps busy, so the per-layer
+cycles, latencies and static energies add up to the whole pipelined run; `speedup_vs_dense`
+per layer is therefore the layer's own work ratio times a factor common to all layers (how
+well the network overlaps, sparse vs dense). `np_busy_cycles` (= `compute_cycles`) is the
+busiest NP stripe's own work on the layer and `work_speedup_vs_dense` its dense/sparse ratio,
+the speed-up of the layer itself. `events` are the layer's input events,
+`synaptic_ops` its event x fan-out operations (macs_done; macs_skipped = the zero and padding
+taps never scheduled), `nps_used` the NPs of its unit (0 on the input unit; both layers of a
+fused separable unit show the unit's NPs). Energy actions: `events.process` (an event
+delivered to an NP), `synops.update`, `noc.hop` (an event over one link), `input_unit.mac`,
+DRAM bytes (weights of FC layers kept off chip, activations between passes); static power x
+time comes from the arch (affine energy). An unmappable layer has `mapping = unmappable`, the
+reason in `mapping_note`, NaN cycles/latency/energy, and its consumers are fed by the DMA as
+if the host computed it. Whole-network figures (frame latency, frames/s, NoC load, NP
+utilisation, passes) go to the run metadata through `prepare`.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from accelsim.engines.base import LayerResult
+from accelsim.engines.neuromorphic_config import (
+    EVENT_PROCESS,
+    INPUT_MAC,
+    NOC_HOP,
+    SYNOP_UPDATE,
+    Config,
+)
+from accelsim.engines.neuromorphic_mapping import Mesh, Unit, build_mesh, map_workload
+from accelsim.engines.neuromorphic_pipeline import (
+    PipelineResult,
+    PipeUnit,
+    StripeWork,
+    run_pipeline,
+)
+from accelsim.engines.neuromorphic_work import (
+    UnitWork,
+    conv_unit_work,
+    dependency_tiles,
+    fc_unit_work,
+)
+from accelsim.workload.layer import ConvShape, Layer, Workload
+
+__all__ = ["Config", "prepare", "simulate", "network", "DISPLAY_COLUMNS"]
+
+DISPLAY_COLUMNS = ["events", "synaptic_ops", "nps_used", "mapping"]
+"""Engine-specific columns worth showing in the `accelsim run` table."""
+
+_CACHE_ARCHS = 8
+
+
+@dataclass
+class Network:
+    """Everything computed for one (workload, arch)."""
+
+    results: dict[str, LayerResult]
+    summary: dict
+    units: list[Unit]
+
+
+def _frames(workload: Workload, units: list[Unit]) -> int:
+    """Frames of the trace: the gcd of the leading dims of every mapped layer."""
+    from accelsim.engines.neuromorphic_events import frames_of
+
+    layers = {layer.name: layer for layer in workload.layers}
+    dims = [frames_of(layers[n]) for u in units if u.kind != "unmappable" for n in u.layers]
+    return math.gcd(*dims) if dims else 1
+
+
+def _bandwidth_for_weights(arch: Config) -> float:
+    dram = arch.dram()
+    return dram.read_bandwidth_bytes_per_cycle if dram else arch.dma_bandwidth_bytes_per_cycle
+
+
+def _work(unit: Unit, layers: dict[str, Layer], arch: Config, frames: int) -> UnitWork:
+    first = layers[unit.layers[0]]
+    if unit.kind == "fnp":
+        stream = unit.weight_bytes / _bandwidth_for_weights(arch)
+        return fc_unit_work(unit, first, arch, frames, stream)
+    pw = layers[unit.layers[1]] if len(unit.layers) > 1 else None
+    return conv_unit_work(unit, first, pw, arch, frames)
+
+
+def _nodes(unit: Unit, mesh: Mesh) -> list[tuple[int, int]]:
+    return [slot[0] for slot in unit.nps] if unit.nps else [mesh.dma]
+
+
+def _build_pass(units: list[Unit], work: dict[str, UnitWork], layers: dict[str, Layer],
+                arch: Config, mesh: Mesh, frames: int) -> tuple[list[PipeUnit], dict[str, float]]:
+    """Pipeline units of one pass and the event-hops each unit's inputs travel."""
+    by_name = {u.name: u for u in units}
+    pipe: list[PipeUnit] = []
+    event_hops: dict[str, float] = {}
+    for u in units:
+        w = work[u.name]
+        inside = [p for p in u.producers if p in by_name]
+        src_nodes = [n for p in inside for n in _nodes(by_name[p], mesh)]
+        from_dma = not inside or len(inside) < len(u.producers)
+        if from_dma:
+            src_nodes.append(mesh.dma)
+        nodes = _nodes(u, mesh)
+        stripes: list[StripeWork] = []
+        hops_total = 0.0
+        for i, load in enumerate(w.stripes):
+            dst = nodes[i * load.nps:(i + 1) * load.nps] if u.nps else nodes
+            per_dst = [float(np.mean([mesh.hops[a][b] for a in src_nodes])) for b in dst]
+            hops_total += float(load.events.sum()) * sum(per_dst)
+            stripes.append(StripeWork(tiles=load.tiles, cycles=load.cycles[:frames],
+                                      rx_bytes=load.events[:frames] * arch.event_bytes
+                                      if u.kind != "input_unit" else np.zeros_like(
+                                          load.events[:frames]),
+                                      hops=float(np.mean(per_dst)), port=dst[0]))
+        event_hops[u.name] = hops_total
+        first = layers[u.layers[0]]
+        deps = [(p, dependency_tiles(first, w.grid, layers[by_name[p].layers[0]],
+                                     layers[by_name[p].layers[-1]], work[p].grid))
+                for p in inside]
+        dma_bytes = None
+        if from_dma:
+            dma_bytes = _dma_bytes(u, w, first, arch, frames)
+        pipe.append(PipeUnit(name=u.name, n_tiles=w.grid.n_tiles, stripes=stripes, deps=deps,
+                             dma_bytes=dma_bytes))
+    return pipe, event_hops
+
+
+def _dma_bytes(u: Unit, w: UnitWork, first: Layer, arch: Config, frames: int) -> np.ndarray:
+    """Bytes the DMA injects per tile: dense pixels for the input unit, events otherwise."""
+    if u.kind == "input_unit":
+        s = first.shape
+        assert isinstance(s, ConvShape)
+        pixels = np.full((1, s.H, s.W), s.C * (s.N // frames) * arch.input_act_bits / 8)
+        return np.repeat(w.grid.reduce(pixels), frames, axis=0)
+    out = np.zeros((frames, w.grid.n_tiles))
+    for load in w.stripes:
+        np.maximum.at(out, (slice(None), load.tiles), load.events[:frames])
+    return out * arch.event_bytes
+
+
+def network(workload: Workload, arch: Config) -> Network:
+    """Map, count and pipeline the whole workload on `arch`."""
+    mesh = build_mesh(arch)
+    units = map_workload(workload, arch, mesh)
+    layers = {layer.name: layer for layer in workload.layers}
+    frames = _frames(workload, units)
+    mapped = [u for u in units if u.kind != "unmappable"]
+    work = {u.name: _work(u, layers, arch, frames) for u in mapped}
+    sim_frames = min(frames, arch.max_simulated_frames)
+    passes = sorted({u.pass_index for u in mapped})
+    clock = 0.0
+    frame_latency = 0.0
+    unit_done: dict[str, float] = {}
+    event_hops: dict[str, float] = {}
+    port_busy_total = 0.0
+    port_busy_max = 0.0
+    reload_cycles = 0.0
+    intervals = []
+    for p in passes:
+        in_pass = [u for u in mapped if u.pass_index == p]
+        if p > 0:
+            reload = sum(u.weight_bytes for u in in_pass) / _bandwidth_for_weights(arch)
+            reload_cycles += reload
+            clock += reload
+            frame_latency += reload
+        pipe, hops = _build_pass(in_pass, work, layers, arch, mesh, sim_frames)
+        event_hops.update(hops)
+        res: PipelineResult = run_pipeline(
+            pipe, sim_frames, arch.link_bandwidth_bytes_per_cycle, arch.hop_latency_cycles,
+            arch.dma_bandwidth_bytes_per_cycle, pipelined=arch.frame_pipelining,
+            frame_overhead_cycles=arch.frame_overhead_cycles)
+        interval = (float(res.frame_done[-1] - res.frame_done[0]) / (sim_frames - 1)
+                    if sim_frames > 1 else res.end)
+        intervals.append(interval)
+        extra = (frames - sim_frames) * interval
+        for name, t in res.unit_done.items():
+            unit_done[name] = clock + t + extra
+        frame_latency += float(res.frame_done[0])
+        scale = frames / sim_frames
+        port_busy_total += sum(res.port_busy.values()) * scale
+        port_busy_max = max([port_busy_max, *(b * scale for b in res.port_busy.values())])
+        clock += res.end + extra
+    makespan = clock
+    results, busy_total = _layer_results(workload, arch, units, work, event_hops, makespan,
+                                         frames)
+    interval_cycles = makespan / frames if len(passes) > 1 else (intervals[0] if intervals
+                                                                  else 0.0)
+    used = sum(u.np_count for u in mapped)
+    summary = {
+        "frames": frames,
+        "frames_simulated": sim_frames,
+        "passes": len(passes),
+        "nps_used": used,
+        "nps_available": len(mesh.slots),
+        "makespan_cycles": makespan,
+        "frame_latency_cycles": frame_latency,
+        "frame_latency_s": frame_latency / arch.clock_hz,
+        "frame_interval_cycles": interval_cycles,
+        "frames_per_s": arch.clock_hz / interval_cycles if interval_cycles else float("inf"),
+        "pass_reload_cycles": reload_cycles,
+        "np_utilization": busy_total / (max(used, 1) * makespan) if makespan else 0.0,
+        "noc_port_load_max": port_busy_max / makespan if makespan else 0.0,
+        "noc_event_hops": float(sum(event_hops.values())),
+        "noc_link_load_mean": (float(sum(event_hops.values())) * arch.event_bytes
+                               / (max(mesh.links, 1) * arch.link_bandwidth_bytes_per_cycle
+                                  * makespan) if makespan else 0.0),
+        "unmappable": {n: u.reason for u in units if u.kind == "unmappable" for n in u.layers},
+        "mapping": {u.name: {"layers": list(u.layers), "kind": u.kind, "pass": u.pass_index,
+                             "stripes": u.stripes, "groups": u.groups,
+                             "nps": [f"{c},{r},{i}" for (c, r), i in u.nps]}
+                    for u in units},
+    }
+    return Network(results=results, summary=summary, units=units)
+
+
+def _layer_results(workload: Workload, arch: Config, units: list[Unit],
+                   work: dict[str, UnitWork], event_hops: dict[str, float], makespan: float,
+                   frames: int) -> tuple[dict[str, LayerResult], float]:
+    layers = {layer.name: layer for layer in workload.layers}
+    busy_total = sum(c.np_cycles for w in work.values() for c in w.layers.values())
+    dram = arch.dram()
+    results: dict[str, LayerResult] = {}
+    for u in units:
+        for i, name in enumerate(u.layers):
+            layer = layers[name]
+            common = {
+                "nps_used": u.np_count,
+                "mapping": ("fnp_external" if u.external_weights else u.kind),
+                "mapping_note": u.reason,
+                "pass": u.pass_index,
+                "stripes": u.stripes if u.kind == "cnp" else 0,
+                "filter_groups": u.groups if u.kind == "cnp" else 0,
+                "fused_with": ",".join(n for n in u.layers if n != name),
+            }
+            if u.kind == "unmappable":
+                results[name] = LayerResult(
+                    cycles=float("nan"), compute_cycles=float("nan"),
+                    macs_dense=layer.macs, macs_done=layer.macs,
+                    engine_mode="trace" if layer.has_trace else "statistical",
+                    columns={"events": float("nan"), "synaptic_ops": float("nan"),
+                             "np_busy_cycles": float("nan"), **common})
+                continue
+            c = work[u.name].layers[name]
+            share = c.np_cycles / busy_total if busy_total else 0.0
+            cycles = makespan * share
+            hops = event_hops.get(u.name, 0.0) if i == 0 else 0.0
+            actions = {EVENT_PROCESS: c.deliveries, SYNOP_UPDATE: c.synops, NOC_HOP: hops,
+                       INPUT_MAC: c.input_macs}
+            dram_bytes = 0.0
+            if dram is not None:
+                reads = 0.0
+                if u.external_weights:
+                    reads += u.weight_bytes * frames
+                if i == 0 and u.pass_index > 0:
+                    reads += c.events * arch.event_bytes
+                writes = c.events * arch.event_bytes if i == 0 and u.pass_index > 0 else 0.0
+                actions[f"{dram.name}.read_bytes"] = reads
+                actions[f"{dram.name}.write_bytes"] = writes
+                dram_bytes = reads + writes
+            done = c.input_macs if u.kind == "input_unit" else c.synops
+            macs_done = min(layer.macs, int(round(done)))
+            results[name] = LayerResult(
+                cycles=cycles, compute_cycles=c.busiest_cycles,
+                macs_dense=layer.macs, macs_done=macs_done,
+                macs_skipped=layer.macs - macs_done,
+                dram_bytes=dram_bytes,
+                engine_mode="statistical" if c.statistical else "trace",
+                utilization=(c.np_cycles / (max(u.np_count, 1) * makespan)
+                             if makespan else 0.0),
+                actions=actions,
+                columns={"events": c.events, "synaptic_ops": c.synops,
+                         "event_deliveries": c.deliveries, "noc_event_hops": hops,
+                         "np_busy_cycles": c.busiest_cycles, **common},
+            )
+    return results, busy_total
+
+
+_NETWORKS: OrderedDict[tuple[str, int], tuple[weakref.ref, Network]] = OrderedDict()
+_PREPARED: OrderedDict[str, dict[int, tuple[weakref.ref, LayerResult]]] = OrderedDict()
+
+
+def _network_cached(workload: Workload, arch: Config) -> Network:
+    key = (arch.config_hash(), id(workload))
+    hit = _NETWORKS.get(key)
+    if hit is not None and hit[0]() is workload:
+        _NETWORKS.move_to_end(key)
+        return hit[1]
+    net = network(workload, arch)
+    _NETWORKS[key] = (weakref.ref(workload), net)
+    while len(_NETWORKS) > 2 * _CACHE_ARCHS:
+        _NETWORKS.popitem(last=False)
+    return net
+
+
+def prepare(workload: Workload, arch: Config) -> dict:
+    """Compute the whole network once; per-layer results are then looked up by `simulate`.
+    Also adds `work_speedup_vs_dense`: the layer's own NP work (busiest stripe) on the dense
+    equivalent over its work here. Returns the whole-network summary for the run metadata."""
+    net = _network_cached(workload, arch)
+    dense_arch = arch.dense_equivalent()
+    dense = net if dense_arch == arch else _network_cached(workload, dense_arch)
+    key = arch.config_hash()
+    entry = {k: v for k, v in _PREPARED.get(key, {}).items() if v[0]() is not None}
+    _PREPARED[key] = entry
+    for layer in workload.layers:
+        res = net.results[layer.name]
+        busy = res.columns["np_busy_cycles"]
+        dense_busy = dense.results[layer.name].columns["np_busy_cycles"]
+        res.columns["work_speedup_vs_dense"] = dense_busy / busy if busy else float("nan")
+        entry[id(layer)] = (weakref.ref(layer), res)
+    _PREPARED.move_to_end(key)
+    while len(_PREPARED) > _CACHE_ARCHS:
+        _PREPARED.popitem(last=False)
+    return net.summary
+
+
+def simulate(layer: Layer, arch: Config) -> LayerResult:
+    """The layer's result from the prepared whole network (or the layer alone as a network)."""
+    entry = _PREPARED.get(arch.config_hash(), {})
+    hit = entry.get(id(layer))
+    if hit is not None and hit[0]() is layer:
+        return hit[1]
+    alone = Workload(model=layer.name, layers=[layer])
+    return network(alone, arch).results[layer.name]

@@ -1,0 +1,212 @@
+"""Architecture description of an event-driven neuromorphic chip (BrainChip Akida-like).
+
+A chip is a mesh of nodes, each with `nps_per_node` neural processors (NPs). A layer is mapped
+onto NPs by filters and memory (see `neuromorphic_mapping`); events (non-zero quantised input
+activations) travel between NPs over the mesh NoC and are processed as they arrive (see
+`neuromorphic_pipeline`). Energy is affine: static floor x time + per event delivered to an NP
++ per synaptic operation + per event-hop on the NoC (+ DRAM bytes when weights live off chip).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
+
+from accelsim.arch.schema import ArchBase
+from accelsim.arch.tech import load_tech_table
+
+MappableOp = Literal["conv2d", "depthwise", "separable", "linear"]
+
+EVENT_PROCESS = "events.process"
+"""One event delivered to (decoded by) one NP."""
+SYNOP_UPDATE = "synops.update"
+"""One synaptic operation on an NP: an event's value times one weight, accumulated."""
+NOC_HOP = "noc.hop"
+"""One event moved across one mesh link."""
+INPUT_MAC = "input_unit.mac"
+"""One dense multiply-accumulate on the input unit (first layer, 8-bit pixels)."""
+
+
+class Config(ArchBase):
+    """An event-driven neuromorphic chip: nodes of NPs on a 2-D mesh.
+
+    Units: rates per clock cycle of `clock_mhz`, memories in bytes, energies in pJ.
+    """
+
+    kind: Literal["neuromorphic"]
+
+    # --- mesh -------------------------------------------------------------------------------
+    nodes: PositiveInt
+    """Nodes on the mesh."""
+    nps_per_node: PositiveInt = 4
+    node_positions: tuple[tuple[int, int], ...] | None = None
+    """(column, row) of each node on the mesh; default row-major on `mesh_cols` columns."""
+    mesh_cols: PositiveInt | None = None
+    """Columns of the default near-square layout (default ceil(sqrt(nodes)))."""
+    dma_node: tuple[int, int] | None = None
+    """Mesh position where events enter and leave (input DMA, input unit): a node (whose
+    first `dma_reserved_nps` NP slots the DMA engines take) or a stop of its own next to one;
+    default the first node."""
+    dma_reserved_nps: NonNegativeInt = 0
+    fnp_per_node: NonNegativeInt = 1
+    """NPs per node able to run fully connected layers (the lowest NP ids of each node)."""
+
+    # --- NP throughput and memory ------------------------------------------------------------
+    events_per_cycle_per_np: PositiveFloat
+    """Input events one NP decodes per cycle."""
+    synops_per_cycle_per_np: PositiveFloat
+    """Synaptic operations (event x weight accumulations) one NP performs per cycle."""
+    packet_overhead_cycles: NonNegativeFloat = 0.0
+    """Fixed NP cycles per event packet (header decode, row bookkeeping)."""
+    np_weight_memory_bytes: PositiveInt
+    np_input_memory_bytes: PositiveInt
+    """Input (event/feature) buffer of one NP: the input rows it holds for its stripe."""
+    max_filters_per_np: PositiveInt
+    max_stripe_rows: PositiveInt
+    """Most input rows (first spatial axis) one NP handles; taller inputs are split in stripes."""
+    filter_align: PositiveInt = 8
+    """Filters are split among NPs in multiples of this many."""
+    weight_alloc_bits: dict[int, PositiveInt] = Field(default_factory=lambda: {1: 8, 2: 8, 4: 8})
+    """Per weight width: conv weight memory is allocated per input channel in units of bits."""
+    separable_alloc_bits: PositiveInt = 8
+    """Allocation unit (bits per input channel) of a fused depthwise+pointwise layer."""
+    weight_packing_efficiency: dict[int, float] = Field(
+        default_factory=lambda: {1: 1.0, 2: 1.0, 4: 1.0, 8: 1.0})
+    """Per weight width: share of allocated weight bits that hold weights (the rest is padding)."""
+    fnp_weight_memory_bytes: PositiveInt
+    """On-chip weight memory of an NP running a fully connected layer; larger layers keep their
+    weights in DRAM and stream them once per frame."""
+    max_fc_inputs: PositiveInt
+    """Most inputs a fully connected layer may have."""
+
+    # --- what runs ---------------------------------------------------------------------------
+    supported_ops: tuple[MappableOp, ...] = ("conv2d", "separable", "linear")
+    """`separable` fuses a depthwise conv with the 1x1 conv that follows it onto the same NPs;
+    `depthwise` allows a depthwise conv on its own (split by channels)."""
+    supported_act_bits: tuple[PositiveInt, ...] = (1, 2, 4)
+    supported_weight_bits: tuple[PositiveInt, ...] = (1, 2, 4)
+    conv_kernel_strides: dict[int, tuple[PositiveInt, ...]] = Field(
+        default_factory=lambda: {1: (1,), 3: (1, 2), 5: (1,), 7: (1,)})
+    """Square kernel size -> strides the NPs support for it."""
+    input_unit: bool = True
+    """A dense input unit runs the first conv layer on raw (8-bit) pixels without using NPs."""
+    input_unit_max_channels: PositiveInt = 3
+    input_unit_kernel_strides: dict[int, tuple[PositiveInt, ...]] = Field(
+        default_factory=lambda: {1: (1, 2), 3: (1, 2), 5: (1, 2), 7: (1, 2)})
+    input_unit_max_filters: dict[int, PositiveInt] | None = None
+    """Kernel size -> most filters the input unit holds with `input_unit_max_channels`
+    channels; with c channels it holds that x max_channels / c (None: no limit)."""
+    input_unit_max_width: PositiveInt | None = None
+    input_act_bits: PositiveInt = 8
+    input_weight_bits: PositiveInt = 8
+    input_unit_macs_per_cycle: PositiveFloat = 1.0
+
+    # --- NoC and I/O -------------------------------------------------------------------------
+    link_bandwidth_bytes_per_cycle: PositiveFloat
+    hop_latency_cycles: NonNegativeFloat
+    event_bytes: PositiveFloat
+    """Bytes one event occupies on the NoC (coordinates + value)."""
+    dma_bandwidth_bytes_per_cycle: PositiveFloat
+    """Rate at which the DMA feeds input frames (and spilled activations) into the mesh."""
+    frame_overhead_cycles: NonNegativeFloat = 0.0
+    """Fixed cycles the DMA spends per frame and pass before injecting it (descriptor and
+    sequence start-up, output read-back)."""
+
+    # --- energy ------------------------------------------------------------------------------
+    energy_per_event_pj: NonNegativeFloat
+    energy_per_synop_pj: NonNegativeFloat
+    energy_per_hop_pj: NonNegativeFloat
+    energy_per_input_mac_pj: NonNegativeFloat | None = None
+    """Default: an int8 multiply + int32 add from the tech table at the arch's node."""
+
+    # --- modelling choices -------------------------------------------------------------------
+    act_scale_percentile: float = Field(default=100.0, gt=0.0, le=100.0)
+    """Per-layer quantisation scale = this percentile of |x| over non-zeros / top level
+    (100: max calibration)."""
+    event_skipping: bool = True
+    """False: every activation (zeros included) is sent and processed, the dense equivalent."""
+    frame_pipelining: bool = True
+    """True: the next frame enters while the previous is still in flight."""
+    mapping_mode: Literal["minimal", "spread"] = "minimal"
+    """minimal: fewest NPs by memory; spread: cap filters per NP to use as many NPs as fit in
+    the same number of passes (the akida mapper's default search)."""
+    packet_rows: PositiveInt = 1
+    """Event granularity: rows of a feature map per packet."""
+    packet_cols: PositiveInt | None = None
+    """Columns per packet (None: whole rows)."""
+    max_simulated_frames: PositiveInt = 8
+    """Frames run through the event simulation; later frames are extrapolated at the measured
+    steady-state interval (their counts are always exact)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        p = self.precision
+        if p.act_bits not in self.supported_act_bits:
+            raise ValueError(f"precision.act_bits {p.act_bits} not in supported_act_bits "
+                             f"{list(self.supported_act_bits)}")
+        if p.weight_bits not in self.supported_weight_bits:
+            raise ValueError(f"precision.weight_bits {p.weight_bits} not in supported_weight_bits "
+                             f"{list(self.supported_weight_bits)}")
+        for bits in self.supported_weight_bits:
+            if bits not in self.weight_alloc_bits or bits not in self.weight_packing_efficiency:
+                raise ValueError(f"weight width {bits} needs weight_alloc_bits and "
+                                 "weight_packing_efficiency entries")
+        if any(not 0.0 < e <= 1.0 for e in self.weight_packing_efficiency.values()):
+            raise ValueError("weight_packing_efficiency values must be in (0, 1]")
+        positions = self.positions()
+        if len(set(positions)) != len(positions):
+            raise ValueError("node_positions must be distinct")
+        if self.node_positions is not None and len(self.node_positions) != self.nodes:
+            raise ValueError(f"node_positions lists {len(self.node_positions)} nodes, "
+                             f"nodes is {self.nodes}")
+        if self.dma_reserved_nps >= self.nps_per_node and self.nodes == 1:
+            raise ValueError("dma_reserved_nps leaves no NP on a one-node mesh")
+        if self.fnp_per_node > self.nps_per_node:
+            raise ValueError("fnp_per_node cannot exceed nps_per_node")
+        return self
+
+    def positions(self) -> list[tuple[int, int]]:
+        """(column, row) of every node, in node order."""
+        if self.node_positions is not None:
+            return [(int(c), int(r)) for c, r in self.node_positions]
+        cols = self.mesh_cols or _ceil_sqrt(self.nodes)
+        return [(i % cols + 1, i // cols + 1) for i in range(self.nodes)]
+
+    def dma_position(self) -> tuple[int, int]:
+        return tuple(self.dma_node) if self.dma_node is not None else self.positions()[0]
+
+    def dense_equivalent(self) -> ArchBase:
+        """The same chip processing every activation as an event (no zero skipping)."""
+        if not self.event_skipping:
+            return self
+        return self.model_copy(update={"event_skipping": False, "name": f"{self.name} (dense)"})
+
+    def input_mac_energy_pj(self) -> float:
+        if self.energy_per_input_mac_pj is not None:
+            return self.energy_per_input_mac_pj
+        tech = load_tech_table(self.tech.table)
+        return ((tech.op_energy_pj("mult", "int", self.input_weight_bits)
+                 + tech.op_energy_pj("add", "int", 32)) * tech.energy_factor(self.tech.node_nm))
+
+    def extra_action_energy_pj(self) -> dict[str, float]:
+        return {
+            EVENT_PROCESS: self.energy_per_event_pj,
+            SYNOP_UPDATE: self.energy_per_synop_pj,
+            NOC_HOP: self.energy_per_hop_pj,
+            INPUT_MAC: self.input_mac_energy_pj(),
+        }
+
+
+def _ceil_sqrt(n: int) -> int:
+    c = 1
+    while c * c < n:
+        c += 1
+    return c
