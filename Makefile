@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/accelsim inspect workloads/digits_cnn.npz
-	$(VENV)/bin/accelsim run arch_configs/tpu_like_128x128_ws.yaml workloads/digits_cnn.npz --out reports/demo
+	$(VENV)/bin/accelsim run arch_configs/tpu_like_128x128_ws.yaml workloads/digits_cnn.npz --out reports/demo/tpu
+	$(VENV)/bin/accelsim run arch_configs/scnn_like.yaml workloads/digits_cnn.npz --out reports/demo/scnn
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check accelsim tests benchmarks workloads

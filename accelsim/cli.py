@@ -17,7 +17,7 @@ from rich.table import Table
 
 from accelsim.errors import AccelsimError
 
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, soft_wrap=True)
 
 
 def progress_bar(description: str, total: int) -> Progress:
