@@ -552,3 +552,49 @@ def prune_channels_reference(x, n: int, m: int):
             for c in idx[n:]:
                 flat[i, c] = 0
     return out
+
+
+# --- neuromorphic --------------------------------------------------------------------------
+
+
+def synops_reference(nz, shape, out_rows: tuple[int, int] | None = None) -> int:
+    """Walk every event (n, c, h, w) and every kernel tap (r, s) of every filter of its group;
+    count the taps whose output pixel lies inside the output plane (and, when given, inside
+    output rows [e0, e1))."""
+    s = shape
+    e0, e1 = out_rows if out_rows is not None else (0, s.E)
+    per_group = s.K // s.groups
+    count = 0
+    n_, c_, h_, w_ = nz.shape
+    for n in range(n_):
+        for c in range(c_):
+            for h in range(h_):
+                for w in range(w_):
+                    if not nz[n, c, h, w]:
+                        continue
+                    for r in range(s.R):
+                        num_h = h + s.padding[0] - r * s.dilation[0]
+                        if num_h < 0 or num_h % s.stride[0]:
+                            continue
+                        e = num_h // s.stride[0]
+                        if not e0 <= e < e1:
+                            continue
+                        for t in range(s.S):
+                            num_w = w + s.padding[2] - t * s.dilation[1]
+                            if num_w < 0 or num_w % s.stride[1]:
+                                continue
+                            if num_w // s.stride[1] < s.F:
+                                count += per_group
+    return count
+
+
+def events_reference(values, act_bits: int) -> int:
+    """Quantise each value to act_bits with a max-calibrated per-layer scale (sign + magnitude
+    when any value is negative) and count the non-zero codes."""
+    flat = [float(v) for v in values.ravel()]
+    top = max((abs(v) for v in flat), default=0.0)
+    if top == 0:
+        return 0
+    levels = max(1, 2 ** (act_bits - 1) - 1) if any(v < 0 for v in flat) else 2 ** act_bits - 1
+    scale = top / levels
+    return sum(1 for v in flat if math.floor(abs(v) / scale + 0.5) >= 1)

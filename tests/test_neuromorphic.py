@@ -1,0 +1,436 @@
+"""Neuromorphic (Akida-like) engine: events, synops, mapping, event pipeline, energy, configs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accelsim.arch import load_arch, parse_arch
+from accelsim.arch.energy import price
+from accelsim.cli import main
+from accelsim.engines import neuromorphic
+from accelsim.engines.neuromorphic import network
+from accelsim.engines.neuromorphic_config import NOC_HOP, SYNOP_UPDATE
+from accelsim.engines.neuromorphic_events import (
+    axis_fan_out,
+    conv_synops,
+    event_mask,
+    layer_events,
+)
+from accelsim.engines.neuromorphic_mapping import (
+    build_mesh,
+    conv_weight_bytes,
+    map_workload,
+    stripe_rows,
+)
+from accelsim.errors import ArchError
+from accelsim.simulate import simulate
+from accelsim.workload import load_workload
+from accelsim.workload.layer import ConvShape, GemmShape, Layer, Workload
+from tests import reference
+from tests.neuromorphic_nets import akidanet, ds_cnn_kws, to_workload
+
+ROOT = Path(__file__).resolve().parents[1]
+AKD1000 = ROOT / "arch_configs/akd1000.yaml"
+DIGITS = ROOT / "workloads/digits_cnn.npz"
+
+
+@pytest.fixture(scope="module")
+def akd():
+    return load_arch(AKD1000)
+
+
+@pytest.fixture(scope="module")
+def bare(akd):
+    """AKD1000 without the per-frame overhead, so timing follows the NP work alone."""
+    return akd.model_copy(update={"frame_overhead_cycles": 0.0})
+
+
+def conv(name, n=2, c=8, h=12, w=12, k=16, r=3, stride=1, pad=1, groups=1, mask=None,
+         act=None, density=None, dilation=1):
+    shape = ConvShape(N=n, C=c, H=h, W=w, K=k, R=r, S=r, stride=(stride, stride),
+                      padding=(pad, pad, pad, pad), dilation=(dilation, dilation), groups=groups)
+    return Layer(name=name, op="conv2d", shape=shape, act_mask=mask, act=act,
+                 declared_act_density=density)
+
+
+def chain(*layers):
+    return Workload(model="test", layers=list(layers),
+                    edges=[(a.name, b.name) for a, b in zip(layers, layers[1:])])
+
+
+def rand_mask(rng, shape, density):
+    return rng.random(shape) < density
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+def test_events_are_the_nonzeros_of_a_mask_trace(bare):
+    rng = np.random.default_rng(0)
+    a = conv("a", c=3, mask=rand_mask(rng, (2, 3, 12, 12), 0.7))
+    b = conv("b", c=16, k=32, mask=rand_mask(rng, (2, 16, 12, 12), 0.3))
+    fc = Layer(name="fc", op="linear", shape=GemmShape(M=2, K=64, N=10),
+               act_mask=rand_mask(rng, (2, 64), 0.4))
+    net = network(chain(a, b, fc), bare)
+    for layer in (a, b, fc):
+        assert net.results[layer.name].columns["events"] == layer.act_mask.sum()
+
+
+@given(st.integers(0, 2**31 - 1), st.sampled_from([1, 2, 4, 8]), st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_quantised_events_match_reference(seed, bits, signed):
+    rng = np.random.default_rng(seed)
+    values = rng.standard_exponential((2, 3, 5, 4)) * (rng.random((2, 3, 5, 4)) < 0.6)
+    if signed:
+        values *= rng.choice([-1, 1], values.shape)
+    layer = conv("q", c=3, h=5, w=4, act=values.astype(np.float16))
+    assert event_mask(layer, bits).sum() == reference.events_reference(layer.act, bits)
+
+
+def test_quantisation_drops_values_below_half_a_step():
+    act = np.zeros((1, 1, 2, 4), dtype=np.float16)
+    act[0, 0, 0] = [15.0, 0.4, 0.6, 7.0]          # 4-bit, max 15: step 1, threshold 0.5
+    layer = conv("q", n=1, c=1, h=2, w=4, act=act)
+    assert event_mask(layer, 4)[0, 0, 0].tolist() == [True, False, True, True]
+    assert event_mask(layer, 4).sum() == 3
+    act[0, 0, 0] = [15.0, 7.0, 8.0, 0.1]          # 1-bit: step 15, threshold 7.5
+    assert event_mask(layer, 1)[0, 0, 0].tolist() == [True, False, True, False]
+    act[0, 0, 1, 0] = -15.0                       # signed 4-bit: 7 levels, threshold 15/14
+    assert event_mask(layer, 4)[0, 0, 0].tolist() == [True, True, True, False]
+
+
+def test_statistical_layer_uses_declared_density():
+    layer = conv("s", n=4, c=8, h=6, w=6, density=0.25)
+    ev = layer_events(layer, 4, 4, 100.0, skip_zeros=True)
+    assert ev.statistical and ev.total == pytest.approx(0.25 * 4 * 8 * 36)
+    dense = layer_events(layer, 4, 4, 100.0, skip_zeros=False)
+    assert dense.total == 4 * 8 * 36 and not dense.statistical
+
+
+# --- synaptic operations --------------------------------------------------------------------
+
+
+conv_shapes = st.builds(
+    lambda n, c, h, w, kpg, r, s, stride, pads, dil, grouped: ConvShape(
+        N=n, C=c * (2 if grouped else 1), H=h, W=w, K=kpg * (2 if grouped else 1), R=r, S=s,
+        stride=stride, padding=pads, dilation=dil, groups=2 if grouped else 1),
+    st.integers(1, 2), st.integers(1, 3), st.integers(3, 9), st.integers(3, 9),
+    st.integers(1, 3), st.integers(1, 3), st.integers(1, 3),
+    st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)),
+    st.tuples(st.integers(1, 2), st.integers(1, 2)), st.booleans())
+
+
+@given(conv_shapes, st.integers(0, 2**31 - 1), st.floats(0.0, 1.0))
+@settings(max_examples=80, deadline=None)
+def test_synops_match_brute_force(shape, seed, density):
+    if shape.E < 1 or shape.F < 1:
+        return
+    nz = np.random.default_rng(seed).random(shape.act_shape) < density
+    synops = conv_synops(nz, shape)
+    assert synops == reference.synops_reference(nz, shape)
+    assert synops <= shape.macs
+
+
+@given(conv_shapes, st.integers(0, 2**31 - 1), st.integers(1, 4))
+@settings(max_examples=40, deadline=None)
+def test_stripe_fan_out_partitions_the_synops(shape, seed, stripes):
+    out_rows = shape.E
+    if out_rows < stripes:
+        return
+    nz = np.random.default_rng(seed).random(shape.act_shape) < 0.5
+    cols = axis_fan_out(shape.W, shape.F, shape.S, shape.stride[1], shape.padding[2],
+                        shape.dilation[1])
+    total = 0
+    for e0, e1, lo, hi in stripe_rows(shape, stripes):
+        rows = axis_fan_out(shape.H, shape.E, shape.R, shape.stride[0], shape.padding[0],
+                            shape.dilation[0], e0, e1)
+        assert not rows[:lo].any() and not rows[hi:].any()   # a stripe reads the rows it needs
+        part = int(rows @ nz.sum(axis=(0, 1)) @ cols) * (shape.K // shape.groups)
+        assert part == reference.synops_reference(nz, shape, (e0, e1))
+        total += part
+    assert total == conv_synops(nz, shape)
+
+
+def test_layer_synops_and_macs(bare):
+    rng = np.random.default_rng(3)
+    b = conv("b", c=16, k=32, stride=2, mask=rand_mask(rng, (2, 16, 12, 12), 0.4))
+    a = conv("a", c=3, k=16, mask=np.ones((2, 3, 12, 12), bool))
+    res = network(chain(a, b), bare).results["b"]
+    assert res.columns["synaptic_ops"] == reference.synops_reference(b.act_mask, b.shape)
+    assert res.macs_done == res.columns["synaptic_ops"]
+    assert res.macs_done + res.macs_skipped == res.macs_dense
+
+
+# --- mapping --------------------------------------------------------------------------------
+
+
+@given(st.integers(2, 600), st.integers(1, 1100), st.sampled_from([1, 3, 5, 7]),
+       st.integers(4, 100), st.integers(4, 60), st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_mapping_respects_np_memory(c, k, r, h, w, separable):
+    arch = load_arch(AKD1000)
+    first = conv("in", n=1, c=3, h=h, w=w, k=c, r=3)
+    if separable:
+        dw = conv("dw", n=1, c=c, h=h, w=w, k=c, r=3, groups=c)
+        pw = Layer(name="pw", op="conv2d", shape=ConvShape(N=1, C=c, H=h, W=w, K=k, R=1, S=1))
+        wl = chain(first, dw, pw)
+    else:
+        wl = chain(first, conv("c", n=1, c=c, h=h, w=w, k=k, r=r, pad=r // 2))
+    units = map_workload(wl, arch)
+    unit = units[1]
+    assert sum(len(u.layers) for u in units) == len(wl.layers)
+    if unit.kind == "unmappable":
+        assert unit.reason
+        return
+    s = wl.layers[1].shape
+    total = k if separable else s.K
+    assert unit.groups * unit.filters_per_np >= total
+    assert unit.filters_per_np <= arch.max_filters_per_np
+    assert unit.weight_bytes_per_np <= arch.np_weight_memory_bytes
+    sep = total if separable else None
+    assert conv_weight_bytes(unit.filters_per_np, s, 4, arch, sep) <= arch.np_weight_memory_bytes
+    for _, _, lo, hi in stripe_rows(s, unit.stripes):
+        assert (hi - lo) * s.W * s.C * 4 / 8 <= arch.np_input_memory_bytes
+        assert hi - lo <= arch.max_stripe_rows + s.R
+    assert len(set(unit.nps)) == unit.np_count == unit.stripes * unit.groups
+    mesh = build_mesh(arch)
+    assert set(unit.nps) <= set(mesh.slots)
+
+
+def test_placement_keeps_a_chain_close(akd):
+    wl = to_workload(ds_cnn_kws())
+    units = map_workload(wl, akd)
+    mesh = build_mesh(akd)
+    nps = [u.nps[0][0] for u in units if u.nps]
+    hops = [mesh.hops[a][b] for a, b in zip(nps, nps[1:])]
+    assert max(hops) <= 1
+    assert mesh.hops[mesh.dma][nps[0]] <= 1
+
+
+def test_mesh_has_78_usable_nps_on_akd1000(akd):
+    mesh = build_mesh(akd)
+    assert len(mesh.slots) == 78 and akd.nodes * akd.nps_per_node == 80
+    assert mesh.graph.number_of_nodes() == 20
+
+
+def test_too_many_nps_opens_passes(bare):
+    net = network(to_workload(akidanet(1.0, 224), density=0.3), bare)
+    s = net.summary
+    assert s["passes"] > 1 and s["pass_reload_cycles"] > 0
+    assert max(u.pass_index for u in net.units) == s["passes"] - 1
+    per_pass: dict[int, int] = {}
+    for u in net.units:
+        per_pass[u.pass_index] = per_pass.get(u.pass_index, 0) + u.np_count
+    assert max(per_pass.values()) <= 78
+
+
+def test_unsupported_and_too_large_layers_are_reported(akd):
+    rng = np.random.default_rng(1)
+    first = conv("in", c=3, k=16, mask=rand_mask(rng, (2, 3, 12, 12), 0.9))
+    layers = [
+        first,
+        conv("dilated", c=16, k=16, dilation=2, pad=2, mask=rand_mask(rng, (2, 16, 12, 12), .5)),
+        conv("grouped", c=16, k=16, groups=4, mask=rand_mask(rng, (2, 16, 12, 12), .5)),
+        conv("k9", c=16, k=16, r=9, pad=4, mask=rand_mask(rng, (2, 16, 12, 12), .5)),
+        conv("lonely_dw", c=16, k=16, groups=16, mask=rand_mask(rng, (2, 16, 12, 12), .5)),
+        conv("huge", n=2, c=2048, h=4, w=4, k=4096, density=0.5),
+        Layer(name="attn", op="matmul", shape=GemmShape(M=8, K=16, N=8, batch=2),
+              declared_act_density=0.5),
+        Layer(name="wide_fc", op="linear", shape=GemmShape(M=2, K=60000, N=10),
+              declared_act_density=0.5),
+        Layer(name="fc", op="linear", shape=GemmShape(M=2, K=64, N=10), declared_act_density=.5),
+    ]
+    wl = chain(*layers)
+    result = simulate(wl, akd)
+    df = result.layers.set_index("layer")
+    bad = ["dilated", "grouped", "k9", "lonely_dw", "huge", "attn", "wide_fc"]
+    assert (df.loc[bad, "mapping"] == "unmappable").all()
+    assert df.loc[bad, "cycles"].isna().all() and df.loc[bad, "energy_pj"].isna().all()
+    notes = df["mapping_note"]
+    assert "dilation" in notes["dilated"] and "grouped" in notes["grouped"]
+    assert "too large" in notes["huge"] and "too large" in notes["wide_fc"]
+    assert "matmul" in notes["attn"] and "depthwise" in notes["lonely_dw"]
+    assert df.loc["fc", "mapping"] == "fnp" and df.loc["fc", "cycles"] > 0
+    assert df.loc["in", "mapping"] == "input_unit" and df.loc["in", "nps_used"] == 0
+    assert set(result.meta["engine_summary"]["arch"]["unmappable"]) == set(bad)
+
+
+# --- pipeline, latency and energy -----------------------------------------------------------
+
+
+def _nested_masks(rng, shape, densities):
+    u = rng.random(shape)
+    return [u < d for d in densities]
+
+
+def test_latency_monotone_in_events(bare):
+    rng = np.random.default_rng(5)
+    densities = [0.0, 0.1, 0.3, 0.6, 1.0]
+    m1 = _nested_masks(rng, (4, 16, 16, 16), densities)
+    m2 = _nested_masks(rng, (4, 32, 8, 8), densities)
+    spans = []
+    for a, b in zip(m1, m2):
+        wl = chain(conv("in", n=4, c=3, h=16, w=16, k=16, mask=np.ones((4, 3, 16, 16), bool)),
+                   conv("c1", n=4, c=16, h=16, w=16, k=32, stride=2, mask=a),
+                   conv("c2", n=4, c=32, h=8, w=8, k=64, mask=b))
+        spans.append(network(wl, bare).summary["makespan_cycles"])
+    assert all(x <= y for x, y in zip(spans, spans[1:]))
+    assert spans[-1] > 1.5 * spans[1]
+
+
+def test_energy_is_affine_in_events(bare):
+    """Energy = static x time + per event + per synop + per hop: a linear layer's dynamic energy
+    is proportional to its events and zero events leave the static floor."""
+    rng = np.random.default_rng(7)
+    energies = []
+    for d in (0.0, 0.25, 0.5, 1.0):
+        mask = np.zeros((8, 256), bool)
+        mask[:, : int(256 * d)] = True
+        mask = mask[:, rng.permutation(256)]
+        fc = Layer(name="fc", op="linear", shape=GemmShape(M=8, K=256, N=32), act_mask=mask)
+        res = network(chain(fc), bare).results["fc"]
+        latency_s = res.cycles / bare.clock_hz
+        energy = price(res.actions, bare, latency_s)
+        dynamic = sum(v for c, v in energy.items() if c != "static")
+        energies.append((res.columns["events"], dynamic, energy["static"]))
+        expected = (res.columns["event_deliveries"] * bare.energy_per_event_pj
+                    + res.actions[SYNOP_UPDATE] * bare.energy_per_synop_pj
+                    + res.actions[NOC_HOP] * bare.energy_per_hop_pj)
+        assert dynamic == pytest.approx(expected)
+        assert energy["static"] == pytest.approx(bare.static_power_mw * 1e-3 * latency_s * 1e12)
+    events = np.array([e for e, _, _ in energies])
+    dyn = np.array([d for _, d, _ in energies])
+    assert dyn[0] == 0.0 and energies[0][2] >= 0.0
+    assert dyn[1:] / events[1:] == pytest.approx(np.full(3, dyn[-1] / events[-1]))
+
+
+def test_dense_equivalent_sends_every_activation(bare):
+    rng = np.random.default_rng(2)
+    wl = chain(conv("in", n=4, c=3, h=16, w=16, mask=np.ones((4, 3, 16, 16), bool)),
+               conv("c1", n=4, c=16, h=16, w=16, k=64, mask=rand_mask(rng, (4, 16, 16, 16), .2)))
+    result = simulate(wl, bare)
+    row = result.layers.set_index("layer").loc["c1"]
+    dense = network(wl, bare.dense_equivalent()).results["c1"]
+    assert dense.columns["events"] == 4 * 16 * 16 * 16
+    assert dense.columns["synaptic_ops"] == conv_synops(np.ones((4, 16, 16, 16), bool),
+                                                        wl.layers[1].shape)
+    assert row["work_speedup_vs_dense"] > 3.0
+    totals = result.totals()
+    assert totals["speedup_vs_dense"] > 1.5
+    summary = result.meta["engine_summary"]
+    assert summary["dense"]["makespan_cycles"] > summary["arch"]["makespan_cycles"]
+    assert totals["cycles"] == pytest.approx(summary["arch"]["makespan_cycles"])
+
+
+def test_granularity_changes_latency_little(bare):
+    """Row packets (the default) against packets of single pixels on a small layer: frame
+    latency within 5 %, which is the error the row granularity buys its speed with."""
+    rng = np.random.default_rng(11)
+    wl = chain(conv("in", n=2, c=3, h=16, w=16, k=16, mask=np.ones((2, 3, 16, 16), bool)),
+               conv("c1", n=2, c=16, h=16, w=16, k=32, mask=rand_mask(rng, (2, 16, 16, 16), .4)),
+               conv("c2", n=2, c=32, h=16, w=16, k=32, mask=rand_mask(rng, (2, 32, 16, 16), .4)))
+    rows = network(wl, bare).summary["frame_latency_cycles"]
+    pixels = network(wl, bare.model_copy(update={"packet_cols": 1})).summary
+    assert abs(rows - pixels["frame_latency_cycles"]) / pixels["frame_latency_cycles"] < 0.05
+    coarse = network(wl, bare.model_copy(update={"packet_rows": 16})).summary
+    assert coarse["frame_latency_cycles"] > rows      # whole-frame packets lose the overlap
+
+
+def test_pipelining_overlaps_frames(bare):
+    wl = to_workload(ds_cnn_kws(), frames=6, density=0.4)
+    piped = network(wl, bare).summary
+    serial = network(wl, bare.model_copy(update={"frame_pipelining": False})).summary
+    assert piped["makespan_cycles"] < serial["makespan_cycles"]
+    assert piped["frame_interval_cycles"] < piped["frame_latency_cycles"]
+    assert serial["makespan_cycles"] == pytest.approx(6 * serial["frame_latency_cycles"], rel=0.02)
+
+
+def test_extrapolated_frames_match_a_full_simulation(bare):
+    wl = to_workload(ds_cnn_kws(), frames=12, density=0.4)
+    full = network(wl, bare.model_copy(update={"max_simulated_frames": 12})).summary
+    short = network(wl, bare.model_copy(update={"max_simulated_frames": 3})).summary
+    assert short["makespan_cycles"] == pytest.approx(full["makespan_cycles"], rel=0.02)
+
+
+def test_results_are_deterministic_and_prepare_matches_a_lone_layer(bare):
+    rng = np.random.default_rng(4)
+    c1 = conv("c1", c=3, k=16, mask=rand_mask(rng, (2, 3, 12, 12), 0.8))
+    wl = chain(c1)
+    a = simulate(wl, bare).layers
+    b = simulate(wl, bare).layers
+    assert a.drop(columns=[]).equals(b)
+    lone = neuromorphic.simulate(conv("c1", c=3, k=16, mask=c1.act_mask.copy()), bare)
+    assert lone.cycles == pytest.approx(a.loc[0, "cycles"])
+    assert lone.columns["events"] == a.loc[0, "events"]
+
+
+# --- configs and command line ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["akd1000", "akd1500", "akida2_scalable"])
+def test_shipped_configs_load_and_run(name):
+    arch = load_arch(ROOT / "arch_configs" / f"{name}.yaml")
+    net = network(to_workload(ds_cnn_kws(), density=0.4), arch)
+    assert net.summary["frame_latency_cycles"] > 0
+    assert net.summary["nps_used"] >= 4
+
+
+def test_published_figures_are_reproduced_by_the_akd1000_fit(akd):
+    """The config's fitted throughput reproduces both reference-board figures at the stated
+    40 % density: DS-CNN KWS 93,965 clocks/frame and AkidaNet 0.5 ~4.3 M (+-5 %)."""
+    kws = to_workload(ds_cnn_kws(), density=0.4)
+    kws.layers[0].declared_act_density = 1.0
+    net = akidanet(0.5, 224)
+    anet = to_workload(net, density=0.4)
+    anet.layers[0].declared_act_density = 1.0
+    assert network(kws, akd).summary["frame_latency_cycles"] == pytest.approx(93_965, rel=0.05)
+    assert network(anet, akd).summary["frame_latency_cycles"] == pytest.approx(4.3e6, rel=0.05)
+
+
+def test_config_errors_name_the_key():
+    raw = load_arch(AKD1000).model_dump(mode="json")
+    raw["precision"]["act_bits"] = 8
+    with pytest.raises(ArchError, match="supported_act_bits"):
+        parse_arch(raw, "akd.yaml")
+    raw = load_arch(AKD1000).model_dump(mode="json")
+    raw["node_positions"] = [[1, 1], [5, 5]]
+    raw["nodes"] = 2
+    raw["dma_node"] = [1, 1]
+    arch = parse_arch(raw, "akd.yaml")
+    with pytest.raises(ArchError, match="connected mesh"):
+        build_mesh(arch)
+
+
+def test_scalable_config_scales_with_nodes():
+    arch = load_arch(ROOT / "arch_configs/akida2_scalable.yaml")
+    wl = to_workload(akidanet(0.5, 224), density=0.4)
+    small = network(wl, arch.model_copy(update={"nodes": 2})).summary
+    big = network(wl, arch.model_copy(update={"nodes": 32})).summary
+    assert small["passes"] > big["passes"] == 1
+    assert big["makespan_cycles"] < small["makespan_cycles"]
+    assert math.isfinite(big["frames_per_s"])
+
+
+def test_digits_cnn_runs_from_the_command_line(capsys):
+    if not DIGITS.is_file():
+        pytest.skip("workloads/digits_cnn.npz not present")
+    assert main(["run", str(AKD1000), str(DIGITS), "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0].split(",")
+    for col in ("events", "synaptic_ops", "nps_used", "latency_s", "energy_pj"):
+        assert col in header
+    wl = load_workload(DIGITS)
+    arch = load_arch(AKD1000)
+    res = simulate(wl, arch).layers.set_index("layer")
+    assert res.loc["conv2", "nps_used"] == 1 and res.loc["conv1", "mapping"] == "input_unit"
+    conv2 = wl.layer("conv2")
+    mask = event_mask(conv2, 4, arch.act_scale_percentile)
+    assert res.loc["conv2", "events"] == mask.sum()
+    assert res.loc["conv2", "synaptic_ops"] == reference.synops_reference(mask, conv2.shape)
