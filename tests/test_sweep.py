@@ -1,0 +1,230 @@
+"""Sweeps: spec validation, point expansion, journal and resume, analysis, area model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accelsim.arch import load_arch
+from accelsim.arch.area import area_mm2, area_um2_by_component
+from accelsim.arch.tech import load_tech_table
+from accelsim.cli import main
+from accelsim.errors import AccelsimError
+from accelsim.pareto import best_per_objective, pareto_front, pareto_mask, sensitivity
+from accelsim.sweep import JOURNAL, read_journal, run_sweep
+from accelsim.sweep_spec import SweepError, expand, load_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ROOT / "arch_configs" / "cnvlutin_like.yaml"
+DIGITS = ROOT / "workloads" / "digits_cnn.npz"
+needs_digits = pytest.mark.skipif(not DIGITS.is_file(), reason="workloads/digits_cnn.npz absent")
+
+
+def write_sweep(tmp_path: Path, **over: object) -> Path:
+    spec = {
+        "name": "t",
+        "base": str(BASE),
+        "workloads": [str(DIGITS)],
+        "parameters": [
+            {"path": "array.lanes", "name": "lanes", "values": [4, 8, 16]},
+            {"path": "array.filters_per_pass", "name": "filters", "values": [16, 64, 256]},
+            {"path": "memory.1.size_bytes", "name": "neuron_bytes", "values": [65536, 1048576]},
+        ],
+        "constraints": ["lanes * filters <= 1024"],
+    }
+    spec.update(over)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@needs_digits
+def test_grid_expansion_applies_constraints_and_sets_fields(tmp_path: Path) -> None:
+    spec = load_sweep(write_sweep(tmp_path))
+    points = expand(spec)
+    combos = {(p.params["lanes"], p.params["filters"]) for p in points}
+    assert combos == {(lanes, f) for lanes in (4, 8, 16) for f in (16, 64, 256)
+                      if lanes * f <= 1024}
+    assert len(points) == 2 * len(combos)
+    for p in points:
+        assert p.arch["array"]["lanes"] == p.params["lanes"]
+        assert p.arch["memory"][1]["size_bytes"] == p.params["neuron_bytes"]
+
+
+@needs_digits
+@pytest.mark.parametrize("over, message", [
+    ({"parameters": [{"path": "array.lanez", "values": [1]}]}, "no 'lanez'"),
+    ({"parameters": [{"path": "memory.7.size_bytes", "values": [1]}]}, "no '7'"),
+    ({"parameters": [{"path": "array.lanes", "values": []}]}, "non-empty list"),
+    ({"parameters": [{"path": "array", "values": [1]}]}, "whole section"),
+    ({"parameters": [{"path": "array.lanes", "range": [8, 2]}],
+      "sampling": {"method": "random", "samples": 3}}, "low < high"),
+    ({"parameters": [{"path": "array.lanes", "range": [2, 8]}]}, "grid sampling needs"),
+    ({"constraints": ["lanes *"]}, "not a valid expression"),
+    ({"constraints": ["__import__('os').system('true')"]}, "uses Call"),
+    ({"constraints": ["lanes.__class__ == 1"]}, "uses Attribute"),
+    ({"constraints": ["rows <= 4"]}, "names 'rows'"),
+    ({"constraints": ["lanes > 10000"]}, "no design point"),
+    ({"workloads": ["/nonexistent/w.npz"]}, "not found"),
+    ({"parameters": [{"path": "array.lanes", "values": [0]}]}, "invalid architecture"),
+    ({"sampling": {"method": "sobol"}}, "sampling.method"),
+    ({"extra_key": 1}, "unknown keys"),
+])
+def test_invalid_specs_are_refused_before_work(tmp_path: Path, over: dict, message: str) -> None:
+    if "parameters" in over and "constraints" not in over:
+        over = {**over, "constraints": []}
+    with pytest.raises(AccelsimError, match=message):
+        expand(load_sweep(write_sweep(tmp_path, **over)))
+
+
+@needs_digits
+def test_cli_bad_spec_exits_2_without_traceback(tmp_path: Path, capsys) -> None:
+    path = write_sweep(tmp_path, constraints=["lanes * "])
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "not a valid expression" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+@needs_digits
+@pytest.mark.parametrize("method", ["random", "latin-hypercube"])
+def test_sampled_points_stay_in_range_and_are_reproducible(tmp_path: Path, method: str) -> None:
+    params = [{"path": "array.lanes", "name": "lanes", "range": [2, 64]},
+              {"path": "memory.1.size_bytes", "name": "neuron_bytes",
+               "range": [65536, 4194304], "log": True}]
+    path = write_sweep(tmp_path, parameters=params, constraints=[],
+                       sampling={"method": method, "samples": 40, "seed": 3})
+    a, b = expand(load_sweep(path)), expand(load_sweep(path))
+    assert [p.params for p in a] == [p.params for p in b]
+    lanes = np.array([p.params["lanes"] for p in a])
+    assert lanes.min() >= 2 and lanes.max() <= 64 and lanes.dtype.kind == "i"
+    if method == "latin-hypercube":
+        # one sample per stratum of the unit interval: log-sizes cover all 40 strata
+        u = (np.log([p.params["neuron_bytes"] for p in a]) - np.log(65536)) / np.log(64)
+        assert len(a) == 40 and sorted(np.floor(u * 40).astype(int)) == list(range(40))
+
+
+@given(st.lists(st.tuples(*[st.integers(0, 6)] * 3), min_size=1, max_size=30))
+@settings(max_examples=60, deadline=None)
+def test_pareto_mask_matches_pairwise_definition(rows: list) -> None:
+    values = np.array(rows, dtype=float)
+    expected = [not any(all(o <= v) and any(o < v) for o in values) for v in values]
+    assert pareto_mask(values).tolist() == expected
+
+
+def test_analysis_tables() -> None:
+    df = pd.DataFrame({"point": range(4), "workload": "w", "p": [1, 2, 3, 4],
+                       "latency_s": [4.0, 3.0, 2.0, 1.0], "energy_pj": [1.0, 2.0, 3.0, 5.0],
+                       "area_mm2": [1.0, 1.0, 1.0, 0.5]})
+    df.loc[1, "energy_pj"] = 9.0  # point 1 is now dominated by point 2
+    assert sorted(pareto_front(df)["point"]) == [0, 2, 3]
+    best = best_per_objective(df).set_index("objective")["point"]
+    assert best.to_dict() == {"latency_s": 3, "energy_pj": 0, "area_mm2": 3}
+    sens = sensitivity(df, ["p"]).set_index("objective")
+    assert sens.loc["latency_s", "spearman"] == pytest.approx(-1.0)
+    assert sens.loc["latency_s", "swing"] == pytest.approx((4.0 - 1.0) / 2.5)
+
+
+def test_area_model_components_scale_with_macs_sram_and_node() -> None:
+    arch = load_arch(BASE)
+    table = load_tech_table(arch.tech.table)
+    areas = area_um2_by_component(arch)
+    scale = (arch.tech.node_nm / 45.0) ** 2
+    mac_um2 = (table.area_um2["mult"]["int16"] + table.area_um2["add"]["int32"]) * scale
+    assert areas["mac"] == pytest.approx(16 * 256 * mac_um2)
+    assert areas["sram_neuron_memory"] == pytest.approx(4194304 * 8 * 0.346 * scale)
+    assert area_mm2(arch) == pytest.approx(sum(areas.values()) / 1e6)
+    smaller = arch.model_copy(update={"tech": arch.tech.model_copy(update={"node_nm": 14.0})})
+    assert area_mm2(smaller) == pytest.approx(area_mm2(arch) * (14 / 28) ** 2)
+
+
+def test_torn_last_line_is_cut_on_resume(tmp_path: Path) -> None:
+    (tmp_path / JOURNAL).write_text('{"point_hash": "a"}\n{"point_hash": "b"}\n{"point_h')
+    assert [r["point_hash"] for r in read_journal(tmp_path, repair=False)] == ["a", "b"]
+    assert (tmp_path / JOURNAL).read_text().endswith('{"point_h')
+    read_journal(tmp_path, repair=True)
+    assert (tmp_path / JOURNAL).read_text() == '{"point_hash": "a"}\n{"point_hash": "b"}\n'
+
+
+@needs_digits
+def test_rerun_without_resume_is_refused_and_resume_skips_all(tmp_path: Path) -> None:
+    spec = load_sweep(write_sweep(tmp_path))
+    points = expand(spec)
+    out = tmp_path / "o"
+    first = run_sweep(spec, points, out)
+    assert first["point_hash"].is_unique and len(first) == len(points)
+    assert {"area_mm2", "latency_s", "energy_pj", "lanes"} <= set(first.columns)
+    with pytest.raises(SweepError, match="--resume"):
+        run_sweep(spec, points, out)
+    counts = []
+    again = run_sweep(spec, points, out, resume=True, on_start=lambda t, d: counts.append((t, d)))
+    assert counts == [(len(points), len(points))]
+    pd.testing.assert_frame_equal(first, again)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-c", "import sys; from accelsim.cli import main; sys.exit(main())",
+            *args]
+
+
+@needs_digits
+def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
+    params = [{"path": "array.lanes", "name": "lanes", "values": [2, 4, 8, 16, 32]},
+              {"path": "array.filters_per_pass", "name": "filters", "values": [16, 32, 64, 128]},
+              {"path": "array.brick_size", "name": "brick", "values": [4, 8, 16]}]
+    path = write_sweep(tmp_path, parameters=params, constraints=[])
+    spec = load_sweep(path)
+    points = expand(spec)
+    reference = run_sweep(spec, points, tmp_path / "ref")
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_cli("sweep", str(path), "--out", str(out), "--workers", "1"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = out / JOURNAL
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if journal.is_file() and journal.read_bytes().count(b"\n") >= 8:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = journal.read_bytes().count(b"\n")
+    assert 8 <= finished < len(points), "the sweep was not interrupted part-way"
+    with open(journal, "ab") as f:  # a write torn by the kill
+        f.write(b'{"point_hash": "dead", "lat')
+
+    done = subprocess.run(_cli("sweep", str(path), "--out", str(out), "--workers", "2",
+                               "--resume"), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"{finished} of {len(points)} already finished" in done.stderr
+    lines = journal.read_text().splitlines()
+    hashes = [json.loads(line)["point_hash"] for line in lines]
+    assert len(hashes) == len(set(hashes)) == len(points)
+    resumed = pd.read_csv(out / "points.csv")
+    pd.testing.assert_frame_equal(resumed, pd.read_csv(tmp_path / "ref" / "points.csv"))
+    assert len(reference) == len(points)
+    for name in ("pareto.csv", "best.csv", "sensitivity.csv", "pareto.png", "pareto.svg"):
+        assert (out / name).stat().st_size > 0
+
+
+@needs_digits
+@pytest.mark.slow
+def test_dask_local_cluster_matches_local_run(tmp_path: Path) -> None:
+    pytest.importorskip("dask.distributed")
+    spec = load_sweep(write_sweep(tmp_path))
+    points = expand(spec)
+    local = run_sweep(spec, points, tmp_path / "local")
+    dask = run_sweep(spec, points, tmp_path / "dask", executor="dask", workers=2)
+    pd.testing.assert_frame_equal(local, dask)
