@@ -330,8 +330,10 @@ def test_dense_equivalent_sends_every_activation(bare):
 
 
 def test_granularity_changes_latency_little(bare):
-    """Row packets (the default) against packets of single pixels on a small layer: frame
-    latency within 5 %, which is the error the row granularity buys its speed with."""
+    """Row packets (the default) against packets of single pixels on a small network: frame
+    latency within 5 % (measured +3.2 %: a row packet waits for its whole row). The fill adds
+    up over depth: on the 50 layers of EfficientNet-Lite0 rows give +28 % frame latency over
+    single-pixel packets at 1/20 of the run time (benchmarks/bench_neuromorphic.py)."""
     rng = np.random.default_rng(11)
     wl = chain(conv("in", n=2, c=3, h=16, w=16, k=16, mask=np.ones((2, 3, 16, 16), bool)),
                conv("c1", n=2, c=16, h=16, w=16, k=32, mask=rand_mask(rng, (2, 16, 16, 16), .4)),
