@@ -1,10 +1,11 @@
 """Speed of the neuromorphic engine on the shipped traces, and what packet granularity costs.
 
 For each shipped workload: seconds to map, count and pipeline the whole network on the AKD1000
-config (sparse run and dense-equivalent run, workload already loaded), frames simulated, simpy
-packets, frame latency. Then the granularity trade-off on EfficientNet-Lite0: row packets (the
-default) against finer packets (8 and 1 columns) and coarser ones (8 rows): run time, frame
-latency (fill of the layer pipeline, granularity-sensitive) and frame interval (throughput). Prints a table and writes benchmarks/results/neuromorphic_speed.csv.
+config (sparse run and dense-equivalent run, workload already loaded), frames simulated, frame
+latency and rate, passes, unmappable layers. Then the granularity trade-off on
+EfficientNet-Lite0: row packets (the default) against finer packets (8 and 1 columns) and
+coarser ones (8 rows): run time, frame latency (fill of the layer pipeline, granularity-
+sensitive) and frame interval. Prints tables and writes benchmarks/results/neuromorphic_speed.csv.
 
 Usage: .venv/bin/python benchmarks/bench_neuromorphic.py
 """
@@ -24,12 +25,6 @@ from accelsim.engines.neuromorphic import network  # noqa: E402
 from accelsim.workload import load_workload  # noqa: E402
 
 WORKLOADS = ["digits_cnn", "efficientnet_lite0", "crepe_full", "minilm"]
-
-
-def packets(net) -> int:
-    """Packets the simulation moved: tiles x stripes x simulated frames, summed over units."""
-    frames = net.summary["frames_simulated"]
-    return sum(u.np_count or 1 for u in net.units if u.kind != "unmappable") * frames
 
 
 def timed(workload, arch) -> tuple[float, object]:
