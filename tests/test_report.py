@@ -1,0 +1,241 @@
+"""Reports: HTML and PDF carry the results' numbers, escape user strings, render in a browser."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from accelsim.arch import load_arch
+from accelsim.compare import load_compare, run_compare, summary_table
+from accelsim.report import write_report
+from accelsim.report.content import fmt
+from accelsim.report.figures import neuromorphic_use
+from accelsim.results import RunResult
+from accelsim.workload import load_workload
+from accelsim.workload.layer import Workload
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = ROOT / "workloads" / "digits_cnn.npz"
+ARCHS = [ROOT / "arch_configs" / f"{n}.yaml" for n in ("tpu_like_128x128_ws", "scnn_like", "a100")]
+EVIL_LAYER = "<script>alert(1)</script>"
+EVIL_ARCH = "evil<script>alert(2)</script>$x$"
+
+pytestmark = pytest.mark.skipif(not DIGITS.is_file(), reason="workloads/digits_cnn.npz not shipped")
+
+
+class Tables(HTMLParser):
+    """Text of every table cell by table id, figure ids, and every src/href value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.figures: list[str] = []
+        self.links: list[str] = []
+        self.scripts = 0
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.links += [v for k, v in attrs if k in ("src", "href", "xlink:href") and v]
+        if tag == "script":
+            self.scripts += 1
+        if tag == "table":
+            self._table = a.get("id", "")
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table is not None:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th") and self._table is not None:
+            self._cell = []
+        elif tag == "figure":
+            self.figures.append(a["id"])
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[self._table][-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "digits"
+    run_compare([load_arch(a) for a in ARCHS], load_workload(DIGITS), DIGITS, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def html(folder) -> tuple[Path, str]:
+    path = write_report(folder, folder.parent / "report.html")
+    return path, path.read_text(encoding="utf-8")
+
+
+def test_html_tables_hold_the_results(folder, html):
+    parser = Tables()
+    parser.feed(html[1])
+    results, _ = load_compare(folder)
+    summary = parser.tables["summary-table"]
+    expected = summary_table(results)
+    assert len(summary) == 1 + len(results)
+    for row, (_, want) in zip(summary[1:], expected.iterrows()):
+        assert row[0] == want["arch"]
+        for col in ("latency_s", "throughput_per_s", "energy_j", "edp_js", "speedup_vs_dense",
+                    "energy_saving_vs_dense"):
+            assert fmt(want[col]) in row, (col, row)
+        assert row[6] == "-"  # area unknown
+    layers = parser.tables["layer-table"]
+    assert len(layers) == 1 + sum(len(r.layers) for r in results)
+    header = layers[0]
+    for r in results:
+        for _, want in r.layers.iterrows():
+            got = next(x for x in layers[1:] if x[0] == want["arch"] and x[1] == want["layer"])
+            assert got[header.index("cycles")] == fmt(want["cycles"])
+            assert got[header.index("energy (pJ)")] == fmt(want["energy_pj"])
+            assert got[header.index("speed-up")] == fmt(want["speedup_vs_dense"])
+    prov = dict((row[0], row[1]) for row in parser.tables["provenance-table"])
+    assert results[0].meta["workload_hash"] in prov["workload"]
+    assert any(r.meta["arch_hash"] in v for r in results for v in prov.values())
+
+
+def test_html_sections_follow_the_data_and_are_self_contained(html):
+    parser = Tables()
+    parser.feed(html[1])
+    # gpu curves only for the a100 (3rd), trace-vs-uniform only for the zero-skip arch (2nd)
+    assert parser.figures == ["fig-speedup", "fig-energy", "fig-scatter", "fig-uniform-1",
+                              "fig-breakeven-2", "fig-graph"]
+    assert html[1].count("<svg") == len(parser.figures)
+    assert all(link.startswith(("#", "data:image/png;base64,")) for link in parser.links)
+    assert "<link" not in html[1] and "@import" not in html[1]
+
+
+def test_pdf_text_holds_the_results(folder):
+    from pypdf import PdfReader
+
+    path = write_report(folder, folder.parent / "report.pdf")
+    reader = PdfReader(path)
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    results, _ = load_compare(folder)
+    for _, want in summary_table(results).iterrows():
+        assert want["arch"] in text
+        for col in ("latency_s", "energy_j", "speedup_vs_dense"):
+            assert fmt(want[col]) in text, col
+    for r in results:
+        for _, want in r.layers.iterrows():
+            assert fmt(want["cycles"]) in text
+    assert results[0].meta["workload_hash"] in text
+    # figures are vector drawings: the only raster is the graph's colour bar (a thin strip)
+    sizes = {im.image.size for page in reader.pages for im in page.images}
+    assert all(w * h < 5000 for w, h in sizes), sizes
+    assert len(reader.pages) >= 6
+
+
+@pytest.fixture(scope="module")
+def evil_html(tmp_path_factory) -> str:
+    """A report whose layer and arch names are script tags (and mathtext dollars)."""
+    w = load_workload(DIGITS)
+    first = w.layers[0].name
+    layers = [dataclasses.replace(w.layers[0], name=EVIL_LAYER), *w.layers[1:]]
+    edges = [tuple(EVIL_LAYER if n == first else n for n in e) for e in w.edges]
+    evil = Workload(model="m<img src=x onerror=alert(3)>", layers=layers, edges=edges,
+                    source=w.source, content_hash=w.content_hash)
+    arch = load_arch(ARCHS[1])
+    arch = arch.model_copy(update={"name": EVIL_ARCH})
+    out = tmp_path_factory.mktemp("evil")
+    run_compare([arch, load_arch(ARCHS[2])], evil, "evil.npz", out / "cmp")
+    return write_report(out / "cmp", out / "r.html").read_text(encoding="utf-8")
+
+
+def test_user_strings_are_escaped(evil_html):
+    assert "<script>alert" not in evil_html
+    assert "<img" not in evil_html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in evil_html
+    assert "&lt;script&gt;alert(2)" in evil_html
+    parser = Tables()
+    parser.feed(evil_html)
+    assert parser.scripts == 1  # the sort script only
+    layer_cells = [row[1] for row in parser.tables["layer-table"][1:]]
+    assert EVIL_LAYER in layer_cells  # shown literally once unescaped by the parser
+
+
+def test_neuromorphic_figure_only_for_neuromorphic_results():
+    df = pd.DataFrame({"layer": ["a", "b"], "events": [10, 20], "nps_used": [1, 3]})
+    fig = neuromorphic_use(RunResult(df, {"arch": "n", "arch_kind": "neuromorphic"}))
+    heights = [p.get_height() for ax in fig.axes for p in ax.patches]
+    assert heights == [10, 20, 1, 3]
+    assert neuromorphic_use(RunResult(df, {"arch": "s", "arch_kind": "systolic"})) is None
+
+
+def _chromium() -> str | None:
+    return next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(b)), None)
+
+
+def _browser(binary: str, *args: str) -> subprocess.CompletedProcess:
+    profile = tempfile.mkdtemp()
+    try:
+        return subprocess.run(
+            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--hide-scrollbars", "--force-device-scale-factor=1",
+             f"--user-data-dir={profile}", *args],
+            capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+RECTS_JS = """<script>
+document.addEventListener("DOMContentLoaded", function () {
+  var out = document.createElement("pre"); out.id = "rects";
+  document.querySelectorAll("figure svg").forEach(function (s) {
+    var r = s.getBoundingClientRect();
+    out.textContent += s.parentNode.id + " " + [r.left, r.top, r.width, r.height].join(" ") + "\\n";
+  });
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+@pytest.mark.slow
+def test_browser_screenshot_shows_the_figures(html, tmp_path):
+    binary = _chromium()
+    if binary is None:
+        pytest.skip("no chromium binary (installed by `make test` where apt is available)")
+    page = tmp_path / "page.html"
+    page.write_text(html[1].replace("</body>", RECTS_JS + "</body>"), encoding="utf-8")
+    width = 1400
+    dom = _browser(binary, f"--window-size={width},2000", "--dump-dom", page.as_uri())
+    rects = {}
+    for line in re.search(r'<pre id="rects">(.*?)</pre>', dom.stdout, re.S).group(1).split("\n"):
+        if line.strip():
+            fid, *nums = line.split()
+            rects[fid] = [float(v) for v in nums]
+    assert set(rects) == {"fig-speedup", "fig-energy", "fig-scatter", "fig-breakeven-2",
+                          "fig-uniform-1", "fig-graph"}
+    height = int(max(t + h for _, t, _, h in rects.values())) + 50
+    shot = tmp_path / "shot.png"
+    _browser(binary, f"--window-size={width},{height}", f"--screenshot={shot}", page.as_uri())
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape[1] == width
+    for fid, (left, top, w, h) in rects.items():
+        assert w > 300 and h > 200, fid
+        region = pixels[int(top):int(top + h), int(left):int(left + w)]
+        inked = (region < 200).mean()
+        assert 0.01 < inked < 0.9, (fid, inked)
+    # and the page outside the figures is mostly white background
+    assert (pixels > 240).mean() > 0.5
