@@ -20,8 +20,10 @@ BREAKEVEN_LAYERS = 6
 
 
 def label(text: object) -> str:
-    """A user-provided string made literal for matplotlib (no mathtext from '$')."""
-    return str(text).replace("$", r"\$")
+    """A user-provided string made literal for matplotlib: no mathtext from '$', and a
+    leading '_' (which would hide it from legends) kept visible behind a space."""
+    text = str(text).replace("$", r"\$")
+    return " " + text if text.startswith("_") else text
 
 
 def _names(results: Sequence[RunResult]) -> list[str]:
@@ -36,6 +38,14 @@ def _layer_axis(ax: plt.Axes, layers: Sequence[str]) -> None:
         ax.set_xticks(range(0, len(layers), math.ceil(len(layers) / 40)))
         ax.set_xticklabels([label(n) for n in layers[::math.ceil(len(layers) / 40)]],
                            rotation=60, ha="right", fontsize=7)
+
+
+def _log_if_wide(ax: plt.Axes, series: Sequence[object]) -> None:
+    """Log y axis when the speed-ups span more than a factor of 20 (bars and dots stay legible)."""
+    values = np.concatenate([np.asarray(s, dtype=float) for s in series])
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size and values.max() / values.min() > 20:
+        ax.set_yscale("log")
 
 
 def _width(n_layers: int) -> float:
@@ -53,6 +63,7 @@ def speedup_per_layer(results: Sequence[RunResult]) -> Figure:
                label=name)
     ax.axhline(1.0, color="black", linewidth=0.8)
     _layer_axis(ax, layers)
+    _log_if_wide(ax, [r.layers["speedup_vs_dense"] for r in results])
     ax.set_ylabel("speed-up over dense (x)")
     ax.set_title("Per-layer speed-up over each architecture's dense equivalent")
     ax.legend(fontsize=8)
@@ -91,6 +102,7 @@ def density_scatter(results: Sequence[RunResult]) -> Figure:
         ax.scatter(r.layers["act_density"], r.layers["speedup_vs_dense"], s=18, alpha=0.8,
                    label=name)
     ax.axhline(1.0, color="black", linewidth=0.8)
+    _log_if_wide(ax, [r.layers["speedup_vs_dense"] for r in results])
     ax.set_xlabel("activation density (non-zeros / elements)")
     ax.set_ylabel("speed-up over dense (x)")
     ax.set_title("Density vs speed-up per layer")
