@@ -12,11 +12,13 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from accelsim.arch.area import area_um2_by_component
 from accelsim.arch.loader import parse_arch
+from accelsim.errors import AccelsimError
 from accelsim.sweep_spec import Point, SweepError, SweepSpec, point_hash
 from accelsim.workload.format import _file_hash, load_workload
 
@@ -59,8 +61,12 @@ def read_journal(out: Path, repair: bool) -> list[dict]:
     data = path.read_bytes()
     good = data.rfind(b"\n") + 1
     rows = []
-    for line in data[:good].splitlines():
-        rows.append(json.loads(line))
+    for number, line in enumerate(data[:good].splitlines(), start=1):
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            raise SweepError(f"{path}: line {number} is not a JSON record (the file was edited "
+                             "or damaged); delete that line, or choose another --out.") from None
     if good < len(data) and repair:
         with open(path, "r+b") as f:
             f.truncate(good)
@@ -78,15 +84,36 @@ def _append(f, row: dict) -> None:
 def _local(todo: list[Task], workers: int) -> Iterator[tuple[Task, dict]]:
     if workers <= 1:
         for task in todo:
-            yield task, run_point(task[1].arch, str(task[2]))
+            try:
+                row = run_point(task[1].arch, str(task[2]))
+            except AccelsimError as exc:
+                raise _failed(task, exc) from None
+            yield task, row
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+    try:
         futures = {pool.submit(run_point, t[1].arch, str(t[2])): t for t in todo}
         for fut in as_completed(futures):
-            yield futures[fut], fut.result()
+            yield futures[fut], _result(fut, futures[fut])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _failed(task: Task, exc: Exception) -> SweepError:
+    return SweepError(f"design point {task[1].index} ({task[1].params}) on {task[2].name} "
+                      f"failed: {exc} Finished points are kept; fix the sweep and re-run with "
+                      "--resume.")
+
+
+def _result(future: Any, task: Task) -> dict:
+    """A finished task's row; a failed point is named, and the journal kept for --resume."""
+    try:
+        return future.result()
+    except AccelsimError as exc:
+        raise _failed(task, exc) from None
 
 
 def _dask(todo: list[Task], workers: int, scheduler: str | None) -> Iterator[tuple[Task, dict]]:
@@ -106,7 +133,7 @@ def _dask(todo: list[Task], workers: int, scheduler: str | None) -> Iterator[tup
         futures = {client.submit(run_point, t[1].arch, str(t[2].resolve()), pure=False): t
                    for t in todo}
         for fut in as_completed(list(futures)):
-            yield futures[fut], fut.result()
+            yield futures[fut], _result(fut, futures[fut])
     finally:
         client.close()
         if cluster is not None:

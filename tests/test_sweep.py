@@ -228,3 +228,9 @@ def test_dask_local_cluster_matches_local_run(tmp_path: Path) -> None:
     local = run_sweep(spec, points, tmp_path / "local")
     dask = run_sweep(spec, points, tmp_path / "dask", executor="dask", workers=2)
     pd.testing.assert_frame_equal(local, dask)
+
+
+def test_damaged_journal_line_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / JOURNAL).write_text('{"point_hash": "a"}\nnot json\n{"point_hash": "b"}\n')
+    with pytest.raises(SweepError, match="line 2 is not a JSON record"):
+        read_journal(tmp_path, repair=True)
