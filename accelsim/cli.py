@@ -409,7 +409,7 @@ SUMMARY_SHOWN = {"latency_s": "latency_s", "throughput_per_s": "throughput_per_s
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from accelsim.arch import load_arch
-    from accelsim.compare import run_compare, summary_table
+    from accelsim.compare import folder_name, run_compare, summary_table
     from accelsim.workload import load_workload
 
     *arch_paths, workload_path = args.inputs
@@ -420,7 +420,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "arch_configs/tpu_like_128x128_ws.yaml arch_configs/a100.yaml workloads/digits_cnn.npz")
     archs = [load_arch(p) for p in arch_paths]
     workload = load_workload(workload_path)
-    out = args.out or Path("reports") / f"compare_{workload.model}"
+    out = args.out or Path("reports") / folder_name(f"compare_{workload.model}", set())
     with progress_bar("compare", len(archs) * len(workload.layers)) as bar:
         results = run_compare(archs, workload, workload_path, out,
                               on_layer=lambda _a, _l: bar.advance(bar.task_ids[0]))
