@@ -229,6 +229,14 @@ def test_too_many_nps_opens_passes(bare):
     for u in net.units:
         per_pass[u.pass_index] = per_pass.get(u.pass_index, 0) + u.np_count
     assert max(per_pass.values()) <= 78
+    pass_of = {u.name: u.pass_index for u in net.units}
+    for u in net.units:
+        res = net.results[u.layers[0]]
+        crosses = any(pass_of[p] < u.pass_index for p in u.producers)
+        assert (res.actions["dram.read_bytes"] > 0) == (crosses or u.external_weights)
+        assert res.columns["finished_at_cycle"] <= s["makespan_cycles"] + 1e-6
+    finish = [net.results[u.layers[0]].columns["finished_at_cycle"] for u in net.units]
+    assert finish == sorted(finish)           # a chain finishes in order
 
 
 def test_unsupported_and_too_large_layers_are_reported(akd):
@@ -309,6 +317,22 @@ def test_energy_is_affine_in_events(bare):
     dyn = np.array([d for _, d, _ in energies])
     assert dyn[0] == 0.0 and energies[0][2] >= 0.0
     assert dyn[1:] / events[1:] == pytest.approx(np.full(3, dyn[-1] / events[-1]))
+
+
+def test_depthwise_split_by_channels_balances_events(akd):
+    """Akida 2.0-style standalone depthwise: each NP holds some channels and receives only
+    their events, so the busiest NP gets the largest channel group's share."""
+    arch = load_arch(ROOT / "arch_configs/akida2_scalable.yaml")
+    rng = np.random.default_rng(9)
+    mask = rand_mask(rng, (2, 64, 12, 12), 0.5)
+    mask[:, :32] = False                          # events only in the upper half of channels
+    dw = conv("dw", c=64, k=64, groups=64, mask=mask)
+    first = conv("in", c=3, k=64, mask=np.ones((2, 3, 12, 12), bool))
+    tiny = arch.model_copy(update={"np_weight_memory_bytes": 200})   # 32 channels per NP
+    res = network(chain(first, dw), tiny).results["dw"]
+    assert res.columns["filter_groups"] == 2 and res.columns["mapping"] == "cnp"
+    assert res.columns["events_max_per_np"] == mask.sum()
+    assert res.columns["event_deliveries"] == mask.sum()
 
 
 def test_dense_equivalent_sends_every_activation(bare):

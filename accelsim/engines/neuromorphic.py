@@ -20,7 +20,9 @@ well the network overlaps, sparse vs dense). `np_busy_cycles` (= `compute_cycles
 busiest NP stripe's own work on the layer and `work_speedup_vs_dense` its dense/sparse ratio,
 the speed-up of the layer itself. `events` are the layer's input events,
 `synaptic_ops` its event x fan-out operations (macs_done; macs_skipped = the zero and padding
-taps never scheduled), `nps_used` the NPs of its unit (0 on the input unit; both layers of a
+taps never scheduled), `events_max_per_np` the most events one NP (one stripe x filter or
+channel group) receives, `finished_at_cycle` when the layer's last packet was done in the
+pipelined run, `nps_used` the NPs of its unit (0 on the input unit; both layers of a
 fused separable unit show the unit's NPs). Energy actions: `events.process` (an event
 delivered to an NP), `synops.update`, `noc.hop` (an event over one link), `input_unit.mac`,
 DRAM bytes (weights of FC layers kept off chip, activations between passes); static power x
@@ -200,8 +202,11 @@ def network(workload: Workload, arch: Config) -> Network:
         port_busy_max = max([port_busy_max, *(b * scale for b in res.port_busy.values())])
         clock += res.end + extra
     makespan = clock
+    pass_of = {u.name: u.pass_index for u in mapped}
+    spilled = {u.name for u in mapped
+               if any(pass_of.get(p, u.pass_index) < u.pass_index for p in u.producers)}
     results, busy_total = _layer_results(workload, arch, units, work, event_hops, makespan,
-                                         frames)
+                                         frames, spilled, unit_done)
     interval_cycles = makespan / frames if len(passes) > 1 else (intervals[0] if intervals
                                                                   else 0.0)
     used = sum(u.np_count for u in mapped)
@@ -234,7 +239,10 @@ def network(workload: Workload, arch: Config) -> Network:
 
 def _layer_results(workload: Workload, arch: Config, units: list[Unit],
                    work: dict[str, UnitWork], event_hops: dict[str, float], makespan: float,
-                   frames: int) -> tuple[dict[str, LayerResult], float]:
+                   frames: int, spilled: set[str], unit_done: dict[str, float],
+                   ) -> tuple[dict[str, LayerResult], float]:
+    """Per-layer results; `spilled` units read their input back from DRAM (fed by an earlier
+    pass), `unit_done` is when each unit finished (cycles since the run started)."""
     layers = {layer.name: layer for layer in workload.layers}
     busy_total = sum(c.np_cycles for w in work.values() for c in w.layers.values())
     dram = arch.dram()
@@ -270,9 +278,9 @@ def _layer_results(workload: Workload, arch: Config, units: list[Unit],
                 reads = 0.0
                 if u.external_weights:
                     reads += u.weight_bytes * frames
-                if i == 0 and u.pass_index > 0:
-                    reads += c.events * arch.event_bytes
-                writes = c.events * arch.event_bytes if i == 0 and u.pass_index > 0 else 0.0
+                spill = c.events * arch.event_bytes if i == 0 and u.name in spilled else 0.0
+                reads += spill
+                writes = spill
                 actions[f"{dram.name}.read_bytes"] = reads
                 actions[f"{dram.name}.write_bytes"] = writes
                 dram_bytes = reads + writes
@@ -288,8 +296,9 @@ def _layer_results(workload: Workload, arch: Config, units: list[Unit],
                              if makespan else 0.0),
                 actions=actions,
                 columns={"events": c.events, "synaptic_ops": c.synops,
-                         "event_deliveries": c.deliveries, "noc_event_hops": hops,
-                         "np_busy_cycles": c.busiest_cycles, **common},
+                         "event_deliveries": c.deliveries, "events_max_per_np": c.max_np_events,
+                         "noc_event_hops": hops, "np_busy_cycles": c.busiest_cycles,
+                         "finished_at_cycle": unit_done.get(u.name, float("nan")), **common},
             )
     return results, busy_total
 

@@ -66,8 +66,6 @@ class PipelineResult:
     frame_done: np.ndarray
     unit_done: dict[str, float]
     """When each unit finished its last tile of the last frame."""
-    unit_first_done: dict[str, float]
-    """When each unit finished the last tile of the first frame."""
     end: float
     port_busy: dict[Hashable, float]
     """Cycles each ejection port spent moving bytes."""
@@ -107,7 +105,6 @@ def run_pipeline(units: list[PipeUnit], frames: int, link_bandwidth_bytes_per_cy
     ports: dict[Hashable, simpy.Resource] = {}
     port_busy: dict[Hashable, float] = {}
     unit_done: dict[str, float] = {}
-    unit_first_done: dict[str, float] = {}
     frame_done = np.zeros(frames)
     frame_events = [env.event() for _ in range(frames)]
     sink_left = [len(sinks)] * frames
@@ -133,8 +130,6 @@ def run_pipeline(units: list[PipeUnit], frames: int, link_bandwidth_bytes_per_cy
 
     def tile_done(u: PipeUnit, f: int, tile: int) -> None:
         if advance(progress[u.name][f], tile):
-            if f == 0:
-                unit_first_done[u.name] = env.now
             if f == frames - 1:
                 unit_done[u.name] = env.now
             if u in sinks:
@@ -200,6 +195,5 @@ def run_pipeline(units: list[PipeUnit], frames: int, link_bandwidth_bytes_per_cy
     env.run()
     if not all(ev.triggered for ev in frame_events):
         raise RuntimeError("event pipeline deadlocked: some frames never completed")
-    return PipelineResult(frame_done=frame_done, unit_done=unit_done,
-                          unit_first_done=unit_first_done, end=float(env.now),
+    return PipelineResult(frame_done=frame_done, unit_done=unit_done, end=float(env.now),
                           port_busy=port_busy)

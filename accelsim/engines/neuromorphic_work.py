@@ -80,6 +80,8 @@ class LayerCounts:
     """NP-cycles spent (summed over the NPs)."""
     busiest_cycles: float = 0.0
     """Cycles of the busiest NP stripe."""
+    max_np_events: float = 0.0
+    """Most events received by one NP."""
     statistical: bool = False
 
 
@@ -158,6 +160,8 @@ def conv_unit_work(unit: Unit, first: Layer, pointwise: Layer | None, arch: Conf
                           grid.reduce(g * weight)[:, tiles]) for g in split]
             events = sum(e for e, _ in per_group)
             cycles = np.max([_cost(e, y, arch) for e, y in per_group], axis=0)
+            counts.max_np_events = max(counts.max_np_events,
+                                       *(float(e.sum()) for e, _ in per_group))
             counts.synops += float(sum(y.sum() for _, y in per_group))
             counts.deliveries += float(events.sum())
         else:
@@ -165,6 +169,7 @@ def conv_unit_work(unit: Unit, first: Layer, pointwise: Layer | None, arch: Conf
             per_filter = grid.reduce(ev.pixels * weight)[:, tiles]
             taps = 1 if pointwise is not None else unit.filters_per_np
             cycles = _cost(events, per_filter * taps, arch)
+            counts.max_np_events = max(counts.max_np_events, float(events.sum()))
             counts.synops += float(per_filter.sum()) * (s.K // s.groups)
             counts.deliveries += float(events.sum()) * nps
         counts.np_cycles += float(cycles.sum()) * nps
@@ -180,6 +185,7 @@ def conv_unit_work(unit: Unit, first: Layer, pointwise: Layer | None, arch: Conf
             pw_counts.deliveries += float(pw_events.sum()) * nps
             pw_counts.np_cycles += float(pw_cycles.sum()) * nps
             pw_counts.busiest_cycles = max(pw_counts.busiest_cycles, float(pw_cycles.sum()))
+            pw_counts.max_np_events = max(pw_counts.max_np_events, float(pw_events.sum()))
             counts.busiest_cycles = max(counts.busiest_cycles, float(cycles.sum()))
             cycles = cycles + pw_cycles
         else:
@@ -201,7 +207,8 @@ def fc_unit_work(unit: Unit, layer: Layer, arch: Config, frames: int,
         cycles = np.maximum(cycles, weight_stream_cycles)
     counts = LayerCounts(events=ev.total, deliveries=ev.total,
                          synops=ev.total * layer.shape.N, np_cycles=float(cycles.sum()),
-                         busiest_cycles=float(cycles.sum()), statistical=ev.statistical)
+                         busiest_cycles=float(cycles.sum()), max_np_events=ev.total,
+                         statistical=ev.statistical)
     return UnitWork(grid=TileGrid(1, 1, 1, 1),
                     stripes=[StripeLoad(tiles=np.zeros(1, dtype=np.int64), events=events,
                                         cycles=cycles, nps=1)],
