@@ -86,8 +86,9 @@ def plot_front(df: pd.DataFrame, front: pd.DataFrame, out_stem: Path) -> list[Pa
                         cmap="viridis")
         ax.scatter(f["latency_s"] * 1e3, f["energy_pj"] * 1e-6, s=60, facecolors="none",
                    edgecolors="red", label=f"Pareto ({len(f)})")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        for values, set_scale in ((g["latency_s"], ax.set_xscale), (g["energy_pj"], ax.set_yscale)):
+            if values.min() > 0 and values.max() / values.min() > 20:
+                set_scale("log")
         ax.set_xlabel("latency (ms)")
         ax.set_ylabel("energy (uJ)")
         ax.set_title(workload)

@@ -234,3 +234,11 @@ def test_damaged_journal_line_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / JOURNAL).write_text('{"point_hash": "a"}\nnot json\n{"point_hash": "b"}\n')
     with pytest.raises(SweepError, match="line 2 is not a JSON record"):
         read_journal(tmp_path, repair=True)
+
+
+@needs_digits
+def test_shipped_sweep_has_500_valid_points() -> None:
+    spec = load_sweep(ROOT / "arch_configs" / "sweeps" / "cnvlutin_sweep.yaml")
+    points = expand(spec)
+    assert len(points) >= 500
+    assert all(p.params["lanes"] * p.params["filters"] <= 16384 for p in points)
