@@ -31,7 +31,8 @@ def compared(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("cmp") / "digits"
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        assert main(["compare", *ARCHS, str(DIGITS), "--out", str(out)]) == 0
+        assert main(["compare", *ARCHS, str(DIGITS), "--out", str(out),
+                     "--report", str(out.parent / "r.html")]) == 0
     return out, buf.getvalue()
 
 
@@ -49,6 +50,7 @@ def test_compare_saves_each_run_in_order_and_the_workload(compared):
         assert entry["act_density"] == pytest.approx(layer.act_density)
     for name in names:
         assert name in printed
+    assert "nvidia-a100-sxm4-80gb" in (out.parent / "r.html").read_text(encoding="utf-8")
 
 
 def test_summary_table_is_the_totals(compared):

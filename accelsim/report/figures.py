@@ -81,10 +81,12 @@ def energy_breakdown(results: Sequence[RunResult]) -> Figure:
     components = sorted({c for t in totals for c in t})
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(results) + 3), 4))
     bottom = np.zeros(len(results))
-    cmap = plt.get_cmap("tab20")
+    tab20 = plt.get_cmap("tab20")
+    colours = [tab20(i) for i in range(0, 20, 2)] + [tab20(i) for i in range(1, 20, 2)]
     for j, comp in enumerate(components):
         values = np.array([t.get(comp, 0.0) for t in totals])
-        ax.bar(range(len(results)), values, 0.6, bottom=bottom, label=label(comp), color=cmap(j % 20))
+        ax.bar(range(len(results)), values, 0.6, bottom=bottom, label=label(comp),
+               color=colours[j % len(colours)])
         bottom += values
     ax.set_xticks(range(len(results)))
     ax.set_xticklabels(_names(results), fontsize=8)
