@@ -239,3 +239,31 @@ def test_browser_screenshot_shows_the_figures(html, tmp_path):
         assert 0.01 < inked < 0.9, (fid, inked)
     # and the page outside the figures is mostly white background
     assert (pixels > 240).mean() > 0.5
+
+
+SORT_JS = """<script>
+document.addEventListener("DOMContentLoaded", function () {
+  var table = document.getElementById("layer-table"), col = -1;
+  table.querySelectorAll("th").forEach(function (th, i) { if (th.textContent === "cycles") col = i; });
+  table.querySelectorAll("th")[col].click();
+  var out = document.createElement("pre"); out.id = "sorted";
+  Array.from(table.tBodies[0].rows).forEach(function (r) {
+    out.textContent += r.cells[col].dataset.value + "\\n";
+  });
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+@pytest.mark.slow
+def test_browser_sorts_the_layer_table(html, tmp_path):
+    binary = _chromium()
+    if binary is None:
+        pytest.skip("no chromium binary (installed by `make test` where apt is available)")
+    page = tmp_path / "page.html"
+    page.write_text(html[1].replace("</body>", SORT_JS + "</body>"), encoding="utf-8")
+    dom = _browser(binary, "--window-size=1400,1000", "--dump-dom", page.as_uri())
+    values = [float(v) for v in re.search(r'<pre id="sorted">(.*?)</pre>', dom.stdout, re.S)
+              .group(1).split()]
+    assert len(values) == 12  # 4 layers x 3 archs
+    assert values == sorted(values) and values != sorted(values, reverse=True)
