@@ -42,9 +42,15 @@ class RunResult:
     meta: dict
 
     def totals(self) -> dict:
-        """Whole-workload figures: sums, MAC-weighted density, and overall ratios."""
-        df = self.layers
-        tot: dict = {"layer": "TOTAL", "op": "", "arch": self.meta.get("arch", "")}
+        """Whole-workload figures: sums, MAC-weighted density, and overall ratios.
+
+        Layers the engine could not run (NaN cycles, e.g. unmappable on a neuromorphic
+        core) are left out of every figure, dense ones included, and counted in
+        `layers_without_result`.
+        """
+        df = self.layers[self.layers["cycles"].notna()]
+        tot: dict = {"layer": "TOTAL", "op": "", "arch": self.meta.get("arch", ""),
+                     "layers_without_result": int(len(self.layers) - len(df))}
         for col in df.columns:
             if col in SUM_COLUMNS or (ADDITIVE.search(col) and is_numeric_dtype(df[col])
                                       and not is_bool_dtype(df[col])):
@@ -55,8 +61,9 @@ class RunResult:
             tot[col] = float(np.dot(df[col], weights) / wsum) if wsum else float("nan")
         modes = set(df["engine_mode"])
         tot["engine_mode"] = modes.pop() if len(modes) == 1 else "mixed"
-        tot["engine"] = df["engine"].iloc[0]
-        tot["speedup_vs_dense"] = tot["dense_latency_s"] / tot["latency_s"]
+        tot["engine"] = self.layers["engine"].iloc[0]
+        tot["speedup_vs_dense"] = (tot["dense_latency_s"] / tot["latency_s"]
+                                   if tot["latency_s"] else float("nan"))
         tot["energy_saving_vs_dense"] = (tot["dense_energy_pj"] / tot["energy_pj"]
                                          if tot["energy_pj"] else float("nan"))
         tot["utilization"] = (float(np.dot(df["utilization"], df["cycles"]) / df["cycles"].sum())

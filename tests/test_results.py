@@ -45,3 +45,13 @@ def test_save_load_round_trip_and_partial_folder(tmp_path):
     (tmp_path / "partial" / "results.csv").write_text("layer\nx\n")
     with pytest.raises(AccelsimError, match="no complete results"):
         RunResult.load(tmp_path / "partial")
+
+
+def test_layers_without_result_are_left_out_and_counted():
+    r = result()
+    r.layers.loc[1, ["cycles", "latency_s", "energy_pj", "utilization"]] = float("nan")
+    tot = r.totals()
+    assert tot["layers_without_result"] == 1
+    assert tot["cycles"] == 10 and tot["dense_latency_s"] == 2.0
+    assert tot["speedup_vs_dense"] == pytest.approx(2.0)
+    assert tot["utilization"] == pytest.approx(0.5)
