@@ -29,7 +29,7 @@ SUMMARY_COLUMNS = [
 ]
 """Summary columns: latency of one pass over the trace (s), throughput = 1 / latency (trace
 passes per second; multiply by `batch` for samples/s), energy (J), energy-delay product
-(J*s), area (mm^2, NaN where the arch does not model it), whole-workload ratios vs dense."""
+(J*s), area (mm^2, `saved_area_mm2`: NaN where not modelled), whole-workload ratios vs dense."""
 
 
 def folder_name(arch_name: str, taken: set[str]) -> str:
@@ -142,13 +142,27 @@ def load_compare(out_dir: str | Path) -> tuple[list[RunResult], dict]:
     return results, info
 
 
+def saved_area_mm2(result: RunResult) -> float:
+    """Area (mm^2) of the saved arch config by `accelsim.arch.area` (MAC units and SRAM cells
+    at the arch's node); NaN where the area model does not cover the arch's kind."""
+    from accelsim.arch import parse_arch
+    from accelsim.arch.area import area_mm2
+
+    config = result.meta.get("arch_config")
+    if not config:
+        return math.nan
+    try:
+        return area_mm2(parse_arch(config, f"saved config of {result.meta.get('arch')}"))
+    except AccelsimError:
+        return math.nan
+
+
 def summary_table(results: Sequence[RunResult]) -> pd.DataFrame:
     """One row per arch: the `SUMMARY_COLUMNS` from each run's totals."""
     rows = []
     for result in results:
         tot = result.totals()
         latency_s, energy_j = tot["latency_s"], tot["energy_pj"] * 1e-12
-        area = result.meta.get("arch_config", {}).get("area_mm2")
         rows.append({
             "arch": result.meta.get("arch", ""),
             "engine": tot["engine"],
@@ -156,7 +170,7 @@ def summary_table(results: Sequence[RunResult]) -> pd.DataFrame:
             "throughput_per_s": 1.0 / latency_s if latency_s else math.nan,
             "energy_j": energy_j,
             "edp_js": energy_j * latency_s,
-            "area_mm2": float(area) if isinstance(area, (int, float)) else math.nan,
+            "area_mm2": saved_area_mm2(result),
             "speedup_vs_dense": tot["speedup_vs_dense"],
             "energy_saving_vs_dense": tot["energy_saving_vs_dense"],
             "bound": tot["bound"],
