@@ -307,42 +307,36 @@ def _file_hash(path: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def _attach_arrays(path: str, layer: Layer, files: dict[str, np.ndarray], used: set[str]) -> None:
-    name = layer.name
-    expected = layer.shape.act_shape
-    act_key, mask_key = f"act/{name}", f"mask/{name}"
-    if act_key in files and mask_key in files:
-        raise _fail(path, f"layer '{name}' has both '{act_key}' and '{mask_key}'; keep one.")
-    if act_key in files:
-        arr = files[act_key]
+def _operand_arrays(
+    path: str, layer: Layer, files: dict[str, np.ndarray], used: set[str],
+    values_key: str, mask_key: str, expected: tuple[int, ...],
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(float16 values, bool mask) of one operand of a layer; at most one is present."""
+    if values_key in files and mask_key in files:
+        raise _fail(path, f"layer '{layer.name}' has both '{values_key}' and '{mask_key}'; keep one.")
+    if values_key in files:
+        arr = files[values_key]
         if tuple(arr.shape) != expected:
             raise _fail(
-                path, f"layer '{name}': '{act_key}' has shape {tuple(arr.shape)} but the layer's "
-                f"shapes say {expected} ({layer.op} natural layout). Fix the shapes or the array.",
+                path, f"layer '{layer.name}': '{values_key}' has shape {tuple(arr.shape)} but the "
+                f"layer's shapes say {expected} ({layer.op} natural layout). Fix the shapes or the "
+                "array.",
             )
-        _check_values(path, act_key, arr)
-        layer.act = arr.astype(np.float16, copy=False)
-        used.add(act_key)
-    elif mask_key in files:
-        layer.act_mask = _unpack_mask(path, mask_key, files[mask_key], expected)
+        _check_values(path, values_key, arr)
+        used.add(values_key)
+        return arr.astype(np.float16, copy=False), None
+    if mask_key in files:
         used.add(mask_key)
-    wexpected = layer.shape.weight_shape
-    w_key, wm_key = f"weight/{name}", f"wmask/{name}"
-    if w_key in files and wm_key in files:
-        raise _fail(path, f"layer '{name}' has both '{w_key}' and '{wm_key}'; keep one.")
-    if w_key in files:
-        arr = files[w_key]
-        if tuple(arr.shape) != wexpected:
-            raise _fail(
-                path, f"layer '{name}': '{w_key}' has shape {tuple(arr.shape)}, expected "
-                f"{wexpected}.",
-            )
-        _check_values(path, w_key, arr)
-        layer.weight = arr.astype(np.float16, copy=False)
-        used.add(w_key)
-    elif wm_key in files:
-        layer.weight_mask = _unpack_mask(path, wm_key, files[wm_key], wexpected)
-        used.add(wm_key)
+        return None, _unpack_mask(path, mask_key, files[mask_key], expected)
+    return None, None
+
+
+def _attach_arrays(path: str, layer: Layer, files: dict[str, np.ndarray], used: set[str]) -> None:
+    name = layer.name
+    layer.act, layer.act_mask = _operand_arrays(
+        path, layer, files, used, f"act/{name}", f"mask/{name}", layer.shape.act_shape)
+    layer.weight, layer.weight_mask = _operand_arrays(
+        path, layer, files, used, f"weight/{name}", f"wmask/{name}", layer.shape.weight_shape)
 
 
 def _resolve_alias(path: str, layer: Layer, by_name: dict[str, Layer]) -> None:
