@@ -8,8 +8,11 @@ workload, so they do not depend on completion order) are rebuilt from the journa
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,8 @@ from accelsim.workload.format import _file_hash, load_workload
 
 JOURNAL = "points.jsonl"
 TABLE = "points.csv"
+PR_SET_PDEATHSIG = 1
+"""prctl option from <linux/prctl.h>."""
 
 _WORKLOADS: dict[str, object] = {}
 
@@ -93,13 +98,21 @@ def _local(todo: list[Task], workers: int) -> Iterator[tuple[Task, dict]]:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                               initializer=_die_with_parent)
     try:
         futures = {pool.submit(run_point, t[1].arch, str(t[2])): t for t in todo}
         for fut in as_completed(futures):
             yield futures[fut], _result(fut, futures[fut])
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _die_with_parent() -> None:
+    """Linux: a pool worker gets SIGKILL when the sweep process dies, even by SIGKILL, instead
+    of finishing its point as an orphan."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _failed(task: Task, exc: Exception) -> SweepError:

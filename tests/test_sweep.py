@@ -174,6 +174,22 @@ def test_rerun_without_resume_is_refused_and_resume_skips_all(tmp_path: Path) ->
     pd.testing.assert_frame_equal(first, again)
 
 
+def _pool_workers(pid: int) -> list[int]:
+    """Process-pool worker pids of `pid` (Linux /proc)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    pids = [int(c) for c in children.read_text().split()] if children.exists() else []
+    return [c for c in pids if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def _alive(pid: int) -> bool:
+    """A running (not exited, not zombie) process."""
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-c", "import sys; from accelsim.cli import main; sys.exit(main())",
             *args]
@@ -190,7 +206,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     reference = run_sweep(spec, points, tmp_path / "ref")
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_cli("sweep", str(path), "--out", str(out), "--workers", "1"),
+    proc = subprocess.Popen(_cli("sweep", str(path), "--out", str(out), "--workers", "2"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = out / JOURNAL
     deadline = time.monotonic() + 60
@@ -198,8 +214,12 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
         if journal.is_file() and journal.read_bytes().count(b"\n") >= 8:
             break
         time.sleep(0.02)
+    workers = _pool_workers(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    time.sleep(1.0)
+    assert workers and not [pid for pid in workers if _alive(pid)], \
+        "pool workers outlived the killed sweep"
     finished = journal.read_bytes().count(b"\n")
     assert 8 <= finished < len(points), "the sweep was not interrupted part-way"
     with open(journal, "ab") as f:  # a write torn by the kill
@@ -221,13 +241,18 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
 
 @needs_digits
 @pytest.mark.slow
-def test_dask_local_cluster_matches_local_run(tmp_path: Path) -> None:
+def test_dask_local_cluster_and_joined_scheduler_match_local_run(tmp_path: Path) -> None:
     pytest.importorskip("dask.distributed")
     spec = load_sweep(write_sweep(tmp_path))
     points = expand(spec)
     local = run_sweep(spec, points, tmp_path / "local")
     dask = run_sweep(spec, points, tmp_path / "dask", executor="dask", workers=2)
     pd.testing.assert_frame_equal(local, dask)
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        joined = run_sweep(spec, points, tmp_path / "joined", scheduler=cluster.scheduler_address)
+    pd.testing.assert_frame_equal(local, joined)
 
 
 def test_damaged_journal_line_is_a_clear_error(tmp_path: Path) -> None:
