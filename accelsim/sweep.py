@@ -191,7 +191,37 @@ def run_sweep(
             _append(f, record)
             if on_task is not None:
                 on_task()
+    write_manifest(spec, len(points), all_tasks, out)
     return consolidate(spec, all_tasks, out)
+
+
+def write_manifest(spec: SweepSpec, n_points: int, all_tasks: list[Task], out: Path) -> None:
+    """`sweep.json`: what the folder holds (spec, parameters, objectives, provenance), so a
+    reader such as a report can recognise a sweep folder and name its parameter columns."""
+    from accelsim import __version__
+    from accelsim.pareto import OBJECTIVES
+    from accelsim.simulate import git_revision
+
+    manifest = {
+        "kind": "accelsim-sweep",
+        "name": spec.name,
+        "spec": str(Path(spec.source).resolve()),
+        "base_arch": spec.base["name"],
+        "parameters": [{k: v for k, v in vars(prm).items() if v is not None}
+                       for prm in spec.parameters],
+        "sampling": {"method": spec.method, "samples": spec.samples, "seed": spec.seed},
+        "constraints": list(spec.constraints),
+        "workloads": [str(w.resolve()) for w in spec.workloads],
+        "points": n_points,
+        "tasks": len(all_tasks),
+        "objectives": list(OBJECTIVES),
+        "tables": {"points": TABLE, "journal": JOURNAL, "pareto": "pareto.csv",
+                   "best": "best.csv", "sensitivity": "sensitivity.csv",
+                   "figure": ["pareto.png", "pareto.svg"]},
+        "tool_version": __version__,
+        "git_revision": git_revision(),
+    }
+    (out / "sweep.json").write_text(json.dumps(manifest, indent=2, default=list))
 
 
 def consolidate(spec: SweepSpec, all_tasks: list[Task], out: Path) -> pd.DataFrame:

@@ -166,6 +166,9 @@ def test_rerun_without_resume_is_refused_and_resume_skips_all(tmp_path: Path) ->
     first = run_sweep(spec, points, out)
     assert first["point_hash"].is_unique and len(first) == len(points)
     assert {"area_mm2", "latency_s", "energy_pj", "lanes"} <= set(first.columns)
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert [prm["name"] for prm in manifest["parameters"]] == ["lanes", "filters", "neuron_bytes"]
+    assert manifest["points"] == len(points) and manifest["kind"] == "accelsim-sweep"
     with pytest.raises(SweepError, match="--resume"):
         run_sweep(spec, points, out)
     counts = []
