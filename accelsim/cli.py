@@ -460,10 +460,13 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="HTML or PDF report from a saved compare folder",
+    p = sub.add_parser("report", help="HTML or PDF report from a saved compare or sweep folder",
                        description="Rebuild a report from the results saved by `accelsim "
-                                   "compare --out DIR`, without simulating again.")
-    p.add_argument("results", type=Path, help="results folder written by `accelsim compare`")
+                                   "compare --out DIR` or `accelsim sweep --out DIR` (recognised "
+                                   "by its sweep.json: Pareto front, best points, sensitivity), "
+                                   "without simulating again.")
+    p.add_argument("results", type=Path,
+                   help="results folder written by `accelsim compare` or `accelsim sweep`")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="REPORT.html|REPORT.pdf",
                    help="report file; the suffix picks HTML or PDF")
     p.set_defaults(func=cmd_report)

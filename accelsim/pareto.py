@@ -6,9 +6,13 @@ All objectives are minimised: latency_s (s), energy_pj (pJ) and area_mm2 (mm^2),
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 OBJECTIVES = ("latency_s", "energy_pj", "area_mm2")
 
@@ -69,9 +73,9 @@ def sensitivity(df: pd.DataFrame, params: list[str],
     return pd.DataFrame(rows)
 
 
-def plot_front(df: pd.DataFrame, front: pd.DataFrame, out_stem: Path) -> list[Path]:
+def front_figure(df: pd.DataFrame, front: pd.DataFrame) -> Figure:
     """Latency vs energy of every point (colour = area), the Pareto points ringed; one panel
-    per workload, written as PNG and SVG."""
+    per workload. The caller closes the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,10 +95,18 @@ def plot_front(df: pd.DataFrame, front: pd.DataFrame, out_stem: Path) -> list[Pa
                 set_scale("log")
         ax.set_xlabel("latency (ms)")
         ax.set_ylabel("energy (uJ)")
-        ax.set_title(workload)
+        ax.set_title(str(workload).replace("$", r"\$"))  # no mathtext from names
         ax.legend(loc="best")
         fig.colorbar(sc, ax=ax, label="area (mm^2)")
     fig.tight_layout()
+    return fig
+
+
+def plot_front(df: pd.DataFrame, front: pd.DataFrame, out_stem: Path) -> list[Path]:
+    """The front figure (see `front_figure`) written as PNG and SVG next to `out_stem`."""
+    import matplotlib.pyplot as plt
+
+    fig = front_figure(df, front)
     paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".svg")]
     for path in paths:
         fig.savefig(path, dpi=120)

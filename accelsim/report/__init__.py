@@ -1,4 +1,4 @@
-"""Comparison reports (HTML, PDF) rebuilt from a saved `accelsim compare` folder."""
+"""Reports (HTML, PDF) rebuilt from a saved `accelsim compare` or `accelsim sweep` folder."""
 
 from __future__ import annotations
 
@@ -10,33 +10,61 @@ FORMATS = (".html", ".htm", ".pdf")
 
 
 def write_report(results_dir: str | Path, output: str | Path) -> Path:
-    """Write an HTML or PDF report (by `output`'s suffix) from saved results only."""
+    """Write an HTML or PDF report (by `output`'s suffix) from saved results only: a sweep
+    report when `results_dir` holds a sweep manifest (`sweep.json`), else a comparison."""
     import matplotlib.pyplot as plt
 
-    from accelsim.compare import load_compare
-    from accelsim.report import content, figures
+    from accelsim.report.sweep import read_manifest
 
     out = Path(output)
     if out.suffix.lower() not in FORMATS:
         raise AccelsimError(f"{out}: unknown report format '{out.suffix}'; name the report "
                             "*.html or *.pdf.")
+    manifest = read_manifest(Path(results_dir))
+    if manifest is not None:
+        args, figs, kind = _sweep_args(Path(results_dir), manifest)
+    else:
+        args, figs, kind = _compare_args(results_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if out.suffix.lower() == ".pdf":
+            from accelsim.report import pdf
+
+            writer = pdf.write_sweep_pdf if kind == "sweep" else pdf.write_pdf
+            writer(out, figures=figs, **args)
+        else:
+            from accelsim.report import html
+
+            render = html.render_sweep_html if kind == "sweep" else html.render_html
+            out.write_text(render(figures=figs, **args), encoding="utf-8")
+    finally:
+        for _fid, _caption, fig in figs:
+            plt.close(fig)
+    return out
+
+
+def _compare_args(results_dir: str | Path) -> tuple[dict, list, str]:
+    from accelsim.compare import load_compare
+    from accelsim.report import content, figures
+
     results, info = load_compare(results_dir)
     archs = [str(r.meta.get("arch")) for r in results]
     args = dict(model=str(info.get("model")), batch=int(info.get("batch") or 1), archs=archs,
                 summary=content.summary(results), layers=content.per_layer(results),
                 provenance=content.provenance(results, info))
-    figs = figures.all_figures(results, info)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        if out.suffix.lower() == ".pdf":
-            from accelsim.report.pdf import write_pdf
+    return args, figures.all_figures(results, info), "compare"
 
-            write_pdf(out, figures=figs, **args)
-        else:
-            from accelsim.report.html import render_html
 
-            out.write_text(render_html(figures=figs, **args), encoding="utf-8")
-    finally:
-        for _fid, _caption, fig in figs:
-            plt.close(fig)
-    return out
+def _sweep_args(folder: Path, manifest: dict) -> tuple[dict, list, str]:
+    from accelsim.pareto import front_figure
+    from accelsim.report import sweep
+
+    data = sweep.load_sweep_folder(folder, manifest)
+    tables = {"best": sweep.best(data), "pareto": sweep.pareto(data),
+              "top": sweep.top_points(data), "sensitivity": sweep.sensitivity(data),
+              "provenance": sweep.provenance(data)}
+    args = dict(name=data.name, base_arch=str(manifest.get("base_arch")), params=data.params,
+                n_points=len(data.points), tables=tables, top_n=sweep.TOP_N)
+    figs = [("pareto", "Pareto front: latency vs energy per pass, colour = area",
+             front_figure(data.points, data.pareto))]
+    return args, figs, "sweep"

@@ -30,17 +30,39 @@ def _sort_key(value: object) -> float | None:
     return None
 
 
-def render_html(model: str, batch: int, archs: list[str], summary: Table, layers: Table,
-                provenance: Table, figures: list[tuple[str, str, Figure]]) -> str:
-    """The whole report as one HTML string; every user-provided string is escaped."""
-    env = jinja2.Environment(
+def _cells(table: Table) -> list[list[tuple[str, float | None]]]:
+    """(display text, numeric sort key or None) for every cell of `table`."""
+    return [[(text, _sort_key(raw) if numeric else None)
+             for text, raw, numeric in zip(row, raws, table.numeric)]
+            for row, raws in zip(table.rows, table.raw)]
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
         loader=jinja2.PackageLoader("accelsim.report", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined,
     )
-    cells = [[(text, _sort_key(raw) if numeric else None)
-              for text, raw, numeric in zip(row, raws, layers.numeric)]
-             for row, raws in zip(layers.rows, layers.raw)]
-    figs = [{"id": fid, "caption": caption, "svg": figure_svg(fig)} for fid, caption, fig in figures]
-    return env.get_template("report.html.j2").render(
-        model=model, batch=batch, archs=archs, summary=summary, layers=layers, layer_cells=cells,
-        provenance=provenance, figures=figs)
+
+
+def _figures(figures: list[tuple[str, str, Figure]]) -> list[dict[str, str]]:
+    return [{"id": fid, "caption": caption, "svg": figure_svg(fig)} for fid, caption, fig in figures]
+
+
+def render_html(model: str, batch: int, archs: list[str], summary: Table, layers: Table,
+                provenance: Table, figures: list[tuple[str, str, Figure]]) -> str:
+    """The whole report as one HTML string; every user-provided string is escaped."""
+    return _environment().get_template("report.html.j2").render(
+        model=model, batch=batch, archs=archs, summary=summary, layers=layers,
+        layer_cells=_cells(layers), provenance=provenance, figures=_figures(figures))
+
+
+def render_sweep_html(name: str, base_arch: str, params: list[str], n_points: int,
+                      tables: dict[str, Table], top_n: int,
+                      figures: list[tuple[str, str, Figure]]) -> str:
+    """A sweep report as one HTML string. `tables` holds best, pareto, top, sensitivity and
+    provenance; every user-provided string is escaped."""
+    shown = {key: {"headers": t.headers, "numeric": t.numeric, "cells": _cells(t)}
+             for key, t in tables.items() if key != "provenance"}
+    return _environment().get_template("sweep.html.j2").render(
+        name=name, base_arch=base_arch, params=params, n_points=n_points, top_n=top_n,
+        provenance=tables["provenance"], figures=_figures(figures), **shown)

@@ -63,10 +63,41 @@ def write_pdf(path: Path, model: str, batch: int, archs: list[str], summary: Tab
         for _fid, _caption, fig in figures:
             pdf.savefig(fig, bbox_inches="tight")
         _table_pages(pdf, "Per-layer results", layers)
-        prov = [line for row in provenance.rows
-                for line in textwrap.wrap(f"{row[0]}: {row[1]}", 170, subsequent_indent="    ")]
-        _text_page(pdf, "Provenance", prov, fontsize=7.0)
+        _provenance_page(pdf, provenance)
         info = pdf.infodict()
         info["Title"] = f"accelsim report: {model}"
+        info["Creator"] = "accelsim"
+    return path
+
+
+def _provenance_page(pdf: PdfPages, provenance: Table) -> None:
+    prov = [line for row in provenance.rows
+            for line in textwrap.wrap(f"{row[0]}: {row[1]}", 170, subsequent_indent="    ")]
+    _text_page(pdf, "Provenance", prov, fontsize=7.0)
+
+
+def write_sweep_pdf(path: Path, name: str, base_arch: str, params: list[str], n_points: int,
+                    tables: dict[str, Table], top_n: int,
+                    figures: list[tuple[str, str, Figure]]) -> Path:
+    """A sweep report as a multi-page PDF (searchable text, vector figures); `tables` holds
+    best, pareto, top, sensitivity and provenance."""
+    with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(path) as pdf:
+        intro = textwrap.wrap(
+            f"{n_points} design point result(s) of base arch {base_arch} over {len(params)} "
+            f"parameter(s) ({', '.join(params)}). Objectives, all minimised: latency (s), energy "
+            "per pass (pJ) and area (mm²). EDP is energy x latency (J·s). Speed-up and energy "
+            "saving are against each point's own dense equivalent.", 150)
+        _text_page(pdf, f"accelsim sweep report: {name}",
+                   [*intro, "", "Best point per objective", "", *_lines(tables["best"])],
+                   fontsize=6.5)
+        for _fid, _caption, fig in figures:
+            pdf.savefig(fig, bbox_inches="tight")
+        _table_pages(pdf, "Pareto front", tables["pareto"])
+        _table_pages(pdf, f"Top {top_n} points by energy-delay product", tables["top"])
+        _table_pages(pdf, "Sensitivity (Spearman rho; swing = effect / mean)",
+                     tables["sensitivity"])
+        _provenance_page(pdf, tables["provenance"])
+        info = pdf.infodict()
+        info["Title"] = f"accelsim sweep report: {name}"
         info["Creator"] = "accelsim"
     return path
