@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from accelsim.report.figures import neuromorphic_use
 from accelsim.results import RunResult
 from accelsim.workload import load_workload
 from accelsim.workload.layer import Workload
+from tests.conftest import ReportPage
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "workloads" / "digits_cnn.npz"
@@ -30,45 +30,6 @@ EVIL_LAYER = "<script>alert(1)</script>"
 EVIL_ARCH = "evil<script>alert(2)</script>$x$"
 
 pytestmark = pytest.mark.skipif(not DIGITS.is_file(), reason="workloads/digits_cnn.npz not shipped")
-
-
-class Tables(HTMLParser):
-    """Text of every table cell by table id, figure ids, and every src/href value."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: dict[str, list[list[str]]] = {}
-        self.figures: list[str] = []
-        self.links: list[str] = []
-        self.scripts = 0
-        self._table: str | None = None
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        self.links += [v for k, v in attrs if k in ("src", "href", "xlink:href") and v]
-        if tag == "script":
-            self.scripts += 1
-        if tag == "table":
-            self._table = a.get("id", "")
-            self.tables[self._table] = []
-        elif tag == "tr" and self._table is not None:
-            self.tables[self._table].append([])
-        elif tag in ("td", "th") and self._table is not None:
-            self._cell = []
-        elif tag == "figure":
-            self.figures.append(a["id"])
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None:
-            self.tables[self._table][-1].append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "table":
-            self._table = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +46,7 @@ def html(folder) -> tuple[Path, str]:
 
 
 def test_html_tables_hold_the_results(folder, html):
-    parser = Tables()
-    parser.feed(html[1])
+    parser = ReportPage.parse(html[1])
     results, _ = load_compare(folder)
     summary = parser.tables["summary-table"]
     expected = summary_table(results)
@@ -112,8 +72,7 @@ def test_html_tables_hold_the_results(folder, html):
 
 
 def test_html_sections_follow_the_data_and_are_self_contained(html):
-    parser = Tables()
-    parser.feed(html[1])
+    parser = ReportPage.parse(html[1])
     # gpu curves only for the a100 (3rd), trace-vs-uniform only for the zero-skip arch (2nd)
     assert parser.figures == ["fig-speedup", "fig-energy", "fig-scatter", "fig-uniform-1",
                               "fig-breakeven-2", "fig-graph"]
@@ -164,9 +123,8 @@ def test_user_strings_are_escaped(evil_html):
     assert "<img" not in evil_html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in evil_html
     assert "&lt;script&gt;alert(2)" in evil_html
-    parser = Tables()
-    parser.feed(evil_html)
-    assert parser.scripts == 1  # the sort script only
+    parser = ReportPage.parse(evil_html)
+    assert parser.tags.get("script") == 1  # the sort script only
     layer_cells = [row[1] for row in parser.tables["layer-table"][1:]]
     assert EVIL_LAYER in layer_cells  # shown literally once unescaped by the parser
 

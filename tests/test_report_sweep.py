@@ -4,7 +4,6 @@ numbers of best.csv and pareto.csv, user strings stay text, and partial folders 
 from __future__ import annotations
 
 import shutil
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +17,7 @@ from accelsim.report import write_report
 from accelsim.report.content import fmt
 from accelsim.sweep import run_sweep
 from accelsim.sweep_spec import expand, load_sweep
+from tests.conftest import ReportPage
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "arch_configs" / "cnvlutin_like.yaml"
@@ -26,52 +26,6 @@ EVIL_NAME = "sw<script>alert(1)</script><b>bold</b>$x$"
 EVIL_WORKLOAD = "<i>digits<br>$"
 
 pytestmark = pytest.mark.skipif(not DIGITS.is_file(), reason="workloads/digits_cnn.npz absent")
-
-
-class Page(HTMLParser):
-    """Cell texts by table id, figure ids, tag counts and every src/href value."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: dict[str, list[list[str]]] = {}
-        self.figures: list[str] = []
-        self.tags: dict[str, int] = {}
-        self.links: list[str] = []
-        self.title = ""
-        self._table: str | None = None
-        self._cell: list[str] | None = None
-        self._in_title = False
-
-    def handle_starttag(self, tag, attrs):
-        self.tags[tag] = self.tags.get(tag, 0) + 1
-        self.links += [v for k, v in attrs if k in ("src", "href", "xlink:href") and v]
-        a = dict(attrs)
-        if tag == "table":
-            self._table = a.get("id", "")
-            self.tables[self._table] = []
-        elif tag == "tr" and self._table is not None:
-            self.tables[self._table].append([])
-        elif tag in ("td", "th") and self._table is not None:
-            self._cell = []
-        elif tag == "figure":
-            self.figures.append(a["id"])
-        elif tag == "title":
-            self._in_title = True
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None:
-            self.tables[self._table][-1].append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "table":
-            self._table = None
-        elif tag == "title":
-            self._in_title = False
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-        if self._in_title:
-            self.title += data
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +49,10 @@ def sweep_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def html_page(sweep_dir: Path, tmp_path_factory) -> tuple[str, Page]:
+def html_page(sweep_dir: Path, tmp_path_factory) -> tuple[str, ReportPage]:
     path = write_report(sweep_dir, tmp_path_factory.mktemp("html") / "sweep.html")
     text = path.read_text(encoding="utf-8")
-    page = Page()
-    page.feed(text)
-    return text, page
+    return text, ReportPage.parse(text)
 
 
 def _column(table: list[list[str]], header: str) -> list[str]:
