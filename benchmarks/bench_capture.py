@@ -13,28 +13,19 @@ Prints one line per (recipe, step) and writes the same figures as CSV.
 from __future__ import annotations
 
 import argparse
-import csv
-import time
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from accelsim.workload.capture import capture
-from accelsim.workload.recipes import RECIPES, RecipeError
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-
-def best_of(repeats: int, fn: Callable[[], Any]) -> float:
-    """Fastest wall time of `repeats` calls, in seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from accelsim.workload.capture import capture  # noqa: E402
+from accelsim.workload.recipes import RECIPES, RecipeError  # noqa: E402
+from benchmarks.timing import best_of, write_csv  # noqa: E402
 
 
 def forward(model: torch.nn.Module, inputs: Any) -> Any:
@@ -81,12 +72,7 @@ def main() -> None:
             print(f"{name}: skipped ({exc})")
             continue
         rows += bench_recipe(name, model, inputs, args.repeats)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {args.out}")
+    write_csv(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Usage: .venv/bin/python benchmarks/bench_neuromorphic.py
 
 from __future__ import annotations
 
-import csv
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from accelsim.arch import load_arch  # noqa: E402
 from accelsim.engines.neuromorphic import network  # noqa: E402
 from accelsim.workload import load_workload  # noqa: E402
+from benchmarks.timing import write_csv  # noqa: E402
 
 WORKLOADS = ["digits_cnn", "efficientnet_lite0", "crepe_full", "minilm"]
 
@@ -78,12 +78,7 @@ def main() -> None:
                   f"({(lat / base[0] - 1) * 100:+.2f} % vs rows), interval {interval:12,.0f} "
                   f"({(interval / base[1] - 1) * 100:+.2f} %)")
     out = ROOT / "benchmarks/results/neuromorphic_speed.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {out}")
+    write_csv(out, rows)
 
 
 if __name__ == "__main__":

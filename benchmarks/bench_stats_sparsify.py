@@ -16,18 +16,20 @@ each numba kernel is compiled (or loaded from cache) in a warm-up run that is no
 from __future__ import annotations
 
 import argparse
-import csv
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from accelsim.workload import ConvShape, GemmShape, Layer, Workload, load_workload
-from accelsim.workload.sparsify import sparsify
-from accelsim.workload.stats import workload_stats
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from accelsim.workload import ConvShape, GemmShape, Layer, Workload, load_workload  # noqa: E402
+from accelsim.workload.sparsify import sparsify  # noqa: E402
+from accelsim.workload.stats import workload_stats  # noqa: E402
+from benchmarks.timing import write_csv  # noqa: E402
 
 
 def minilm_like(rng: np.random.Generator, tokens: int = 128, hidden: int = 384) -> Workload:
@@ -106,12 +108,7 @@ def main() -> None:
                          "melements_per_s": round(elements / best / 1e6, 2)})
             print(f"{w.model:24s} {step:34s} {best * 1e3:9.1f} ms  "
                   f"{elements / best / 1e6:8.1f} M elements/s  ({elements:,} elements)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {args.out}")
+    write_csv(args.out, rows)
 
 
 def _timed(fn: Callable[[Workload], object], w: Workload) -> float:

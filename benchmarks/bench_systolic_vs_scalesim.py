@@ -30,6 +30,7 @@ from make_scalesim_reference import (  # noqa: E402
     scalesim_python,
     write_topology_csv,
 )
+from timing import best_of  # noqa: E402
 
 from accelsim.arch import parse_arch  # noqa: E402
 from accelsim.engines import systolic  # noqa: E402
@@ -49,15 +50,6 @@ def run_scalesim(python: str, topology: Path, rows: int, cols: int, dataflow: st
     start = time.perf_counter()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout), time.perf_counter() - start
-
-
-def best_of(repeat: int, fn) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main(argv: list[str] | None = None) -> int:

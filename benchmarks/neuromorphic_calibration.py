@@ -17,7 +17,6 @@ Usage: .venv/bin/python benchmarks/neuromorphic_calibration.py [--density 0.4]
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from accelsim.arch import load_arch  # noqa: E402
 from accelsim.arch.energy import price  # noqa: E402
 from accelsim.engines.neuromorphic import network  # noqa: E402
 from accelsim.engines.neuromorphic_config import SYNOP_UPDATE, Config  # noqa: E402
+from benchmarks.timing import write_csv  # noqa: E402
 from tests.neuromorphic_nets import (  # noqa: E402
     Net,
     akidanet,
@@ -169,12 +169,7 @@ def main() -> None:
         print(f"  {k:24s} NPs {r['nps']:3d} passes {r['passes']} latency "
               f"{r['latency_cycles']:12,.0f} clk  energy: config {total:7.3f} mJ, fit "
               f"{fit:7.3f} mJ, published {AKD1500_MJ[k]} mJ")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {args.out}")
+    write_csv(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from accelsim.simulate import simulate  # noqa: E402
 from accelsim.sweep import run_sweep  # noqa: E402
 from accelsim.sweep_spec import expand, load_sweep  # noqa: E402
 from accelsim.workload import load_workload  # noqa: E402
+from benchmarks.timing import best_of  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SCALESIM_CSV = HERE / "results" / "systolic_vs_scalesim.csv"
@@ -50,16 +51,6 @@ def row(section: str, case: str, metric: str, value: float, unit: str, target: s
         note: str = "") -> dict:
     return {"section": section, "case": case, "metric": metric, "value": value, "unit": unit,
             "target": target, "note": note}
-
-
-def best_of(fn, repeat: int) -> float:
-    """Least wall-clock seconds of `repeat` calls of `fn`."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def scalesim(rerun: bool) -> list[dict]:
@@ -93,8 +84,8 @@ def zero_skip(repeat: int) -> list[dict]:
         layers = [layer for layer in workload.layers if layer.has_trace]
         elements = sum(math.prod(layer.shape.act_shape) for layer in layers)
         simulate(workload, arch)
-        engine_s = best_of(lambda w=workload: simulate(w, arch), repeat)
-        floor_s = best_of(lambda ls=layers: [np.count_nonzero(x.nonzero()) for x in ls], repeat)
+        engine_s = best_of(repeat, lambda w=workload: simulate(w, arch))
+        floor_s = best_of(repeat, lambda ls=layers: [np.count_nonzero(x.nonzero()) for x in ls])
         rows += [
             row("zero-skip speed", name, "act elements/s (engine)", elements / engine_s, "1/s",
                 note=f"{elements:,} act elements, {len(workload.layers)} layers, cnvlutin_like"),
