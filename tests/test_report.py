@@ -155,6 +155,22 @@ def _browser(binary: str, *args: str) -> subprocess.CompletedProcess:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def _scripted_page(html: str, script: str, tmp_path: Path) -> tuple[str, Path]:
+    """The chromium binary and a copy of the report `html` with `script` added at the end of
+    its body; skips the test where no chromium is installed."""
+    binary = _chromium()
+    if binary is None:
+        pytest.skip("no chromium binary (installed by `make test` where apt is available)")
+    page = tmp_path / "page.html"
+    page.write_text(html.replace("</body>", script + "</body>"), encoding="utf-8")
+    return binary, page
+
+
+def _pre_text(dom: subprocess.CompletedProcess, pre_id: str) -> str:
+    """Text of the `<pre id=pre_id>` element an injected script wrote into the dumped DOM."""
+    return re.search(rf'<pre id="{pre_id}">(.*?)</pre>', dom.stdout, re.S).group(1)
+
+
 RECTS_JS = """<script>
 document.addEventListener("DOMContentLoaded", function () {
   var out = document.createElement("pre"); out.id = "rects";
@@ -169,15 +185,11 @@ document.addEventListener("DOMContentLoaded", function () {
 
 @pytest.mark.slow
 def test_browser_screenshot_shows_the_figures(html, tmp_path):
-    binary = _chromium()
-    if binary is None:
-        pytest.skip("no chromium binary (installed by `make test` where apt is available)")
-    page = tmp_path / "page.html"
-    page.write_text(html[1].replace("</body>", RECTS_JS + "</body>"), encoding="utf-8")
+    binary, page = _scripted_page(html[1], RECTS_JS, tmp_path)
     width = 1400
     dom = _browser(binary, f"--window-size={width},2000", "--dump-dom", page.as_uri())
     rects = {}
-    for line in re.search(r'<pre id="rects">(.*?)</pre>', dom.stdout, re.S).group(1).split("\n"):
+    for line in _pre_text(dom, "rects").split("\n"):
         if line.strip():
             fid, *nums = line.split()
             rects[fid] = [float(v) for v in nums]
@@ -215,13 +227,8 @@ document.addEventListener("DOMContentLoaded", function () {
 
 @pytest.mark.slow
 def test_browser_sorts_the_layer_table(html, tmp_path):
-    binary = _chromium()
-    if binary is None:
-        pytest.skip("no chromium binary (installed by `make test` where apt is available)")
-    page = tmp_path / "page.html"
-    page.write_text(html[1].replace("</body>", SORT_JS + "</body>"), encoding="utf-8")
+    binary, page = _scripted_page(html[1], SORT_JS, tmp_path)
     dom = _browser(binary, "--window-size=1400,1000", "--dump-dom", page.as_uri())
-    values = [float(v) for v in re.search(r'<pre id="sorted">(.*?)</pre>', dom.stdout, re.S)
-              .group(1).split()]
+    values = [float(v) for v in _pre_text(dom, "sorted").split()]
     assert len(values) == 12  # 4 layers x 3 archs
     assert values == sorted(values) and values != sorted(values, reverse=True)
