@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import hypothesis.extra.numpy as hnp
@@ -58,6 +59,15 @@ def toy(seed: int = 0) -> Workload:
 
 def zeros(a: np.ndarray) -> int:
     return int(a.size - np.count_nonzero(a))
+
+
+def reduction_views(before: Workload, after: Workload,
+                    names: Iterable[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """For each layer in `names`: its values in `before` and in `after`, each as the
+    (rows, reduction) view that the transforms work on."""
+    for name in names:
+        shape = before.layer(name).shape
+        yield reduction_view(before.layer(name).act, shape), reduction_view(after.layer(name).act, shape)
 
 
 def check_only_zeroed(before: np.ndarray, after: np.ndarray) -> None:
@@ -148,10 +158,7 @@ def test_fixed_threshold_zeroes_exactly_below_or_at_t():
 def test_topk_keeps_exactly_k_per_row(k, keep_fraction):
     w = toy(3)
     res = sparsify(w, "topk", k=k, keep_fraction=keep_fraction)
-    for n in ("conv", "dw", "q", "qk"):
-        layer = w.layer(n)
-        before = reduction_view(layer.act, layer.shape)
-        after = reduction_view(res.workload.layer(n).act, layer.shape)
+    for before, after in reduction_views(w, res.workload, ("conv", "dw", "q", "qk")):
         kk = k if k is not None else math.floor(keep_fraction * before.shape[1] + 0.5)
         expected = np.minimum(kk, np.count_nonzero(before, axis=1))
         np.testing.assert_array_equal(np.count_nonzero(after, axis=1), expected)
@@ -164,10 +171,7 @@ def test_topk_keeps_exactly_k_per_row(k, keep_fraction):
 def test_nm_gives_full_conformance_and_drops_exactly_the_excess(n, m):
     w = toy(4)
     res = sparsify(w, "nm", n=n, m=m)
-    for name in ("conv", "dw", "q", "qk"):
-        layer = w.layer(name)
-        before = reduction_view(layer.act, layer.shape)
-        after = reduction_view(res.workload.layer(name).act, layer.shape)
+    for before, after in reduction_views(w, res.workload, ("conv", "dw", "q", "qk")):
         assert nm_conformance(after != 0, n, m) == 1.0
         dropped = np.count_nonzero(before) - np.count_nonzero(after)
         assert dropped == round(nm_excess(before != 0, n, m) * np.count_nonzero(before))
@@ -180,10 +184,7 @@ def test_nm_gives_full_conformance_and_drops_exactly_the_excess(n, m):
 def test_channel_thresholds_hit_target_per_channel_and_per_layer(target):
     w = toy(5)
     res = sparsify(w, "channel", target=target, layers=["q", "qk"])
-    for name in ("q", "qk"):
-        layer = w.layer(name)
-        before = reduction_view(layer.act, layer.shape)
-        after = reduction_view(res.workload.layer(name).act, layer.shape)
+    for before, after in reduction_views(w, res.workload, ("q", "qk")):
         rows = before.shape[0]
         per_channel = rows - np.count_nonzero(after, axis=0)
         floor_before = rows - np.count_nonzero(before, axis=0)
