@@ -41,6 +41,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.fitting import golden  # noqa: E402
+
 SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (3072, 10240, 3072), (2048, 4096, 11008),
           (1, 4096, 11008), (1, 11008, 4096), (1, 8192, 28672)]
 QUICK_SHAPES = [(2048, 2048, 2048), (1, 4096, 11008)]
@@ -154,18 +158,6 @@ def measure(out: Path, dtype_name: str, quick: bool, repeats: int) -> int:
 # --- fit ---------------------------------------------------------------------------------------
 
 
-def _golden(f: Callable[[float], float], lo: float, hi: float, iterations: int = 80) -> float:
-    g = (math.sqrt(5) - 1) / 2
-    a, b = lo, hi
-    for _ in range(iterations):
-        c, d = b - g * (b - a), a + g * (b - a)
-        if f(c) < f(d):
-            b = d
-        else:
-            a = c
-    return 0.5 * (a + b)
-
-
 def fit(csv_path: Path, arch_path: Path) -> dict[str, float]:
     """Per kernel parameter, the value minimising the squared log error to the measurements."""
     from accelsim.arch import load_arch
@@ -201,7 +193,7 @@ def fit(csv_path: Path, arch_path: Path) -> dict[str, float]:
             k = dense.model_copy(update={"compute_efficiency": {dt: s}})
             return err([(dense_time(dims(r), mc, k).total_s, r["time_s"]) for r in big])
 
-        found[f"dense.compute_efficiency.{dt}"] = _golden(dense_err, 0.05, 1.0)
+        found[f"dense.compute_efficiency.{dt}"] = golden(dense_err, 0.05, 1.0, iterations=80)
         dense = dense.model_copy(update={"compute_efficiency": {
             **dense.compute_efficiency, dt: found[f"dense.compute_efficiency.{dt}"]}})
     csr_rows = by("csr_spmm")
@@ -213,7 +205,7 @@ def fit(csv_path: Path, arch_path: Path) -> dict[str, float]:
             return err([(csr_time(dims(r), float(r["density"]), mc, k).total_s, r["time_s"])
                         for r in csr_rows])
 
-        found[f"csr.compute_efficiency.{dt}"] = _golden(csr_err, 1e-4, 1.0)
+        found[f"csr.compute_efficiency.{dt}"] = golden(csr_err, 1e-4, 1.0, iterations=80)
     nm_rows = by("2of4_mm")
     if nm_rows and "2of4" in arch.kernels and mc.sparse_flops_per_s:
         nm = arch.kernels["2of4"].model_copy(update={"conversion": "none"})
@@ -222,7 +214,7 @@ def fit(csv_path: Path, arch_path: Path) -> dict[str, float]:
             k = nm.model_copy(update={"compute_efficiency": {dt: s}})
             return err([(nm_time(dims(r), mc, k, dense).total_s, r["time_s"]) for r in nm_rows])
 
-        found[f"2of4.compute_efficiency.{dt}"] = _golden(nm_err, 0.05, 1.0)
+        found[f"2of4.compute_efficiency.{dt}"] = golden(nm_err, 0.05, 1.0, iterations=80)
     gemv_rows = by("masked_gemv")
     if gemv_rows and "act_sparse_gemv" in arch.kernels:
         gemv = arch.kernels["act_sparse_gemv"]
@@ -232,7 +224,7 @@ def fit(csv_path: Path, arch_path: Path) -> dict[str, float]:
             return err([(row_skip_time(dims(r), float(r["density"]), mc, k).total_s, r["time_s"])
                         for r in gemv_rows])
 
-        found["act_sparse_gemv.bandwidth_efficiency"] = _golden(gemv_err, 0.05, 1.0)
+        found["act_sparse_gemv.bandwidth_efficiency"] = golden(gemv_err, 0.05, 1.0, iterations=80)
     return found
 
 

@@ -18,13 +18,22 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from accelsim.arch import load_arch
-from accelsim.engines.gemm_operand import GemmDims, gemm_dims
-from accelsim.engines.gpu import Config
-from accelsim.engines.gpu_kernels import breakeven, crossing, csr_time, dense_time, nm_time, row_skip_time
-from accelsim.workload.layer import GemmShape, Layer
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from accelsim.arch import load_arch  # noqa: E402
+from accelsim.engines.gemm_operand import GemmDims, gemm_dims  # noqa: E402
+from accelsim.engines.gpu import Config  # noqa: E402
+from accelsim.engines.gpu_kernels import (  # noqa: E402
+    breakeven,
+    crossing,
+    csr_time,
+    dense_time,
+    nm_time,
+    row_skip_time,
+)
+from accelsim.workload.layer import GemmShape, Layer  # noqa: E402
+from benchmarks.fitting import golden  # noqa: E402
 
 # [I57] / [TUT]: (M, K, N, dense ms, 2:4 ms) on A100 80GB, FP16, sparse weights (static).
 A100_24 = [(4096, 4096, 4096, 0.6080, 0.5458), (3072, 10240, 3072, 0.870, 0.630)]
@@ -69,19 +78,6 @@ def bisect(f: Callable[[float], float], lo: float, hi: float, iterations: int = 
         else:
             hi = mid
     return 0.5 * (lo + hi)
-
-
-def golden(f: Callable[[float], float], lo: float, hi: float, iterations: int = 100) -> float:
-    """Minimiser of a unimodal f on [lo, hi]."""
-    g = (math.sqrt(5) - 1) / 2
-    a, b = lo, hi
-    for _ in range(iterations):
-        c, d = b - g * (b - a), a + g * (b - a)
-        if f(c) < f(d):
-            b = d
-        else:
-            a = c
-    return 0.5 * (a + b)
 
 
 def fit_a100(rows: list[dict]) -> None:
