@@ -190,15 +190,21 @@ def _parameter(raw: Any, source: str) -> Parameter:
     return Parameter(path, name, low=float(rng[0]), high=float(rng[1]), integer=integer, log=log)
 
 
+def _read_yaml(path: str | Path, missing: str) -> Any:
+    """The content of the YAML file `path` (safe loader); raises SweepError with the message
+    `missing` where there is no such file, and one naming `path` where it is not valid YAML."""
+    if not Path(path).is_file():
+        raise SweepError(missing)
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise SweepError(f"{path}: not valid YAML ({exc}).") from None
+
+
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a sweep file; every generated arch is validated by `expand`."""
     p = Path(path)
-    if not p.is_file():
-        raise SweepError(f"{path}: no such sweep file.")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise SweepError(f"{path}: not valid YAML ({exc}).") from None
+    raw = _read_yaml(path, f"{path}: no such sweep file.")
     source = str(path)
     if not isinstance(raw, dict):
         raise SweepError(f"{source}: the top level must be a mapping.")
@@ -210,12 +216,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
         if not raw.get(key):
             raise SweepError(f"{source}: missing or empty '{key}'.")
     base_path = p.parent / str(raw["base"])
-    if not base_path.is_file():
-        raise SweepError(f"{source}: base arch {base_path} does not exist.")
-    try:
-        base_raw = yaml.safe_load(base_path.read_text())
-    except yaml.YAMLError as exc:
-        raise SweepError(f"{base_path}: not valid YAML ({exc}).") from None
+    base_raw = _read_yaml(base_path, f"{source}: base arch {base_path} does not exist.")
     base = parse_arch(base_raw, str(base_path)).model_dump(mode="json")
     if not isinstance(raw["parameters"], list):
         raise SweepError(f"{source}: 'parameters' must be a list of mappings.")
