@@ -18,21 +18,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from accelsim.arch import load_arch
+from accelsim.engines.gemm_operand import GemmDims, gemm_dims
+from accelsim.engines.gpu import Config
+from accelsim.engines.gpu_kernels import breakeven, crossing, csr_time, dense_time, nm_time, row_skip_time
+from accelsim.workload.layer import GemmShape, Layer
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelsim.arch import load_arch  # noqa: E402
-from accelsim.engines.gemm_operand import GemmDims, gemm_dims  # noqa: E402
-from accelsim.engines.gpu import Config  # noqa: E402
-from accelsim.engines.gpu_kernels import (  # noqa: E402
-    breakeven,
-    crossing,
-    csr_time,
-    dense_time,
-    nm_time,
-    row_skip_time,
-)
-from accelsim.workload.layer import GemmShape, Layer  # noqa: E402
 from benchmarks.fitting import golden  # noqa: E402
 
 # [I57] / [TUT]: (M, K, N, dense ms, 2:4 ms) on A100 80GB, FP16, sparse weights (static).
