@@ -123,3 +123,26 @@ def test_bad_arguments_exit_2(compared, tmp_path, capsys):
     assert "one workload trace" in capsys.readouterr().err
     with pytest.raises(AccelsimError, match="unknown report format"):
         write_report(compared[0], tmp_path / "r.docx")
+
+
+def test_neuromorphic_core_beside_dense_and_zero_skip(tmp_path):
+    """An Akida-like core sits in the same comparison as a dense and a zero-skip design; its
+    events are the trace's non-zero inputs and the report draws its events/NP figure."""
+    from tests.conftest import ReportPage
+
+    names = ("tpu_like_128x128_ws", "cnvlutin_like", "akd1000")
+    archs = [str(ROOT / "arch_configs" / f"{n}.yaml") for n in names]
+    out = tmp_path / "cmp"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["compare", *archs, str(DIGITS), "--out", str(out),
+                     "--report", str(tmp_path / "r.html")]) == 0
+    runs, _ = load_compare(out)
+    assert [run.meta["arch_kind"] for run in runs] == ["systolic", "zero_skip", "neuromorphic"]
+    akida = runs[2].layers
+    inputs = {layer.name: layer.act.size for layer in load_workload(DIGITS).layers}
+    assert (akida["events"] > 0).all()
+    assert (akida["events"] <= akida["layer"].map(inputs)).all()
+    page = ReportPage.parse((tmp_path / "r.html").read_text())
+    assert any(f.startswith("fig-neuromorphic") for f in page.figures)
+    assert any(f.startswith("fig-uniform") for f in page.figures)
+    assert any("akd1000" in " ".join(row) for row in page.tables["summary-table"])
