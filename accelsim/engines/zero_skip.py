@@ -415,10 +415,18 @@ def count(layer: Layer, arch: Config, uniform: bool = False) -> LayerResult:
     )
 
 
+def cycles_depend_on_bitmaps(arch: Config) -> bool:
+    """Whether an arch's cycles can change with where the non-zeros lie: only skipping (lane
+    work) and compressed formats (bytes, hence memory stalls) read the bitmaps; gating changes
+    energy but not cycles."""
+    return bool(arch.skip) or arch.act_format.compressed or arch.weight_format.compressed
+
+
 def simulate(layer: Layer, arch: Config) -> LayerResult:
-    """Count one layer on a zero-skip arch, with the density-only prediction beside it."""
+    """Count one layer on a zero-skip arch, with the density-only prediction beside it (the
+    i.i.d. bitmap is run only when the cycles can depend on it)."""
     result = count(layer, arch)
-    if layer.has_trace:
+    if layer.has_trace and cycles_depend_on_bitmaps(arch):
         uniform = count(layer, arch, uniform=True)
         result.columns["cycles_if_uniform"] = uniform.cycles
     else:

@@ -16,8 +16,9 @@ integer cycles this recursion is exactly what a cycle-by-cycle simulation of the
 (`tests/reference.py` holds that simulation and the tests compare the two).
 
 State arrays, so that a dataflow kernel can interleave passes and barriers:
-`lane_free[l]` cycle at which lane l finishes its last item; `ring[d, l]` finish cycles of
-the last `d` items (for the FIFO test); `state = [next issue cycle, items since barrier]`.
+`lane_free[l]` cycle at which lane l finishes its last item; `ring[d]` cycle at which the
+slowest lane finished each of the last `d` items (the FIFO test needs only that maximum);
+`state = [next issue cycle, items since barrier]`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ BARRIER_PASS = 1
 def new_timing_state(lanes: int, fifo_depth: int):
     """Fresh (lane_free, ring, state) for `lanes` lanes at cycle 0."""
     lane_free = np.zeros(lanes, np.int64)
-    ring = np.zeros((max(fifo_depth, 1), lanes), np.int64)
+    ring = np.zeros(max(fifo_depth, 1), np.int64)
     state = np.zeros(2, np.int64)
     return lane_free, ring, state
 
@@ -46,16 +47,16 @@ def issue_item(work, lane_free, ring, state, fifo_depth: int, issue_cycles: int)
     lanes = lane_free.shape[0]
     t = state[0]
     n = state[1]
-    if fifo_depth > 0 and n >= fifo_depth:
-        slot = n % fifo_depth
-        for lane in range(lanes):
-            if ring[slot, lane] > t:
-                t = ring[slot, lane]
+    if fifo_depth > 0 and n >= fifo_depth and ring[n % fifo_depth] > t:
+        t = ring[n % fifo_depth]
+    latest = 0
     for lane in range(lanes):
         start = t if t > lane_free[lane] else lane_free[lane]
         lane_free[lane] = start + work[lane]
-        if fifo_depth > 0:
-            ring[n % fifo_depth, lane] = lane_free[lane]
+        if lane_free[lane] > latest:
+            latest = lane_free[lane]
+    if fifo_depth > 0:
+        ring[n % fifo_depth] = latest
     state[0] = t + issue_cycles
     state[1] = n + 1
 
@@ -199,6 +200,13 @@ def row_broadcast_cycles(act_nz, lane_work, E: int, F: int, stride_h: int, strid
     n_img, _, H, W = act_nz.shape
     groups, n_ch, R, S, lanes = lane_work.shape
     lane_free, ring, state = new_timing_state(lanes, fifo_depth)
+    tap_busy = np.zeros((groups, n_ch, R, S), np.int64)
+    for g in range(groups):
+        for c in range(n_ch):
+            for r in range(R):
+                for s in range(S):
+                    for lane in range(lanes):
+                        tap_busy[g, c, r, s] += lane_work[g, c, r, s, lane]
     busy = 0
     items = 0
     for g in range(groups):
@@ -213,11 +221,9 @@ def row_broadcast_cycles(act_nz, lane_work, E: int, F: int, stride_h: int, strid
                                 inside = 0 <= h < H and 0 <= w < W
                                 if skip_act and not (inside and act_nz[n, g * n_ch + c, h, w]):
                                     continue
-                                work = lane_work[g, c, r, s]
-                                for lane in range(lanes):
-                                    busy += work[lane]
-                                issue_item(work, lane_free, ring, state, fifo_depth,
-                                           issue_cycles)
+                                busy += tap_busy[g, c, r, s]
+                                issue_item(lane_work[g, c, r, s], lane_free, ring, state,
+                                           fifo_depth, issue_cycles)
                                 items += 1
                     if barrier_mode == BARRIER_PASS:
                         barrier(lane_free, state)
