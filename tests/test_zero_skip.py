@@ -103,6 +103,18 @@ def test_lane_timing_equals_cycle_by_cycle_simulation(items, lanes, depth, issue
     assert (cycles, busy) == lane_cycles_reference(work.tolist(), ends.tolist(), depth, issue)
 
 
+@SETTINGS
+@given(items=st.integers(0, 12), lanes=st.integers(1, 5), depth=st.sampled_from([-1, 1, 2, 3, 5]),
+       issue=st.integers(0, 3), seed=st.integers(0, 2**32 - 1))
+def test_identical_items_shortcut_equals_lane_timing(items, lanes, depth, issue, seed):
+    rng = np.random.default_rng(seed)
+    row = rng.integers(0, 6, lanes)
+    ends = np.flatnonzero(rng.random(items) < 0.3)
+    cycles, _ = kern.lane_cycles(np.tile(row, (items, 1)).astype(np.int64), ends.astype(np.int64),
+                                 depth, issue)
+    assert zero_skip.identical_items_cycles(items, row, issue) == cycles
+
+
 def test_lane_timing_closed_forms():
     work = np.array([[3, 1], [1, 3], [2, 2]], np.int64)
     lockstep, _ = kern.lane_cycles(work, np.array([], np.int64), 1, 0)

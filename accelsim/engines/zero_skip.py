@@ -262,13 +262,27 @@ def _run_planar(v: work.ConvView, arch: Config, macs: work.MacCounts) -> Work:
                        "macs_wasted": int(products) - macs.done})
 
 
+def identical_items_cycles(items: int, lane_work: np.ndarray, issue_cycles: int) -> int:
+    """Cycles of `items` items that all ask the same per-lane work `lane_work[l]` (cycles):
+    the slowest lane, or the dispatcher when it is slower, sets the pace of every item, with
+    any FIFO depth and with or without barriers between items (each item ends
+    max(issue_cycles, max work) after the previous one; the kernels' recursion gives the same)."""
+    return items * max(issue_cycles, int(lane_work.max(initial=0)))
+
+
 def _run_row_broadcast(v: work.ConvView, arch: Config, macs: work.MacCounts) -> Work:
     a: RowBroadcast = arch.array
     lane_work = work.lane_weight_work(v, a.lanes, "weight" in arch.skip)
     s, p, d = v.stride, v.padding, v.dilation
-    cycles, busy, items = kern.row_broadcast_cycles(
-        v.act.view(np.uint8), lane_work, v.E, v.F, s[0], s[1], p[0], p[2], d[0], d[1],
-        "act" in arch.skip, arch.barrier_mode, arch.fifo_depth, arch.sync.issue_cycles)
+    rows = lane_work.reshape(-1, a.lanes)
+    if "act" not in arch.skip and (rows == rows[:1]).all():
+        items = v.N * v.E * v.F * v.C * v.R * v.S   # every tap broadcast, all the same work
+        cycles = identical_items_cycles(items, rows[0], arch.sync.issue_cycles)
+        busy = items * int(rows[0].sum())
+    else:
+        cycles, busy, items = kern.row_broadcast_cycles(
+            v.act.view(np.uint8), lane_work, v.E, v.F, s[0], s[1], p[0], p[2], d[0], d[1],
+            "act" in arch.skip, arch.barrier_mode, arch.fifo_depth, arch.sync.issue_cycles)
     return Work(int(cycles), int(busy), macs.done, act_reads=float(items),
                 weight_reads=float(macs.done))
 
