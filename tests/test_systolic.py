@@ -51,19 +51,23 @@ def test_conv_cycles_match_fold_by_fold_reference(H, W, R, S, C, K, stride, rows
     assert 0 < result.utilization <= 1
 
 
+def reference_layer(row) -> Layer:
+    """The layer SCALE-Sim ran for one row of the reference table."""
+    if row.kind == "gemm":
+        return Layer("g", "linear", GemmShape(M=int(row.gemm_m), K=int(row.gemm_k),
+                                              N=int(row.gemm_n)))
+    return Layer("c", "conv2d", scalesim_conv_shape(
+        int(row.ifmap_h), int(row.ifmap_w), int(row.filter_h), int(row.filter_w),
+        int(row.channels), int(row.num_filters), int(row.stride)))
+
+
 @pytest.mark.skipif(not REFERENCE_TABLE.is_file(), reason="SCALE-Sim reference table not generated")
 def test_cycles_equal_scalesim_3_0_0_table():
     table = pd.read_csv(REFERENCE_TABLE)
     assert len(table) >= 100 and set(table["dataflow"]) == {"os", "ws", "is"}
     mismatches = []
     for row in table.itertuples():
-        if row.kind == "gemm":
-            layer = Layer("g", "linear", GemmShape(M=int(row.gemm_m), K=int(row.gemm_k),
-                                                   N=int(row.gemm_n)))
-        else:
-            layer = Layer("c", "conv2d", scalesim_conv_shape(
-                int(row.ifmap_h), int(row.ifmap_w), int(row.filter_h), int(row.filter_w),
-                int(row.channels), int(row.num_filters), int(row.stride)))
+        layer = reference_layer(row)
         ours = systolic.simulate(layer, arch(int(row.rows), int(row.cols), row.dataflow))
         scalesim = int(row.compute_only_cycles)
         if row.stall_cycles == 0 and int(row.total_cycles) != scalesim:
@@ -83,13 +87,7 @@ def test_sram_reads_and_writes_equal_scalesim_3_0_0_table():
     table = pd.read_csv(REFERENCE_TABLE)
     mismatches = []
     for row in table.itertuples():
-        if row.kind == "gemm":
-            layer = Layer("g", "linear", GemmShape(M=int(row.gemm_m), K=int(row.gemm_k),
-                                                   N=int(row.gemm_n)))
-        else:
-            layer = Layer("c", "conv2d", scalesim_conv_shape(
-                int(row.ifmap_h), int(row.ifmap_w), int(row.filter_h), int(row.filter_w),
-                int(row.channels), int(row.num_filters), int(row.stride)))
+        layer = reference_layer(row)
         rows, cols = int(row.rows), int(row.cols)
         problem = systolic.gemm_problem(layer)
         ours = systolic.sram_traffic(problem, rows, cols, row.dataflow)
