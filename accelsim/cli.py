@@ -65,7 +65,7 @@ RUN_COLUMNS = [
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from accelsim.arch import load_arch
+    from accelsim.kinds import load_arch
     from accelsim.simulate import simulate
     from accelsim.workload import load_workload
 
@@ -84,11 +84,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         json.dump(payload, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
-        from accelsim.engines.registry import engine_for
+        from accelsim.kinds import KINDS
 
         extra = [c for c in result.layers.columns if c.startswith("cycles_if_")]
-        extra += [c for c in getattr(engine_for(arch.kind), "DISPLAY_COLUMNS", ())
-                  if c in result.layers]
+        extra += [c for c in KINDS[arch.kind].shown_columns if c in result.layers]
         print_table(result.with_totals(), RUN_COLUMNS + extra,
                     title=f"{workload.model} on {arch.name} ({arch.kind})")
         summary = result.meta.get("engine_summary", {}).get("arch", {})
@@ -289,9 +288,9 @@ def _add_sparsify(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_breakeven(args: argparse.Namespace) -> int:
-    from accelsim.arch import load_arch
-    from accelsim.engines import gpu_breakeven
     from accelsim.engines.gpu import Config as GpuConfig
+    from accelsim.engines.gpu import breakeven as gpu_breakeven
+    from accelsim.kinds import load_arch
 
     arch = load_arch(args.arch)
     if not isinstance(arch, GpuConfig):
@@ -339,8 +338,8 @@ def _shape(text: str) -> tuple[int, int, int]:
 
 
 def _add_breakeven(sub: argparse._SubParsersAction) -> None:
-    from accelsim.engines.gpu_breakeven import PATTERNS
-    from accelsim.engines.gpu_kernels import DTYPES
+    from accelsim.engines.gpu.breakeven import PATTERNS
+    from accelsim.engines.gpu.kernels import DTYPES
 
     p = sub.add_parser("breakeven", help="GPU kernels vs dense across densities for one GEMM shape")
     p.add_argument("arch", help="architecture YAML of kind gpu")
@@ -408,8 +407,8 @@ SUMMARY_SHOWN = {"latency_s": "latency_s", "throughput_per_s": "throughput_per_s
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from accelsim.arch import load_arch
     from accelsim.compare import folder_name, run_compare, summary_table
+    from accelsim.kinds import load_arch
     from accelsim.workload import load_workload
 
     *arch_paths, workload_path = args.inputs

@@ -145,8 +145,8 @@ def load_compare(out_dir: str | Path) -> tuple[list[RunResult], dict]:
 def saved_area_mm2(result: RunResult) -> float:
     """Area (mm^2) of the saved arch config by `accelsim.arch.area` (MAC units and SRAM cells
     at the arch's node); NaN where the area model does not cover the arch's kind."""
-    from accelsim.arch import parse_arch
     from accelsim.arch.area import area_mm2
+    from accelsim.kinds import parse_arch
 
     config = result.meta.get("arch_config")
     if not config:

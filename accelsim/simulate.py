@@ -12,8 +12,8 @@ import pandas as pd
 from accelsim import __version__
 from accelsim.arch.energy import price
 from accelsim.arch.schema import ArchBase
-from accelsim.engines.base import LayerResult
-from accelsim.engines.registry import engine_for
+from accelsim.engines.counts import LayerResult
+from accelsim.kinds import engine_for
 from accelsim.results import BASE_COLUMNS, RunResult
 from accelsim.workload.layer import Layer, Workload
 

@@ -20,8 +20,8 @@ from typing import Any
 import pandas as pd
 
 from accelsim.arch.area import area_um2_by_component
-from accelsim.arch.loader import parse_arch
 from accelsim.errors import AccelsimError
+from accelsim.kinds import parse_arch
 from accelsim.sweep_spec import Point, SweepError, SweepSpec, point_hash
 from accelsim.workload.format import _file_hash, load_workload
 

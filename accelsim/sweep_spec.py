@@ -24,8 +24,8 @@ import numpy as np
 import yaml
 
 from accelsim import __version__
-from accelsim.arch.loader import parse_arch
 from accelsim.errors import AccelsimError
+from accelsim.kinds import parse_arch
 
 SAMPLING_METHODS = ("grid", "random", "latin-hypercube")
 

@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelsim.arch import load_arch  # noqa: E402
-from accelsim.engines.neuromorphic import network  # noqa: E402
+from accelsim.engines.neuromorphic.count import network  # noqa: E402
+from accelsim.kinds import load_arch  # noqa: E402
 from accelsim.workload import load_workload  # noqa: E402
 from benchmarks.timing import write_csv  # noqa: E402
 

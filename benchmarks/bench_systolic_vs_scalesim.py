@@ -32,8 +32,9 @@ from make_scalesim_reference import (  # noqa: E402
 )
 from timing import best_of  # noqa: E402
 
-from accelsim.arch import parse_arch  # noqa: E402
 from accelsim.engines import systolic  # noqa: E402
+from accelsim.engines.shared_gemm_operand import gemm_problem  # noqa: E402
+from accelsim.kinds import parse_arch  # noqa: E402
 from accelsim.simulate import simulate  # noqa: E402
 from accelsim.workload.scalesim_import import read_scalesim_topology  # noqa: E402
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     result = simulate(workload, arch)
     first_s = time.perf_counter() - start
     ours_full_s = best_of(args.repeat, lambda: simulate(workload, arch))
-    problems = [systolic.gemm_problem(layer) for layer in workload.layers]
+    problems = [gemm_problem(layer) for layer in workload.layers]
     ours_compute_s = best_of(args.repeat, lambda: [
         systolic.compute_cycles(p, args.rows, args.cols, args.dataflow) for p in problems])
 

@@ -29,9 +29,9 @@ import pandas as pd  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelsim.arch import load_arch  # noqa: E402
-from accelsim.engines import zero_skip  # noqa: E402
-from accelsim.engines.zero_skip_work import conv_view, operand_masks  # noqa: E402
+from accelsim.engines.zero_skip.count import count_layer  # noqa: E402
+from accelsim.engines.zero_skip.work import conv_view, operand_masks  # noqa: E402
+from accelsim.kinds import load_arch  # noqa: E402
 from accelsim.simulate import simulate  # noqa: E402
 from accelsim.workload import Layer, load_workload  # noqa: E402
 from tests import reference  # noqa: E402
@@ -83,7 +83,7 @@ def twin_rows(layer: Layer) -> list[dict]:
     elements = act_elements([layer])
     for cfg, ref in cases.items():
         arch = load_arch(ROOT / "arch_configs" / f"{cfg}.yaml")
-        fast, res = timed(lambda arch=arch: zero_skip.count(layer, arch))
+        fast, res = timed(lambda arch=arch: count_layer(layer, arch))
         slow, ref_out = timed(ref)
         ref_cycles = ref_out[0]
         assert res.compute_cycles == ref_cycles, (cfg, res.compute_cycles, ref_cycles)

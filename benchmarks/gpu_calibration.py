@@ -160,10 +160,10 @@ def measure(out: Path, dtype_name: str, quick: bool, repeats: int) -> int:
 
 def fit(csv_path: Path, arch_path: Path) -> dict[str, float]:
     """Per kernel parameter, the value minimising the squared log error to the measurements."""
-    from accelsim.arch import load_arch
-    from accelsim.engines.gemm_operand import gemm_dims
     from accelsim.engines.gpu import Config
-    from accelsim.engines.gpu_kernels import csr_time, dense_time, nm_time, row_skip_time
+    from accelsim.engines.gpu.kernels import csr_time, dense_time, nm_time, row_skip_time
+    from accelsim.engines.shared_gemm_operand import gemm_dims
+    from accelsim.kinds import load_arch
     from accelsim.workload.layer import GemmShape, Layer
 
     with csv_path.open() as fh:

@@ -1,7 +1,7 @@
 """Fit the GPU kernel efficiency parameters to published figures; print them and the anchors.
 
 No GPU is needed: every anchor is a published measurement (sources in arch_configs/a100.yaml
-and v100.yaml). Each fit solves the engine's own time model (accelsim.engines.gpu_kernels) for
+and v100.yaml). Each fit solves the engine's own time model (accelsim.engines.gpu.kernels) for
 the parameter, so the YAML values printed here reproduce the anchors by construction; the
 rounded values in the YAML files are checked against the anchors in tests/test_gpu_validation.py.
 
@@ -18,10 +18,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from accelsim.arch import load_arch
-from accelsim.engines.gemm_operand import GemmDims, gemm_dims
 from accelsim.engines.gpu import Config
-from accelsim.engines.gpu_kernels import breakeven, crossing, csr_time, dense_time, nm_time, row_skip_time
+from accelsim.engines.gpu.kernels import breakeven, crossing, csr_time, dense_time, nm_time, row_skip_time
+from accelsim.engines.shared_gemm_operand import GemmDims, gemm_dims
+from accelsim.kinds import load_arch
 from accelsim.workload.layer import GemmShape, Layer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,10 +25,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelsim.arch import load_arch  # noqa: E402
 from accelsim.arch.energy import price  # noqa: E402
-from accelsim.engines.neuromorphic import network  # noqa: E402
-from accelsim.engines.neuromorphic_config import SYNOP_UPDATE, Config  # noqa: E402
+from accelsim.engines.neuromorphic.config import SYNOP_UPDATE, Config  # noqa: E402
+from accelsim.engines.neuromorphic.count import network  # noqa: E402
+from accelsim.kinds import load_arch  # noqa: E402
 from benchmarks.timing import write_csv  # noqa: E402
 from tests.neuromorphic_nets import (  # noqa: E402
     Net,

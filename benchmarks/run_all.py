@@ -33,7 +33,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelsim.arch import load_arch  # noqa: E402
+from accelsim.kinds import load_arch  # noqa: E402
 from accelsim.simulate import simulate  # noqa: E402
 from accelsim.sweep import run_sweep  # noqa: E402
 from accelsim.sweep_spec import expand, load_sweep  # noqa: E402

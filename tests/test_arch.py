@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from accelsim.arch import load_arch
 from accelsim.arch.energy import action_energy_pj, mac_energy_pj, price
 from accelsim.arch.tech import load_tech_table
 from accelsim.errors import ArchError
+from accelsim.kinds import load_arch
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "arch_configs").glob("*.yaml"))

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from accelsim.arch import load_arch  # noqa: E402
+from accelsim.kinds import load_arch  # noqa: E402
 from accelsim.simulate import simulate  # noqa: E402
 from accelsim.workload import ConvShape, GemmShape, load_workload, save_workload  # noqa: E402
 from accelsim.workload.capture import CaptureError, capture  # noqa: E402

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from accelsim.arch import load_arch
 from accelsim.arch.area import area_mm2
 from accelsim.cli import main
 from accelsim.compare import layer_from_info, load_compare, summary_table
 from accelsim.errors import AccelsimError
+from accelsim.kinds import load_arch
 from accelsim.report import write_report
 from accelsim.workload import load_workload
 

@@ -13,16 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accelsim.arch import load_arch, parse_arch
 from accelsim.cli import main
 from accelsim.engines import gpu
-from accelsim.engines.gemm_operand import (
-    RandomOperand,
-    TraceOperand,
-    gemm_dims,
-    in_bounds_elements,
-)
-from accelsim.engines.gpu_kernels import (
+from accelsim.engines.gpu.config import SIMT_FLOP, TENSOR_FLOP
+from accelsim.engines.gpu.kernels import (
     DTYPE_BITS,
     NmKernel,
     compressed_fraction,
@@ -32,7 +26,14 @@ from accelsim.engines.gpu_kernels import (
     time_at,
     wave_efficiency,
 )
+from accelsim.engines.shared_gemm_operand import (
+    RandomOperand,
+    TraceOperand,
+    gemm_dims,
+    in_bounds_elements,
+)
 from accelsim.errors import ArchError
+from accelsim.kinds import load_arch, parse_arch
 from accelsim.simulate import simulate
 from accelsim.workload import ConvShape, GemmShape, Layer, Workload, load_workload
 from tests.reference import (
@@ -340,10 +341,10 @@ def test_run_table_columns_on_a_mixed_workload():
 def test_energy_prices_flops_at_board_power_over_peak():
     arch = gpu_arch()
     table = arch.extra_action_energy_pj()
-    assert table[gpu.TENSOR_FLOP] == pytest.approx(400 / 312e12 * 1e12)  # 1.28 pJ per FLOP
-    assert table[gpu.SIMT_FLOP] == pytest.approx(400 / 78e12 * 1e12)
+    assert table[TENSOR_FLOP] == pytest.approx(400 / 312e12 * 1e12)  # 1.28 pJ per FLOP
+    assert table[SIMT_FLOP] == pytest.approx(400 / 78e12 * 1e12)
     res = gpu.simulate(linear(4096, 4096, 4096), arch.dense_equivalent())
-    assert res.actions[gpu.TENSOR_FLOP] == 2 * 4096**3
+    assert res.actions[TENSOR_FLOP] == 2 * 4096**3
 
 
 @pytest.mark.skipif(not DIGITS.is_file(), reason="workloads/digits_cnn.npz not present")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from accelsim.arch import load_arch
-from accelsim.engines.gemm_operand import gemm_dims
-from accelsim.engines.gpu_kernels import csr_time, dense_time, nm_time, row_skip_time
+from accelsim.engines.gpu.kernels import csr_time, dense_time, nm_time, row_skip_time
+from accelsim.engines.shared_gemm_operand import gemm_dims
+from accelsim.kinds import load_arch
 from accelsim.workload import GemmShape, Layer
 from benchmarks.gpu_calibration import FIELDS, fit
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from accelsim.arch import load_arch
 from accelsim.engines import gpu
-from accelsim.engines.gemm_operand import GemmDims, gemm_dims
-from accelsim.engines.gpu_kernels import breakeven, crossing, csr_time, dense_time, nm_time, row_skip_time
+from accelsim.engines.gpu.kernels import breakeven, crossing, csr_time, dense_time, nm_time, row_skip_time
+from accelsim.engines.shared_gemm_operand import GemmDims, gemm_dims
+from accelsim.kinds import load_arch
 from accelsim.workload import GemmShape, Layer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "arch_configs"

@@ -10,25 +10,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accelsim.arch import load_arch, parse_arch
 from accelsim.arch.energy import price
 from accelsim.cli import main
 from accelsim.engines import neuromorphic
-from accelsim.engines.neuromorphic import network
-from accelsim.engines.neuromorphic_config import NOC_HOP, SYNOP_UPDATE
-from accelsim.engines.neuromorphic_events import (
+from accelsim.engines.neuromorphic.config import NOC_HOP, SYNOP_UPDATE
+from accelsim.engines.neuromorphic.count import network
+from accelsim.engines.neuromorphic.events import (
     axis_fan_out,
     conv_synops,
     event_mask,
     layer_events,
 )
-from accelsim.engines.neuromorphic_mapping import (
+from accelsim.engines.neuromorphic.mapping import (
     build_mesh,
     conv_weight_bytes,
     map_workload,
     stripe_rows,
 )
 from accelsim.errors import ArchError
+from accelsim.kinds import load_arch, parse_arch
 from accelsim.simulate import simulate
 from accelsim.workload import load_workload
 from accelsim.workload.layer import ConvShape, GemmShape, Layer, Workload

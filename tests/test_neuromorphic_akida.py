@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accelsim.arch import load_arch
-from accelsim.engines.neuromorphic import network
-from accelsim.engines.neuromorphic_mapping import map_workload
+from accelsim.engines.neuromorphic.count import network
+from accelsim.engines.neuromorphic.mapping import map_workload
+from accelsim.kinds import load_arch
 from tests import reference
 from tests.neuromorphic_nets import (
     Net,

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from accelsim.arch import load_arch
 from accelsim.compare import load_compare, run_compare, summary_table
+from accelsim.kinds import load_arch
 from accelsim.report import write_report
 from accelsim.report.content import fmt
 from accelsim.report.figures import neuromorphic_use

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accelsim.arch import load_arch, parse_arch
 from accelsim.engines import sparse_tensor_core as stc
-from accelsim.engines.gemm_operand import binomial_at_most
+from accelsim.engines.shared_gemm_operand import binomial_at_most
+from accelsim.kinds import load_arch, parse_arch
 from accelsim.simulate import simulate
 from accelsim.workload import ConvShape, GemmShape, Layer, Workload, load_workload
 from tests.reference import conv_output_reference, nm_compressed_bits_reference, prune_channels_reference

@@ -17,11 +17,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accelsim.arch import load_arch
 from accelsim.arch.area import area_mm2, area_um2_by_component
 from accelsim.arch.tech import load_tech_table
 from accelsim.cli import main
 from accelsim.errors import AccelsimError
+from accelsim.kinds import load_arch
 from accelsim.pareto import best_per_objective, pareto_front, pareto_mask, sensitivity
 from accelsim.sweep import JOURNAL, read_journal, run_sweep
 from accelsim.sweep_spec import SweepError, expand, load_sweep

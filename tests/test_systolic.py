@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accelsim.arch import parse_arch
 from accelsim.engines import systolic
+from accelsim.engines.shared_gemm_operand import GemmProblem, gemm_problem
+from accelsim.kinds import parse_arch
 from accelsim.workload import ConvShape, GemmShape, Layer
 from accelsim.workload.scalesim_import import scalesim_conv_shape
 from tests.reference import systolic_cycles_reference
@@ -89,7 +90,7 @@ def test_sram_reads_and_writes_equal_scalesim_3_0_0_table():
     for row in table.itertuples():
         layer = reference_layer(row)
         rows, cols = int(row.rows), int(row.cols)
-        problem = systolic.gemm_problem(layer)
+        problem = gemm_problem(layer)
         ours = systolic.sram_traffic(problem, rows, cols, row.dataflow)
         out_writes = ours.out_writes
         if row.dataflow == "os":
@@ -116,7 +117,7 @@ def test_groups_run_sequentially_and_batch_folds_into_pixels():
     assert (systolic.simulate(grouped, a).compute_cycles
             == 4 * systolic.simulate(one_group, a).compute_cycles)
     batched = conv(10, 10, 3, 3, 4, 8, padding=1, N=3)
-    p = systolic.gemm_problem(batched.__class__("b", "conv2d", batched.shape))
+    p = gemm_problem(batched.__class__("b", "conv2d", batched.shape))
     assert p.pixels == 3 * 10 * 10
     depthwise = conv(10, 10, 3, 3, 16, 16, padding=1, groups=16)
     r = systolic.simulate(depthwise, a)
@@ -162,7 +163,7 @@ def test_small_buffer_refetches_and_stalls():
 
 
 def test_sram_reads_by_dataflow():
-    p = systolic.GemmProblem(pixels=50, filters=20, window=30)
+    p = GemmProblem(pixels=50, filters=20, window=30)
     os_ = systolic.sram_traffic(p, 8, 8, "os")
     assert os_.act_reads == 3 * 50 * 30 and os_.weight_reads == 7 * 20 * 30 and os_.out_writes == 1000
     ws = systolic.sram_traffic(p, 8, 8, "ws")

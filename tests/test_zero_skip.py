@@ -13,13 +13,14 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accelsim.arch import load_arch, parse_arch
 from accelsim.cli import main
 from accelsim.engines import systolic, zero_skip
-from accelsim.engines import zero_skip_kernels as kern
-from accelsim.engines.zero_skip_formats import Format, rle_entries, stored_size
-from accelsim.engines.zero_skip_work import conv_view, iid_mask, operand_masks
+from accelsim.engines.zero_skip import kernels as kern
+from accelsim.engines.zero_skip.count import count_layer, identical_items_cycles
+from accelsim.engines.zero_skip.formats import Format, rle_entries, stored_size
+from accelsim.engines.zero_skip.work import conv_view, iid_mask, operand_masks
 from accelsim.errors import ArchError
+from accelsim.kinds import load_arch, parse_arch
 from accelsim.workload import ConvShape, GemmShape, Layer, Workload, load_workload, save_workload
 from tests.reference import (
     channel_lanes_reference,
@@ -112,7 +113,7 @@ def test_identical_items_shortcut_equals_lane_timing(items, lanes, depth, issue,
     ends = np.flatnonzero(rng.random(items) < 0.3)
     cycles, _ = kern.lane_cycles(np.tile(row, (items, 1)).astype(np.int64), ends.astype(np.int64),
                                  depth, issue)
-    assert zero_skip.identical_items_cycles(items, row, issue) == cycles
+    assert identical_items_cycles(items, row, issue) == cycles
 
 
 def test_lane_timing_closed_forms():
@@ -141,7 +142,7 @@ def test_channel_lanes_matches_reference(layer, lanes, brick, fpp, skip, sync):
     expected, _ = channel_lanes_reference(
         v.act, v.K, v.R, v.S, v.groups, v.stride, v.padding, v.dilation, lanes, brick, fpp,
         skip, barrier_pass, depth, a.sync.issue_cycles)
-    assert zero_skip.count(layer, a).compute_cycles == expected
+    assert count_layer(layer, a).compute_cycles == expected
 
 
 @SETTINGS
@@ -158,7 +159,7 @@ def test_planar_cartesian_matches_reference(layer, grid, fi, entries, skip, sync
     cycles, _, products = planar_cartesian_reference(
         v.act, v.weight, v.groups, v.stride, v.padding, v.dilation, grid[0], grid[1], fi[0],
         fi[1], entries, "act" in skip, "weight" in skip, barrier_pass, depth, a.sync.issue_cycles)
-    result = zero_skip.count(layer, a)
+    result = count_layer(layer, a)
     assert result.compute_cycles == cycles
     assert result.columns["macs_wasted"] == products - result.macs_done >= 0
 
@@ -173,7 +174,7 @@ def test_row_broadcast_matches_reference(layer, lanes, skip, sync):
     expected, busy = row_broadcast_reference(
         v.act, v.weight, v.groups, v.stride, v.padding, v.dilation, lanes, "act" in skip,
         "weight" in skip, barrier_pass, depth, a.sync.issue_cycles)
-    result = zero_skip.count(layer, a)
+    result = count_layer(layer, a)
     assert result.compute_cycles == expected
     assert busy == result.macs_done
 
@@ -189,16 +190,16 @@ def test_kernels_match_references_on_real_digits_bitmaps():
     cnv = shipped("cnvlutin_like")
     expected, _ = channel_lanes_reference(v.act, v.K, v.R, v.S, v.groups, v.stride, v.padding,
                                           v.dilation, 16, 16, 256, True, True, 1, 1)
-    assert zero_skip.count(small, cnv).compute_cycles == expected
+    assert count_layer(small, cnv).compute_cycles == expected
     eie = shipped("eie_like")
     expected, _ = row_broadcast_reference(v.act, v.weight, v.groups, v.stride, v.padding,
                                           v.dilation, 64, True, True, True, 8, 1)
-    assert zero_skip.count(small, eie).compute_cycles == expected
+    assert count_layer(small, eie).compute_cycles == expected
     scnn = shipped("scnn_like")
     cycles, _, _ = planar_cartesian_reference(v.act, v.weight, v.groups, v.stride, v.padding,
                                               v.dilation, 8, 8, 4, 4, 1024, True, True, True,
                                               -1, 0)
-    assert zero_skip.count(small, scnn).compute_cycles == cycles
+    assert count_layer(small, scnn).compute_cycles == cycles
 
 
 # --- MAC accounting --------------------------------------------------------------------------
@@ -211,7 +212,7 @@ def test_mac_accounting_walks_every_mac(layer, which):
     v = conv_view(layer, *operand_masks(layer))
     dense, a_nz, w_nz, both, pad = mac_pairs_reference(v.act, v.weight, v.groups, v.stride,
                                                        v.padding, v.dilation)
-    r = zero_skip.count(layer, a)
+    r = count_layer(layer, a)
     assert r.macs_dense == dense == layer.macs
     assert r.macs_done + r.macs_skipped == r.macs_dense
     expected_done = {"cnvlutin_like": a_nz, "scnn_like": both, "eie_like": both,
@@ -232,11 +233,11 @@ def test_gating_weights_on_skipping_lanes_and_planar_dense_weights():
                                                        v.dilation)
     lanes = arch({"dataflow": "channel_lanes", "lanes": 4, "brick_size": 2,
                   "filters_per_pass": 2}, skip=("act",), gate=("weight",))
-    r = zero_skip.count(layer, lanes)
+    r = count_layer(layer, lanes)
     assert (r.macs_done, r.macs_gated) == (a_nz, a_nz - both)
     planar = arch({"dataflow": "planar_cartesian", "pe_rows": 2, "pe_cols": 2, "mult_f": 2,
                    "mult_i": 2, "accumulator_entries": 32}, skip=("weight",))
-    assert zero_skip.count(layer, planar).macs_done == w_nz
+    assert count_layer(layer, planar).macs_done == w_nz
 
 
 # --- formats ---------------------------------------------------------------------------------
@@ -273,10 +274,10 @@ def test_format_sizes():
        seed=st.integers(0, 2**32 - 1), fraction=st.floats(0.0, 1.0))
 def test_zeroing_more_activations_never_adds_cycles(layer, which, seed, fraction):
     a = shipped(which)
-    before = zero_skip.count(layer, a)
+    before = count_layer(layer, a)
     act = layer.nonzero() & (np.random.default_rng(seed).random(layer.shape.act_shape) >= fraction)
     sparser = Layer(layer.name, layer.op, layer.shape, act_mask=act, weight_mask=layer.weight_mask)
-    after = zero_skip.count(sparser, a)
+    after = count_layer(sparser, a)
     assert after.compute_cycles <= before.compute_cycles
     assert after.cycles <= before.cycles + 1e-9
     assert after.macs_done <= before.macs_done
@@ -287,7 +288,7 @@ def test_dense_trace_costs_the_dense_cycles(which):
     a = shipped(which)
     shape = ConvShape(N=1, C=40, H=6, W=6, K=20, R=3, S=3)
     layer = Layer("d", "conv2d", shape, act_mask=np.ones(shape.act_shape, bool))
-    sparse, dense = zero_skip.count(layer, a), zero_skip.count(layer, a.dense_equivalent())
+    sparse, dense = count_layer(layer, a), count_layer(layer, a.dense_equivalent())
     assert sparse.compute_cycles == dense.compute_cycles
     assert sparse.macs_done == dense.macs_done == layer.macs
     # declared overheads: the compressed formats' metadata, never fewer bytes than dense
@@ -299,7 +300,7 @@ def test_dense_trace_on_scnn_equals_its_own_dense_mode_and_padding_is_never_work
     shape = ConvShape(N=1, C=16, H=14, W=14, K=32, R=3, S=3, padding=(1, 1, 1, 1))
     layer = Layer("d", "conv2d", shape, act_mask=np.ones(shape.act_shape, bool))
     off = a.model_copy(update={"skip": ()})
-    assert zero_skip.count(layer, a).compute_cycles == zero_skip.count(layer, off).compute_cycles
+    assert count_layer(layer, a).compute_cycles == count_layer(layer, off).compute_cycles
 
 
 def test_gating_never_changes_cycles():
@@ -309,9 +310,9 @@ def test_gating_never_changes_cycles():
     shape = ConvShape(N=1, C=24, H=10, W=10, K=16, R=3, S=3, padding=(1, 1, 1, 1))
     for density in (0.0, 0.3, 1.0):
         layer = Layer("g", "conv2d", shape, act_mask=rng.random(shape.act_shape) < density)
-        r = zero_skip.count(layer, gating)
+        r = count_layer(layer, gating)
         assert r.compute_cycles == systolic.simulate(layer, dense_array).compute_cycles
-        assert r.cycles == zero_skip.count(layer, gating.dense_equivalent()).cycles
+        assert r.cycles == count_layer(layer, gating.dense_equivalent()).cycles
         assert r.macs_skipped == 0 and r.macs_done == layer.macs
 
 
@@ -338,7 +339,7 @@ def test_uniform_prediction_keeps_the_count_and_differs_on_structured_sparsity()
     assert res.engine_mode == "trace"
     # dead channel bricks sit on lanes 2-3 every step while lanes 0-1 do full bricks: the trace
     # is as slow as dense, the i.i.d. prediction (imbalance of ~8 of 16 per brick) is faster
-    dense = zero_skip.count(layer, shipped("cnvlutin_like").dense_equivalent())
+    dense = count_layer(layer, shipped("cnvlutin_like").dense_equivalent())
     assert res.compute_cycles == dense.compute_cycles
     assert res.columns["cycles_if_uniform"] < res.cycles
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from accelsim.arch import load_arch, parse_arch
-from accelsim.engines import zero_skip
-from accelsim.engines.zero_skip_work import iid_mask
+from accelsim.engines.zero_skip.count import count_layer
+from accelsim.engines.zero_skip.work import iid_mask
+from accelsim.kinds import load_arch, parse_arch
 from accelsim.simulate import simulate
 from accelsim.workload import ConvShape, GemmShape, Layer, Workload
 
@@ -58,7 +58,7 @@ def test_eie_load_balance_efficiency_vs_fifo_depth():
     efficiency = {}
     for depth in (1, 2, 4, 8, 16, 32, 64):
         raw["sync"]["fifo_depth"] = depth
-        efficiency[depth] = zero_skip.count(fc7, parse_arch(raw)).columns["lane_efficiency"]
+        efficiency[depth] = count_layer(fc7, parse_arch(raw)).columns["lane_efficiency"]
     values = list(efficiency.values())
     assert all(b >= a for a, b in zip(values, values[1:])), efficiency
     assert 0.35 <= efficiency[1] <= 0.65, efficiency

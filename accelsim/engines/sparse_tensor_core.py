@@ -1,7 +1,7 @@
 """`kind: sparse_tensor_core`: N:M structured sparsity (NVIDIA 2:4) on activations or weights.
 
 A tensor-core array of `dense_macs_per_cycle` runs each layer as its implicit GEMM
-(`accelsim.engines.gemm_operand`): N:M groups run along the reduction axis (for conv2d, m
+(`accelsim.engines.shared_gemm_operand`): N:M groups run along the reduction axis (for conv2d, m
 consecutive channels of one input pixel; for linear, m consecutive input features of a
 token; for weights, m consecutive reduction elements of one output channel). In sparse mode
 the math runs `sparse_speedup` (at most m/n, 2x for 2:4) faster, the sparse operand moves
@@ -40,9 +40,13 @@ from pydantic import Field, PositiveFloat, PositiveInt, ValidationInfo, field_va
 from accelsim.arch.energy import MAC_COMPUTE
 from accelsim.arch.schema import ArchBase
 from accelsim.arch.tech import load_tech_table
-from accelsim.engines.base import LayerResult, ceil_div
-from accelsim.engines.gemm_operand import binomial_at_most, gemm_dims, operand_for
-from accelsim.engines.gpu_kernels import compressed_fraction
+from accelsim.engines.counts import LayerResult, ceil_div
+from accelsim.engines.shared_gemm_operand import (
+    binomial_at_most,
+    compressed_fraction,
+    gemm_dims,
+    operand_for,
+)
 from accelsim.workload.kernels import keep_largest_mask
 from accelsim.workload.layer import ConvShape, Layer
 from accelsim.workload.output_error import layer_output, relative_output_error

@@ -27,7 +27,8 @@ from pydantic import PositiveInt
 
 from accelsim.arch.energy import MAC_COMPUTE
 from accelsim.arch.schema import ArchBase, MemoryLevel, Operand
-from accelsim.engines.base import LayerResult, ceil_div
+from accelsim.engines.counts import LayerResult, ceil_div
+from accelsim.engines.shared_gemm_operand import GemmProblem, gemm_problem
 from accelsim.workload.layer import ConvShape, Layer
 
 Dataflow = Literal["os", "ws", "is"]
@@ -40,29 +41,6 @@ class Config(ArchBase):
     rows: PositiveInt
     cols: PositiveInt
     dataflow: Dataflow = "ws"
-
-
-@dataclass(frozen=True)
-class GemmProblem:
-    """`repeat` identical matrix products of [pixels, window] x [window, filters]."""
-
-    pixels: int
-    filters: int
-    window: int
-    repeat: int = 1
-
-
-def gemm_problem(layer: Layer) -> GemmProblem:
-    """The matrix product a layer runs as on a systolic array (see module docstring)."""
-    s = layer.shape
-    if isinstance(s, ConvShape):
-        return GemmProblem(
-            pixels=s.N * s.E * s.F,
-            filters=s.K // s.groups,
-            window=s.R * s.S * (s.C // s.groups),
-            repeat=s.groups,
-        )
-    return GemmProblem(pixels=s.M, filters=s.N, window=s.K, repeat=s.batch)
 
 
 def operand_dims(p: GemmProblem, dataflow: Dataflow) -> tuple[int, int, int]:

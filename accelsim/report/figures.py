@@ -117,10 +117,10 @@ def density_scatter(results: Sequence[RunResult]) -> Figure:
 def gpu_breakeven(result: RunResult, info: dict) -> Figure | None:
     """Best allowed sparse kernel's speed-up vs density for the GPU's costliest layers (from
     the saved arch config; no re-simulation), each layer's measured density marked."""
-    from accelsim.arch import parse_arch
     from accelsim.compare import layer_from_info
-    from accelsim.engines import gpu_breakeven as be
-    from accelsim.engines.gemm_operand import gemm_dims
+    from accelsim.engines.gpu import breakeven as be
+    from accelsim.engines.shared_gemm_operand import gemm_dims
+    from accelsim.kinds import parse_arch
 
     if result.meta.get("arch_kind") != "gpu" or "a_density" not in result.layers:
         return None

@@ -35,7 +35,7 @@ from typing import Literal
 
 import networkx as nx
 
-from accelsim.engines.neuromorphic_config import Config
+from accelsim.engines.neuromorphic.config import Config
 from accelsim.errors import ArchError
 from accelsim.workload.layer import ConvShape, GemmShape, Layer, Workload
 

@@ -1,59 +1,21 @@
-"""`kind: gpu`: which GPU kernel runs a layer fastest at the sparsity its activations have.
-
-Per layer and per kernel listed in the arch YAML (dense cuBLAS, cuSPARSE CSR/BSR, cuSPARSELt
-N:M, a custom activation-sparse GEMV; time models in `accelsim.engines.gpu_kernels`), the
-engine reports the kernel's time (`time_<kernel>_s`, conversions included), its break-even
-with dense (`breakeven_density_<kernel>`, in the measure of A the kernel depends on, next to
-that measure for this layer: `a_density`, `block_density_<kernel>`, `union_density_<kernel>`,
-`nm_conformance_<kernel>`) and the fastest kernel that may run this activation
-(`best_kernel`). The layer's latency is that kernel's time; `cycles` = time x clock.
-`dense_equivalent()` is the same GPU with only its dense kernel, so `speedup_vs_dense` is
-the best kernel's speed-up over dense (1.0 where dense wins).
-
-Energy (an approximation, an upper bound on arithmetic): FLOPs executed are priced at
-board power / peak FLOP/s of the unit that runs them (`tensor.flop`, `simt.flop`), i.e. as
-if the whole board power went to arithmetic at peak; DRAM bytes are priced from the tech
-table by the memory level's `dram_type`. Static power is not added (it is inside the
-board-power figure). Expect energies within a factor of ~2-3 of a measured board.
-"""
+"""The YAML schema of `kind: gpu`: peaks per math type, DRAM bandwidth, launch overhead and
+the kernel choices a layer may run with (see `accelsim.engines.gpu`)."""
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, ValidationInfo, field_validator, model_validator
 
 from accelsim.arch.schema import ArchBase
-from accelsim.engines.base import LayerResult
-from accelsim.engines.gemm_operand import operand_for
-from accelsim.engines.gpu_kernels import (
-    DTYPE_BITS,
-    DTYPES,
-    BsrKernel,
-    CsrKernel,
-    DenseKernel,
-    Kernel,
-    KernelTime,
-    Machine,
-    NmKernel,
-    RowSkipKernel,
-    available,
-    breakeven,
-    eligible,
-    own_measure,
-    time_at,
-)
-from accelsim.workload.layer import Layer
+from accelsim.arch.validation import validate
+from accelsim.engines.gpu.kernels import DTYPE_BITS, DTYPES, DenseKernel, Kernel, Machine
 
 Dtype = Literal["fp32", "tf32", "fp16", "bf16", "int8", "fp8"]
 
 TENSOR_FLOP = "tensor.flop"
 SIMT_FLOP = "simt.flop"
-
-_MEASURE_COLUMN = {CsrKernel: None, BsrKernel: "block_density", RowSkipKernel: "union_density",
-                   NmKernel: "nm_conformance"}
 
 
 def _precision_of(dtype: str) -> dict[str, Any]:
@@ -157,14 +119,10 @@ class Config(ArchBase):
 
     def with_dtype(self, dtype: str) -> Config:
         """The same GPU running `dtype` (validated as a fresh description)."""
-        from accelsim.arch.loader import parse_arch
-
         data = self.model_dump(mode="json")
         data.pop("precision")
         data["dtype"] = dtype
-        arch = parse_arch(data, f"{self.name} with dtype {dtype}")
-        assert isinstance(arch, Config)
-        return arch
+        return validate(Config, data, f"{self.name} with dtype {dtype}")
 
     def dense_equivalent(self) -> Config:
         """The same GPU with only its dense kernel."""
@@ -177,65 +135,3 @@ class Config(ArchBase):
             TENSOR_FLOP: self.board_power_w / (self.peak_tflops[self.dtype] * 1e12) * joule_to_pj,
             SIMT_FLOP: self.board_power_w / (self.simt_peak_tflops[self.dtype] * 1e12) * joule_to_pj,
         }
-
-
-def kernel_times(layer: Layer, arch: Config) -> tuple[dict[str, KernelTime], dict[str, object]]:
-    """Every kernel's time for a layer, and the per-kernel result columns."""
-    op = operand_for(layer)
-    mc = arch.machine()
-    dense = arch.dense_kernel
-    times: dict[str, KernelTime] = {}
-    columns: dict[str, object] = {"a_density": op.density}
-    allowed: list[str] = []
-    for name, k in arch.kernels.items():
-        measure = own_measure(k, op)
-        column = _MEASURE_COLUMN.get(type(k))
-        if column:
-            columns[f"{column}_{name}"] = measure
-        if not available(k, mc):
-            continue
-        times[name] = time_at(name, k, op.dims, measure, mc, dense)
-        if eligible(k, op):
-            allowed.append(name)
-    dense_s = times["dense"].total_s
-    for name, k in arch.kernels.items():
-        runs = name in times
-        columns[f"time_{name}_s"] = times[name].total_s if runs else math.nan
-        if name != "dense":
-            columns[f"breakeven_density_{name}"] = (
-                breakeven(name, k, op.dims, mc, dense, dense_s) if runs else math.nan)
-    columns["best_kernel"] = min(allowed, key=lambda n: (times[n].total_s, n != "dense"))
-    return times, columns
-
-
-def simulate(layer: Layer, arch: Config) -> LayerResult:
-    """Time every kernel choice for one layer; the result is the fastest allowed one."""
-    times, columns = kernel_times(layer, arch)
-    best = times[str(columns["best_kernel"])]
-    clock = arch.clock_hz
-    dram = arch.dram()
-    op_macs = best.macs_done
-    macs_dense = layer.macs
-    peak = (arch.peak_tflops[arch.dtype] if best.unit == "tensor"
-            else arch.simt_peak_tflops[arch.dtype]) * 1e12
-    actions = {
-        TENSOR_FLOP if best.unit == "tensor" else SIMT_FLOP: best.flops,
-        f"{dram.name}.read_bytes": best.read_bytes,
-        f"{dram.name}.write_bytes": best.write_bytes,
-    }
-    cycles = best.total_s * clock
-    compute_cycles = best.compute_s * clock
-    return LayerResult(
-        cycles=cycles,
-        compute_cycles=compute_cycles,
-        stall_cycles=max(0.0, cycles - compute_cycles),
-        macs_dense=macs_dense,
-        macs_done=op_macs,
-        macs_skipped=macs_dense - op_macs,
-        dram_bytes=best.read_bytes + best.write_bytes,
-        bound=best.bound,
-        engine_mode="trace" if layer.has_trace else "statistical",
-        utilization=min(1.0, best.flops / (best.total_s * peak)) if best.total_s else 0.0,
-        actions=actions,
-        columns=columns,
-    )

@@ -1,218 +1,29 @@
-"""MAC arrays that skip or gate zero operands (Cnvlutin, SCNN, EIE, Eyeriss gating), driven by
-the real non-zero bitmaps of each layer.
-
-One engine, four published designs as parameter points:
-
-* `array.dataflow` says how a layer's work is dealt to lanes:
-  - `channel_lanes` (Cnvlutin): each output window's bricks (`brick_size` channels at one
-    pixel) go round-robin to `lanes` lanes; a lane does one activation per cycle against
-    `filters_per_pass` filters; more filters take more passes;
-  - `planar_cartesian` (SCNN, PT-IS-CP-sparse): the input plane is tiled over a
-    `pe_rows` x `pe_cols` grid of PEs (the halo of partial sums goes to neighbours); per input
-    channel a PE multiplies every F-vector of non-zero weights of an output-channel group with
-    every I-vector of its non-zero activations (F x I multipliers), ceil(nW/F) * ceil(nA/I)
-    cycles; the group size Kc is the most filters whose partial sums fit the accumulator;
-    strided layers are split by stride phase so every product is a useful one;
-  - `row_broadcast` (EIE): each non-zero activation of an output pixel's input vector is
-    broadcast to `lanes` PEs; PE l owns filters k = l mod lanes and spends one cycle per
-    non-zero weight it holds for that activation;
-  - `dense_array` (Eyeriss gating): a systolic array timed exactly as the `systolic` engine.
-* `skip` / `gate`: operands whose zeros are skipped (cost neither cycles nor energy) or gated
-  (cost cycles and `gated_mac_energy_fraction` of a MAC's energy).
-* `sync`: where lanes wait for each other (`barrier`: every `item`, every `pass` = window /
-  output-channel group / output pixel, or once per `layer`), the FIFO depth between the
-  dispatcher and each lane, and the dispatcher's issue interval (see zero_skip_kernels).
-* `act_format` / `weight_format`: compressed storage (bitmap, RLE, CSR) with its metadata, per
-  memory level; metadata bytes are their own actions, `<level>.metadata_read_bytes`.
-
-Counting, per layer: cycles from the kernels, MACs done / gated / skipped exactly from the
-bitmaps (`macs_done + macs_skipped == macs_dense`), products wasted (SCNN products landing
-outside the output plane), buffer and DRAM bytes with metadata. Shapes-only layers run on an
-i.i.d. bitmap at their declared density (fixed seed: `zero_skip_work.iid_mask`), and trace
-layers also report `cycles_if_uniform`, the same layer on an i.i.d. bitmap with the same
-number of non-zeros, which is what a density-only model assumes.
-"""
+"""The count step of a zero-skip array: per layer, cycles from the lane-timing kernels and
+actions (MACs done, gated and skipped from the bitmaps; buffer and DRAM bytes with metadata)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, Union
 
 import numpy as np
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from accelsim.arch.energy import MAC_COMPUTE, MAC_GATED, action_energy_pj
-from accelsim.arch.schema import ArchBase, MemoryLevel, StrictModel
+from accelsim.arch.energy import MAC_COMPUTE, MAC_GATED
+from accelsim.arch.schema import MemoryLevel
 from accelsim.engines import systolic
-from accelsim.engines import zero_skip_kernels as kern
-from accelsim.engines import zero_skip_work as work
-from accelsim.engines.base import LayerResult, ceil_div
-from accelsim.engines.zero_skip_formats import Format, StoredSize, stored_size
+from accelsim.engines.counts import LayerResult, ceil_div
+from accelsim.engines.shared_gemm_operand import gemm_problem
+from accelsim.engines.zero_skip import kernels as kern
+from accelsim.engines.zero_skip import work
+from accelsim.engines.zero_skip.config import (
+    MAC_IDLE,
+    ChannelLanes,
+    Config,
+    DenseArray,
+    PlanarCartesian,
+    RowBroadcast,
+)
+from accelsim.engines.zero_skip.formats import Format, StoredSize, stored_size
 from accelsim.workload.layer import Layer
-
-SkipOperand = Literal["act", "weight"]
-MAC_IDLE = "mac.idle"
-
-
-class ChannelLanes(StrictModel):
-    """Cnvlutin-like: lanes each stream the non-zeros of their bricks."""
-
-    dataflow: Literal["channel_lanes"]
-    lanes: PositiveInt
-    brick_size: PositiveInt
-    filters_per_pass: PositiveInt
-
-
-class PlanarCartesian(StrictModel):
-    """SCNN-like: planar tiles, input stationary, F x I Cartesian product per PE."""
-
-    dataflow: Literal["planar_cartesian"]
-    pe_rows: PositiveInt
-    pe_cols: PositiveInt
-    mult_f: PositiveInt
-    mult_i: PositiveInt
-    accumulator_entries: PositiveInt
-
-
-class RowBroadcast(StrictModel):
-    """EIE-like: non-zero activations broadcast to PEs that own interleaved filters."""
-
-    dataflow: Literal["row_broadcast"]
-    lanes: PositiveInt
-
-
-class DenseArray(StrictModel):
-    """A dense systolic array (timing as the `systolic` engine); zeros can only be gated."""
-
-    dataflow: Literal["dense_array"]
-    rows: PositiveInt
-    cols: PositiveInt
-    order: systolic.Dataflow = "os"
-
-
-Array = Annotated[Union[ChannelLanes, PlanarCartesian, RowBroadcast, DenseArray],  # noqa: UP007
-                  Field(discriminator="dataflow")]
-
-
-class Sync(StrictModel):
-    """Where lanes wait for each other. fifo_depth: items a lane can hold, the one in progress
-    included (1: lockstep; None: unbounded); issue_cycles: least cycles between two items
-    from the dispatcher."""
-
-    barrier: Literal["item", "pass", "layer"] = "pass"
-    fifo_depth: PositiveInt | None = None
-    issue_cycles: NonNegativeInt = 0
-
-
-class DenseBaseline(StrictModel):
-    """What `speedup_vs_dense` compares with: this arch with skipping, gating and compression
-    off (`same`), or a dense systolic array with the same memory, clock and technology."""
-
-    kind: Literal["same", "systolic"] = "same"
-    rows: PositiveInt | None = None
-    cols: PositiveInt | None = None
-    dataflow: systolic.Dataflow = "os"
-    memory: tuple[MemoryLevel, ...] | None = None
-    """Memory levels of a systolic baseline when they differ from this arch's (None: same)."""
-
-    @model_validator(mode="after")
-    def _sized(self) -> DenseBaseline:
-        if self.kind == "systolic" and (self.rows is None or self.cols is None):
-            raise ValueError("dense_baseline of kind 'systolic' needs rows and cols")
-        return self
-
-
-class Config(ArchBase):
-    """A zero-skipping or zero-gating MAC array (see the module docstring for each field)."""
-
-    kind: Literal["zero_skip"]
-    array: Array
-    skip: tuple[SkipOperand, ...] = ()
-    gate: tuple[SkipOperand, ...] = ()
-    sync: Sync = Sync()
-    act_format: Format = Format()
-    weight_format: Format = Format()
-    gated_mac_energy_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
-    idle_mac_energy_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
-    dense_baseline: DenseBaseline = DenseBaseline()
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Config:
-        both = sorted(set(self.skip) & set(self.gate))
-        if both:
-            raise ValueError(f"operand(s) {both} are both skipped and gated; pick one")
-        if isinstance(self.array, ChannelLanes) and "weight" in self.skip:
-            raise ValueError("channel_lanes shares each activation across filters, so it cannot "
-                             "skip zero weights; gate them instead")
-        if isinstance(self.array, DenseArray) and self.skip:
-            raise ValueError("a dense_array cannot skip zeros (its timing is fixed); use gate")
-        names = {m.name for m in self.memory}
-        for key, fmt in (("act_format", self.act_format), ("weight_format", self.weight_format)):
-            unknown = sorted(set(fmt.levels or ()) - names)
-            if unknown:
-                raise ValueError(f"{key}.levels names unknown memory level(s) {unknown}; "
-                                 f"known: {sorted(names)}")
-        return self
-
-    def dense_equivalent(self) -> ArchBase:
-        """The same hardware with skipping, gating and compression off, or the declared dense
-        systolic baseline (see `dense_baseline`)."""
-        if self.dense_baseline.kind == "systolic":
-            b = self.dense_baseline
-            common = {f: getattr(self, f) for f in ArchBase.model_fields
-                      if f not in ("name", "kind", "memory")}
-            return systolic.Config(name=f"{self.name}-dense-baseline", kind="systolic",
-                                   rows=b.rows, cols=b.cols, dataflow=b.dataflow,
-                                   memory=self.memory if b.memory is None else b.memory, **common)
-        return self.model_copy(update={
-            "name": f"{self.name}-dense", "skip": (), "gate": (),
-            "act_format": Format(), "weight_format": Format(),
-        })
-
-    def extra_action_energy_pj(self) -> dict[str, float]:
-        """Gated and idle MACs as fractions of a full MAC; metadata bytes at each level cost
-        what that level's data bytes cost."""
-        plain = ArchBase(**{f: getattr(self, f) for f in ArchBase.model_fields})
-        table = action_energy_pj(plain)
-        mac = table[MAC_COMPUTE]
-        extra = {MAC_GATED: mac * self.gated_mac_energy_fraction,
-                 MAC_IDLE: mac * self.idle_mac_energy_fraction}
-        for level in self.memory:
-            extra[f"{level.name}.metadata_read_bytes"] = table[f"{level.name}.read_bytes"]
-            extra[f"{level.name}.metadata_write_bytes"] = table[f"{level.name}.write_bytes"]
-        return extra
-
-    @property
-    def barrier_mode(self) -> int:
-        return kern.BARRIER_NONE if self.sync.barrier == "layer" else kern.BARRIER_PASS
-
-    @property
-    def fifo_depth(self) -> int:
-        """Kernel encoding: d >= 1 entries per lane (1 = lockstep), -1 unbounded."""
-        if self.sync.barrier == "item":
-            return 1
-        return -1 if self.sync.fifo_depth is None else self.sync.fifo_depth
-
-    @property
-    def lanes(self) -> int:
-        """Independent lanes the timing model tracks (PEs, neuron lanes, or array rows)."""
-        a = self.array
-        if isinstance(a, PlanarCartesian):
-            return a.pe_rows * a.pe_cols
-        if isinstance(a, DenseArray):
-            return a.rows * a.cols
-        return a.lanes
-
-    @property
-    def peak_macs_per_cycle(self) -> int:
-        a = self.array
-        if isinstance(a, ChannelLanes):
-            return a.lanes * a.filters_per_pass
-        if isinstance(a, PlanarCartesian):
-            return a.pe_rows * a.pe_cols * a.mult_f * a.mult_i
-        if isinstance(a, RowBroadcast):
-            return a.lanes
-        return a.rows * a.cols
 
 
 @dataclass
@@ -289,7 +100,7 @@ def _run_row_broadcast(v: work.ConvView, arch: Config, macs: work.MacCounts) -> 
 
 def _run_dense_array(layer: Layer, arch: Config, macs: work.MacCounts) -> Work:
     a: DenseArray = arch.array
-    problem = systolic.gemm_problem(layer)
+    problem = gemm_problem(layer)
     cycles = systolic.compute_cycles(problem, a.rows, a.cols, a.order)
     traffic = systolic.sram_traffic(problem, a.rows, a.cols, a.order)
     return Work(int(cycles), macs.done, macs.done, act_reads=traffic.act_reads,
@@ -378,7 +189,7 @@ def memory_traffic(v: work.ConvView, arch: Config, w: Work) -> _Bytes:
     return out
 
 
-def count(layer: Layer, arch: Config, uniform: bool = False) -> LayerResult:
+def count_layer(layer: Layer, arch: Config, uniform: bool = False) -> LayerResult:
     """Cycles and actions of one layer; `uniform` replaces traced bitmaps by i.i.d. ones."""
     act, weight = work.operand_masks(layer, uniform)
     planar = isinstance(arch.array, PlanarCartesian)
@@ -439,9 +250,9 @@ def cycles_depend_on_bitmaps(arch: Config) -> bool:
 def simulate(layer: Layer, arch: Config) -> LayerResult:
     """Count one layer on a zero-skip arch, with the density-only prediction beside it (the
     i.i.d. bitmap is run only when the cycles can depend on it)."""
-    result = count(layer, arch)
+    result = count_layer(layer, arch)
     if layer.has_trace and cycles_depend_on_bitmaps(arch):
-        uniform = count(layer, arch, uniform=True)
+        uniform = count_layer(layer, arch, uniform=True)
         result.columns["cycles_if_uniform"] = uniform.cycles
     else:
         result.columns["cycles_if_uniform"] = result.cycles

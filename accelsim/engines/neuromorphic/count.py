@@ -1,36 +1,6 @@
-"""Event-driven neuromorphic cores (BrainChip Akida-like): cost follows events, not MACs.
-
-Whole network, computed once per (workload, arch) by `prepare` and looked up per layer by
-`simulate` (the engine contract is per layer; mapping and pipelining are not):
-
-1. map the workload onto the NPs of the mesh (`neuromorphic_mapping`): units, NPs per unit,
-   placement near producers, passes when the chip is too small, unmappable layers with why;
-2. count each unit's events and synops from the trace (`neuromorphic_events`), per frame,
-   stripe and packet tile, and its NP cycles (`neuromorphic_work`);
-3. run the frames through the event pipeline (`neuromorphic_pipeline`, simpy), pass after
-   pass with the weights of each later pass reloaded (weight bytes / DRAM or DMA bandwidth);
-   the first `max_simulated_frames` frames are simulated, the rest added at the measured
-   steady-state interval.
-
-Per-layer results. `cycles` is the layer's share of the network's makespan (all frames, all
-passes, per-frame overheads) in proportion to the NP-cycles it keeps busy, so the per-layer
-cycles, latencies and static energies add up to the whole pipelined run; `speedup_vs_dense`
-per layer is therefore the layer's own work ratio times a factor common to all layers (how
-well the network overlaps, sparse vs dense). `np_busy_cycles` (= `compute_cycles`) is the
-busiest NP stripe's own work on the layer and `work_speedup_vs_dense` its dense/sparse ratio,
-the speed-up of the layer itself. `events` are the layer's input events,
-`synaptic_ops` its event x fan-out operations (macs_done; macs_skipped = the zero and padding
-taps never scheduled), `events_max_per_np` the most events one NP (one stripe x filter or
-channel group) receives, `finished_at_cycle` when the layer's last packet was done in the
-pipelined run, `nps_used` the NPs of its unit (0 on the input unit; both layers of a
-fused separable unit show the unit's NPs). Energy actions: `events.process` (an event
-delivered to an NP), `synops.update`, `noc.hop` (an event over one link), `input_unit.mac`,
-DRAM bytes (weights of FC layers kept off chip, activations between passes); static power x
-time comes from the arch (affine energy). An unmappable layer has `mapping = unmappable`, the
-reason in `mapping_note`, NaN cycles/latency/energy, and its consumers are fed by the DMA as
-if the host computed it. Whole-network figures (frame latency, frames/s, NoC load, NP
-utilisation, passes) go to the run metadata through `prepare`.
-"""
+"""The count step of a neuromorphic core: the whole network mapped, counted and pipelined once
+per (workload, arch) by `prepare`, then looked up per layer by `simulate` (see
+`accelsim.engines.neuromorphic` for what each step models)."""
 
 from __future__ import annotations
 
@@ -41,33 +11,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.engines.base import LayerResult
-from accelsim.engines.neuromorphic_config import (
+from accelsim.engines.counts import LayerResult
+from accelsim.engines.neuromorphic.config import (
     EVENT_PROCESS,
     INPUT_MAC,
     NOC_HOP,
     SYNOP_UPDATE,
     Config,
 )
-from accelsim.engines.neuromorphic_mapping import Mesh, Unit, build_mesh, map_workload
-from accelsim.engines.neuromorphic_pipeline import (
+from accelsim.engines.neuromorphic.mapping import Mesh, Unit, build_mesh, map_workload
+from accelsim.engines.neuromorphic.pipeline import (
     PipelineResult,
     PipeUnit,
     StripeWork,
     run_pipeline,
 )
-from accelsim.engines.neuromorphic_work import (
+from accelsim.engines.neuromorphic.work import (
     UnitWork,
     conv_unit_work,
     dependency_tiles,
     fc_unit_work,
 )
 from accelsim.workload.layer import ConvShape, Layer, Workload
-
-__all__ = ["Config", "prepare", "simulate", "network", "DISPLAY_COLUMNS"]
-
-DISPLAY_COLUMNS = ["events", "synaptic_ops", "nps_used", "mapping"]
-"""Engine-specific columns worth showing in the `accelsim run` table."""
 
 _CACHE_ARCHS = 8
 
@@ -83,7 +48,7 @@ class Network:
 
 def _frames(workload: Workload, units: list[Unit]) -> int:
     """Frames of the trace: the gcd of the leading dims of every mapped layer."""
-    from accelsim.engines.neuromorphic_events import frames_of
+    from accelsim.engines.neuromorphic.events import frames_of
 
     layers = {layer.name: layer for layer in workload.layers}
     dims = [frames_of(layers[n]) for u in units if u.kind != "unmappable" for n in u.layers]

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from accelsim.engines.neuromorphic_config import Config
-from accelsim.engines.neuromorphic_events import LayerEvents, axis_fan_out, layer_events
-from accelsim.engines.neuromorphic_mapping import Unit, stripe_rows
+from accelsim.engines.neuromorphic.config import Config
+from accelsim.engines.neuromorphic.events import LayerEvents, axis_fan_out, layer_events
+from accelsim.engines.neuromorphic.mapping import Unit, stripe_rows
 from accelsim.workload.layer import ConvShape, Layer
 
 

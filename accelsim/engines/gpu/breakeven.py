@@ -5,7 +5,7 @@ an assumption (`pattern`): `random` (each activation zero independently: blocks,
 columns and N:M groups then fill up quickly) or `structured` (zeros come in the unit each
 kernel skips: the best case). Each kernel's break-even is given both in its own measure of A
 (density for csr, block density for bsr, union density for row_skip; see
-`accelsim.engines.gpu_kernels.breakeven`) and as the element density at which it ties dense
+`accelsim.engines.gpu.kernels.breakeven`) and as the element density at which it ties dense
 under the assumed pattern.
 """
 
@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from accelsim.engines.gemm_operand import GemmDims, Operand, RandomOperand, StructuredOperand, gemm_dims
 from accelsim.engines.gpu import Config
-from accelsim.engines.gpu_kernels import (
+from accelsim.engines.gpu.kernels import (
     BsrKernel,
     CsrKernel,
     NmKernel,
@@ -32,6 +31,13 @@ from accelsim.engines.gpu_kernels import (
     eligible,
     own_measure,
     time_at,
+)
+from accelsim.engines.shared_gemm_operand import (
+    GemmDims,
+    Operand,
+    RandomOperand,
+    StructuredOperand,
+    gemm_dims,
 )
 from accelsim.workload.layer import GemmShape, Layer
 

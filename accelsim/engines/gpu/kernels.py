@@ -3,7 +3,7 @@
 Every kernel is timed as `max(FLOPs / (peak x efficiency), bytes / (bandwidth x bandwidth
 efficiency)) + launch overhead`, plus the separate kernels it needs to put the activation in
 its format on every call (activations change with every input). A layer is `groups`
-products A[M, K] x W[K, N] (`accelsim.engines.gemm_operand`); A, the activation, is the
+products A[M, K] x W[K, N] (`accelsim.engines.shared_gemm_operand`); A, the activation, is the
 sparse operand. Kernel types:
 
 * `dense` (cuBLAS / cuDNN implicit GEMM): tensor-core peak x an efficiency that falls with
@@ -43,8 +43,8 @@ from typing import Annotated, Literal
 from pydantic import Field, PositiveInt, field_validator
 
 from accelsim.arch.schema import StrictModel
-from accelsim.engines.base import ceil_div
-from accelsim.engines.gemm_operand import GemmDims, Operand
+from accelsim.engines.counts import ceil_div
+from accelsim.engines.shared_gemm_operand import GemmDims, Operand, compressed_fraction
 
 DTYPES: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 """Math types: fp32 on CUDA cores, tf32 (fp32 storage) and the rest on tensor cores."""
@@ -193,12 +193,6 @@ class KernelTime:
     @property
     def bound(self) -> Literal["compute", "memory"]:
         return "memory" if self.memory_s > self.compute_s else "compute"
-
-
-def compressed_fraction(n: int, m: int, metadata_bits: int, element_bits: int) -> float:
-    """Bytes of an N:M-compressed operand relative to its dense bytes: n/m of the values plus
-    `metadata_bits` per kept value (2:4 FP16: 0.5625, INT8: 0.625)."""
-    return n / m * (1.0 + metadata_bits / element_bits)
 
 
 def wave_efficiency(M: int, N: int, K: int, mc: Machine) -> tuple[float, int]:

@@ -1,11 +1,13 @@
-"""The activation operand of a layer's matrix product, as GPU and tensor-core kernels see it.
+"""Shared by several engines: the matrix product a layer runs as (`gemm_problem`: systolic,
+zero-skip dense arrays) and its activation operand as GPU and tensor-core kernels see it, with
+the sparsity statistics those kernels depend on (gpu, sparse_tensor_core).
 
-A layer runs as `groups` matrix products A[M, K] x W[K, N] (the mapping of
-`accelsim.engines.systolic.gemm_problem`): linear/matmul A is the input itself; conv2d runs as
-an implicit GEMM whose A is the im2col matrix, M = N*E*F output pixels, K = R*S*C/groups with
-the columns ordered (r, s, c), channels fastest (NHWC, as cuDNN and CUTLASS lay it out), and
-N = K_out/groups. Padding positions of the im2col matrix are zeros (never stored, never
-fetched); a sparse kernel that needs A explicitly must materialise it first.
+A layer runs as `groups` matrix products A[M, K] x W[K, N] (the mapping of `gemm_problem`):
+linear/matmul A is the input itself; conv2d runs as an implicit GEMM whose A is the im2col
+matrix, M = N*E*F output pixels, K = R*S*C/groups with the columns ordered (r, s, c), channels
+fastest (NHWC, as cuDNN and CUTLASS lay it out), and N = K_out/groups. Padding positions of the
+im2col matrix are zeros (never stored, never fetched); a sparse kernel that needs A explicitly
+must materialise it first.
 
 Sparse kernels care about different statistics of A, all computed here:
 
@@ -35,8 +37,32 @@ from typing import Protocol
 
 import numpy as np
 
-from accelsim.engines.systolic import gemm_problem
 from accelsim.workload.layer import ConvShape, Layer
+
+
+@dataclass(frozen=True)
+class GemmProblem:
+    """`repeat` identical matrix products of [pixels, window] x [window, filters]."""
+
+    pixels: int
+    filters: int
+    window: int
+    repeat: int = 1
+
+
+def gemm_problem(layer: Layer) -> GemmProblem:
+    """The matrix product a layer runs as: one GEMM per group for conv2d (output pixels x
+    filters, reduced over the window), `batch` products for linear/matmul (see
+    `accelsim.engines.systolic` for how an array maps it)."""
+    s = layer.shape
+    if isinstance(s, ConvShape):
+        return GemmProblem(
+            pixels=s.N * s.E * s.F,
+            filters=s.K // s.groups,
+            window=s.R * s.S * (s.C // s.groups),
+            repeat=s.groups,
+        )
+    return GemmProblem(pixels=s.M, filters=s.N, window=s.K, repeat=s.batch)
 
 
 @dataclass(frozen=True)
@@ -311,3 +337,9 @@ def operand_for(layer: Layer) -> Operand:
     if layer.has_trace:
         return TraceOperand(layer)
     return RandomOperand.for_layer(layer, layer.act_density)
+
+
+def compressed_fraction(n: int, m: int, metadata_bits: int, element_bits: int) -> float:
+    """Bytes of an N:M-compressed operand relative to its dense bytes: n/m of the values plus
+    `metadata_bits` per kept value (2:4 FP16: 0.5625, INT8: 0.625)."""
+    return n / m * (1.0 + metadata_bits / element_bits)

@@ -1,0 +1,23 @@
+"""`kind: gpu`: which GPU kernel runs a layer fastest at the sparsity its activations have.
+
+Per layer and per kernel listed in the arch YAML (dense cuBLAS, cuSPARSE CSR/BSR, cuSPARSELt
+N:M, a custom activation-sparse GEMV; time models in `accelsim.engines.gpu.kernels`), the
+engine reports the kernel's time (`time_<kernel>_s`, conversions included), its break-even
+with dense (`breakeven_density_<kernel>`, in the measure of A the kernel depends on, next to
+that measure for this layer: `a_density`, `block_density_<kernel>`, `union_density_<kernel>`,
+`nm_conformance_<kernel>`) and the fastest kernel that may run this activation
+(`best_kernel`). The layer's latency is that kernel's time; `cycles` = time x clock.
+`dense_equivalent()` is the same GPU with only its dense kernel, so `speedup_vs_dense` is
+the best kernel's speed-up over dense (1.0 where dense wins).
+
+Energy (an approximation, an upper bound on arithmetic): FLOPs executed are priced at
+board power / peak FLOP/s of the unit that runs them (`tensor.flop`, `simt.flop`), i.e. as
+if the whole board power went to arithmetic at peak; DRAM bytes are priced from the tech
+table by the memory level's `dram_type`. Static power is not added (it is inside the
+board-power figure). Expect energies within a factor of ~2-3 of a measured board.
+"""
+
+from accelsim.engines.gpu.config import Config
+from accelsim.engines.gpu.count import simulate
+
+__all__ = ["Config", "simulate"]
