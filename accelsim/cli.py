@@ -288,23 +288,13 @@ def _add_sparsify(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_breakeven(args: argparse.Namespace) -> int:
-    from accelsim.engines.gpu import Config as GpuConfig
-    from accelsim.engines.gpu import breakeven as gpu_breakeven
-    from accelsim.kinds import load_arch
+    from accelsim.breakeven import breakeven
 
-    arch = load_arch(args.arch)
-    if not isinstance(arch, GpuConfig):
-        raise AccelsimError(
-            f"{args.arch}: `breakeven` compares GPU kernels and needs an architecture of kind "
-            f"'gpu', this one is '{arch.kind}'. Use e.g. arch_configs/a100.yaml."
-        )
-    if args.dtype:
-        arch = arch.with_dtype(args.dtype)
-    dims = gpu_breakeven.shape_dims(*args.shape)
-    table = gpu_breakeven.curve(arch, dims, gpu_breakeven.TABLE_DENSITIES, args.pattern)
-    summary = gpu_breakeven.summary(arch, dims, args.pattern)
-    if args.plot:
-        stderr.print(f"wrote {gpu_breakeven.plot(arch, dims, args.pattern, args.plot)}")
+    result = breakeven(args.arch, args.shape, dtype=args.dtype, pattern=args.pattern,
+                       plot=args.plot)
+    arch, table, summary = result.arch, result.curve, result.summary
+    if result.plot is not None:
+        stderr.print(f"wrote {result.plot}")
     if args.format == "csv":
         table.to_csv(sys.stdout, index=False)
     elif args.format == "json":
@@ -338,8 +328,7 @@ def _shape(text: str) -> tuple[int, int, int]:
 
 
 def _add_breakeven(sub: argparse._SubParsersAction) -> None:
-    from accelsim.engines.gpu.breakeven import PATTERNS
-    from accelsim.engines.gpu.kernels import DTYPES
+    from accelsim.breakeven import DTYPES, PATTERNS
 
     p = sub.add_parser("breakeven", help="GPU kernels vs dense across densities for one GEMM shape")
     p.add_argument("arch", help="architecture YAML of kind gpu")
@@ -407,8 +396,9 @@ SUMMARY_SHOWN = {"latency_s": "latency_s", "throughput_per_s": "throughput_per_s
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from accelsim.compare import folder_name, run_compare, summary_table
+    from accelsim.compare import folder_name, run_compare
     from accelsim.kinds import load_arch
+    from accelsim.results import summary_table
     from accelsim.workload import load_workload
 
     *arch_paths, workload_path = args.inputs

@@ -1,4 +1,5 @@
-"""Sweep analysis: Pareto front, best point per objective, sensitivity, and a figure.
+"""Sweep analysis: Pareto front, best point per objective, sensitivity, and the front figure
+(drawn by `accelsim.report.figures.front_figure`).
 
 All objectives are minimised: latency_s (s), energy_pj (pJ) and area_mm2 (mm^2), per workload.
 """
@@ -6,13 +7,9 @@ All objectives are minimised: latency_s (s), energy_pj (pJ) and area_mm2 (mm^2),
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 OBJECTIVES = ("latency_s", "energy_pj", "area_mm2")
 
@@ -73,38 +70,11 @@ def sensitivity(df: pd.DataFrame, params: list[str],
     return pd.DataFrame(rows)
 
 
-def front_figure(df: pd.DataFrame, front: pd.DataFrame) -> Figure:
-    """Latency vs energy of every point (colour = area), the Pareto points ringed; one panel
-    per workload. The caller closes the figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    workloads = list(dict.fromkeys(df["workload"]))
-    fig, axes = plt.subplots(1, len(workloads), figsize=(5.5 * len(workloads), 4.5),
-                             squeeze=False)
-    for ax, workload in zip(axes[0], workloads, strict=True):
-        g, f = df[df["workload"] == workload], front[front["workload"] == workload]
-        sc = ax.scatter(g["latency_s"] * 1e3, g["energy_pj"] * 1e-6, c=g["area_mm2"], s=14,
-                        cmap="viridis")
-        ax.scatter(f["latency_s"] * 1e3, f["energy_pj"] * 1e-6, s=60, facecolors="none",
-                   edgecolors="red", label=f"Pareto ({len(f)})")
-        for values, set_scale in ((g["latency_s"], ax.set_xscale), (g["energy_pj"], ax.set_yscale)):
-            if values.min() > 0 and values.max() / values.min() > 20:
-                set_scale("log")
-        ax.set_xlabel("latency (ms)")
-        ax.set_ylabel("energy (uJ)")
-        ax.set_title(str(workload).replace("$", r"\$"))  # no mathtext from names
-        ax.legend(loc="best")
-        fig.colorbar(sc, ax=ax, label="area (mm^2)")
-    fig.tight_layout()
-    return fig
-
-
 def plot_front(df: pd.DataFrame, front: pd.DataFrame, out_stem: Path) -> list[Path]:
     """The front figure (see `front_figure`) written as PNG and SVG next to `out_stem`."""
     import matplotlib.pyplot as plt
+
+    from accelsim.report.figures import front_figure
 
     fig = front_figure(df, front)
     paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".svg")]

@@ -1,10 +1,16 @@
-"""RunResult: the per-layer table of one workload on one arch, its totals, save and load."""
+"""Results as saved and read back: `RunResult` (one workload on one arch: the per-layer table,
+its totals, engine tables, provenance) and compare folders (one `RunResult` per arch beside
+`workload.json`), with the summary table a comparison shows."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import re
-from dataclasses import dataclass
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +18,7 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from accelsim.errors import AccelsimError
+from accelsim.workload.layer import ConvShape, Workload
 
 BASE_COLUMNS = [
     "layer", "op", "arch", "engine", "engine_mode", "macs_dense", "macs_done", "macs_skipped",
@@ -32,7 +39,8 @@ ADDITIVE = re.compile(r"^(cycles|time|macs)_|_(s|pj|bytes|cycles)$|^(events|syna
 
 @dataclass
 class RunResult:
-    """Per-layer results (`layers`, one row per trace layer) and run metadata (`meta`).
+    """Per-layer results (`layers`, one row per trace layer), run metadata (`meta`) and the
+    engine's own tables (`tables`, e.g. `breakeven` on a GPU: rows keyed by `layer`).
 
     speedup_vs_dense = dense latency / latency on the same hardware with sparsity features
     off; energy_saving_vs_dense = dense energy / energy (a factor; > 1 saves energy).
@@ -40,6 +48,7 @@ class RunResult:
 
     layers: pd.DataFrame
     meta: dict
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def totals(self) -> dict:
         """Whole-workload figures: sums, MAC-weighted density, and overall ratios.
@@ -75,14 +84,22 @@ class RunResult:
         return pd.concat([self.layers, pd.DataFrame([self.totals()])], ignore_index=True)
 
     def save(self, out_dir: str | Path, stem: str = "results") -> list[Path]:
-        """Write `<stem>.csv`, `<stem>.parquet` (per layer) and `<stem>.json` (meta + totals)."""
+        """Write `<stem>.csv`, `<stem>.parquet` (per layer), `<stem>_<table>.csv` and
+        `.parquet` per engine table, and `<stem>.json` (meta + totals + table names) last."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        paths = [out / f"{stem}.csv", out / f"{stem}.parquet", out / f"{stem}.json"]
+        paths = [out / f"{stem}.csv", out / f"{stem}.parquet"]
         self.layers.to_csv(paths[0], index=False)
         self.layers.to_parquet(paths[1], index=False)
-        paths[2].write_text(json.dumps({"meta": self.meta, "totals": self.totals()}, indent=2,
-                                       default=_json_default))
+        for name, table in self.tables.items():
+            paths += [out / f"{stem}_{name}.csv", out / f"{stem}_{name}.parquet"]
+            table.to_csv(paths[-2], index=False)
+            table.to_parquet(paths[-1], index=False)
+        payload = {"meta": self.meta, "totals": self.totals()}
+        if self.tables:
+            payload["tables"] = list(self.tables)
+        paths.append(out / f"{stem}.json")
+        paths[-1].write_text(json.dumps(payload, indent=2, default=_json_default))
         return paths
 
     @classmethod
@@ -96,16 +113,131 @@ class RunResult:
             )
         try:
             layers = pd.read_csv(csv)
-            meta = json.loads(js.read_text())["meta"]
-        except (ValueError, KeyError, pd.errors.ParserError) as exc:
+            saved = json.loads(js.read_text())
+            meta = saved["meta"]
+            tables = {name: pd.read_parquet(out / f"{stem}_{name}.parquet")
+                      for name in saved.get("tables", [])}
+        except (ValueError, KeyError, OSError, pd.errors.ParserError) as exc:
             raise AccelsimError(f"{out}: results files are unreadable ({exc}).") from None
         missing = [c for c in BASE_COLUMNS if c not in layers]
         if missing:
             raise AccelsimError(f"{csv}: missing result columns {missing}; not an accelsim result.")
-        return cls(layers=layers, meta=meta)
+        return cls(layers=layers, meta=meta, tables=tables)
+
+
+def git_revision() -> str:
+    """The git commit of the accelsim source tree, or '' outside a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
+            capture_output=True, text=True, timeout=5, check=False,
+        )
+    except OSError:
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
 
 
 def _json_default(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+WORKLOAD_FILE = "workload.json"
+
+SUMMARY_COLUMNS = [
+    "arch", "engine", "latency_s", "throughput_per_s", "energy_j", "edp_js", "area_mm2",
+    "speedup_vs_dense", "energy_saving_vs_dense", "bound",
+]
+"""Summary columns: latency of one pass over the trace (s), throughput = 1 / latency (trace
+passes per second; multiply by `batch` for samples/s), energy (J), energy-delay product
+(J*s), area (mm^2, the run's `area_mm2`: NaN where not modelled), whole-workload ratios vs
+dense."""
+
+
+def workload_batch(workload: Workload) -> int:
+    """Samples in one pass over the trace: N of the first conv layer, else 1 (unknown)."""
+    for layer in workload.layers:
+        if isinstance(layer.shape, ConvShape):
+            return layer.shape.N
+    return 1
+
+
+def workload_info(workload: Workload, path: str | Path) -> dict:
+    """What a report needs of the workload (the contents of a compare folder's
+    `workload.json`, beside the run order): graph, shapes, densities, provenance."""
+    return {
+        "model": workload.model,
+        "path": str(path),
+        "hash": workload.content_hash,
+        "source": workload.source,
+        "created": workload.created,
+        "batch": workload_batch(workload),
+        "edges": [list(e) for e in workload.edges],
+        "layers": [
+            {"name": layer.name, "op": layer.op, "shape_kind": type(layer.shape).__name__,
+             "shape": dataclasses.asdict(layer.shape), "macs_dense": layer.macs,
+             "act_density": layer.act_density}
+            for layer in workload.layers
+        ],
+    }
+
+
+def load_compare(out_dir: str | Path) -> tuple[list[RunResult], dict]:
+    """The saved results (one per arch, in the order compared) and the workload info of a
+    compare folder."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise AccelsimError(f"{out}: no such results folder. Create one with "
+                            "`accelsim compare ARCH.yaml [...] WORKLOAD.npz --out DIR`.")
+    subdirs = sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not subdirs:
+        raise AccelsimError(f"{out}: no per-architecture result folders here; the compare run "
+                            "may have failed before saving. Re-run `accelsim compare ... --out "
+                            f"{out}`.")
+    info_path = out / WORKLOAD_FILE
+    if not info_path.is_file():
+        raise AccelsimError(f"{info_path}: missing; the compare run did not finish (it is written "
+                            f"last). Re-run `accelsim compare ... --out {out}`.")
+    try:
+        info = json.loads(info_path.read_text())
+        names = [entry["name"] for entry in info["layers"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AccelsimError(f"{info_path}: unreadable ({exc}); re-run `accelsim compare`.") from None
+    order = {name: i for i, name in enumerate(info.get("runs", []))}
+    subdirs.sort(key=lambda d: (order.get(d.name, len(order)), d.name))
+    results = [RunResult.load(d) for d in subdirs]
+    for result in results:
+        if list(result.layers["layer"].astype(str)) != names:
+            raise AccelsimError(
+                f"{out}: results of '{result.meta.get('arch')}' do not cover the workload's "
+                f"{len(names)} layers (has {len(result.layers)}); the folder mixes runs or a run "
+                "was cut short. Re-run `accelsim compare` into an empty folder.")
+        if result.meta.get("workload_hash") != info.get("hash"):
+            raise AccelsimError(
+                f"{out}: results of '{result.meta.get('arch')}' come from another workload "
+                f"(hash {result.meta.get('workload_hash')} vs {info.get('hash')}). Re-run "
+                "`accelsim compare` into an empty folder.")
+    return results, info
+
+
+def summary_table(results: Sequence[RunResult]) -> pd.DataFrame:
+    """One row per arch: the `SUMMARY_COLUMNS` from each run's totals and metadata."""
+    rows = []
+    for result in results:
+        tot = result.totals()
+        latency_s, energy_j = tot["latency_s"], tot["energy_pj"] * 1e-12
+        area_mm2 = result.meta.get("area_mm2")
+        rows.append({
+            "arch": result.meta.get("arch", ""),
+            "engine": tot["engine"],
+            "latency_s": latency_s,
+            "throughput_per_s": 1.0 / latency_s if latency_s else math.nan,
+            "energy_j": energy_j,
+            "edp_js": energy_j * latency_s,
+            "area_mm2": math.nan if area_mm2 is None else area_mm2,
+            "speedup_vs_dense": tot["speedup_vs_dense"],
+            "energy_saving_vs_dense": tot["energy_saving_vs_dense"],
+            "bound": tot["bound"],
+        })
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import datetime as _dt
-import subprocess
 from collections.abc import Callable
-from pathlib import Path
 
 import pandas as pd
 
 from accelsim import __version__
+from accelsim.arch.area import area_mm2
 from accelsim.arch.energy import price
 from accelsim.arch.schema import ArchBase
 from accelsim.engines.counts import LayerResult
+from accelsim.errors import AccelsimError
 from accelsim.kinds import engine_for
-from accelsim.results import BASE_COLUMNS, RunResult
+from accelsim.results import BASE_COLUMNS, RunResult, git_revision
 from accelsim.workload.layer import Layer, Workload
 
 
@@ -66,18 +66,6 @@ def _row(layer: Layer, arch: ArchBase, res: LayerResult, dense: LayerResult,
     return row
 
 
-def git_revision() -> str:
-    """The git commit of the accelsim source tree, or '' outside a checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
-            capture_output=True, text=True, timeout=5, check=False,
-        )
-    except OSError:
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
-
-
 def simulate(
     workload: Workload,
     arch: ArchBase,
@@ -89,11 +77,13 @@ def simulate(
     summaries = {"arch": _prepare(workload, arch)}
     if dense_arch != arch:
         summaries["dense"] = _prepare(workload, dense_arch)
-    rows = []
+    rows, tables = [], {}
     for layer in workload.layers:
         res = _count(layer, arch)
         dense = res if dense_arch == arch else _count(layer, dense_arch)
         rows.append(_row(layer, arch, res, dense, dense_arch))
+        for name, table in res.tables.items():
+            tables.setdefault(name, []).append(table.assign(layer=layer.name))
         if on_layer is not None:
             on_layer(layer)
     df = pd.DataFrame(rows)
@@ -109,6 +99,7 @@ def simulate(
         "arch_kind": arch.kind,
         "arch_hash": arch.config_hash(),
         "arch_config": arch.model_dump(mode="json"),
+        "area_mm2": _area_mm2(arch),
         "workload": workload.model,
         "workload_hash": workload.content_hash,
         "workload_source": workload.source,
@@ -116,4 +107,18 @@ def simulate(
     }
     if any(summaries.values()):
         meta["engine_summary"] = summaries
-    return RunResult(layers=df, meta=meta)
+    stacked = {name: _layer_first(pd.concat(parts, ignore_index=True))
+               for name, parts in tables.items()}
+    return RunResult(layers=df, meta=meta, tables=stacked)
+
+
+def _layer_first(table: pd.DataFrame) -> pd.DataFrame:
+    return table[["layer", *(c for c in table.columns if c != "layer")]]
+
+
+def _area_mm2(arch: ArchBase) -> float | None:
+    """Modelled die area (`accelsim.arch.area`), None where the model does not cover the kind."""
+    try:
+        return area_mm2(arch)
+    except AccelsimError:
+        return None

@@ -200,7 +200,7 @@ def write_manifest(spec: SweepSpec, n_points: int, all_tasks: list[Task], out: P
     reader such as a report can recognise a sweep folder and name its parameter columns."""
     from accelsim import __version__
     from accelsim.pareto import OBJECTIVES
-    from accelsim.simulate import git_revision
+    from accelsim.results import git_revision
 
     manifest = {
         "kind": "accelsim-sweep",

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from accelsim.compare import load_compare, run_compare, summary_table
+from accelsim.compare import run_compare
 from accelsim.kinds import load_arch
 from accelsim.report import write_report
 from accelsim.report.content import fmt
 from accelsim.report.figures import neuromorphic_use
-from accelsim.results import RunResult
+from accelsim.results import RunResult, load_compare, summary_table
 from accelsim.workload import load_workload
 from accelsim.workload.layer import Workload
 from tests.conftest import ReportPage

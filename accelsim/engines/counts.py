@@ -1,9 +1,12 @@
-"""What an engine's count step returns for one layer."""
+"""What an engine's count step returns for one layer, and the integer rounding counts use."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -11,7 +14,9 @@ class LayerResult:
     """Counts for one layer on one arch: cycles and action counts, no energy.
 
     `actions` maps `<component>.<action>` to a count (MACs, bytes, events...), priced later
-    by `accelsim.arch.energy.price`. `columns` holds engine-specific result columns.
+    by `accelsim.arch.energy.price`. `columns` holds engine-specific result columns; `tables`
+    holds engine-specific tables of this layer (e.g. GPU break-even curves, one row per
+    density), which `accelsim.simulate.simulate` stacks over layers into `RunResult.tables`.
     """
 
     cycles: float
@@ -27,6 +32,7 @@ class LayerResult:
     utilization: float = 0.0
     actions: dict[str, float] = field(default_factory=dict)
     columns: dict[str, object] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def ceil_div(a: int, b: int) -> int:

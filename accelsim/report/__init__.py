@@ -44,8 +44,8 @@ def write_report(results_dir: str | Path, output: str | Path) -> Path:
 
 
 def _compare_args(results_dir: str | Path) -> tuple[dict, list, str]:
-    from accelsim.compare import load_compare
     from accelsim.report import content, figures
+    from accelsim.results import load_compare
 
     results, info = load_compare(results_dir)
     archs = [str(r.meta.get("arch")) for r in results]
@@ -56,8 +56,8 @@ def _compare_args(results_dir: str | Path) -> tuple[dict, list, str]:
 
 
 def _sweep_args(folder: Path, manifest: dict) -> tuple[dict, list, str]:
-    from accelsim.pareto import front_figure
     from accelsim.report import sweep
+    from accelsim.report.figures import front_figure
 
     data = sweep.load_sweep_folder(folder, manifest)
     tables = {"best": sweep.best(data), "pareto": sweep.pareto(data),

@@ -9,9 +9,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from accelsim import __version__
-from accelsim.compare import summary_table
-from accelsim.results import RunResult
-from accelsim.simulate import git_revision
+from accelsim.results import RunResult, git_revision, summary_table
 
 SUMMARY_HEADERS = {
     "arch": "architecture", "engine": "engine", "latency_s": "latency (s)",

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from accelsim.results import RunResult  # noqa: E402
@@ -114,35 +115,55 @@ def density_scatter(results: Sequence[RunResult]) -> Figure:
     return fig
 
 
-def gpu_breakeven(result: RunResult, info: dict) -> Figure | None:
-    """Best allowed sparse kernel's speed-up vs density for the GPU's costliest layers (from
-    the saved arch config; no re-simulation), each layer's measured density marked."""
-    from accelsim.compare import layer_from_info
-    from accelsim.engines.gpu import breakeven as be
-    from accelsim.engines.shared_gemm_operand import gemm_dims
-    from accelsim.kinds import parse_arch
-
-    if result.meta.get("arch_kind") != "gpu" or "a_density" not in result.layers:
+def gpu_breakeven(result: RunResult) -> Figure | None:
+    """Best allowed sparse kernel's speed-up vs density for the GPU's costliest layers, each
+    layer's measured density marked (the run's saved `breakeven` table)."""
+    curves = result.tables.get("breakeven")
+    if result.meta.get("arch_kind") != "gpu" or curves is None:
         return None
-    arch = parse_arch(result.meta["arch_config"], f"saved config of {result.meta.get('arch')}")
-    entries = {e["name"]: e for e in info["layers"]}
     top = result.layers.sort_values("dense_latency_s", ascending=False).head(BREAKEVEN_LAYERS)
-    densities = np.logspace(-3, 0, 25)
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for _, row in top.iterrows():
-        dims = gemm_dims(layer_from_info(entries[str(row["layer"])]))
-        df = be.curve(arch, dims, densities, "random")
-        (line,) = ax.plot(df["density"], df["best_speedup"], label=label(row["layer"]))
-        at = be.curve(arch, dims, [float(row["a_density"])], "random")["best_speedup"].iloc[0]
-        ax.plot([row["a_density"]], [at], "o", color=line.get_color(), markersize=7)
+    for name in top["layer"].astype(str):
+        rows = curves[curves["layer"].astype(str) == name]
+        line_rows, at = rows[~rows["at_layer_density"]], rows[rows["at_layer_density"]]
+        (line,) = ax.plot(line_rows["density"], line_rows["best_speedup"], label=label(name))
+        ax.plot(at["density"], at["best_speedup"], "o", color=line.get_color(), markersize=7)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("activation density (random zeros)")
     ax.set_ylabel("best kernel's speed-up over dense (x)")
-    ax.set_title(f"{label(arch.name)}: break-even curves, dots at each layer's measured density")
+    ax.set_title(f"{label(result.meta.get('arch'))}: break-even curves, dots at each layer's "
+                 "measured density")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def kernel_curves(curve: pd.DataFrame, breakevens: pd.DataFrame, title: str) -> Figure:
+    """Every kernel's speed-up over dense against density (log axes) for one GEMM shape, each
+    finite break-even density marked: `curve` and `breakevens` as `accelsim breakeven` gives
+    them (`speedup_<kernel>` per density; `kernel`, `breakeven_density` per sparse kernel)."""
+    table = breakevens.set_index("kernel")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    kernels = [c[len("speedup_"):] for c in curve.columns if c.startswith("speedup_")]
+    for name in kernels:
+        speedup = curve[f"speedup_{name}"]
+        if not speedup.notna().any():
+            ax.plot([], [], linestyle="none", label=f"{name}: may not run these activations")
+            continue
+        (line,) = ax.plot(curve["density"], speedup, label=name)
+        if name in table.index and np.isfinite(table.loc[name, "breakeven_density"]):
+            ax.axvline(table.loc[name, "breakeven_density"], color=line.get_color(),
+                       linestyle=":", linewidth=1)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("activation density (non-zeros / elements)")
+    ax.set_ylabel("speed-up over dense (same GPU)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
     return fig
 
 
@@ -221,6 +242,30 @@ def model_graph(info: dict) -> Figure | None:
     return fig
 
 
+def front_figure(df: pd.DataFrame, front: pd.DataFrame) -> Figure:
+    """Latency vs energy of every point (colour = area), the Pareto points ringed; one panel
+    per workload. The caller closes the figure."""
+    workloads = list(dict.fromkeys(df["workload"]))
+    fig, axes = plt.subplots(1, len(workloads), figsize=(5.5 * len(workloads), 4.5),
+                             squeeze=False)
+    for ax, workload in zip(axes[0], workloads, strict=True):
+        g, f = df[df["workload"] == workload], front[front["workload"] == workload]
+        sc = ax.scatter(g["latency_s"] * 1e3, g["energy_pj"] * 1e-6, c=g["area_mm2"], s=14,
+                        cmap="viridis")
+        ax.scatter(f["latency_s"] * 1e3, f["energy_pj"] * 1e-6, s=60, facecolors="none",
+                   edgecolors="red", label=f"Pareto ({len(f)})")
+        for values, set_scale in ((g["latency_s"], ax.set_xscale), (g["energy_pj"], ax.set_yscale)):
+            if values.min() > 0 and values.max() / values.min() > 20:
+                set_scale("log")
+        ax.set_xlabel("latency (ms)")
+        ax.set_ylabel("energy (uJ)")
+        ax.set_title(str(workload).replace("$", r"\$"))  # no mathtext from names
+        ax.legend(loc="best")
+        fig.colorbar(sc, ax=ax, label="area (mm^2)")
+    fig.tight_layout()
+    return fig
+
+
 def all_figures(results: Sequence[RunResult], info: dict) -> list[tuple[str, str, Figure]]:
     """(id, caption, figure) for every figure the data supports, in report order."""
     figs: list[tuple[str, str, Figure | None]] = [
@@ -230,7 +275,7 @@ def all_figures(results: Sequence[RunResult], info: dict) -> list[tuple[str, str
     ]
     for i, r in enumerate(results):
         name = str(r.meta.get("arch"))
-        figs.append((f"breakeven-{i}", f"GPU break-even curves: {name}", gpu_breakeven(r, info)))
+        figs.append((f"breakeven-{i}", f"GPU break-even curves: {name}", gpu_breakeven(r)))
         figs.append((f"neuromorphic-{i}", f"Events and NP use: {name}", neuromorphic_use(r)))
         figs.append((f"uniform-{i}", f"Trace vs uniform density: {name}", trace_vs_uniform(r)))
     figs.append(("graph", "Model graph coloured by activation density", model_graph(info)))

@@ -16,7 +16,7 @@ import pandas as pd
 from accelsim import __version__
 from accelsim.errors import AccelsimError
 from accelsim.report.content import Table, fmt
-from accelsim.simulate import git_revision
+from accelsim.results import git_revision
 
 KIND = "accelsim-sweep"
 TOP_N = 20

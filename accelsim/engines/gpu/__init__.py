@@ -8,13 +8,19 @@ that measure for this layer: `a_density`, `block_density_<kernel>`, `union_densi
 `nm_conformance_<kernel>`) and the fastest kernel that may run this activation
 (`best_kernel`). The layer's latency is that kernel's time; `cycles` = time x clock.
 `dense_equivalent()` is the same GPU with only its dense kernel, so `speedup_vs_dense` is
-the best kernel's speed-up over dense (1.0 where dense wins).
+the best kernel's speed-up over dense (1.0 where dense wins). Each layer also gets its
+break-even curve, saved with the results as the `breakeven` table: every kernel's time and
+speed-up over dense at `breakeven.LAYER_CURVE_DENSITIES` (random zeros) and at the layer's own
+density (`at_layer_density`), which is what reports draw.
 
 Energy (an approximation, an upper bound on arithmetic): FLOPs executed are priced at
 board power / peak FLOP/s of the unit that runs them (`tensor.flop`, `simt.flop`), i.e. as
 if the whole board power went to arithmetic at peak; DRAM bytes are priced from the tech
 table by the memory level's `dram_type`. Static power is not added (it is inside the
 board-power figure). Expect energies within a factor of ~2-3 of a measured board.
+
+Modules: `config` (the YAML schema), `count` (`simulate`), `kernels` (each kernel's YAML
+fields and time model), `breakeven` (speed-up against density for one shape).
 """
 
 from accelsim.engines.gpu.config import Config

@@ -1,6 +1,7 @@
 """Break-even curves of GPU kernels for one GEMM shape: speed-up over dense against density.
 
-Used by `accelsim breakeven` and by reports. For a shape without a trace the zero pattern is
+Used by `accelsim breakeven` and, per layer, by the engine (`layer_curve`, saved with the
+results for reports). For a shape without a trace the zero pattern is
 an assumption (`pattern`): `random` (each activation zero independently: blocks, whole
 columns and N:M groups then fill up quickly) or `structured` (zeros come in the unit each
 kernel skips: the best case). Each kernel's break-even is given both in its own measure of A
@@ -13,12 +14,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from accelsim.engines.gpu import Config
+from accelsim.engines.gpu.config import Config
 from accelsim.engines.gpu.kernels import (
     BsrKernel,
     CsrKernel,
@@ -44,6 +44,8 @@ from accelsim.workload.layer import GemmShape, Layer
 PATTERNS = ("random", "structured")
 TABLE_DENSITIES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.03, 0.02, 0.01, 0.005,
                    0.001)
+LAYER_CURVE_DENSITIES = tuple(float(d) for d in np.logspace(-3, 0, 25))
+"""Densities of each layer's saved break-even curve (random zeros)."""
 MEASURE = {CsrKernel: "density", BsrKernel: "block density", RowSkipKernel: "union density",
            NmKernel: "n:m conformance"}
 
@@ -124,37 +126,9 @@ def summary(arch: Config, dims: GemmDims, pattern: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot(arch: Config, dims: GemmDims, pattern: str, path: str | Path) -> Path:
-    """Write a PNG of speed-up over dense against density (log axis), break-evens marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    densities = np.logspace(-3, 0, 160)
-    df = curve(arch, dims, densities, pattern)
-    table = summary(arch, dims, pattern).set_index("kernel")
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for name in arch.kernels:
-        speedup = df[f"speedup_{name}"]
-        if not speedup.notna().any():
-            ax.plot([], [], linestyle="none", label=f"{name}: may not run these activations")
-            continue
-        (line,) = ax.plot(df["density"], speedup, label=name)
-        if name in table.index and np.isfinite(table.loc[name, "breakeven_density"]):
-            ax.axvline(table.loc[name, "breakeven_density"], color=line.get_color(),
-                       linestyle=":", linewidth=1)
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("activation density (non-zeros / elements)")
-    ax.set_ylabel("speed-up over dense (same GPU)")
-    ax.set_title(f"{arch.name} {arch.dtype}: [{dims.M}, {dims.K}] x [{dims.K}, {dims.N}], "
-                 f"{pattern} zeros")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return out
+def layer_curve(arch: Config, layer: Layer, density: float) -> pd.DataFrame:
+    """`curve` of the layer's shape at `LAYER_CURVE_DENSITIES` (random zeros), plus one row at
+    the layer's own activation density, the one with `at_layer_density` true."""
+    df = curve(arch, gemm_dims(layer), [*LAYER_CURVE_DENSITIES, density], "random")
+    df["at_layer_density"] = [False] * len(LAYER_CURVE_DENSITIES) + [True]
+    return df

@@ -1,11 +1,12 @@
-"""The count step of a GPU: every kernel's time for a layer, the fastest allowed one, and
-the FLOPs and DRAM bytes it moves."""
+"""The count step of a GPU: every kernel's time for a layer, the fastest allowed one, the FLOPs
+and DRAM bytes it moves, and the layer's break-even curve (its `breakeven` table)."""
 
 from __future__ import annotations
 
 import math
 
 from accelsim.engines.counts import LayerResult
+from accelsim.engines.gpu.breakeven import layer_curve
 from accelsim.engines.gpu.config import SIMT_FLOP, TENSOR_FLOP, Config
 from accelsim.engines.gpu.kernels import (
     BsrKernel,
@@ -85,4 +86,5 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
         utilization=min(1.0, best.flops / (best.total_s * peak)) if best.total_s else 0.0,
         actions=actions,
         columns=columns,
+        tables={"breakeven": layer_curve(arch, layer, float(columns["a_density"]))},
     )
