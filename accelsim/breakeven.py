@@ -13,7 +13,6 @@ from accelsim.engines.gpu import Config as GpuConfig
 from accelsim.engines.gpu.breakeven import PATTERNS, TABLE_DENSITIES, curve, shape_dims, summary
 from accelsim.engines.gpu.kernels import DTYPES
 from accelsim.errors import AccelsimError
-from accelsim.kinds import load_arch
 
 __all__ = ["DTYPES", "PATTERNS", "Breakeven", "breakeven"]
 
@@ -40,6 +39,8 @@ def breakeven(arch_path: str | Path, shape: tuple[int, int, int], dtype: str | N
     """Break-even of every kernel of the GPU at `arch_path` for [M, K] x [K, N] (`shape`), in
     `dtype` (default: the arch's), with zeros placed by `pattern`; draws the curves to the
     PNG `plot` when given."""
+    from accelsim.kinds import load_arch
+
     arch = load_arch(arch_path)
     if not isinstance(arch, GpuConfig):
         raise AccelsimError(
