@@ -360,6 +360,32 @@ def test_digits_trace_on_every_gpu():
                            df["act_density"][df["op"] == "linear"])
 
 
+@pytest.mark.skipif(not DIGITS.is_file(), reason="workloads/digits_cnn.npz not present")
+def test_each_layer_saves_its_breakeven_curve(tmp_path):
+    from accelsim.engines.gpu.breakeven import LAYER_CURVE_DENSITIES, curve
+    from accelsim.results import RunResult
+
+    workload = load_workload(DIGITS)
+    arch = gpu_arch()
+    result = simulate(workload, arch)
+    table = result.tables["breakeven"]
+    assert list(table["layer"].unique()) == [layer.name for layer in workload.layers]
+    for layer in workload.layers:
+        rows = table[table["layer"] == layer.name]
+        line, own = rows[~rows["at_layer_density"]], rows[rows["at_layer_density"]]
+        assert list(line["density"]) == list(LAYER_CURVE_DENSITIES)
+        a_density = result.layers.set_index("layer").loc[layer.name, "a_density"]
+        assert own["density"].tolist() == [a_density]
+        expected = curve(arch, gemm_dims(layer), [a_density], "random")
+        assert own["best_speedup"].iloc[0] == expected["best_speedup"].iloc[0]
+        # no sparse kernel beats dense without zeros
+        assert line["best_speedup"].iloc[-1] == 1.0 and line["best_kernel"].iloc[-1] == "dense"
+    result.save(tmp_path)
+    back = RunResult.load(tmp_path)
+    pd.testing.assert_frame_equal(back.tables["breakeven"], table)
+    assert (tmp_path / "results_breakeven.csv").is_file()
+
+
 # --- CLI ---------------------------------------------------------------------------------------
 
 

@@ -55,3 +55,18 @@ def test_layers_without_result_are_left_out_and_counted():
     assert tot["cycles"] == 10 and tot["dense_latency_s"] == 2.0
     assert tot["speedup_vs_dense"] == pytest.approx(2.0)
     assert tot["utilization"] == pytest.approx(0.5)
+
+
+def test_engine_tables_round_trip_and_a_missing_one_is_a_clear_error(tmp_path):
+    r = result()
+    r.tables["curves"] = pd.DataFrame({"layer": ["a", "a", "b"], "density": [0.1, 1.0, 0.5],
+                                       "at_layer_density": [False, False, True]})
+    paths = r.save(tmp_path / "ok")
+    assert [p.name for p in paths] == ["results.csv", "results.parquet", "results_curves.csv",
+                                       "results_curves.parquet", "results.json"]
+    back = RunResult.load(tmp_path / "ok")
+    pd.testing.assert_frame_equal(back.tables["curves"], r.tables["curves"])
+    assert RunResult.load(tmp_path / "ok").meta == r.meta
+    (tmp_path / "ok" / "results_curves.parquet").unlink()
+    with pytest.raises(AccelsimError, match="unreadable"):
+        RunResult.load(tmp_path / "ok")
