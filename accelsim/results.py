@@ -25,8 +25,14 @@ BASE_COLUMNS = [
     "macs_gated", "act_density", "weight_density", "cycles", "compute_cycles", "stall_cycles",
     "latency_s", "energy_pj", "dram_bytes", "utilization", "bound", "speedup_vs_dense",
     "energy_saving_vs_dense", "dense_cycles", "dense_latency_s", "dense_energy_pj",
+    "covered_macs_fraction", "warnings",
 ]
-"""Columns every engine fills; `energy_<component>_pj` and engine-specific columns follow."""
+"""Columns every engine fills; `energy_<component>_pj` and engine-specific columns follow.
+`covered_macs_fraction` is 1 for a layer with a result and 0 for one without (NaN cycles,
+e.g. unmappable); its MAC-weighted total is the share of the model the totals cover.
+`warnings` ("; "-separated) names the effects behind a figure beyond a physical bound, prices
+taken outside their table, and why a layer has no result."""
+
 
 SUM_COLUMNS = [
     "macs_dense", "macs_done", "macs_skipped", "macs_gated", "cycles", "compute_cycles",
@@ -59,7 +65,9 @@ class RunResult:
         """
         df = self.layers[self.layers["cycles"].notna()]
         tot: dict = {"layer": "TOTAL", "op": "", "arch": self.meta.get("arch", ""),
-                     "layers_without_result": int(len(self.layers) - len(df))}
+                     "layers_without_result": int(len(self.layers) - len(df)),
+                     "covered_macs_fraction": self.covered_macs_fraction(),
+                     "layers_with_warnings": int((self.layers["warnings"] != "").sum())}
         for col in df.columns:
             if col in SUM_COLUMNS or (ADDITIVE.search(col) and is_numeric_dtype(df[col])
                                       and not is_bool_dtype(df[col])):
@@ -79,6 +87,23 @@ class RunResult:
                               if df["cycles"].sum() else 0.0)
         tot["bound"] = "memory" if (df["bound"] == "memory").mean() > 0.5 else "compute"
         return tot
+
+    def covered_macs_fraction(self) -> float:
+        """Share of the model's dense MACs in layers that have a result (1.0: all)."""
+        macs = self.layers["macs_dense"].to_numpy(dtype=float)
+        total = macs.sum()
+        covered = macs[self.layers["cycles"].notna().to_numpy()].sum()
+        return float(covered / total) if total else 1.0
+
+    def coverage_note(self) -> str:
+        """'' when every layer has a result, else what the totals cover and why not all."""
+        missing = self.layers[self.layers["cycles"].isna()]
+        if missing.empty:
+            return ""
+        reasons = sorted({w for text in missing["warnings"] for w in str(text).split("; ") if w})
+        why = f": {'; '.join(reasons)}" if reasons else ""
+        return (f"covers {100 * self.covered_macs_fraction():.3g} % of the model's MACs "
+                f"({len(missing)} of {len(self.layers)} layers without a result{why})")
 
     def with_totals(self) -> pd.DataFrame:
         return pd.concat([self.layers, pd.DataFrame([self.totals()])], ignore_index=True)
@@ -112,13 +137,16 @@ class RunResult:
                 "may have failed or been interrupted. Re-run `accelsim run ... --out DIR`."
             )
         try:
-            layers = pd.read_csv(csv)
+            layers = pd.read_csv(csv, dtype={"warnings": str}, keep_default_na=True)
             saved = json.loads(js.read_text())
             meta = saved["meta"]
             tables = {name: pd.read_parquet(out / f"{stem}_{name}.parquet")
                       for name in saved.get("tables", [])}
         except (ValueError, KeyError, OSError, pd.errors.ParserError) as exc:
             raise AccelsimError(f"{out}: results files are unreadable ({exc}).") from None
+        if "covered_macs_fraction" not in layers:  # saved before coverage was a column
+            layers["covered_macs_fraction"] = layers["cycles"].notna().astype(float)
+        layers["warnings"] = layers["warnings"].fillna("") if "warnings" in layers else ""
         missing = [c for c in BASE_COLUMNS if c not in layers]
         if missing:
             raise AccelsimError(f"{csv}: missing result columns {missing}; not an accelsim result.")

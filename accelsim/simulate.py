@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from collections.abc import Callable
 
 import pandas as pd
@@ -35,6 +36,8 @@ def _row(layer: Layer, arch: ArchBase, res: LayerResult, dense: LayerResult,
     energy = price(res.actions, arch, latency_s)
     dense_energy_pj = sum(price(dense.actions, dense_arch, dense_latency_s).values())
     energy_pj = sum(energy.values())
+    has_result = not math.isnan(res.cycles)
+    speedup = dense_latency_s / latency_s if latency_s else 1.0
     row = {
         "layer": layer.name,
         "op": layer.op,
@@ -53,17 +56,33 @@ def _row(layer: Layer, arch: ArchBase, res: LayerResult, dense: LayerResult,
         "latency_s": latency_s,
         "energy_pj": energy_pj,
         "dram_bytes": res.dram_bytes,
-        "utilization": res.utilization,
-        "bound": res.bound,
-        "speedup_vs_dense": dense_latency_s / latency_s if latency_s else 1.0,
+        "utilization": res.utilization if has_result else math.nan,
+        "bound": res.bound if has_result else "none",
+        "speedup_vs_dense": speedup,
         "energy_saving_vs_dense": dense_energy_pj / energy_pj if energy_pj else float("nan"),
         "dense_cycles": dense.cycles,
         "dense_latency_s": dense_latency_s,
         "dense_energy_pj": dense_energy_pj,
+        "covered_macs_fraction": 1.0 if has_result else 0.0,
+        "warnings": "; ".join(_warnings(res, speedup)),
     }
     row.update({f"energy_{component}_pj": pj for component, pj in energy.items()})
     row.update(res.columns)
     return row
+
+
+def mac_bound(res: LayerResult) -> float:
+    """The most skipping work can speed a layer up by: dense MACs / MACs done."""
+    return res.macs_dense / res.macs_done if res.macs_done else math.inf
+
+
+def _warnings(res: LayerResult, speedup: float) -> list[str]:
+    """The engine's warnings, and a speed-up above `mac_bound` said in numbers."""
+    found = list(res.warnings)
+    bound = mac_bound(res)
+    if speedup > bound * (1 + 1e-9):
+        found.append(f"speed-up {speedup:.3g}x is above dense MACs / MACs done = {bound:.3g}x")
+    return found
 
 
 def simulate(

@@ -20,7 +20,7 @@ def result() -> RunResult:
         "speedup_vs_dense": [2.0, 1.0], "energy_saving_vs_dense": [2.0, 1.0],
         "dense_cycles": [20.0, 30.0], "dense_latency_s": [2.0, 3.0], "dense_energy_pj": [10.0, 15.0],
         "energy_mac_pj": [5.0, 15.0], "cycles_if_uniform": [9.0, 31.0], "best_kernel": ["a", "b"],
-        "nps_used": [1, 2],
+        "nps_used": [1, 2], "covered_macs_fraction": [1.0, 1.0], "warnings": ["", "x"],
     })
     return RunResult(layers=df, meta={"arch": "x"})
 

@@ -17,6 +17,8 @@ class LayerResult:
     by `accelsim.arch.energy.price`. `columns` holds engine-specific result columns; `tables`
     holds engine-specific tables of this layer (e.g. GPU break-even curves, one row per
     density), which `accelsim.simulate.simulate` stacks over layers into `RunResult.tables`.
+    `warnings` name the modelled effects that let a figure pass a physical bound, or why a
+    layer has no result (NaN cycles); they go to the row's `warnings` column.
     """
 
     cycles: float
@@ -33,6 +35,7 @@ class LayerResult:
     actions: dict[str, float] = field(default_factory=dict)
     columns: dict[str, object] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def ceil_div(a: int, b: int) -> int:
