@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich.console import Console
@@ -16,6 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from accelsim.errors import AccelsimError
+
+if TYPE_CHECKING:
+    from accelsim.results import RunResult
 
 stderr = Console(stderr=True, soft_wrap=True)
 
@@ -73,6 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     workload = load_workload(args.workload)
     with progress_bar(f"{arch.name}", len(workload.layers)) as bar:
         result = simulate(workload, arch, on_layer=lambda _layer: bar.advance(bar.task_ids[0]))
+    warn_coverage(result)
     if args.out:
         paths = result.save(args.out)
         stderr.print(f"wrote {', '.join(str(p) for p in paths)}")
@@ -90,6 +95,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra += [c for c in KINDS[arch.kind].shown_columns if c in result.layers]
         print_table(result.with_totals(), RUN_COLUMNS + extra,
                     title=f"{workload.model} on {arch.name} ({arch.kind})")
+        note = result.coverage_note()
+        if note:
+            print(f"TOTAL {note}")
+        warned = int((result.layers["warnings"] != "").sum())
+        if warned:
+            print(f"{warned} layer(s) with warnings: see the `warnings` column "
+                  "(--format csv or json)")
         summary = result.meta.get("engine_summary", {}).get("arch", {})
         scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
         if scalars:
@@ -392,7 +404,17 @@ def _add_capture(sub: argparse._SubParsersAction) -> None:
 
 SUMMARY_SHOWN = {"latency_s": "latency_s", "throughput_per_s": "throughput_per_s",
                  "energy_j": "energy_j", "edp_js": "edp_js", "area_mm2": "area_mm2",
-                 "speedup_vs_dense": "speedup", "energy_saving_vs_dense": "energy_saving"}
+                 "speedup_vs_dense": "speedup", "energy_saving_vs_dense": "energy_saving",
+                 "speedup_vs_baseline": "speedup_vs_baseline",
+                 "energy_saving_vs_baseline": "energy_saving_vs_baseline"}
+
+
+def warn_coverage(result: RunResult) -> None:
+    """A coverage warning on stderr when the totals leave layers out."""
+    note = result.coverage_note()
+    if note:
+        stderr.print(f"[yellow]warning:[/] {escape(str(result.meta.get('arch')))}: {escape(note)}",
+                     highlight=False)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -408,18 +430,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"(.npz), got {' '.join(args.inputs)}. Example: accelsim compare "
             "arch_configs/tpu_like_128x128_ws.yaml arch_configs/a100.yaml workloads/digits_cnn.npz")
     archs = [load_arch(p) for p in arch_paths]
+    baseline = load_arch(args.baseline) if args.baseline else None
     workload = load_workload(workload_path)
     out = args.out or Path("reports") / folder_name(f"compare_{workload.model}", set())
-    with progress_bar("compare", len(archs) * len(workload.layers)) as bar:
+    runs = len(archs) + (baseline is not None)
+    with progress_bar("compare", runs * len(workload.layers)) as bar:
         results = run_compare(archs, workload, workload_path, out,
-                              on_layer=lambda _a, _l: bar.advance(bar.task_ids[0]))
+                              on_layer=lambda _a, _l: bar.advance(bar.task_ids[0]),
+                              baseline=baseline)
     stderr.print(f"wrote results to {out}/ (rebuild a report with `accelsim report {out} -o "
                  "report.html`)", highlight=False)
+    for result in results:
+        warn_coverage(result)
     table = summary_table(results).rename(columns=SUMMARY_SHOWN)
-    print_table(table, ["arch", "engine", *SUMMARY_SHOWN.values(), "bound"],
+    from accelsim.report.content import percent
+
+    table["coverage"] = [percent(f) for f in table["covered_macs_fraction"]]
+    versus = (f"; vs_baseline: against {baseline.name}, over the layers both cover"
+              if baseline is not None else "")
+    print_table(table, ["arch", "engine", *(c for c in SUMMARY_SHOWN.values() if c in table),
+                        "bound", "coverage"],
                 title=f"{workload.model} on {len(archs)} architecture(s): one pass over the "
                       "trace (throughput in passes/s; speed-up and energy saving vs each "
-                      "arch's own dense equivalent)")
+                      f"arch's own dense equivalent{versus}; coverage: share of the model's "
+                      "MACs the row's figures cover)")
     if args.report:
         from accelsim.report import write_report
 
@@ -445,6 +479,9 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                    help="results folder (default reports/compare_<model>)")
     p.add_argument("--report", type=Path, metavar="REPORT.html|REPORT.pdf",
                    help="also write a report (HTML or PDF, from the file suffix)")
+    p.add_argument("--baseline", metavar="BASELINE.yaml",
+                   help="another design to compare every architecture with (e.g. a dense "
+                        "accelerator): adds speedup_vs_baseline and energy_saving_vs_baseline")
     p.set_defaults(func=cmd_compare)
 
 

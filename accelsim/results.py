@@ -175,12 +175,16 @@ WORKLOAD_FILE = "workload.json"
 
 SUMMARY_COLUMNS = [
     "arch", "engine", "latency_s", "throughput_per_s", "energy_j", "edp_js", "area_mm2",
-    "speedup_vs_dense", "energy_saving_vs_dense", "bound",
+    "speedup_vs_dense", "energy_saving_vs_dense", "bound", "covered_macs_fraction",
 ]
 """Summary columns: latency of one pass over the trace (s), throughput = 1 / latency (trace
 passes per second; multiply by `batch` for samples/s), energy (J), energy-delay product
 (J*s), area (mm^2, the run's `area_mm2`: NaN where not modelled), whole-workload ratios vs
-dense."""
+dense, and the share of the model's MACs these figures cover (below 1 where layers have no
+result: every figure of that row leaves them out)."""
+BASELINE_COLUMNS = ["speedup_vs_baseline", "energy_saving_vs_baseline"]
+"""Added to the summary when runs were compared with a baseline design: baseline latency /
+latency and baseline energy / energy over the layers both have a result for."""
 
 
 def workload_batch(workload: Workload) -> int:
@@ -250,7 +254,8 @@ def load_compare(out_dir: str | Path) -> tuple[list[RunResult], dict]:
 
 
 def summary_table(results: Sequence[RunResult]) -> pd.DataFrame:
-    """One row per arch: the `SUMMARY_COLUMNS` from each run's totals and metadata."""
+    """One row per arch: the `SUMMARY_COLUMNS` from each run's totals and metadata, and the
+    `BASELINE_COLUMNS` when a run was compared with a baseline."""
     rows = []
     for result in results:
         tot = result.totals()
@@ -267,5 +272,24 @@ def summary_table(results: Sequence[RunResult]) -> pd.DataFrame:
             "speedup_vs_dense": tot["speedup_vs_dense"],
             "energy_saving_vs_dense": tot["energy_saving_vs_dense"],
             "bound": tot["bound"],
+            "covered_macs_fraction": tot["covered_macs_fraction"],
+            **_versus_baseline(result),
         })
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    with_baseline = any("baseline" in r.meta for r in results)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS + (BASELINE_COLUMNS if with_baseline else []))
+
+
+def _versus_baseline(result: RunResult) -> dict[str, float]:
+    """Whole-workload ratios against the baseline run over the layers both have a result for
+    (NaN for a run compared with none)."""
+    df = result.layers
+    if "baseline_latency_s" not in df:
+        return {c: math.nan for c in BASELINE_COLUMNS}
+    both = df["latency_s"].notna() & df["baseline_latency_s"].notna()
+    mine, theirs = df[both], df.loc[both, ["baseline_latency_s", "baseline_energy_pj"]]
+    return {
+        "speedup_vs_baseline": (theirs["baseline_latency_s"].sum() / mine["latency_s"].sum()
+                                if mine["latency_s"].sum() else math.nan),
+        "energy_saving_vs_baseline": (theirs["baseline_energy_pj"].sum() / mine["energy_pj"].sum()
+                                      if mine["energy_pj"].sum() else math.nan),
+    }

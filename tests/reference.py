@@ -22,6 +22,34 @@ def systolic_cycles_reference(
     return total - 1
 
 
+
+def double_buffered_cycles_reference(folds: int, t: int, rows: int, cols: int,
+                                     dataflow: str) -> int:
+    """A double-buffered array fold by fold: a fold streams T cycles once its stationary tile is
+    in (the first one takes `rows` cycles to shift in, none for OS); the next tile (or, for OS,
+    the swap of the output registers) takes `rows` cycles and overlaps the current fold; the
+    skew of the last fold drains at the end."""
+    tile_ready = 0 if dataflow == "os" else rows
+    start = 0
+    for _ in range(folds):
+        start = max(start, tile_ready)
+        tile_ready = start + rows
+        last_start, start = start, start + t
+    return last_start + t + rows + cols - 3
+
+
+def packed_folds_reference(groups: int, sr: int, sc: int, rows: int, cols: int) -> int:
+    """Folds when groups are placed one after another on the array's diagonal blocks (each
+    sr x sc), a new fold starting when the next block would not fit."""
+    if sr > rows or sc > cols:
+        return groups * math.ceil(sr / rows) * math.ceil(sc / cols)
+    folds, used_rows, used_cols = 0, rows, cols
+    for _ in range(groups):
+        if used_rows + sr > rows or used_cols + sc > cols:
+            folds, used_rows, used_cols = folds + 1, 0, 0
+        used_rows, used_cols = used_rows + sr, used_cols + sc
+    return folds
+
 # --- workload stats and sparsify -----------------------------------------------------------
 
 

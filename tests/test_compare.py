@@ -19,6 +19,7 @@ from accelsim.errors import AccelsimError
 from accelsim.kinds import load_arch
 from accelsim.report import write_report
 from accelsim.results import load_compare, summary_table
+from accelsim.simulate import simulate
 from accelsim.workload import load_workload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,3 +149,62 @@ def test_neuromorphic_core_beside_dense_and_zero_skip(tmp_path):
     assert any(f.startswith("fig-neuromorphic") for f in page.figures)
     assert any(f.startswith("fig-uniform") for f in page.figures)
     assert any("akd1000" in " ".join(row) for row in page.tables["summary-table"])
+
+
+def test_another_design_is_a_named_baseline(tmp_path, capsys):
+    """`--baseline` compares every architecture with another design per layer and in the
+    summary; each run's speedup_vs_dense keeps meaning its own hardware with sparsity off."""
+    from tests.conftest import ReportPage
+
+    scnn, dcnn = (str(ROOT / "arch_configs" / f"{n}.yaml") for n in ("scnn_like", "dcnn_like"))
+    out = tmp_path / "cmp"
+    assert main(["compare", scnn, str(DIGITS), "--baseline", dcnn, "--out", str(out),
+                 "--report", str(tmp_path / "r.html")]) == 0
+    printed = capsys.readouterr().out
+    assert "speedup_vs_baseline" in printed and "dcnn-like-32x32-is" in printed
+    runs, info = load_compare(out)
+    assert info["baseline"] == "dcnn-like-32x32-is"
+    base, mine = runs[0].layers, runs[1].layers
+    assert list(mine["speedup_vs_baseline"]) == pytest.approx(
+        list(base["latency_s"] / mine["latency_s"]))
+    assert list(mine["energy_saving_vs_baseline"]) == pytest.approx(
+        list(base["energy_pj"] / mine["energy_pj"]))
+    table = summary_table(runs).set_index("arch")
+    assert table.loc["dcnn-like-32x32-is", "speedup_vs_baseline"] == pytest.approx(1.0)
+    assert table.loc["scnn-like-8x8x4x4", "speedup_vs_baseline"] == pytest.approx(
+        base["latency_s"].sum() / mine["latency_s"].sum())
+    own = simulate(load_workload(DIGITS), load_arch(scnn)).totals()["speedup_vs_dense"]
+    assert table.loc["scnn-like-8x8x4x4", "speedup_vs_dense"] == pytest.approx(own)
+    page = ReportPage.parse((tmp_path / "r.html").read_text())
+    assert "speed-up vs baseline" in page.tables["summary-table"][0]
+    assert "dcnn-like-32x32-is" in (tmp_path / "r.html").read_text()
+
+
+def test_partial_coverage_is_said_in_the_same_row(tmp_path, capsys):
+    """An Akida core maps 1 of CREPE's 7 layers: its row says what share of the model's MACs
+    its figures cover, stderr warns, and the report says it beside the summary."""
+    from tests.conftest import ReportPage
+
+    crepe = ROOT / "workloads" / "crepe_full.npz"
+    archs = [str(ROOT / "arch_configs" / f"{n}.yaml") for n in ("akd1000", "tpu_like_128x128_ws")]
+    out = tmp_path / "cmp"
+    assert main(["compare", *archs, str(crepe), "--out", str(out),
+                 "--report", str(tmp_path / "r.html")]) == 0
+    captured = capsys.readouterr()
+    assert "akd1000: covers" in captured.err and "tpu-like" not in captured.err
+    runs, _ = load_compare(out)
+    workload = load_workload(crepe)
+    mapped = runs[0].layers["cycles"].notna()
+    expected = (runs[0].layers.loc[mapped, "macs_dense"].sum()
+                / sum(layer.macs for layer in workload.layers))
+    table = summary_table(runs).set_index("arch")
+    assert table.loc["akd1000", "covered_macs_fraction"] == pytest.approx(expected)
+    assert expected < 0.01 and table.loc["tpu-like-128x128-ws", "covered_macs_fraction"] == 1.0
+    assert list(runs[0].layers["covered_macs_fraction"]) == list(mapped.astype(float))
+    rows = {r[0]: r for r in ReportPage.parse((tmp_path / "r.html").read_text())
+            .tables["summary-table"][1:]}
+    assert rows["akd1000"][-1].endswith("%") and rows["tpu-like-128x128-ws"][-1] == "100 %"
+    assert "covers" in (tmp_path / "r.html").read_text()
+    assert main(["run", archs[0], str(crepe), "--format", "csv"]) == 0
+    csv = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert list(csv["covered_macs_fraction"]) == list(mapped.astype(float))

@@ -359,6 +359,7 @@ def test_iid_mask_is_seeded_by_key():
     ({"act_format": {"kind": "rle"}}, "run_bits"),
     ({"act_format": {"kind": "bitmap", "levels": ["nowhere"]}}, "unknown memory level"),
     ({"sync": {"fifo_depth": 0}}, "fifo_depth"),
+    ({"dense_baseline": {"kind": "systolic", "rows": 32, "cols": 32}}, "--baseline"),
 ])
 def test_bad_configs_are_refused_with_the_reason(change, message):
     raw = yaml.safe_load((ROOT / "arch_configs" / "cnvlutin_like.yaml").read_text())

@@ -67,26 +67,36 @@ def test_eie_load_balance_efficiency_vs_fifo_depth():
 
 
 @pytest.mark.slow
-def test_scnn_dense_penalty_break_even_and_sparse_speedup():
-    """SCNN (ISCA 2017) against DCNN with the same 1024 multipliers: fully dense inputs run at
-    0.79x with 33 % more energy; break-even near 0.85 / 0.85 density; ~24x at 0.1 / 0.1.
-    Tolerances: dense speed 0.6-0.95x and energy efficiency 0.55-0.95x; slower than dense at
-    0.9 / 0.9 and faster at 0.7 / 0.7 (break-even between), 0.8-1.25x at 0.85 / 0.85; at
-    0.1 / 0.1 at least 10x ("an order of magnitude or more") and below 60x."""
+def test_scnn_against_dcnn_dense_penalty_break_even_and_sparse_speedup():
+    """SCNN (ISCA 2017) against DCNN, a different dense design with the same 1024 multipliers
+    (`arch_configs/dcnn_like.yaml`, compared as a named baseline, never as SCNN's own dense
+    equivalent): fully dense inputs run at 0.79x; break-even near 0.85 / 0.85 density; ~24x at
+    0.1 / 0.1. Predictions: neither config was fitted to these figures (DCNN is a 32 x 32
+    input-stationary systolic stand-in, double-buffered, sized from the paper). Tolerances:
+    0.6-0.95x dense; slower than DCNN at 0.9 / 0.9 and faster at 0.7 / 0.7 (break-even between),
+    0.8-1.25x at 0.85 / 0.85; at 0.1 / 0.1 at least 10x ("an order of magnitude or more") and
+    below 60x. The paper's energy figures are not checked here: the stand-in's buffer energy is
+    an upper bound (see its weight_buffer comment).
+    Against its own dense equivalent (the same PEs with skipping and compression off) a dense
+    trace costs at least as much time and energy, and sparse inputs save both."""
     scnn = load_arch(ROOT / "arch_configs" / "scnn_like.yaml")
+    dcnn = load_arch(ROOT / "arch_configs" / "dcnn_like.yaml")
 
-    def totals(density: float) -> dict:
-        return simulate(googlenet_like(density, density), scnn).totals()
+    def versus_dcnn(density: float) -> float:
+        workload = googlenet_like(density, density)
+        return (simulate(workload, dcnn).totals()["latency_s"]
+                / simulate(workload, scnn).totals()["latency_s"])
 
-    dense = totals(1.0)
-    assert 0.6 <= dense["speedup_vs_dense"] <= 0.95, dense["speedup_vs_dense"]
-    assert 0.55 <= dense["energy_saving_vs_dense"] <= 0.95, dense["energy_saving_vs_dense"]
-    assert totals(0.9)["speedup_vs_dense"] < 1.0
-    assert totals(0.7)["speedup_vs_dense"] > 1.0
-    assert 0.8 <= totals(0.85)["speedup_vs_dense"] <= 1.25
-    sparse = totals(0.1)
-    assert 10.0 <= sparse["speedup_vs_dense"] <= 60.0, sparse["speedup_vs_dense"]
-    assert sparse["energy_saving_vs_dense"] > 2.0
+    assert 0.6 <= versus_dcnn(1.0) <= 0.95
+    assert versus_dcnn(0.9) < 1.0
+    assert versus_dcnn(0.7) > 1.0
+    assert 0.8 <= versus_dcnn(0.85) <= 1.25
+    assert 10.0 <= versus_dcnn(0.1) <= 60.0
+    dense = simulate(googlenet_like(1.0, 1.0), scnn).totals()
+    assert dense["speedup_vs_dense"] == pytest.approx(1.0)
+    assert dense["energy_saving_vs_dense"] <= 1.0
+    sparse = simulate(googlenet_like(0.1, 0.1), scnn).totals()
+    assert sparse["speedup_vs_dense"] > 10.0 and sparse["energy_saving_vs_dense"] > 2.0
 
 
 @pytest.mark.slow

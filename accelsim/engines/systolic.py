@@ -1,4 +1,5 @@
-"""Dense systolic array (TPU-like, Eyeriss-like): SCALE-Sim 3.0.0 compute cycles, exactly.
+"""Dense systolic array (TPU-like, Eyeriss-like): SCALE-Sim 3.0.0 compute cycles, exactly, or a
+double-buffered array that overlaps one fold's drain with the next fold's fill.
 
 Layer to array mapping (what SCALE-Sim computes for one conv layer, extended to real traces):
 
@@ -16,6 +17,20 @@ WS: Sr = window, Sc = filters, T = pixels; IS: Sr = window, Sc = pixels, T = fil
 WS and IS: cycles = folds*(T + 2*rows + cols - 2) - 1.
 SCALE-Sim's final "- 1" lets MACs / (PEs x cycles) pass 1 on degenerate layers (a 1 x 1
 array); utilisation is capped at 1 there.
+
+`timing: double_buffered` (arrays that load the next fold's stationary operand while the current
+fold streams, as TPUv1's double-buffered weight tiles do): all F folds of a layer (groups and
+batch products included) run back to back, so the fill/drain skew is paid once and each later
+fold costs max(T, rows) (the next stationary tile takes `rows` cycles to shift in):
+cycles = load + T + (F - 1) * max(T, rows) + rows + cols - 3, with load = rows for WS and IS
+and 0 for OS. One fold gives SCALE-Sim's figure exactly; more folds are never slower.
+
+`group_mapping: packed`: a grouped conv whose per-group product fits the array in one fold runs
+k = min(rows // Sr, cols // Sc) groups per fold, block-diagonally (group g's stationary tile at
+rows [g Sr, (g+1) Sr) and columns [g Sc, (g+1) Sc); the other PEs of the fold idle). On a WS
+array a depthwise 3x3 conv (Sr = 9, Sc = 1) then runs min(rows // 9, cols) channels at a time
+instead of one; on OS and IS arrays the pixels usually fill a whole side, so k stays 1 there.
+Buffer traffic is that of the groups one after another (the same elements move either way).
 """
 
 from __future__ import annotations
@@ -32,15 +47,20 @@ from accelsim.engines.shared_gemm_operand import GemmProblem, gemm_problem
 from accelsim.workload.layer import ConvShape, Layer
 
 Dataflow = Literal["os", "ws", "is"]
+Timing = Literal["scalesim", "double_buffered"]
+GroupMapping = Literal["serial", "packed"]
 
 
 class Config(ArchBase):
-    """A rows x cols array of MACs with an output-, weight- or input-stationary dataflow."""
+    """A rows x cols array of MACs with an output-, weight- or input-stationary dataflow;
+    `timing` and `group_mapping` as in the module docstring."""
 
     kind: Literal["systolic"]
     rows: PositiveInt
     cols: PositiveInt
     dataflow: Dataflow = "ws"
+    timing: Timing = "scalesim"
+    group_mapping: GroupMapping = "serial"
 
 
 def operand_dims(p: GemmProblem, dataflow: Dataflow) -> tuple[int, int, int]:
@@ -52,12 +72,36 @@ def operand_dims(p: GemmProblem, dataflow: Dataflow) -> tuple[int, int, int]:
     return p.window, p.pixels, p.filters
 
 
-def compute_cycles(p: GemmProblem, rows: int, cols: int, dataflow: Dataflow) -> int:
-    """SCALE-Sim 3.0.0 compute cycles of all `repeat` products, no memory stalls."""
+def compute_cycles(p: GemmProblem, rows: int, cols: int, dataflow: Dataflow,
+                   timing: Timing = "scalesim") -> int:
+    """Compute cycles of all `repeat` products, no memory stalls: SCALE-Sim 3.0.0's, or those of
+    a double-buffered array (see the module docstring)."""
     sr, sc, t = operand_dims(p, dataflow)
     folds = ceil_div(sr, rows) * ceil_div(sc, cols)
+    if timing == "double_buffered":
+        load = 0 if dataflow == "os" else rows
+        return load + t + (p.repeat * folds - 1) * max(t, rows) + rows + cols - 3
     fill = rows + cols - 2 if dataflow == "os" else 2 * rows + cols - 2
     return p.repeat * (folds * (t + fill) - 1)
+
+
+def packed_problem(p: GemmProblem, rows: int, cols: int, dataflow: Dataflow) -> GemmProblem:
+    """`p` with k groups per fold, block-diagonally, where one group fits the array in one fold
+    (k = min(rows // Sr, cols // Sc)); `p` itself otherwise."""
+    sr, sc, _ = operand_dims(p, dataflow)
+    k = min(rows // sr, cols // sc, p.repeat)
+    if p.repeat == 1 or k < 2:
+        return p
+    if dataflow == "os":
+        packed = GemmProblem(pixels=k * p.pixels, filters=k * p.filters, window=p.window,
+                             repeat=ceil_div(p.repeat, k))
+    elif dataflow == "ws":
+        packed = GemmProblem(pixels=p.pixels, filters=k * p.filters, window=k * p.window,
+                             repeat=ceil_div(p.repeat, k))
+    else:
+        packed = GemmProblem(pixels=k * p.pixels, filters=p.filters, window=k * p.window,
+                             repeat=ceil_div(p.repeat, k))
+    return packed
 
 
 @dataclass(frozen=True)
@@ -173,7 +217,9 @@ def memory_actions(
 def simulate(layer: Layer, arch: Config) -> LayerResult:
     """Count cycles, MACs and memory traffic of one layer on a dense systolic array."""
     problem = gemm_problem(layer)
-    cycles_compute = compute_cycles(problem, arch.rows, arch.cols, arch.dataflow)
+    timed = (packed_problem(problem, arch.rows, arch.cols, arch.dataflow)
+             if arch.group_mapping == "packed" and isinstance(layer.shape, ConvShape) else problem)
+    cycles_compute = compute_cycles(timed, arch.rows, arch.cols, arch.dataflow, arch.timing)
     traffic = sram_traffic(problem, arch.rows, arch.cols, arch.dataflow)
     actions, level_cycles = memory_actions(layer, arch, traffic)
     actions[MAC_COMPUTE] = layer.macs

@@ -50,7 +50,8 @@ def _compare_args(results_dir: str | Path) -> tuple[dict, list, str]:
     results, info = load_compare(results_dir)
     archs = [str(r.meta.get("arch")) for r in results]
     args = dict(model=str(info.get("model")), batch=int(info.get("batch") or 1), archs=archs,
-                summary=content.summary(results), layers=content.per_layer(results),
+                summary=content.summary(results), notes=content.notes(results),
+                layers=content.per_layer(results),
                 provenance=content.provenance(results, info))
     return args, figures.all_figures(results, info), "compare"
 

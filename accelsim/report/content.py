@@ -16,13 +16,24 @@ SUMMARY_HEADERS = {
     "throughput_per_s": "throughput (passes/s)", "energy_j": "energy (J)", "edp_js": "EDP (J·s)",
     "area_mm2": "area (mm²)", "speedup_vs_dense": "speed-up vs dense",
     "energy_saving_vs_dense": "energy saving vs dense", "bound": "bound",
+    "covered_macs_fraction": "coverage (share of MACs)",
+    "speedup_vs_baseline": "speed-up vs baseline",
+    "energy_saving_vs_baseline": "energy saving vs baseline",
 }
 LAYER_HEADERS = {
     "arch": "architecture", "layer": "layer", "op": "op", "macs_dense": "dense MACs",
     "act_density": "act density", "cycles": "cycles", "latency_s": "latency (s)",
     "energy_pj": "energy (pJ)", "dram_bytes": "DRAM bytes", "utilization": "utilization",
     "bound": "bound", "speedup_vs_dense": "speed-up", "energy_saving_vs_dense": "energy saving",
+    "speedup_vs_baseline": "speed-up vs baseline", "warnings": "warnings",
 }
+SHOWN_AS = {"covered_macs_fraction": lambda f: percent(float(f))}
+"""Columns shown other than by `fmt`."""
+
+
+def percent(fraction: float) -> str:
+    """A share as shown in tables: '100 %', '0.0523 %', '-' when missing."""
+    return "-" if math.isnan(fraction) else f"{100 * fraction:.3g} %"
 
 
 def fmt(value: object) -> str:
@@ -58,12 +69,23 @@ def _table(df: pd.DataFrame, headers: dict[str, str]) -> Table:
     numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
                for c in cols]
     raw = [[row[c] for c in cols] for _, row in df.iterrows()]
-    return Table([headers[c] for c in cols], [[fmt(v) for v in r] for r in raw], numeric, raw)
+    shown = [[SHOWN_AS.get(c, fmt)(v) for c, v in zip(cols, r)] for r in raw]
+    return Table([headers[c] for c in cols], shown, numeric, raw)
 
 
 def summary(results: Sequence[RunResult]) -> Table:
     """The per-architecture summary table."""
     return _table(summary_table(results), SUMMARY_HEADERS)
+
+
+def notes(results: Sequence[RunResult]) -> list[str]:
+    """What the summary's figures leave out or compare with: coverage below 100 % per
+    architecture, and the baseline design when there is one."""
+    found = [f"{r.meta.get('arch')}: {r.coverage_note()}" for r in results if r.coverage_note()]
+    baselines = sorted({str(r.meta["baseline"]) for r in results if "baseline" in r.meta})
+    found += [f"Speed-up and energy saving vs baseline compare with the design '{b}', over the "
+              "layers both have a result for." for b in baselines]
+    return found
 
 
 def per_layer(results: Sequence[RunResult]) -> Table:

@@ -48,11 +48,11 @@ def _figures(figures: list[tuple[str, str, Figure]]) -> list[dict[str, str]]:
     return [{"id": fid, "caption": caption, "svg": figure_svg(fig)} for fid, caption, fig in figures]
 
 
-def render_html(model: str, batch: int, archs: list[str], summary: Table, layers: Table,
-                provenance: Table, figures: list[tuple[str, str, Figure]]) -> str:
+def render_html(model: str, batch: int, archs: list[str], summary: Table, notes: list[str],
+                layers: Table, provenance: Table, figures: list[tuple[str, str, Figure]]) -> str:
     """The whole report as one HTML string; every user-provided string is escaped."""
     return _environment().get_template("report.html.j2").render(
-        model=model, batch=batch, archs=archs, summary=summary, layers=layers,
+        model=model, batch=batch, archs=archs, summary=summary, notes=notes, layers=layers,
         layer_cells=_cells(layers), provenance=provenance, figures=_figures(figures))
 
 

@@ -50,16 +50,18 @@ def _table_pages(pdf: PdfPages, title: str, table: Table, fontsize: float = 6.5)
         _text_page(pdf, title + suffix, head + body[start:start + ROWS_PER_PAGE], fontsize)
 
 
-def write_pdf(path: Path, model: str, batch: int, archs: list[str], summary: Table, layers: Table,
-              provenance: Table, figures: list[tuple[str, str, Figure]]) -> Path:
+def write_pdf(path: Path, model: str, batch: int, archs: list[str], summary: Table,
+              notes: list[str], layers: Table, provenance: Table,
+              figures: list[tuple[str, str, Figure]]) -> Path:
     """Write the report as a multi-page PDF with searchable text and vector figures."""
     with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(path) as pdf:
         intro = textwrap.wrap(
             f"{len(archs)} architecture(s) on one pass over the trace (batch {batch}). Speed-up "
             "and energy saving are against each architecture's own dense equivalent (same "
             "hardware, sparsity features off). Throughput is passes per second.", 150)
+        noted = [line for n in notes for line in textwrap.wrap(f"* {n}", 150)]
         _text_page(pdf, f"accelsim report: {model}",
-                   [*intro, "", "Summary", "", *_lines(summary)], fontsize=7.5)
+                   [*intro, "", "Summary", "", *_lines(summary), "", *noted], fontsize=7.5)
         for _fid, _caption, fig in figures:
             pdf.savefig(fig, bbox_inches="tight")
         _table_pages(pdf, "Per-layer results", layers)

@@ -1,15 +1,15 @@
 """The YAML schema of `kind: zero_skip`: the array's dataflow, which operands are skipped or
-gated, where lanes synchronise, compressed formats and the dense baseline (see
+gated, where lanes synchronise and compressed formats (see
 `accelsim.engines.zero_skip` for what each dataflow models)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from accelsim.arch.energy import MAC_COMPUTE, MAC_GATED, action_energy_pj
-from accelsim.arch.schema import ArchBase, MemoryLevel, StrictModel
+from accelsim.arch.schema import ArchBase, StrictModel
 from accelsim.engines import systolic
 from accelsim.engines.zero_skip import kernels as kern
 from accelsim.engines.zero_skip.formats import Format
@@ -68,24 +68,6 @@ class Sync(StrictModel):
     issue_cycles: NonNegativeInt = 0
 
 
-class DenseBaseline(StrictModel):
-    """What `speedup_vs_dense` compares with: this arch with skipping, gating and compression
-    off (`same`), or a dense systolic array with the same memory, clock and technology."""
-
-    kind: Literal["same", "systolic"] = "same"
-    rows: PositiveInt | None = None
-    cols: PositiveInt | None = None
-    dataflow: systolic.Dataflow = "os"
-    memory: tuple[MemoryLevel, ...] | None = None
-    """Memory levels of a systolic baseline when they differ from this arch's (None: same)."""
-
-    @model_validator(mode="after")
-    def _sized(self) -> DenseBaseline:
-        if self.kind == "systolic" and (self.rows is None or self.cols is None):
-            raise ValueError("dense_baseline of kind 'systolic' needs rows and cols")
-        return self
-
-
 class Config(ArchBase):
     """A zero-skipping or zero-gating MAC array (see the module docstring for each field)."""
 
@@ -98,7 +80,17 @@ class Config(ArchBase):
     weight_format: Format = Format()
     gated_mac_energy_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
     idle_mac_energy_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
-    dense_baseline: DenseBaseline = DenseBaseline()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_other_baseline(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "dense_baseline" in data:
+            raise ValueError(
+                "'dense_baseline' is gone: speedup_vs_dense always compares with this hardware "
+                "with its sparsity features off. Compare with another design by naming it: "
+                "`accelsim compare THIS.yaml W.npz --baseline OTHER.yaml` (speedup_vs_baseline); "
+                "delete the key")
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
@@ -118,16 +110,8 @@ class Config(ArchBase):
                                  f"known: {sorted(names)}")
         return self
 
-    def dense_equivalent(self) -> ArchBase:
-        """The same hardware with skipping, gating and compression off, or the declared dense
-        systolic baseline (see `dense_baseline`)."""
-        if self.dense_baseline.kind == "systolic":
-            b = self.dense_baseline
-            common = {f: getattr(self, f) for f in ArchBase.model_fields
-                      if f not in ("name", "kind", "memory")}
-            return systolic.Config(name=f"{self.name}-dense-baseline", kind="systolic",
-                                   rows=b.rows, cols=b.cols, dataflow=b.dataflow,
-                                   memory=self.memory if b.memory is None else b.memory, **common)
+    def dense_equivalent(self) -> Config:
+        """The same hardware with skipping, gating and compression off."""
         return self.model_copy(update={
             "name": f"{self.name}-dense", "skip": (), "gate": (),
             "act_format": Format(), "weight_format": Format(),
