@@ -10,7 +10,7 @@ import pandas as pd
 
 from accelsim import __version__
 from accelsim.arch.area import area_mm2
-from accelsim.arch.energy import price
+from accelsim.arch.energy import price, price_warnings
 from accelsim.arch.schema import ArchBase
 from accelsim.engines.counts import LayerResult
 from accelsim.errors import AccelsimError
@@ -64,7 +64,7 @@ def _row(layer: Layer, arch: ArchBase, res: LayerResult, dense: LayerResult,
         "dense_latency_s": dense_latency_s,
         "dense_energy_pj": dense_energy_pj,
         "covered_macs_fraction": 1.0 if has_result else 0.0,
-        "warnings": "; ".join(_warnings(res, speedup)),
+        "warnings": "; ".join(_warnings(res, speedup, arch, dense, dense_arch)),
     }
     row.update({f"energy_{component}_pj": pj for component, pj in energy.items()})
     row.update(res.columns)
@@ -76,11 +76,21 @@ def mac_bound(res: LayerResult) -> float:
     return res.macs_dense / res.macs_done if res.macs_done else math.inf
 
 
-def _warnings(res: LayerResult, speedup: float) -> list[str]:
-    """The engine's warnings, and a speed-up above `mac_bound` said in numbers."""
+def _warnings(res: LayerResult, speedup: float, arch: ArchBase, dense: LayerResult,
+              dense_arch: ArchBase) -> list[str]:
+    """The engine's warnings, a speed-up above `mac_bound` said in numbers, and the prices of
+    this row's actions (on the arch and on its dense equivalent) taken outside the tech table's
+    sourced range (`accelsim.arch.energy.price_warnings`)."""
     found = list(res.warnings)
+    for note in price_warnings(res.actions, arch) + price_warnings(dense.actions, dense_arch):
+        if note not in found:
+            found.append(note)
     bound = mac_bound(res)
     if speedup > bound * (1 + 1e-9):
+        if dense.bound == "memory" and dense.cycles:
+            found.append(f"memory-bound when dense ({dense.stall_cycles / dense.cycles:.0%} of "
+                         "its cycles wait on memory): fewer bytes move here, so time follows "
+                         "bytes, not MACs")
         found.append(f"speed-up {speedup:.3g}x is above dense MACs / MACs done = {bound:.3g}x")
     return found
 

@@ -626,3 +626,117 @@ def events_reference(values, act_bits: int) -> int:
     levels = max(1, 2 ** (act_bits - 1) - 1) if any(v < 0 for v in flat) else 2 ** act_bits - 1
     scale = top / levels
     return sum(1 for v in flat if math.floor(abs(v) / scale + 0.5) >= 1)
+
+
+# --- N:M conformance along the reduction axis (workload.stats, shared_gemm_operand) --------
+
+
+def nm_reference(nonzero, shape, n: int, m: int) -> tuple[float | None, float | None]:
+    """(conformance, excess) of a layer's non-zero map by explicit loops.
+
+    The segments are listed one by one: linear/matmul, each token's K-vector; conv2d, for each
+    input pixel that some (output position, tap) pair lands on (each pixel once, padding
+    positions never), the C/groups channels of each conv group. m-groups start at each
+    segment's first element, the last one holds what is left. Conformance: share of groups
+    with at most n non-zeros (1.0 when there is no segment); excess: share of the segments'
+    non-zeros beyond n per group (0.0 without non-zeros). (None, None) when a segment is
+    shorter than m.
+    """
+    from accelsim.workload.layer import ConvShape
+
+    length = shape.C // shape.groups if isinstance(shape, ConvShape) else shape.K
+    if length < m:
+        return None, None
+    segments = []
+    if isinstance(shape, ConvShape):
+        s = shape
+        cg = length
+        top, _, left, _ = s.padding
+        read = set()
+        for e in range(s.E):
+            for f in range(s.F):
+                for r in range(s.R):
+                    for q in range(s.S):
+                        h = e * s.stride[0] + r * s.dilation[0] - top
+                        w = f * s.stride[1] + q * s.dilation[1] - left
+                        if 0 <= h < s.H and 0 <= w < s.W:
+                            read.add((h, w))
+        for b in range(s.N):
+            for h, w in sorted(read):
+                for g in range(s.groups):
+                    segments.append([bool(nonzero[b, g * cg + c, h, w]) for c in range(cg)])
+    else:
+        segments = [[bool(v) for v in row] for row in nonzero.reshape(-1, shape.K)]
+    ok = groups = over = total = 0
+    for seg in segments:
+        total += sum(seg)
+        for start in range(0, length, m):
+            count = sum(seg[start:start + m])
+            groups += 1
+            ok += count <= n
+            over += max(0, count - n)
+    return (ok / groups if groups else 1.0), (over / total if total else 0.0)
+
+
+# --- energy: SRAM prices ------------------------------------------------------------------
+
+
+def sram_curve_reference(points: dict, size_bytes: float) -> float:
+    """pJ per 64-bit access of one SRAM array, straight-line between the two sourced sizes
+    around `size_bytes` on log-log axes (the size must lie within the points)."""
+    pts = sorted((float(k), float(v)) for k, v in points.items())
+    for (s0, e0), (s1, e1) in zip(pts, pts[1:]):
+        if s0 <= size_bytes <= s1:
+            fraction = (math.log(size_bytes) - math.log(s0)) / (math.log(s1) - math.log(s0))
+            return math.exp(math.log(e0) + fraction * (math.log(e1) - math.log(e0)))
+    if len(pts) == 1 and size_bytes == pts[0][0]:
+        return pts[0][1]
+    raise ValueError(f"{size_bytes} B is outside the sourced sizes {pts}")
+
+
+def htree_paths_reference(banks: int) -> tuple[int, int, list[float]]:
+    """Lay out `banks` unit-square banks as a macro grown by doubling (width first, then height,
+    until it holds them), then walk an H-tree from the macro's centre, halving the region along
+    its longer side at each branch. Returns (columns, rows, root-to-bank path length of every
+    bank position, in bank sides)."""
+    width, height = 1, 1
+    while width * height < banks:
+        if width == height:
+            width *= 2
+        else:
+            height *= 2
+    leaves: dict[tuple[float, float], float] = {}
+
+    def walk(x0: float, y0: float, w: float, h: float, length: float) -> None:
+        cx, cy = x0 + w / 2, y0 + h / 2
+        if w == 1 and h == 1:
+            leaves[(cx, cy)] = length
+            return
+        if w >= h:
+            halves = [(x0, y0, w / 2, h), (x0 + w / 2, y0, w / 2, h)]
+        else:
+            halves = [(x0, y0, w, h / 2), (x0, y0 + h / 2, w, h / 2)]
+        for hx, hy, hw, hh in halves:
+            segment = abs(hx + hw / 2 - cx) + abs(hy + hh / 2 - cy)
+            walk(hx, hy, hw, hh, length + segment)
+
+    walk(0.0, 0.0, float(width), float(height), 0.0)
+    assert len(leaves) == width * height, "every bank position is reached once"
+    return width, height, list(leaves.values())
+
+
+def banked_sram_pj_per_byte_reference(size_bytes: int, points: dict, bank_bytes: int,
+                                      bitcell_um2: float, array_efficiency: float,
+                                      wire_pj_per_bit_mm: float, energy_factor: float = 1.0,
+                                      side_scale: float = 1.0) -> float:
+    """pJ per byte of one access to an SRAM built from banks of `bank_bytes`: one bank access
+    from the sourced curve plus 8 data bits per byte carried along the H-tree from the macro's
+    centre to the bank (every bank must be equally far); the bank's side is its bit cells over
+    the array efficiency, `side_scale` scales it to another node, `energy_factor` the energy."""
+    banks = -(-size_bytes // bank_bytes)
+    _, _, paths = htree_paths_reference(banks)
+    assert max(paths) - min(paths) < 1e-9, "an H-tree reaches every bank over the same length"
+    side_mm = math.sqrt(bank_bytes * 8 * bitcell_um2 / array_efficiency) / 1000.0 * side_scale
+    bank_pj_per_byte = sram_curve_reference(points, bank_bytes) / 8
+    wire_pj_per_byte = 8 * wire_pj_per_bit_mm * paths[0] * side_mm
+    return (bank_pj_per_byte + wire_pj_per_byte) * energy_factor

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from accelsim.arch.energy import action_energy_pj, mac_energy_pj, price
+from accelsim.arch.energy import action_energy_pj, mac_energy_pj, memory_level_price, price
 from accelsim.arch.tech import load_tech_table
 from accelsim.errors import ArchError
 from accelsim.kinds import load_arch
@@ -23,6 +23,13 @@ def test_shipped_configs_load(path):
     assert arch.clock_mhz > 0
     assert arch.dense_equivalent().kind
     action_energy_pj(arch)
+    tech = load_tech_table(arch.tech.table)
+    largest = max(int(k) for k in tech.energy_pj["sram_read_64bit_by_size_bytes"])
+    for level in arch.memory:
+        p = memory_level_price(arch, level)
+        assert p.read_pj_per_byte > 0 and p.write_pj_per_byte > 0
+        if p.sram is not None and level.size_bytes > largest:  # priced as banks, never extrapolated
+            assert p.sram.banks > 1 and p.sram.bank_bytes == largest
 
 
 def write(tmp_path: Path, data: dict) -> Path:

@@ -10,15 +10,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from accelsim.engines import gpu
 from accelsim.engines import sparse_tensor_core as stc
-from accelsim.engines.shared_gemm_operand import binomial_at_most
+from accelsim.engines.shared_gemm_operand import TraceOperand, binomial_at_most
 from accelsim.kinds import load_arch, parse_arch
 from accelsim.simulate import simulate
 from accelsim.workload import ConvShape, GemmShape, Layer, Workload, load_workload
-from tests.reference import conv_output_reference, nm_compressed_bits_reference, prune_channels_reference
+from accelsim.workload.stats import NM_PATTERNS, workload_stats
+from tests.reference import (
+    a_stats_reference,
+    conv_output_reference,
+    im2col_mask_reference,
+    nm_compressed_bits_reference,
+    nm_reference,
+    prune_channels_reference,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "workloads" / "digits_cnn.npz"
+WORKLOADS = sorted((ROOT / "workloads").glob("*.npz"))
 
 
 def arch(policy: str = "dense", operand: str = "act", bits: int = 16, launch: float = 0.0,
@@ -214,3 +224,101 @@ def test_round_trip_through_simulate_with_a_workload():
     df = simulate(w, arch("compress-if-conforming", launch=10)).layers
     assert list(df["sparse_mode"]) == [True, False]
     assert "energy_compress_pj" in df and (df["energy_compress_pj"] > 0).all()
+
+
+# --- N:M conformance: the definition `inspect` uses ---------------------------------------------
+
+
+def same_share(engine: float, inspect: float | None) -> bool:
+    """An engine's NaN is inspect's None; otherwise the two are the same number."""
+    return math.isnan(engine) if inspect is None else engine == inspect
+
+
+@pytest.mark.parametrize("path", WORKLOADS, ids=[p.stem for p in WORKLOADS])
+def test_inspect_and_engines_report_one_conformance_on_shipped_traces(path):
+    workload = load_workload(path)
+    a = load_arch(ROOT / "arch_configs" / "a100_sparse_tc.yaml")
+    g = load_arch(ROOT / "arch_configs" / "a100.yaml")
+    for layer, stats in zip(workload.layers, workload_stats(workload)):
+        if not layer.has_trace:
+            continue
+        shown = stats["nm_conformance"]
+        op = TraceOperand(layer)
+        for n, m in NM_PATTERNS:
+            assert same_share(op.nm_conformance(n, m), shown[f"{n}:{m}"]), (layer.name, n, m)
+        res = stc.simulate(layer, a)
+        assert same_share(res.columns["nm_conformance"], shown["2:4"]), layer.name
+        assert res.columns["nm_applicable"] == (shown["2:4"] is not None), layer.name
+        gpu_share = gpu.simulate(layer, g).columns["nm_conformance_2of4"]
+        assert same_share(gpu_share, shown["2:4"]), layer.name
+
+
+@pytest.mark.skipif(not DIGITS.is_file(), reason="workloads/digits_cnn.npz not present")
+def test_one_channel_conv_has_no_conformance_and_pruned_layers_drop_the_inspected_excess():
+    workload = load_workload(DIGITS)
+    a = load_arch(ROOT / "arch_configs" / "a100_sparse_tc.yaml")
+    pruned = simulate(workload, a.model_copy(update={"policy": "prune"})).layers.set_index("layer")
+    assert math.isnan(pruned.loc["conv1", "nm_conformance"])  # C = 1 < 4
+    for stats in workload_stats(workload):
+        if stats["nm_excess"]["2:4"] is not None:
+            assert pruned.loc[stats["layer"], "nm_dropped_fraction"] == pytest.approx(
+                stats["nm_excess"]["2:4"], rel=1e-12)
+
+
+@st.composite
+def masked_layers(draw) -> Layer:
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    density = draw(st.sampled_from([0.05, 0.3, 0.5, 0.9]))
+    if draw(st.booleans()):
+        shape = GemmShape(M=draw(st.integers(1, 8)), K=draw(st.integers(1, 24)), N=2)
+        op = "linear"
+    else:
+        groups = draw(st.sampled_from([1, 2]))
+        C = groups * draw(st.integers(1, 9))
+        R, S = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        shape = ConvShape(N=draw(st.integers(1, 2)), C=C, H=draw(st.integers(R, 6)),
+                          W=draw(st.integers(S, 6)), K=2 * groups, R=R, S=S,
+                          stride=(draw(st.integers(1, 4)), draw(st.integers(1, 2))),
+                          padding=tuple(draw(st.integers(0, 2)) for _ in range(4)),
+                          groups=groups)
+        if shape.E < 1 or shape.F < 1:
+            shape = ConvShape(N=1, C=C, H=shape.H, W=shape.W, K=2 * groups, R=R, S=S,
+                              groups=groups)
+        op = "conv2d"
+    return Layer("x", op, shape, act_mask=rng.random(shape.act_shape) < density)
+
+
+@settings(max_examples=120, deadline=None)
+@given(layer=masked_layers(), n=st.integers(1, 2), m=st.sampled_from([3, 4]))
+def test_conformance_is_the_twin_and_eligibility_is_every_im2col_group(layer, n, m):
+    """The reported share is the loop twin's; the layer runs sparse exactly when every group of
+    the im2col matrix (padding and repeats included) conforms, as before the definition was
+    shared."""
+    expected, _ = nm_reference(layer.nonzero(), layer.shape, n, m)
+    res = stc.simulate(layer, arch().model_copy(update={"n": n, "m": m}))
+    if expected is None:
+        assert math.isnan(res.columns["nm_conformance"]) and not res.columns["sparse_mode"]
+        return
+    assert res.columns["nm_conformance"] == pytest.approx(expected, rel=1e-12)
+    s = layer.shape
+    chunk = s.C // s.groups if isinstance(s, ConvShape) else s.K
+    im2col = a_stats_reference(im2col_mask_reference(layer.nonzero(), s), chunk, n, m, 1, 1, 1)
+    assert res.columns["sparse_mode"] == (im2col["nm_conformance"] == 1.0)
+
+
+def test_prune_groups_restart_at_each_conv_group():
+    rng = np.random.default_rng(12)
+    shape = ConvShape(N=1, C=12, H=4, W=4, K=4, R=3, S=3, padding=(1, 1, 1, 1), groups=2)
+    layer = Layer("g", "conv2d", shape,
+                  act=np.maximum(rng.standard_normal(shape.act_shape), 0).astype(np.float16),
+                  weight=rng.standard_normal(shape.weight_shape).astype(np.float16))
+    res, _, _ = run(layer, arch("prune"))
+    pruned = np.concatenate([prune_channels_reference(layer.act[:, :6], 2, 4),
+                             prune_channels_reference(layer.act[:, 6:], 2, 4)], axis=1)
+    y = conv_output_reference(layer.act, layer.weight, shape)
+    y_pruned = conv_output_reference(pruned, layer.weight, shape)
+    assert res.columns["prune_rel_error"] == pytest.approx(
+        np.linalg.norm(y - y_pruned) / np.linalg.norm(y), rel=1e-9)
+    nonzeros = np.count_nonzero(layer.act)
+    assert res.columns["nm_dropped_fraction"] == pytest.approx(
+        (nonzeros - np.count_nonzero(pruned)) / nonzeros)

@@ -16,18 +16,21 @@ from accelsim.workload import ConvShape, GemmShape, Layer, Workload, load_worklo
 from accelsim.workload.reduction import from_reduction_view, reduction_view
 from accelsim.workload.stats import (
     DEFAULT_THRESHOLDS,
+    NM_PATTERNS,
     block_density,
     flatten_stats,
     hoyer,
+    layer_nm_conformance,
     layer_stats,
     model_totals,
     nm_conformance,
     workload_stats,
 )
-from tests.reference import layer_stats_reference, reduction_rows_reference
+from tests.reference import layer_stats_reference, nm_reference, reduction_rows_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "workloads" / "digits_cnn.npz"
+WORKLOADS = sorted((ROOT / "workloads").glob("*.npz"))
 
 
 def sparse_values(rng: np.random.Generator, shape: tuple[int, ...], density: float) -> np.ndarray:
@@ -54,12 +57,31 @@ def random_layers(rng: np.random.Generator) -> list[Layer]:
     ]
 
 
+def nm_expected(layer: Layer) -> dict:
+    """`nm_conformance` and `nm_excess` of every pattern by the loop twin."""
+    pairs = {f"{n}:{m}": nm_reference(layer.nonzero(), layer.shape, n, m) for n, m in NM_PATTERNS}
+    return {"nm_conformance": {k: v[0] for k, v in pairs.items()},
+            "nm_excess": {k: v[1] for k, v in pairs.items()}}
+
+
+def reference_stats(layer: Layer, values: np.ndarray, thresholds=DEFAULT_THRESHOLDS,
+                    has_values: bool = True) -> dict:
+    """Every statistic by the loop twins: the row statistics from the reduction rows, N:M from
+    the layer's segments (`nm_reference`)."""
+    ref = layer_stats_reference(reduction_rows_reference(values, layer.op), thresholds,
+                                has_values=has_values)
+    return {**ref, **nm_expected(layer)}
+
+
 def assert_matches_reference(stats: dict, ref: dict) -> None:
     for key, expected in ref.items():
         got = stats[key]
         if isinstance(expected, dict):
             assert got.keys() == expected.keys(), key
             for sub, value in expected.items():
+                if value is None:
+                    assert got[sub] is None, f"{key}[{sub}]"
+                    continue
                 assert got[sub] == pytest.approx(value, rel=1e-12, abs=1e-12), f"{key}[{sub}]"
         elif isinstance(expected, float):
             assert got == pytest.approx(expected, rel=1e-12), key
@@ -71,9 +93,7 @@ def assert_matches_reference(stats: dict, ref: dict) -> None:
 def test_value_stats_match_reference_on_random_layers(seed):
     for layer in random_layers(np.random.default_rng(seed)):
         stats = layer_stats(layer)
-        ref = layer_stats_reference(reduction_rows_reference(layer.act, layer.op),
-                                    DEFAULT_THRESHOLDS, has_values=True)
-        assert_matches_reference(stats, ref)
+        assert_matches_reference(stats, reference_stats(layer, layer.act))
         assert stats["zero_fraction"] == pytest.approx(np.mean(layer.act == 0))
 
 
@@ -88,9 +108,7 @@ def test_stats_match_reference_on_random_shapes(n, c, h, w, density, seed, conv)
     else:
         shape = GemmShape(M=n * h, K=c * w, N=2)
         layer = Layer("x", "linear", shape, act=sparse_values(rng, shape.act_shape, density))
-    ref = layer_stats_reference(reduction_rows_reference(layer.act, layer.op), DEFAULT_THRESHOLDS,
-                                has_values=True)
-    assert_matches_reference(layer_stats(layer), ref)
+    assert_matches_reference(layer_stats(layer), reference_stats(layer, layer.act))
 
 
 def test_known_dead_channels_and_zero_rows_are_found():
@@ -208,8 +226,8 @@ def test_inspect_json_has_everything(trace, capsys):
     assert payload["thresholds"] == [0.02, 0.2] and payload["transforms"] == []
     by_name = {row["layer"]: row for row in payload["layers"]}
     fc = load_workload(trace).layer("fc")
-    ref = layer_stats_reference(reduction_rows_reference(fc.act, "linear"), (0.02, 0.2), True)
-    assert_matches_reference(by_name["fc"], ref)
+    assert_matches_reference(by_name["fc"], reference_stats(fc, fc.act, (0.02, 0.2)))
+    assert all(v is None for v in by_name["dw"]["nm_conformance"].values())
     assert by_name["mask"]["content"] == "mask" and by_name["mask"]["hoyer"] is None
     assert by_name["mask"]["nm_conformance"]["2:4"] is not None
     assert by_name["shapes"]["act_density"] == pytest.approx(0.4)
@@ -247,6 +265,133 @@ def test_stats_match_reference_on_digits_trace(capsys):
         if not layer.has_trace:
             continue
         values = layer.act if layer.act is not None else layer.act_mask.astype(np.float16)
-        ref = layer_stats_reference(reduction_rows_reference(values, layer.op), DEFAULT_THRESHOLDS,
-                                    has_values=layer.act is not None)
-        assert_matches_reference(row, ref)
+        assert_matches_reference(row, reference_stats(layer, values,
+                                                      has_values=layer.act is not None))
+
+
+# --- N:M conformance: one definition along the layer's segments --------------------------------
+
+
+@st.composite
+def nm_layers(draw) -> Layer:
+    """Mask-only layers of any geometry: linear/matmul of any K, convs with groups (depthwise
+    included), one-channel inputs, padding, strides longer than the window (unread pixels) and
+    dilation."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    density = draw(st.floats(0.0, 1.0))
+    if draw(st.booleans()):
+        batch, M, K = draw(st.integers(1, 2)), draw(st.integers(1, 6)), draw(st.integers(1, 19))
+        shape = GemmShape(M=M, K=K, N=2, batch=batch)
+        op = "matmul" if batch > 1 else "linear"
+    else:
+        groups = draw(st.sampled_from([1, 2, 3]))
+        C = groups * draw(st.integers(1, 9))
+        if draw(st.booleans()):
+            groups = C  # depthwise
+        R, S = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        shape = ConvShape(N=draw(st.integers(1, 2)), C=C, H=draw(st.integers(R, 7)),
+                          W=draw(st.integers(S, 7)), K=groups, R=R, S=S,
+                          stride=(draw(st.integers(1, 4)), draw(st.integers(1, 4))),
+                          padding=tuple(draw(st.integers(0, 2)) for _ in range(4)),
+                          dilation=(draw(st.integers(1, 2)), 1), groups=groups)
+        if shape.E < 1 or shape.F < 1:
+            shape = ConvShape(N=1, C=C, H=shape.H, W=shape.W, K=groups, R=R, S=S, groups=groups)
+        op = "conv2d"
+    return Layer("x", op, shape, act_mask=rng.random(shape.act_shape) < density)
+
+
+@settings(max_examples=150, deadline=None)
+@given(layer=nm_layers())
+def test_nm_conformance_and_excess_match_the_loop_twin(layer):
+    stats = layer_stats(layer)
+    assert_matches_reference(stats, nm_expected(layer))
+
+
+def test_nm_counts_each_read_pixel_once_and_no_padding():
+    # 3x3 conv, padding 1, on a 2x2 input of 4 channels: every pixel is read by four windows,
+    # the im2col matrix has 16 x 9 groups of which 16 x 5 are padding.
+    shape = ConvShape(N=1, C=4, H=2, W=2, K=1, R=3, S=3, padding=(1, 1, 1, 1))
+    mask = np.zeros(shape.act_shape, bool)
+    mask[:, :, 0, 0] = True  # one pixel of four breaks 2:4
+    layer = Layer("c", "conv2d", shape, act_mask=mask)
+    stats = layer_stats(layer)
+    assert stats["nm_conformance"]["2:4"] == pytest.approx(3 / 4)
+    assert stats["nm_excess"]["2:4"] == pytest.approx(2 / 4)
+    assert stats["nm_conformance"]["2:8"] is None  # 4 channels < 8
+
+
+def test_nm_leaves_out_pixels_no_window_reads():
+    # 1x1 conv of stride 2 on a 3x3 input reads the pixels (0|2, 0|2) only
+    shape = ConvShape(N=1, C=4, H=3, W=3, K=1, R=1, S=1, stride=(2, 2))
+    mask = np.zeros(shape.act_shape, bool)
+    mask[:, :, 1, :] = True  # row 1 is never read
+    layer = Layer("c", "conv2d", shape, act_mask=mask)
+    assert layer_stats(layer)["nm_conformance"]["2:4"] == 1.0
+    mask[:, :, 2, 2] = True
+    assert layer_stats(layer)["nm_conformance"]["2:4"] == pytest.approx(3 / 4)
+
+
+def test_nm_groups_restart_at_each_conv_group():
+    # 2 groups of 6 channels: 2:4 groups are channels 0-3, 4-5 | 6-9, 10-11 of each pixel
+    shape = ConvShape(N=1, C=12, H=1, W=1, K=2, R=1, S=1, groups=2)
+    mask = np.zeros(shape.act_shape, bool)
+    mask[0, [3, 4, 5, 6], 0, 0] = True  # along all of C, channels 4-7 would hold 3
+    view = reduction_view(mask, shape)
+    assert layer_nm_conformance(view, shape, 2, 4) == 1.0
+    assert nm_conformance(view, 2, 4) == pytest.approx(2 / 3)  # the plain rows of the view
+
+
+@pytest.mark.parametrize("layer", [
+    Layer("c1", "conv2d", ConvShape(N=2, C=1, H=5, W=5, K=4, R=3, S=3, padding=(1, 1, 1, 1)),
+          act_mask=np.ones((2, 1, 5, 5), bool)),
+    Layer("dw", "conv2d", ConvShape(N=1, C=8, H=4, W=4, K=8, R=3, S=3, groups=8),
+          act_mask=np.zeros((1, 8, 4, 4), bool)),
+    Layer("fc", "linear", GemmShape(M=3, K=3, N=2), act_mask=np.zeros((3, 3), bool)),
+], ids=["one-channel", "depthwise", "short-K"])
+def test_nm_is_null_where_the_reduction_axis_is_shorter_than_m(layer):
+    stats = layer_stats(layer)
+    assert all(v is None for v in stats["nm_conformance"].values())
+    assert all(v is None for v in stats["nm_excess"].values())
+    assert np.isnan(flatten_stats([stats])["nm_conformance@2:4"]).all()
+
+
+@pytest.mark.skipif(not DIGITS.is_file(), reason="workloads/digits_cnn.npz not produced yet")
+def test_inspect_gives_null_n_m_for_a_one_channel_conv(capsys):
+    assert main(["inspect", str(DIGITS), "--json"]) == 0
+    rows = {row["layer"]: row for row in strict_json(capsys.readouterr().out)["layers"]}
+    assert rows["conv1"]["nm_conformance"]["2:4"] is None  # C = 1
+    assert rows["conv1"]["nm_excess"]["2:4"] is None
+    assert rows["conv2"]["nm_conformance"]["2:4"] is not None
+    assert main(["inspect", str(DIGITS), "--detail", "--layers", "conv1"]) == 0
+    out = capsys.readouterr().out
+    assert "conv1" in out and "-" in out
+
+
+@pytest.mark.parametrize("path", WORKLOADS, ids=[p.stem for p in WORKLOADS])
+def test_nm_on_shipped_traces_matches_the_loop_twin(path):
+    """Real traces, each traced layer cut to its first sample and a corner of at most 8 x 8
+    pixels or 8 tokens (the twin is a Python loop)."""
+    for layer in load_workload(path).layers:
+        if not layer.has_trace or layer.alias_of is not None:
+            continue
+        s = layer.shape
+        if isinstance(s, ConvShape):
+            small = ConvShape(N=1, C=s.C, H=min(s.H, 8), W=min(s.W, 8), K=s.K, R=s.R, S=s.S,
+                              stride=s.stride, padding=s.padding, dilation=s.dilation,
+                              groups=s.groups)
+            if small.E < 1 or small.F < 1:
+                small = ConvShape(N=1, C=s.C, H=s.H, W=s.W, K=s.K, R=s.R, S=s.S, stride=s.stride,
+                                  padding=s.padding, dilation=s.dilation, groups=s.groups)
+            mask = layer.nonzero()[:1, :, :small.H, :small.W]
+        else:
+            small = GemmShape(M=min(s.M, 8), K=s.K, N=s.N)
+            mask = layer.nonzero().reshape(-1, s.K)[:small.M]
+        cut = Layer(layer.name, layer.op, small, act_mask=mask)
+        view = reduction_view(mask, small)
+        for n, m in NM_PATTERNS:
+            expected = nm_reference(mask, small, n, m)[0]
+            got = layer_nm_conformance(view, small, n, m)
+            assert (got is None) == (expected is None), (layer.name, n, m)
+            if expected is not None:
+                assert got == pytest.approx(expected, rel=1e-12), (layer.name, n, m)
+        assert layer_stats(cut)["nm_conformance"]["2:4"] == layer_nm_conformance(view, small, 2, 4)

@@ -2,16 +2,52 @@
 
 Action names are `<component>.<action>`; the energy of a component is the sum over its
 actions, reported as the `energy_<component>_pj` result column.
+
+Memory levels: DRAM per byte from the table's `dram_per_bit` (not node-scaled); on-chip levels
+(`sram`, `regfile`) from the table's SRAM curve at their size, scaled to the node, with SRAMs
+larger than the largest sourced array priced as banks plus the H-tree that reaches them
+(`accelsim.arch.tech`); a level's own `read_energy_pj_per_byte` / `write_energy_pj_per_byte`
+win over the table. `memory_level_price` gives a level's price and how it was made up.
+
+Prices taken outside a table's sourced range (a node outside its scaling points, an op width it
+does not list, an SRAM smaller than its smallest array) are *price notes*; `price_warnings`
+returns those of the actions a layer actually performed, and `accelsim.simulate` puts them in
+the row's `warnings` column. Values the table cannot give at all (a DRAM type or number format
+it lacks) are refused with an `ArchError`.
 """
 
 from __future__ import annotations
 
-from accelsim.arch.schema import ArchBase
-from accelsim.arch.tech import load_tech_table
+from dataclasses import dataclass
+
+from accelsim.arch.schema import ArchBase, MemoryLevel
+from accelsim.arch.tech import SramPrice, collect_price_notes, load_tech_table
 from accelsim.errors import ArchError
 
 MAC_COMPUTE = "mac.compute"
 MAC_GATED = "mac.gated"
+MAC_COMPONENT = "mac"
+
+
+@dataclass(frozen=True)
+class LevelPrice:
+    """What one byte read from or written to a memory level costs, pJ, and where it came from."""
+
+    level: str
+    read_pj_per_byte: float
+    write_pj_per_byte: float
+    read_from: str                  # 'arch' (the level's own figure), 'table' or 'dram table'
+    write_from: str
+    sram: SramPrice | None          # the table's SRAM price when it was used, with its make-up
+    read_notes: tuple[str, ...] = ()
+    write_notes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line for a config comment."""
+        head = f"{self.level}: read {self.read_pj_per_byte:.3g} pJ/B ({self.read_from})"
+        if self.write_pj_per_byte != self.read_pj_per_byte or self.write_from != self.read_from:
+            head += f", write {self.write_pj_per_byte:.3g} pJ/B ({self.write_from})"
+        return head + (f"; table: {self.sram.describe()}" if self.sram is not None else "")
 
 
 def mac_energy_pj(arch: ArchBase) -> float:
@@ -24,21 +60,102 @@ def mac_energy_pj(arch: ArchBase) -> float:
     return energy * tech.energy_factor(arch.tech.node_nm)
 
 
+def _level(arch: ArchBase, level: MemoryLevel | str) -> MemoryLevel:
+    if isinstance(level, MemoryLevel):
+        return level
+    found = next((m for m in arch.memory if m.name == level), None)
+    if found is None:
+        raise ArchError(f"arch '{arch.name}': no memory level '{level}'; levels: "
+                        f"{[m.name for m in arch.memory]}.")
+    return found
+
+
+def memory_level_price(arch: ArchBase, level: MemoryLevel | str) -> LevelPrice:
+    """Energy in pJ per byte read and written at a memory level of `arch` (a level or its
+    name), and how it was priced."""
+    lv = _level(arch, level)
+    tech = load_tech_table(arch.tech.table)
+    sram: SramPrice | None = None
+    table_notes: tuple[str, ...] = ()
+    if lv.kind == "dram":
+        default = tech.dram_pj_per_byte(lv.dram_type) if lv.dram_type else None
+        source = "dram table"
+    elif lv.read_energy_pj_per_byte:  # writes default to the level's read figure
+        default, source = None, "table"
+    else:
+        with collect_price_notes() as notes:
+            sram = tech.sram_price(int(lv.size_bytes or 0), arch.tech.node_nm, label=lv.name)
+        default, source, table_notes = sram.pj_per_byte, "table", tuple(notes)
+    read = lv.read_energy_pj_per_byte or default
+    if read is None:  # the schema requires dram_type or read_energy_pj_per_byte on DRAM
+        raise ArchError(f"arch '{arch.name}': memory level '{lv.name}' has no energy; give "
+                        "dram_type or read_energy_pj_per_byte.")
+    read_from = "arch" if lv.read_energy_pj_per_byte else source
+    write = lv.write_energy_pj_per_byte or read
+    write_from = "arch" if lv.write_energy_pj_per_byte else read_from
+    return LevelPrice(
+        level=lv.name, read_pj_per_byte=read, write_pj_per_byte=write,
+        read_from=read_from, write_from=write_from,
+        sram=sram,
+        read_notes=table_notes if read_from == "table" else (),
+        write_notes=table_notes if write_from == "table" else (),
+    )
+
+
+def memory_level_pj_per_byte(arch: ArchBase, level: MemoryLevel | str) -> tuple[float, float]:
+    """(read, write) energy in pJ per byte at a memory level of `arch`."""
+    price_ = memory_level_price(arch, level)
+    return price_.read_pj_per_byte, price_.write_pj_per_byte
+
+
 def action_energy_pj(arch: ArchBase) -> dict[str, float]:
     """Energy in pJ of one unit of every action the arch can perform."""
-    tech = load_tech_table(arch.tech.table)
-    factor = tech.energy_factor(arch.tech.node_nm)
     table = {MAC_COMPUTE: mac_energy_pj(arch)}
     for level in arch.memory:
-        if level.kind == "dram":
-            default = tech.dram_pj_per_byte(level.dram_type) if level.dram_type else None
-        else:
-            default = tech.sram_pj_per_byte(level.size_bytes) * factor
-        read = level.read_energy_pj_per_byte or default
-        table[f"{level.name}.read_bytes"] = read
-        table[f"{level.name}.write_bytes"] = level.write_energy_pj_per_byte or read
+        lp = memory_level_price(arch, level)
+        table[f"{level.name}.read_bytes"] = lp.read_pj_per_byte
+        table[f"{level.name}.write_bytes"] = lp.write_pj_per_byte
     table.update(arch.extra_action_energy_pj())
     return table
+
+
+def pricing_notes(arch: ArchBase) -> dict[str, tuple[str, ...]]:
+    """Price notes per action of `arch`: `mac.*` actions carry the notes of the MAC price,
+    `<level>.*` those of the level's read (or, for actions named `*write*`, write) price, and
+    any other action the arch defines carries the notes raised while the arch priced its own
+    actions (`extra_action_energy_pj`). Actions with no note are left out."""
+    with collect_price_notes() as mac_notes:
+        mac_energy_pj(arch)
+    levels = {lv.name: memory_level_price(arch, lv) for lv in arch.memory}
+    with collect_price_notes() as extra_notes:
+        extra = arch.extra_action_energy_pj()
+    names = {MAC_COMPUTE, *extra, *(f"{n}.{a}" for n in levels for a in ("read_bytes",
+                                                                          "write_bytes"))}
+    notes: dict[str, tuple[str, ...]] = {}
+    for action in names:
+        component, _, verb = action.partition(".")
+        if component == MAC_COMPONENT:
+            found: tuple[str, ...] = tuple(mac_notes)
+        elif component in levels:
+            lp = levels[component]
+            found = lp.write_notes if "write" in verb else lp.read_notes
+        else:
+            found = tuple(extra_notes)
+        if found:
+            notes[action] = found
+    return notes
+
+
+def price_warnings(actions: dict[str, float], arch: ArchBase) -> list[str]:
+    """The price notes of the actions performed (non-zero counts), once each, in a stable order:
+    what in this row's energy was priced outside the tech table's sourced range."""
+    notes = pricing_notes(arch)
+    found: list[str] = []
+    for action in sorted(a for a, n in actions.items() if n):
+        for note in notes.get(action, ()):
+            if note not in found:
+                found.append(note)
+    return found
 
 
 def price(actions: dict[str, float], arch: ArchBase, latency_s: float) -> dict[str, float]:

@@ -1,9 +1,42 @@
-"""Energy/area tables (`arch_configs/tech/*.yaml`) and node scaling."""
+"""Energy/area tables (`arch_configs/tech/*.yaml`), node scaling, and the price of an SRAM.
+
+A table gives per-action energies (pJ) and areas (um^2) at its own node, each number with its
+source, plus node-scaling points. Prices are taken only inside the sourced range; outside it a
+price is either refused (`ArchError`: an unknown DRAM type or number format) or taken at the
+nearest sourced point and said in a *price note*, a short numeric message that
+`accelsim.arch.energy.price_warnings` puts into the results:
+
+* **node**: the on-chip energy factor is log-interpolated between the table's scaling points;
+  a node outside them is priced at the nearest point (a note).
+* **op width**: an add or multiply width not in the table is scaled from the nearest width of
+  the same format (multipliers with bits^2, adders with bits; a note).
+* **SRAM size**: the 64-bit access energy is interpolated log-log between the sourced array
+  sizes. Below the smallest point the smallest array's price is used (an upper bound; a note).
+  Above the largest point the SRAM is priced as **banks** (below), which is a model and not an
+  extrapolation, so it needs no note; a table without `sram_banking` prices it as its largest
+  array instead (a lower bound; a note).
+
+**Banked SRAM model** (first order, the bank + H-tree view CACTI takes of a large array). An
+SRAM of S bytes above the largest sourced size is built from ceil(S / B) banks of B =
+`sram_banking.bank_bytes` (the largest sourced array, so the price never falls where banks
+take over: the bank part stays at the largest array's price and the wire part grows), placed
+on a grid of 2^a x 2^b square banks (a = ceil(k/2), b = floor(k/2), 2^k the bank count rounded
+up to a power of two) and fed by an H-tree from the macro's centre. Every bank is the same
+H-tree distance from the centre, d = s * (2^a + 2^b - 2) / 2, where s is a bank's side:
+s = sqrt(8 B * bitcell / array_efficiency) at the table's node, scaled to the arch's node with
+the table's area rule. One access costs one bank access (the table's price at B) plus the
+access's data bits carried over d at `sram_banking.wire_pj_per_bit_mm`; both are scaled to the
+node with the on-chip energy factor. Address and control wires are not counted, and a bank
+count that is not a power of two pays the wire of the next power of two.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +45,78 @@ import yaml
 from accelsim.errors import ArchError
 
 TECH_DIR = Path(__file__).resolve().parents[2] / "arch_configs" / "tech"
+SRAM_KEY = "sram_read_64bit_by_size_bytes"
+SRAM_ACCESS_BITS = 64
+BITS_PER_BYTE = 8
+UM_PER_MM = 1000.0
+
+_NOTES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "accelsim_price_notes", default=None)
+
+
+@contextlib.contextmanager
+def collect_price_notes() -> Iterator[list[str]]:
+    """Collect the price notes of every table lookup made inside the block (in order, once each).
+
+    Notes collected in a nested block also reach the enclosing one."""
+    notes: list[str] = []
+    token = _NOTES.set(notes)
+    try:
+        yield notes
+    finally:
+        _NOTES.reset(token)
+        for note in notes:
+            _record(note)
+
+
+def _record(note: str | None) -> None:
+    sink = _NOTES.get()
+    if note and sink is not None and note not in sink:
+        sink.append(note)
+
+
+def format_bytes(n: float) -> str:
+    """A byte count in binary units: '512 B', '8 KiB', '1.5 MiB'."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.4g} {unit}"
+    return f"{n:.4g} B"
+
+
+@dataclass(frozen=True)
+class SramBanking:
+    """How an SRAM above the table's largest sourced size is built (see the module docstring)."""
+
+    bank_bytes: int                 # size of one bank, a sourced array size
+    array_efficiency: float         # share of a macro's area that is bit cells, in (0, 1]
+    wire_pj_per_bit_mm: float       # on-chip wire energy per data bit moved per mm, table node
+
+
+@dataclass(frozen=True)
+class SramPrice:
+    """Energy of one SRAM access per byte at a node, and how it was made up."""
+
+    size_bytes: int
+    node_nm: float
+    pj_per_byte: float              # what a byte read or written costs, pJ, at the node
+    bank_bytes: int                 # the array size priced from the table
+    banks: int                      # banks the macro is built from (1: priced as one array)
+    grid: tuple[int, int]           # bank grid, columns x rows
+    wire_mm: float                  # H-tree length from the macro's centre to a bank, mm
+    bank_pj_per_byte: float         # the bank access part of pj_per_byte
+    wire_pj_per_byte: float         # the H-tree part of pj_per_byte
+    notes: tuple[str, ...] = ()     # out-of-range notes (empty when fully in range)
+
+    def describe(self) -> str:
+        """One line for a config comment, e.g. '16.6 pJ/B: 32 banks of 1 MiB (8 x 4 grid) +
+        7.5 mm H-tree at 28 nm'."""
+        head = f"{self.pj_per_byte:.3g} pJ/B"
+        if self.banks > 1:
+            return (f"{head}: {self.banks} banks of {format_bytes(self.bank_bytes)} "
+                    f"({self.grid[0]} x {self.grid[1]} grid, {self.bank_pj_per_byte:.3g} pJ/B) + "
+                    f"{self.wire_mm:.2g} mm H-tree ({self.wire_pj_per_byte:.3g} pJ/B) "
+                    f"at {self.node_nm:g} nm")
+        return f"{head}: one {format_bytes(self.bank_bytes)} array at {self.node_nm:g} nm"
 
 
 @dataclass(frozen=True)
@@ -25,9 +130,28 @@ class TechTable:
     energy_factor_by_node_nm: dict[float, float]
     area_exponent: float
     path: str
+    sram_banking: SramBanking | None = None
+
+    # --- node scaling -------------------------------------------------------------------------
+
+    def node_range_nm(self) -> tuple[float, float]:
+        """Smallest and largest node of the energy scaling points."""
+        nodes = sorted(self.energy_factor_by_node_nm)
+        return nodes[0], nodes[-1]
+
+    def node_note(self, node_nm: float) -> str | None:
+        """The price note for `node_nm` when it is outside the scaling points, else None."""
+        lo, hi = self.node_range_nm()
+        if lo <= node_nm <= hi:
+            return None
+        used = lo if node_nm < lo else hi
+        return (f"node {node_nm:g} nm is outside {self.name}'s scaling range {lo:g}-{hi:g} nm: "
+                f"priced at {used:g} nm")
 
     def energy_factor(self, node_nm: float) -> float:
-        """On-chip energy at `node_nm` relative to this table's node (log-interpolated)."""
+        """On-chip energy at `node_nm` relative to this table's node (log-interpolated between
+        the scaling points; outside them the nearest point, with a price note)."""
+        _record(self.node_note(node_nm))
         points = sorted(self.energy_factor_by_node_nm.items())
         base = _interp_log(points, self.node_nm)
         return _interp_log(points, node_nm) / base
@@ -36,43 +160,119 @@ class TechTable:
         """Area at `node_nm` relative to this table's node."""
         return (node_nm / self.node_nm) ** self.area_exponent
 
+    # --- arithmetic ---------------------------------------------------------------------------
+
     def op_energy_pj(self, op: str, number_format: str, bits: int) -> float:
-        """Energy of one `op` ('add' or 'mult') at the table's node."""
-        return _op_value(self.energy_pj, op, number_format, bits, self.path)
+        """Energy of one `op` ('add' or 'mult') at the table's node (a price note when the width
+        is not in the table)."""
+        value, note = _op_value(self.energy_pj, op, number_format, bits, self.path, self.name,
+                                "pJ")
+        _record(note)
+        return value
 
     def op_area_um2(self, op: str, number_format: str, bits: int) -> float:
         """Area of one `op` unit at the table's node."""
-        return _op_value(self.area_um2, op, number_format, bits, self.path)
+        return _op_value(self.area_um2, op, number_format, bits, self.path, self.name, "um^2")[0]
 
-    def sram_pj_per_byte(self, size_bytes: int) -> float:
-        """Energy of reading one byte from an SRAM of `size_bytes`, at the table's node."""
-        points = sorted((float(k), float(v))
-                        for k, v in self.energy_pj["sram_read_64bit_by_size_bytes"].items())
-        return _interp_loglog(points, float(size_bytes)) / 8.0
+    # --- memories -----------------------------------------------------------------------------
+
+    def sram_points(self) -> list[tuple[float, float]]:
+        """The sourced (size in bytes, pJ per 64-bit access) points, by size."""
+        return sorted((float(k), float(v)) for k, v in self.energy_pj[SRAM_KEY].items())
+
+    def sram_price(self, size_bytes: int, node_nm: float | None = None,
+                   label: str = "") -> SramPrice:
+        """Energy per byte of one access to an SRAM of `size_bytes` at `node_nm` (the table's node
+        when None), with its make-up: one array inside the sourced sizes, banks above them (see
+        the module docstring). `label` names the memory in price notes."""
+        node = self.node_nm if node_nm is None else float(node_nm)
+        factor = 1.0 if node_nm is None else self.energy_factor(node)
+        points = self.sram_points()
+        smallest, largest = int(points[0][0]), int(points[-1][0])
+        name = f"sram '{label}' " if label else "sram "
+        size = int(size_bytes)
+        notes: list[str] = []
+        if node_nm is not None and self.node_note(node):
+            notes.append(self.node_note(node) or "")
+        banks, grid, wire_mm, wire_t = 1, (1, 1), 0.0, 0.0
+        if size < smallest:
+            priced = smallest
+            notes.append(f"{name}{format_bytes(size)} is below {self.name}'s smallest SRAM "
+                         f"({format_bytes(smallest)}): priced as {format_bytes(smallest)}, "
+                         f"{points[0][1] / BITS_PER_BYTE * factor:.3g} pJ/B, an upper bound")
+        elif size <= largest:
+            priced = size
+        elif self.sram_banking is None:
+            priced = largest
+            notes.append(f"{name}{format_bytes(size)} is above {self.name}'s largest SRAM "
+                         f"({format_bytes(largest)}) and the table has no sram_banking: priced "
+                         f"as {format_bytes(largest)}, a lower bound")
+        else:
+            bank = self.sram_banking
+            priced = bank.bank_bytes
+            banks = -(-size // bank.bank_bytes)
+            k = (banks - 1).bit_length()
+            grid = (1 << ((k + 1) // 2), 1 << (k // 2))
+            wire_mm = self.bank_side_mm(node) * (grid[0] + grid[1] - 2) / 2.0
+            wire_t = BITS_PER_BYTE * bank.wire_pj_per_bit_mm * wire_mm
+        bank_t = _interp_loglog(points, float(priced)) / BITS_PER_BYTE
+        for note in notes:
+            _record(note)
+        return SramPrice(
+            size_bytes=size, node_nm=node, pj_per_byte=(bank_t + wire_t) * factor,
+            bank_bytes=priced, banks=banks, grid=grid, wire_mm=wire_mm,
+            bank_pj_per_byte=bank_t * factor, wire_pj_per_byte=wire_t * factor,
+            notes=tuple(notes),
+        )
+
+    def sram_pj_per_byte(self, size_bytes: int, node_nm: float | None = None) -> float:
+        """Energy in pJ of reading one byte from an SRAM of `size_bytes` (`sram_price`)."""
+        return self.sram_price(size_bytes, node_nm).pj_per_byte
+
+    def bank_side_mm(self, node_nm: float | None = None) -> float:
+        """Side of one square SRAM bank in mm at `node_nm`: bit cells / array efficiency."""
+        if self.sram_banking is None:
+            raise ArchError(f"{self.path}: no sram_banking section; banks have no size.")
+        bank = self.sram_banking
+        cell = float(self.area_um2["sram_bitcell"])
+        area_um2 = BITS_PER_BYTE * bank.bank_bytes * cell / bank.array_efficiency
+        scale = 1.0 if node_nm is None else self.area_factor(node_nm)
+        return math.sqrt(area_um2 * scale) / UM_PER_MM
 
     def dram_pj_per_byte(self, dram_type: str) -> float:
         """Energy of moving one byte to or from DRAM of `dram_type` (not node-scaled)."""
         table = self.energy_pj["dram_per_bit"]
         if dram_type not in table:
             raise ArchError(
-                f"{self.path}: no DRAM energy for dram_type '{dram_type}'. Known: "
-                f"{sorted(table)}; or give read_energy_pj_per_byte on the memory level."
+                f"{self.path}: no DRAM energy for dram_type '{dram_type}' in "
+                f"energy_pj.dram_per_bit (known: {sorted(table)}). Use a known type, add "
+                f"'{dram_type}' to the table with its source, or give read_energy_pj_per_byte "
+                "(and write_energy_pj_per_byte) on the memory level."
             )
         return 8.0 * float(table[dram_type])
 
 
-def _op_value(table: dict, op: str, number_format: str, bits: int, path: str) -> float:
+def _op_value(table: dict, op: str, number_format: str, bits: int, path: str, name: str,
+              unit: str) -> tuple[float, str | None]:
     """Look up `op` at `bits`; widths not in the table scale from the nearest one of the same
-    format (multipliers with bits^2, adders with bits), a first-order rule."""
+    format (multipliers with bits^2, adders with bits), a first-order rule, said in the note."""
     entries = {int(k[len(number_format):]): float(v) for k, v in table[op].items()
                if k.startswith(number_format) and k[len(number_format):].isdigit()}
     if not entries:
-        raise ArchError(f"{path}: no '{op}' entries for number format '{number_format}'.")
+        raise ArchError(
+            f"{path}: no '{op}' entries for number format '{number_format}' (keys such as "
+            f"'{number_format}8'). Add them with their source, or use a format the table has."
+        )
     if bits in entries:
-        return entries[bits]
+        return entries[bits], None
     nearest = min(entries, key=lambda b: (abs(math.log2(b / bits)), -b))
     exponent = 2.0 if op == "mult" else 1.0
-    return entries[nearest] * (bits / nearest) ** exponent
+    value = entries[nearest] * (bits / nearest) ** exponent
+    known = ", ".join(f"{number_format}{b}" for b in sorted(entries))
+    power = "^2" if exponent == 2.0 else ""
+    note = (f"{number_format}{bits} {op} is not in {name} ({known}): scaled from "
+            f"{number_format}{nearest} by ({bits}/{nearest}){power} to {value:.3g} {unit}")
+    return value, note
 
 
 def _interp_log(points: list[tuple[float, float]], x: float) -> float:
@@ -91,17 +291,41 @@ def _interp_log(points: list[tuple[float, float]], x: float) -> float:
 
 
 def _interp_loglog(points: list[tuple[float, float]], x: float) -> float:
-    """Interpolate in log-log space, extrapolating along the end segments."""
+    """Interpolate in log-log space between the points; `x` must lie within them."""
     lx = [math.log(p[0]) for p in points]
     ly = [math.log(p[1]) for p in points]
     t = math.log(x)
-    i = 0 if t < lx[0] else len(lx) - 2
+    if not lx[0] <= t <= lx[-1]:
+        raise AssertionError(f"{x} is outside the points {points}; callers clamp or bank first")
     for j in range(len(lx) - 1):
         if lx[j] <= t <= lx[j + 1]:
-            i = j
-            break
-    slope = (ly[i + 1] - ly[i]) / (lx[i + 1] - lx[i])
-    return math.exp(ly[i] + slope * (t - lx[i]))
+            slope = (ly[j + 1] - ly[j]) / (lx[j + 1] - lx[j])
+            return math.exp(ly[j] + slope * (t - lx[j]))
+    return math.exp(ly[0])  # a single point
+
+
+def _banking(raw: dict | None, energy_pj: dict, area_um2: dict, path: Path) -> SramBanking | None:
+    """The `sram_banking` section, checked: positive numbers and a bank of the largest sourced
+    size (which keeps the price non-decreasing where banking takes over)."""
+    if raw is None:
+        return None
+    bank = SramBanking(bank_bytes=int(raw["bank_bytes"]),
+                       array_efficiency=float(raw["array_efficiency"]),
+                       wire_pj_per_bit_mm=float(raw["wire_pj_per_bit_mm"]))
+    largest = max(int(k) for k in energy_pj[SRAM_KEY])
+    problems = []
+    if bank.bank_bytes != largest:
+        problems.append(f"bank_bytes must be the largest sourced SRAM size ({largest}), got "
+                        f"{bank.bank_bytes}, so that the price does not fall where banks begin")
+    if not 0.0 < bank.array_efficiency <= 1.0:
+        problems.append(f"array_efficiency must be in (0, 1], got {bank.array_efficiency}")
+    if bank.wire_pj_per_bit_mm <= 0.0:
+        problems.append(f"wire_pj_per_bit_mm must be positive, got {bank.wire_pj_per_bit_mm}")
+    if "sram_bitcell" not in area_um2:
+        problems.append("area_um2.sram_bitcell is needed to size the banks")
+    if problems:
+        raise ArchError(f"{path}: sram_banking: {'; '.join(problems)}.")
+    return bank
 
 
 @functools.lru_cache(maxsize=32)
@@ -127,6 +351,8 @@ def load_tech_table(name_or_path: str) -> TechTable:
                                       for k, v in scaling["energy_factor_by_node_nm"].items()},
             area_exponent=float(scaling["area_exponent"]),
             path=str(path),
+            sram_banking=_banking(raw.get("sram_banking"), raw["energy_pj"], raw["area_um2"],
+                                  path),
         )
     except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
         raise ArchError(f"{path}: malformed tech table ({type(exc).__name__}: {exc}).") from None

@@ -12,8 +12,14 @@ must materialise it first.
 Sparse kernels care about different statistics of A, all computed here:
 
 * `density`: non-zeros / elements of A (what CSR-style kernels scale with);
-* `nm_conformance(n, m)`: share of the m-element groups along each row of A (K axis) that
-  hold at most n non-zeros (all of them must, for an N:M kernel to run losslessly);
+* `nm_conformance(n, m)`: N:M conformance as `accelsim.workload.stats.layer_nm_conformance`
+  defines it for `inspect` too: the share of m-groups along the layer's N:M segments that hold
+  at most n non-zeros (linear/matmul: A's rows; conv2d: the C/groups channels of one conv
+  group at each input pixel that A reads, each pixel once: A's groups of m consecutive
+  columns within one (r, s) tap, without padding positions, which always conform, and without
+  im2col's repeats). These are exactly the distinct non-padding groups of A, so every group
+  of A conforms (an N:M kernel may run losslessly, `nm_all_conform`) exactly when the share
+  is 1. NaN where a segment is shorter than m (`GemmDims.nm_applicable` False);
 * `block_density(br, bc)`: share of br x bc blocks of A holding any non-zero (BSR);
 * `union_density(rows)`: for tiles of `rows` consecutive rows of A, the share of (tile,
   column) pairs where some row of the tile is non-zero: the weight rows a row-skipping GEMV
@@ -22,9 +28,9 @@ Sparse kernels care about different statistics of A, all computed here:
 `TraceOperand` measures them on a captured trace. `RandomOperand` gives their expectation
 when zeros fall independently at a given density (shapes-only layers; `breakeven` curves),
 and `StructuredOperand` the best case where zeros come in the unit each kernel skips.
-For conv2d a block or a group never straddles two (r, s) positions when its column extent
-divides C/groups; otherwise blocks and groups are cut at the (r, s) boundary (each slice of
-C/groups columns is padded separately), which is what a kernel tiling the (r, s) loop does.
+For conv2d a block or an N:M group never straddles two (r, s) positions when its column
+extent divides C/groups; otherwise blocks and groups are cut at the (r, s) boundary (each slice
+of C/groups columns is padded separately), which is what a kernel tiling the (r, s) loop does.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from typing import Protocol
 import numpy as np
 
 from accelsim.workload.layer import ConvShape, Layer
+from accelsim.workload.reduction import reduction_view, segment_length
+from accelsim.workload.stats import layer_nm_conformance
 
 
 @dataclass(frozen=True)
@@ -81,11 +89,13 @@ class GemmDims:
     """True for conv2d layers whose A differs from the stored input (window > 1 or strided,
     dilated or padded): a kernel that needs A explicitly must materialise it first."""
     slice_cols: int
-    """Columns of A at one window position: C/groups for conv2d, K for linear/matmul. N:M
-    groups and blocks run within it, so N:M needs slice_cols >= m (not a depthwise conv)."""
+    """Columns of A at one window position: C/groups for conv2d, K for linear/matmul (the N:M
+    segment length, `accelsim.workload.reduction.segment_length`). N:M groups and blocks run
+    within it, so N:M needs slice_cols >= m (not a depthwise conv, not a one-channel input)."""
 
     def nm_applicable(self, m: int) -> bool:
-        """Whether m-groups fit in a slice of A's columns (see `slice_cols`)."""
+        """Whether m-groups fit in a slice of A's columns (see `slice_cols`): where they do not,
+        N:M does not apply and `nm_conformance` is NaN."""
         return self.slice_cols >= m
 
     @property
@@ -108,13 +118,13 @@ def gemm_dims(layer: Layer) -> GemmDims:
         weight = s.K * (s.C // s.groups) * s.R * s.S
         out = s.N * s.K * s.E * s.F
         trivial = (s.R == 1 and s.S == 1 and s.stride == (1, 1) and s.padding == (0, 0, 0, 0))
-        needs, cols = not trivial, s.C // s.groups
+        needs = not trivial
     else:
         act, weight, out = s.batch * s.M * s.K, s.batch * s.K * s.N, s.batch * s.M * s.N
-        needs, cols = False, s.K
+        needs = False
     return GemmDims(M=p.pixels, K=p.window, N=p.filters, groups=p.repeat, act_elements=act,
                     weight_elements=weight, out_elements=out, needs_im2col=needs,
-                    slice_cols=cols)
+                    slice_cols=segment_length(s))
 
 
 def in_bounds_elements(layer: Layer) -> int:
@@ -181,10 +191,13 @@ class Operand(Protocol):
     @property
     def density(self) -> float: ...
 
-    def nm_conformance(self, n: int, m: int) -> float: ...
+    def nm_conformance(self, n: int, m: int) -> float:
+        """Share of conforming m-groups (see module docstring); NaN where N:M does not apply."""
+        ...
 
     def nm_all_conform(self, n: int, m: int) -> bool:
-        """Whether every m-group of A holds at most n non-zeros (an exact N:M kernel may run)."""
+        """Whether every m-group of A holds at most n non-zeros (an exact N:M kernel may run);
+        False where N:M does not apply."""
         ...
 
     def block_density(self, block_rows: int, block_cols: int) -> float: ...
@@ -219,15 +232,9 @@ class TraceOperand:
     def nm_conformance(self, n: int, m: int) -> float:
         key = ("nm", n, m)
         if key not in self._cache:
-            ok = total = 0
-            for sl in self._slices:
-                g = _pad_axis(sl, 2, m).view(np.uint8)
-                counts = g[:, :, 0::m].copy()
-                for j in range(1, m):
-                    counts += g[:, :, j::m]
-                ok += int(np.count_nonzero(counts <= n))
-                total += counts.size
-            self._cache[key] = ok / total if total else 1.0
+            view = reduction_view(self.layer.nonzero(), self.layer.shape)
+            share = layer_nm_conformance(view, self.layer.shape, n, m)
+            self._cache[key] = math.nan if share is None else share
         return self._cache[key]
 
     def nm_all_conform(self, n: int, m: int) -> bool:
@@ -292,10 +299,22 @@ class RandomOperand:
         return self.element_density * self.in_bounds_fraction
 
     def nm_conformance(self, n: int, m: int) -> float:
-        return binomial_at_most(n, m, self.density)
+        """Expected share of conforming groups of a segment at the element density (padding is
+        not counted, so it does not dilute it); a trailing partial group of w < m elements
+        conforms with probability P(at most n of w)."""
+        if not self.dims.nm_applicable(m):
+            return math.nan
+        full, rest = divmod(self.dims.slice_cols, m)
+        ok = full * binomial_at_most(n, m, self.element_density)
+        if rest:
+            ok += binomial_at_most(n, rest, self.element_density)
+        return ok / (full + (rest > 0))
 
     def nm_all_conform(self, n: int, m: int) -> bool:
-        """True when fewer than half a group is expected to break the pattern in all of A."""
+        """True when fewer than half a group is expected to break the pattern in all of A
+        (im2col groups, at the density padding dilutes: a heuristic of the statistical mode)."""
+        if not self.dims.nm_applicable(m):
+            return False
         groups = self.dims.groups * self.dims.M * math.ceil(self.dims.K / m)
         return groups * binomial_more_than(n, m, self.density) < 0.5
 
@@ -319,10 +338,12 @@ class StructuredOperand:
         return self.element_density
 
     def nm_conformance(self, n: int, m: int) -> float:
+        if not self.dims.nm_applicable(m):
+            return math.nan
         return 1.0 if self.element_density <= n / m else 0.0
 
     def nm_all_conform(self, n: int, m: int) -> bool:
-        return self.element_density <= n / m
+        return self.dims.nm_applicable(m) and self.element_density <= n / m
 
     def block_density(self, block_rows: int, block_cols: int) -> float:
         return self.element_density

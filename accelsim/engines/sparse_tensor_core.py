@@ -2,8 +2,11 @@
 
 A tensor-core array of `dense_macs_per_cycle` runs each layer as its implicit GEMM
 (`accelsim.engines.shared_gemm_operand`): N:M groups run along the reduction axis (for conv2d, m
-consecutive channels of one input pixel; for linear, m consecutive input features of a
-token; for weights, m consecutive reduction elements of one output channel). In sparse mode
+consecutive channels of one conv group at one input pixel; for linear, m consecutive input
+features of a token; for weights, m consecutive reduction elements of one output channel at one
+(r, s) tap). `nm_conformance` and `nm_dropped_fraction` of activations are N:M conformance and
+excess as `accelsim.workload.stats.layer_nm_conformance` defines them (what `inspect`
+reports): each read input pixel counted once, padding positions not counted. In sparse mode
 the math runs `sparse_speedup` (at most m/n, 2x for 2:4) faster, the sparse operand moves
 as n/m of its values plus `metadata_bits` per kept value (FP16 2:4: 0.5625x its dense
 bytes, INT8: 0.625x), and the layer is a roofline: max(compute, DRAM bytes / bandwidth).
@@ -22,11 +25,13 @@ What happens to data that is not N:M (`policy`), decided per layer:
   GEMM; weights are pruned offline. When the trace holds the values it needs (activation
   values and weights), `prune_rel_error` = ||Y - Y_pruned|| / ||Y|| of the layer output.
 
-Layers whose reduction slice is shorter than m (a depthwise conv: one channel per group)
-cannot use N:M and run dense (`nm_applicable` False). Energy: MACs priced from the tech table
-at the arch's precision, DRAM bytes by the memory level, and the group selection of a
-compress/prune/check pass as `compress.compare` actions (one comparator ~ one adder of the
-activation width, [D]).
+Layers whose reduction segment is shorter than m (a depthwise conv: one channel per group; a
+conv on a one-channel input; K < m) cannot use N:M and run dense (`nm_applicable` False,
+`nm_conformance` NaN).
+
+Energy: MACs priced from the tech table at the arch's precision, DRAM bytes by the memory
+level, and the group selection of a compress/prune/check pass as `compress.compare` actions
+(one comparator ~ one adder of the activation width, [D]).
 """
 
 from __future__ import annotations
@@ -50,8 +55,8 @@ from accelsim.engines.shared_gemm_operand import (
 from accelsim.workload.kernels import keep_largest_mask
 from accelsim.workload.layer import ConvShape, Layer
 from accelsim.workload.output_error import layer_output, relative_output_error
-from accelsim.workload.reduction import from_reduction_view, reduction_view
-from accelsim.workload.stats import nm_excess
+from accelsim.workload.reduction import from_reduction_view, reduction_view, segment_length
+from accelsim.workload.stats import layer_nm_excess, nm_conformance, nm_excess
 
 Policy = Literal["dense", "prune", "compress-if-conforming"]
 COMPRESS_COMPARE = "compress.compare"
@@ -149,7 +154,8 @@ def prune_error(layer: Layer, operand: str, n: int, m: int) -> float:
         return math.nan
     if operand == "act":
         view = reduction_view(layer.act, layer.shape)
-        pruned = from_reduction_view(keep_n_of_m(view, n, m), layer.shape)
+        segments = view.reshape(-1, segment_length(layer.shape))  # groups restart per conv group
+        pruned = from_reduction_view(keep_n_of_m(segments, n, m).reshape(view.shape), layer.shape)
         err = relative_output_error(layer.shape, layer.act, pruned, layer.weight)
         return math.nan if err is None else err
     view = weight_reduction_view(layer.weight, layer)
@@ -166,10 +172,7 @@ def _weight_nm(layer: Layer, n: int, m: int) -> tuple[float, float]:
         density = layer.weight_density
         return binomial_at_most(n, m, density), math.nan
     view = weight_reduction_view(wnz, layer)
-    counts = np.zeros((view.shape[0], ceil_div(view.shape[1], m) * m), dtype=bool)
-    counts[:, :view.shape[1]] = view
-    per_group = counts.reshape(view.shape[0], -1, m).sum(axis=2)
-    return float(np.mean(per_group <= n)), nm_excess(view, n, m)
+    return nm_conformance(view, n, m), nm_excess(view, n, m)
 
 
 def simulate(layer: Layer, arch: Config) -> LayerResult:
@@ -184,8 +187,9 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
         conformance, dropped = math.nan, math.nan
     elif on_act:
         conformance = operand_for(layer).nm_conformance(n, m)
-        dropped = (nm_excess(reduction_view(layer.nonzero(), layer.shape), n, m)
-                   if layer.has_trace else math.nan)
+        excess = (layer_nm_excess(reduction_view(layer.nonzero(), layer.shape), layer.shape, n, m)
+                  if layer.has_trace else None)
+        dropped = math.nan if excess is None else excess  # None: a shapes-only layer
     else:
         conformance, dropped = _weight_nm(layer, n, m)
     conforming = conformance >= 1.0

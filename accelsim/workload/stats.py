@@ -13,10 +13,16 @@ reduces over, a channel is a column.
   flattened tensor, 0 for equal magnitudes, 1 for a single non-zero (Hoyer, JMLR 2004);
   `hoyer_row_mean`: its mean over rows with at least one non-zero. Undefined (None) for an
   all-zero tensor or n = 1.
-* `nm_conformance[N:M]`: share of groups of M consecutive row elements (groups start at
-  column 0; a trailing partial group is padded with zeros) holding at most N non-zeros;
-  `nm_excess[N:M]`: share of the non-zeros that forcing N:M would drop (those beyond the N
-  largest of each group), 0 when there are no non-zeros.
+* `nm_conformance[N:M]`: N:M conformance, the one definition shared with the engines
+  (`layer_nm_conformance`): the share of groups of M consecutive elements along the layer's
+  N:M segments (a token's K-vector; for conv2d the C/groups channels of one conv group at each
+  input pixel that a window reads, each pixel once, padding positions not counted; see
+  `accelsim.workload.reduction`) holding at most N non-zeros. Groups start at each segment's
+  first element; a trailing partial group is padded with zeros. None where a segment is
+  shorter than M (C/groups < M, e.g. a one-channel input or a depthwise conv; K < M): N:M does
+  not apply. `nm_excess[N:M]`: on the same groups, the share of their non-zeros that forcing
+  N:M would drop (those beyond the N largest of each group), 0 when there are no non-zeros,
+  None where N:M does not apply.
 * `dead_channels`: columns (input channels) zero in every row of the trace, with their ids.
 * `row_density_percentiles`: percentiles (numpy linear interpolation) of the per-row
   density across rows.
@@ -40,8 +46,8 @@ import numpy as np
 import pandas as pd
 
 from accelsim.errors import WorkloadError
-from accelsim.workload.layer import ConvShape, Layer, Workload
-from accelsim.workload.reduction import ROW_DEFINITION, reduction_view
+from accelsim.workload.layer import ConvShape, Layer, Shape, Workload
+from accelsim.workload.reduction import ROW_DEFINITION, nm_segments, reduction_view, segment_length
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.001, 0.01, 0.05, 0.1)
 """Near-zero thresholds, relative to the tensor's (or row's) max |x|."""
@@ -93,7 +99,8 @@ def threshold_key(t: float) -> str:
 
 
 def group_nonzeros(mask: np.ndarray, m: int) -> np.ndarray:
-    """Non-zeros per group of `m` consecutive row elements: int array [rows, ceil(cols/m)]."""
+    """Non-zeros per group of `m` consecutive row elements of a 2-D mask (groups start at column
+    0, a trailing partial group padded with zeros): int array [rows, ceil(cols/m)]."""
     rows, cols = mask.shape
     groups = -(-cols // m)
     padded = np.zeros((rows, groups * m), dtype=bool)
@@ -102,16 +109,44 @@ def group_nonzeros(mask: np.ndarray, m: int) -> np.ndarray:
 
 
 def nm_conformance(mask: np.ndarray, n: int, m: int) -> float:
-    """Share of M-groups along each row holding at most N non-zeros."""
+    """Share of the m-groups along the rows of a 2-D mask (`group_nonzeros`) holding at most n
+    non-zeros. The building block of `layer_nm_conformance`, which applies it to a layer's
+    segments; on its own it takes any rows as given."""
     return float(np.mean(group_nonzeros(mask, m) <= n))
 
 
 def nm_excess(mask: np.ndarray, n: int, m: int) -> float:
-    """Share of non-zeros beyond the N allowed per M-group (what N:M pruning drops)."""
+    """Share of the non-zeros of a 2-D mask beyond the n allowed per m-group along its rows
+    (what N:M pruning drops); 0 when there are no non-zeros."""
     total = int(np.count_nonzero(mask))
     if total == 0:
         return 0.0
     return float(np.maximum(group_nonzeros(mask, m) - n, 0).sum()) / total
+
+
+def layer_nm_conformance(view: np.ndarray, shape: Shape, n: int, m: int) -> float | None:
+    """N:M conformance of a layer, the definition `inspect` and the engines share.
+
+    `view` is the layer's non-zero map as its reduction view (`reduction_view(nonzero,
+    shape)`). The share of m-groups along the layer's N:M segments (`nm_segments`: a token's
+    K-vector; the C/groups channels of one conv group at each input pixel a window reads,
+    each pixel once, padding positions left out) that hold at most n non-zeros: what an N:M
+    sparse tensor core compresses, and all of them must conform for a lossless N:M run. None
+    when a segment is shorter than m (N:M does not apply); 1.0 when no pixel is read at all.
+    """
+    if segment_length(shape) < m:
+        return None
+    segments = nm_segments(view, shape)
+    return nm_conformance(segments, n, m) if segments.shape[0] else 1.0
+
+
+def layer_nm_excess(view: np.ndarray, shape: Shape, n: int, m: int) -> float | None:
+    """Share of the non-zeros in a layer's N:M segments that N:M pruning drops (those beyond the
+    n largest of each m-group, on the groups of `layer_nm_conformance`); 0 without non-zeros,
+    None when a segment is shorter than m."""
+    if segment_length(shape) < m:
+        return None
+    return nm_excess(nm_segments(view, shape), n, m)
 
 
 def block_density(mask: np.ndarray, block_rows: int, block_cols: int) -> float:
@@ -160,12 +195,13 @@ def _value_stats(view: np.ndarray, thresholds: Sequence[float]) -> dict:
     }
 
 
-def _pattern_stats(mask: np.ndarray) -> dict:
+def _pattern_stats(mask: np.ndarray, shape: Shape) -> dict:
     dead = np.flatnonzero(~mask.any(axis=0))
     row_density = mask.mean(axis=1)
     return {
-        "nm_conformance": {f"{n}:{m}": nm_conformance(mask, n, m) for n, m in NM_PATTERNS},
-        "nm_excess": {f"{n}:{m}": nm_excess(mask, n, m) for n, m in NM_PATTERNS},
+        "nm_conformance": {f"{n}:{m}": layer_nm_conformance(mask, shape, n, m)
+                           for n, m in NM_PATTERNS},
+        "nm_excess": {f"{n}:{m}": layer_nm_excess(mask, shape, n, m) for n, m in NM_PATTERNS},
         "dead_channels": int(dead.size),
         "dead_channel_fraction": dead.size / mask.shape[1],
         "dead_channel_ids": [int(c) for c in dead],
@@ -206,7 +242,7 @@ def layer_stats(layer: Layer, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) 
         return stats
     mask = reduction_view(layer.nonzero(), layer.shape)
     stats["rows"], stats["row_length"] = int(mask.shape[0]), int(mask.shape[1])
-    stats.update(_pattern_stats(mask))
+    stats.update(_pattern_stats(mask, layer.shape))
     if content == "values":
         stats.update(_value_stats(reduction_view(layer.act, layer.shape), thresholds))
     return stats

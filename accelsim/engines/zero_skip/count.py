@@ -3,6 +3,7 @@ actions (MACs done, gated and skipped from the bitmaps; buffer and DRAM bytes wi
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,8 @@ class Work:
     act_passes: int = 1
     weight_passes: int = 1
     extra: dict[str, object] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """Effects a user would not expect from the counts alone (go to the row's warnings)."""
 
 
 def _run_channel_lanes(v: work.ConvView, arch: Config, macs: work.MacCounts,
@@ -52,8 +55,13 @@ def _run_channel_lanes(v: work.ConvView, arch: Config, macs: work.MacCounts,
         bricks, pad, v.E, v.F, v.R, v.S, s[0], s[1], p[0], p[2], d[0], d[1], a.lanes, passes,
         arch.barrier_mode, arch.fifo_depth, arch.sync.issue_cycles)
     act_values = int(t.nonzero.sum()) if skip_act else int(t.inside.sum()) * v.C
+    notes = []
+    if skip_act and v.Cg < a.brick_size:
+        notes.append(f"{v.Cg} channel(s) per group fill {v.Cg} of a brick's {a.brick_size} "
+                     "lanes and a brick takes at least one cycle: skipped zeros save weight "
+                     "reads (energy) more than cycles")
     return Work(int(cycles), int(busy), macs.done, act_reads=act_values * passes,
-                weight_reads=macs.done, act_passes=passes)
+                weight_reads=macs.done, act_passes=passes, notes=notes)
 
 
 def _run_planar(v: work.ConvView, arch: Config, macs: work.MacCounts) -> Work:
@@ -237,6 +245,7 @@ def count_layer(layer: Layer, arch: Config, uniform: bool = False) -> LayerResul
             "dram_metadata_bytes": traffic.metadata.get(dram.name, 0.0) if dram else 0.0,
             **w.extra,
         },
+        warnings=list(w.notes),
     )
 
 
@@ -249,11 +258,41 @@ def cycles_depend_on_bitmaps(arch: Config) -> bool:
 
 def simulate(layer: Layer, arch: Config) -> LayerResult:
     """Count one layer on a zero-skip arch, with the density-only prediction beside it (the
-    i.i.d. bitmap is run only when the cycles can depend on it)."""
+    i.i.d. bitmap is run only when the cycles can depend on it). A planar (SCNN-like) array
+    that skips zeros also names vector rounding where it lifts the speed-up over its dense
+    equivalent above dense MACs / MACs done."""
+    key = (id(layer), arch.config_hash())
+    hit = _COUNTED.get(key)
+    if hit is not None and hit[0]() is layer:
+        return hit[1]
     result = count_layer(layer, arch)
     if layer.has_trace and cycles_depend_on_bitmaps(arch):
         uniform = count_layer(layer, arch, uniform=True)
         result.columns["cycles_if_uniform"] = uniform.cycles
     else:
         result.columns["cycles_if_uniform"] = result.cycles
+    if arch.skip and isinstance(arch.array, PlanarCartesian):
+        result.warnings += _vector_rounding(result, simulate(layer, arch.dense_equivalent()), arch)
+    _COUNTED[key] = (weakref.ref(layer), result)
+    while len(_COUNTED) > _COUNTED_LAYERS:
+        _COUNTED.pop(next(iter(_COUNTED)))
     return result
+
+
+_COUNTED: dict[tuple[int, str], tuple[weakref.ref, LayerResult]] = {}
+"""The last layers counted, so the dense equivalent counted for `_vector_rounding` is not
+counted again when `accelsim.simulate` asks for it."""
+_COUNTED_LAYERS = 64
+
+
+def _vector_rounding(result: LayerResult, dense: LayerResult, arch: Config) -> list[str]:
+    """Planar PEs issue F x I products per cycle from ceil(nW / F) x ceil(nA / I) vector pairs:
+    skipping a few zeros can drop a whole rounded-up vector, so compute cycles can fall by more
+    than the MACs do."""
+    speedup = dense.compute_cycles / result.compute_cycles if result.compute_cycles else 1.0
+    bound = result.macs_dense / result.macs_done if result.macs_done else float("inf")
+    if speedup <= bound * (1 + 1e-9):
+        return []
+    a: PlanarCartesian = arch.array
+    return [f"vector rounding: products issue as {a.mult_f} x {a.mult_i} vectors, so skipped "
+            f"zeros cut compute cycles {speedup:.3g}x where MACs fall {bound:.3g}x"]
