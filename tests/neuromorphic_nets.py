@@ -142,6 +142,27 @@ def to_akida(net: Net, weight_bits: int = 4, act_bits: int = 4, seed: int = 0):
     return model
 
 
+def to_akida_v2(net: Net, bits: int = 8):
+    """The net as an akida IP v2 model (InputConv2D, Conv2D only) with `bits`-bit weights and
+    outputs after the input layer (whose weights are 8-bit, as v2 requires)."""
+    import akida
+
+    model = akida.Model()
+    for i, spec in enumerate(net.layers):
+        name = f"{spec.kind}{i}"
+        if spec.kind == "input":
+            model.add(akida.InputConv2D(input_shape=net.input_shape, kernel_size=spec.kernel,
+                                        filters=spec.filters, kernel_stride=spec.stride,
+                                        output_bits=bits, name=name))
+        elif spec.kind == "conv":
+            model.add(akida.Conv2D(filters=spec.filters, kernel_size=spec.kernel,
+                                   kernel_stride=spec.stride, weights_bits=bits,
+                                   output_bits=bits, name=name))
+        else:
+            raise ValueError(f"to_akida_v2 builds input and conv layers only, not {spec.kind}")
+    return model
+
+
 def akida_nps(model, device, minimal: bool = True) -> dict[str, int]:
     """NPs per layer after mapping `model` on `device` (HRC-mapped input layer: 0)."""
     import akida

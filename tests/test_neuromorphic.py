@@ -37,7 +37,10 @@ from tests.neuromorphic_nets import akidanet, ds_cnn_kws, to_workload
 
 ROOT = Path(__file__).resolve().parents[1]
 AKD1000 = ROOT / "arch_configs/akd1000.yaml"
+AKIDA2 = ROOT / "arch_configs/akida2_scalable.yaml"
 DIGITS = ROOT / "workloads/digits_cnn.npz"
+CREPE = ROOT / "workloads/crepe_full.npz"
+PIPELINED_SHARE = "per-layer cycles are a share of the pipelined run"
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +106,107 @@ def test_quantisation_drops_values_below_half_a_step():
     assert event_mask(layer, 1)[0, 0, 0].tolist() == [True, False, True, False]
     act[0, 0, 1, 0] = -15.0                       # signed 4-bit: 7 levels, threshold 15/14
     assert event_mask(layer, 4)[0, 0, 0].tolist() == [True, True, True, False]
+
+
+def quantised_nonzeros(values: np.ndarray, bits: int, percentile: float) -> int:
+    """Non-zero codes of `values` quantised to `bits` with a per-layer scale from the
+    `percentile` of the non-zero magnitudes (unsigned codes, or sign + magnitude)."""
+    mag = np.abs(values.astype(np.float32))
+    top = np.percentile(mag[mag > 0], percentile)
+    levels = 2 ** bits - 1 if (values >= 0).all() else max(1, 2 ** (bits - 1) - 1)
+    return int(np.count_nonzero(np.floor(mag / (top / levels) + 0.5) >= 1))
+
+
+def _bits_chain(rng, act_bits: int | None, weight_bits: int | None, signed: bool = False):
+    """An input layer, a conv with float values (heavy-tailed, 40 % exact zeros) and a linear
+    layer; the conv and linear layers carry `act_bits` / `weight_bits` (None: the trace
+    format's default, as a float capture writes it)."""
+    first = conv("in", c=3, k=16, mask=np.ones((2, 3, 12, 12), bool))
+    values = rng.standard_exponential((2, 16, 12, 12)) * (rng.random((2, 16, 12, 12)) < 0.6)
+    if signed:
+        values *= rng.choice([-1, 1], values.shape)
+    c1 = conv("c1", c=16, k=32, act=values.astype(np.float16))
+    fc_values = rng.standard_exponential((2, 96)) * (rng.random((2, 96)) < 0.6)
+    fc = Layer(name="fc", op="linear", shape=GemmShape(M=2, K=96, N=600),
+               act=fc_values.astype(np.float16))
+    for layer in (c1, fc):
+        if act_bits is not None:
+            layer.act_bits = act_bits
+        if weight_bits is not None:
+            layer.weight_bits = weight_bits
+    return chain(first, c1, fc)
+
+
+@pytest.mark.parametrize("config, bits, expected", [
+    ("akd1000", 2, 2), ("akd1000", 1, 1), ("akd1000", 3, 3), ("akd1000", 8, 4),
+    ("akida2_4bit", 8, 8), ("akida2_4bit", 4, 4), ("akida2", 4, 4), ("akida2", 8, 8),
+])
+@pytest.mark.parametrize("signed", [False, True])
+def test_per_layer_act_bits_set_the_events(config, bits, expected, signed):
+    """A layer's events are its non-zero codes at its own act_bits where the NPs support the
+    width (a 3-bit code fits 4-bit storage and keeps its values); a wider width than the NPs
+    run (8 bits on Akida 1.0) is requantised to the arch's precision."""
+    arch = load_arch(AKIDA2 if config.startswith("akida2") else AKD1000)
+    if config == "akida2_4bit":
+        arch = arch.model_copy(update={"precision": arch.precision.model_copy(
+            update={"act_bits": 4, "weight_bits": 4})})
+    wl = _bits_chain(np.random.default_rng(21), bits, None, signed)
+    results = network(wl, arch).results
+    for name in ("c1", "fc"):
+        values = wl.layer(name).act
+        assert results[name].columns["events"] == \
+            quantised_nonzeros(values, expected, arch.act_scale_percentile), name
+        assert results[name].columns["act_bits"] == expected
+    other = 4 if expected != 4 else 8
+    assert quantised_nonzeros(wl.layer("c1").act, other, arch.act_scale_percentile) != \
+        results["c1"].columns["events"]            # the width matters on this trace
+
+
+def test_a_trace_without_per_layer_bits_runs_at_the_arch_precision(akd):
+    """No per-layer bits (the format's default 16, as every float capture carries): events at
+    `precision.act_bits`, weights at `precision.weight_bits`, the same as a trace that states
+    the arch's own widths, and the same as before per-layer bits were honoured."""
+    rng = np.random.default_rng(22)
+    plain = _bits_chain(rng, None, None)
+    assert {(layer.act_bits, layer.weight_bits) for layer in plain.layers} == {(16, 16)}
+    stated = _bits_chain(np.random.default_rng(22), 4, 4)
+    a, b = network(plain, akd).results, network(stated, akd).results
+    for name in ("c1", "fc"):
+        assert a[name].columns["events"] == quantised_nonzeros(plain.layer(name).act, 4,
+                                                               akd.act_scale_percentile)
+        assert a[name].columns["events"] == b[name].columns["events"]
+        assert a[name].cycles == b[name].cycles
+        assert a[name].columns["act_bits"] == 4 and a[name].columns["weight_bits"] == 4
+    units = {u.name: u for u in map_workload(plain, akd)}
+    assert units["fc"].weight_bytes == 96 * 600 * 4 // 8
+    assert a["in"].columns["act_bits"] == akd.input_act_bits
+
+
+@pytest.mark.parametrize("config, bits, stored", [
+    ("akd1000", 2, 2), ("akd1000", 1, 1), ("akd1000", 3, 4), ("akd1000", 8, 4),
+    ("akida2", 4, 4), ("akida2", 8, 8), ("akida2", 2, 4), ("akida2", 16, 8),
+])
+def test_weight_memory_follows_the_layers_weight_bits(config, bits, stored):
+    arch = load_arch(AKIDA2 if config == "akida2" else AKD1000)
+    wl = _bits_chain(np.random.default_rng(23), None, bits)
+    units = {u.name: u for u in map_workload(wl, arch)}
+    fc, cnp = units["fc"], units["c1"]
+    assert fc.weight_bytes == math.ceil(96 * 600 * stored / 8)
+    assert fc.bits[0].weight == stored and cnp.bits[0].weight == stored
+    s = wl.layer("c1").shape
+    assert cnp.weight_bytes_per_np == conv_weight_bytes(cnp.filters_per_np, s, stored, arch, None)
+
+
+def test_narrower_weights_need_fewer_nps(akd):
+    """A 256 -> 512 3x3 conv: 4-bit weights take 12 NPs of the AKD1000's 44,800 B, 1-bit ones
+    fewer (per input channel 400-bit units instead of 800)."""
+    first = conv("in", n=1, c=3, h=8, w=8, k=256, r=3)
+    big = conv("big", n=1, c=256, h=8, w=8, k=512, density=0.5)
+    nps = {}
+    for bits in (4, 2, 1):
+        big.weight_bits = bits
+        nps[bits] = {u.name: u.np_count for u in map_workload(chain(first, big), akd)}["big"]
+    assert nps[4] > nps[2] >= nps[1] >= 1
 
 
 def test_statistical_layer_uses_declared_density():
@@ -268,6 +372,28 @@ def test_unsupported_and_too_large_layers_are_reported(akd):
     assert df.loc["fc", "mapping"] == "fnp" and df.loc["fc", "cycles"] > 0
     assert df.loc["in", "mapping"] == "input_unit" and df.loc["in", "nps_used"] == 0
     assert set(result.meta["engine_summary"]["arch"]["unmappable"]) == set(bad)
+    for name in bad:                                 # the reason, in mapping_note's words
+        assert df.loc[name, "warnings"] == f"unmappable: {notes[name]}"
+    assert "9x9 kernel exceeds the largest kernel on the NPs, 7x7" in notes["k9"]
+    assert not df.drop(index=bad)["warnings"].str.contains("unmappable").any()
+    coverage = result.coverage_note()
+    assert f"{len(bad)} of {len(layers)} layers without a result" in coverage
+    assert all(notes[name] in coverage for name in bad)
+
+
+def test_crepe_on_akd1000_says_why_six_layers_have_no_result(akd):
+    if not CREPE.is_file():
+        pytest.skip("workloads/crepe_full.npz not present")
+    result = simulate(load_workload(CREPE), akd)
+    df = result.layers.set_index("layer")
+    missing = df[df["cycles"].isna()]
+    assert len(missing) == 6
+    assert missing.loc["conv1", "warnings"] == \
+        "unmappable: input layer: 512x1 kernel exceeds the largest kernel on the input unit, 7x7"
+    assert (missing.drop(index="conv1")["warnings"]
+            == "unmappable: 64x1 kernel exceeds the largest kernel on the NPs, 7x7").all()
+    assert "64x1 kernel exceeds" in result.coverage_note()
+    assert "512x1 kernel exceeds" in result.coverage_note()
 
 
 # --- pipeline, latency and energy -----------------------------------------------------------
@@ -328,7 +454,8 @@ def test_depthwise_split_by_channels_balances_events(akd):
     mask[:, :32] = False                          # events only in the upper half of channels
     dw = conv("dw", c=64, k=64, groups=64, mask=mask)
     first = conv("in", c=3, k=64, mask=np.ones((2, 3, 12, 12), bool))
-    tiny = arch.model_copy(update={"np_weight_memory_bytes": 200})   # 32 channels per NP
+    # 8-bit 3x3 weights: 100 bits per channel (50-bit units), so 32 channels per NP
+    tiny = arch.model_copy(update={"np_weight_memory_bytes": 400})
     res = network(chain(first, dw), tiny).results["dw"]
     assert res.columns["filter_groups"] == 2 and res.columns["mapping"] == "cnp"
     assert res.columns["events_max_per_np"] == mask.sum()
@@ -351,6 +478,59 @@ def test_dense_equivalent_sends_every_activation(bare):
     summary = result.meta["engine_summary"]
     assert summary["dense"]["makespan_cycles"] > summary["arch"]["makespan_cycles"]
     assert totals["cycles"] == pytest.approx(summary["arch"]["makespan_cycles"])
+
+
+def _mac_bound(df):
+    return df["macs_dense"] / df["macs_done"]
+
+
+def test_speedup_warning_iff_above_the_mac_bound():
+    """Per-layer cycles are shares of the pipelined run, so a layer's speed-up can pass dense
+    MACs / MACs done through a factor common to all layers; the row then says why, and only
+    then. The layer's own work speed-up stays within the bound on these uniform traces
+    (statistical layers included: their expected MACs done are rounded down, not up)."""
+    arch = load_arch(AKIDA2).model_copy(update={"frame_overhead_cycles": 0.0})
+    over = under = 0
+    for net, rng in ((ds_cnn_kws(), np.random.default_rng(0)), (ds_cnn_kws(), None),
+                     (akidanet(0.5, 224), None)):
+        df = simulate(to_workload(net, frames=2, density=0.3, rng=rng), arch).layers
+        bound = _mac_bound(df)
+        above = df["speedup_vs_dense"] > bound * (1 + 1e-9)
+        explained = df["warnings"].str.contains(PIPELINED_SHARE)
+        assert (above == explained).all(), df.loc[above != explained, ["layer", "warnings"]]
+        assert (df["work_speedup_vs_dense"] <= bound * (1 + 1e-9)).all()
+        for _, row in df[above].iterrows():
+            assert f"work_speedup_vs_dense = {row['work_speedup_vs_dense']:.3g}x" in row["warnings"]
+            assert "also above the bound" not in row["warnings"]
+        over += int(above.sum())
+        under += int((~above).sum())
+    assert over > 0 and under > 0
+
+
+@pytest.mark.parametrize("frames", [1, 4])
+def test_work_speedup_above_the_bound_is_the_busiest_stripe(frames):
+    """A layer takes as long as its busiest NP stripe. Two stripes of a 3-row conv: the dense
+    work is uneven (2 output rows and 1), the events of the last input row feed both stripes
+    equally, so busiest dense / busiest sparse = 5 > dense MACs / MACs done = 4.91. With one
+    frame the pipelined share stays below the bound (no warning); with four it passes it and
+    the warning names both effects."""
+    arch = load_arch(AKD1000).model_copy(update={"frame_overhead_cycles": 0.0,
+                                                 "max_stripe_rows": 2})
+    first = conv("in", n=frames, c=3, h=3, w=8, k=16, mask=np.ones((frames, 3, 3, 8), bool))
+    mask = np.zeros((frames, 16, 3, 8), bool)
+    mask[:, :, 2] = True
+    wl = chain(first, conv("c", n=frames, c=16, h=3, w=8, k=16, mask=mask))
+    row = simulate(wl, arch).layers.set_index("layer").loc["c"]
+    bound = row["macs_dense"] / row["macs_done"]
+    assert row["stripes"] == 2
+    assert row["work_speedup_vs_dense"] == pytest.approx(5.0)
+    assert row["work_speedup_vs_dense"] > bound
+    if row["speedup_vs_dense"] > bound:
+        assert frames == 4
+        assert PIPELINED_SHARE in row["warnings"] and "also above the bound" in row["warnings"]
+        assert "busiest NP" in row["warnings"]
+    else:
+        assert frames == 1 and PIPELINED_SHARE not in row["warnings"]
 
 
 def test_granularity_changes_latency_little(bare):

@@ -7,6 +7,10 @@
   akida 14 NPs, ours 16, one filter-split rule we do not reproduce), spread 86 of 86.
 * Events: akida's software forward pass gives each layer's quantised (4-bit) outputs; with
   those as the next layer's input values, our event count equals their non-zeros exactly.
+* Akida 2.0 config (arch_configs/akida2_scalable.yaml): its precision is the v2 layers' default
+  width (8 bits), its conv strides are the ones the v2 layer constructors accept, and on
+  SixNodesIPv2 layers whose trace states 4 bits map onto the NPs the SDK gives 4-bit layers
+  (at 8 bits our memory rules need as many NPs or more; see the config's [SDK] note).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from tests.neuromorphic_nets import (
     mobilenet_v1,
     small_cnns,
     to_akida,
+    to_akida_v2,
     to_workload,
 )
 
@@ -120,3 +125,74 @@ def test_event_counts_match_akida_forward_outputs(net, akd):
             nz = np.transpose(x, (0, 3, 1, 2)) != 0
             assert results[layer.name].columns["synaptic_ops"] == \
                 reference.synops_reference(nz, layer.shape)
+
+
+# --- Akida 2.0 ------------------------------------------------------------------------------
+
+V2_PROBES = [Net(f"v2_{c}_{f}_{h}", (h, h, 3), (Spec("input", c), Spec("conv", f),
+                                                 Spec("conv", 16, 1)))
+             for c, f, h in ((64, 128, 16), (128, 256, 16), (256, 512, 16), (64, 64, 120))]
+
+
+@pytest.fixture(scope="module")
+def akida2():
+    """The Akida 2.0 config on six nodes, as the SDK's SixNodesIPv2 virtual device."""
+    return load_arch(ROOT / "arch_configs/akida2_scalable.yaml").model_copy(update={"nodes": 6})
+
+
+def test_akida2_precision_is_the_v2_layers_default(akida2):
+    for layer in (akida.Conv2D(filters=8, kernel_size=3), akida.DepthwiseConv2D(kernel_size=3),
+                  akida.Dense1D(units=8)):
+        assert layer.parameters.weights_bits == akida2.precision.weight_bits == 8
+        assert layer.parameters.output_bits == akida2.precision.act_bits == 8
+
+
+def _accepts(layer_class, **params) -> bool:
+    """Whether the akida layer constructor takes these parameters."""
+    try:
+        layer_class(**params)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5, 7])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_akida2_strides_are_the_ones_the_v2_layers_accept(akida2, kernel, stride):
+    ours = stride in akida2.conv_kernel_strides.get(kernel, ())
+    assert _accepts(akida.Conv2D, filters=8, kernel_size=kernel, kernel_stride=stride) == ours
+    if kernel > 1:                     # a 1x1 depthwise conv is no layer anyone maps
+        assert _accepts(akida.DepthwiseConv2D, kernel_size=kernel, kernel_stride=stride) == ours
+
+
+def _v2_pairs(net: Net, arch, bits: int) -> list[tuple[str, int, int]]:
+    """(layer, SDK NPs, our NPs) for the non-input layers, the trace stating `bits` bits;
+    -1 where a layer is not mapped."""
+    wl = to_workload(net)
+    for layer in wl.layers:
+        layer.act_bits = layer.weight_bits = bits
+    ours = {u.name: u.np_count if u.kind != "unmappable" else -1
+            for u in map_workload(wl, arch)}
+    theirs = akida_nps(to_akida_v2(net, bits), akida.SixNodesIPv2())
+    return [(name, theirs[name], ours[covered[0]]) for name, covered in akida_layer_names(net)[1:]]
+
+
+def test_akida2_maps_4_bit_layers_as_the_sdk(akida2):
+    """The config runs 8-bit models; a trace that states 4 bits per layer is mapped at 4 bits,
+    NP for NP as the v2 mapper maps 4-bit layers."""
+    pairs = [p for net in V2_PROBES for p in _v2_pairs(net, akida2, 4)]
+    assert all(theirs == ours for _, theirs, ours in pairs), pairs
+    assert sum(theirs > 0 for _, theirs, _ in pairs) >= 6
+
+
+def test_akida2_8_bit_layers_need_as_many_nps_as_the_sdk_or_more(akida2):
+    mapped = more = 0
+    for net in V2_PROBES:
+        four = {name: ours for name, _, ours in _v2_pairs(net, akida2, 4)}
+        for name, theirs, ours in _v2_pairs(net, akida2, 8):
+            if min(theirs, ours) < 0:
+                continue
+            assert ours >= theirs, (net.name, name, theirs, ours)
+            mapped += 1
+            more += ours > four[name]                  # 8 bits take more NPs than 4
+    assert mapped >= 5 and more >= 3

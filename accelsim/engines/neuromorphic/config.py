@@ -5,10 +5,18 @@ onto NPs by filters and memory (see `neuromorphic_mapping`); events (non-zero qu
 activations) travel between NPs over the mesh NoC and are processed as they arrive (see
 `neuromorphic_pipeline`). Energy is affine: static floor x time + per event delivered to an NP
 + per synaptic operation + per event-hop on the NoC (+ DRAM bytes when weights live off chip).
+
+Bit widths per layer (`Config.layer_bits`): a layer runs at the `act_bits` / `weight_bits` its
+trace gives when the NPs support them. A narrower width the NPs lack keeps its values (its codes
+fit the next supported width, which stores them). A wider one is requantised to the configured
+`precision`: this covers float captures, whose traces carry the format's default 16 bits (a
+trace without per-layer bits reads as 16), and e.g. an 8-bit model on Akida 1.0 (1, 2, 4 bits).
+The first layer reads raw input at `input_act_bits`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import (
@@ -33,6 +41,18 @@ NOC_HOP = "noc.hop"
 """One event moved across one mesh link."""
 INPUT_MAC = "input_unit.mac"
 """One dense multiply-accumulate on the input unit (first layer, 8-bit pixels)."""
+
+
+@dataclass(frozen=True)
+class LayerBits:
+    """Bit widths one layer runs at on the chip."""
+
+    events: int
+    """Width its input activations are quantised to; an event is a non-zero code."""
+    act: int
+    """Width the NPs store its input activations at (NP input memory)."""
+    weight: int
+    """Width its weights take in NP (or FC weight) memory."""
 
 
 class Config(ArchBase):
@@ -189,6 +209,14 @@ class Config(ArchBase):
             return self
         return self.model_copy(update={"event_skipping": False, "name": f"{self.name} (dense)"})
 
+    def layer_bits(self, act_bits: int, weight_bits: int) -> LayerBits:
+        """Widths an NP layer whose trace gives `act_bits` / `weight_bits` runs at (see the
+        module docstring: supported widths kept, narrower ones stored in the next supported
+        width, wider ones requantised to `precision`)."""
+        events, act = _fit_bits(act_bits, self.supported_act_bits, self.precision.act_bits)
+        _, weight = _fit_bits(weight_bits, self.supported_weight_bits, self.precision.weight_bits)
+        return LayerBits(events=events, act=act, weight=weight)
+
     def input_mac_energy_pj(self) -> float:
         if self.energy_per_input_mac_pj is not None:
             return self.energy_per_input_mac_pj
@@ -203,6 +231,13 @@ class Config(ArchBase):
             NOC_HOP: self.energy_per_hop_pj,
             INPUT_MAC: self.input_mac_energy_pj(),
         }
+
+
+def _fit_bits(bits: int, supported: tuple[int, ...], configured: int) -> tuple[int, int]:
+    """(width the values keep, width the chip stores them at) for a `bits`-wide operand."""
+    if bits > max(supported):
+        return configured, configured
+    return bits, min(b for b in supported if b >= bits)
 
 
 def _ceil_sqrt(n: int) -> int:

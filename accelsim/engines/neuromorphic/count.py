@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from accelsim.arch.schema import ArchBase
 from accelsim.engines.counts import LayerResult
 from accelsim.engines.neuromorphic.config import (
     EVENT_PROCESS,
@@ -35,6 +36,9 @@ from accelsim.engines.neuromorphic.work import (
 from accelsim.workload.layer import ConvShape, Layer, Workload
 
 _CACHE_ARCHS = 8
+_BOUND_RTOL = 1e-9
+"""Relative margin above dense MACs / MACs done before a speed-up counts as beyond the bound
+(the margin `accelsim.simulate` uses)."""
 
 
 @dataclass
@@ -215,7 +219,10 @@ def _layer_results(workload: Workload, arch: Config, units: list[Unit],
     for u in units:
         for i, name in enumerate(u.layers):
             layer = layers[name]
+            bits = u.bits[i] if u.bits else None
             common = {
+                "act_bits": bits.events if bits else float("nan"),
+                "weight_bits": bits.weight if bits else float("nan"),
                 "nps_used": u.np_count,
                 "mapping": ("fnp_external" if u.external_weights else u.kind),
                 "mapping_note": u.reason,
@@ -230,7 +237,8 @@ def _layer_results(workload: Workload, arch: Config, units: list[Unit],
                     macs_dense=layer.macs, macs_done=layer.macs,
                     engine_mode="trace" if layer.has_trace else "statistical",
                     columns={"events": float("nan"), "synaptic_ops": float("nan"),
-                             "np_busy_cycles": float("nan"), **common})
+                             "np_busy_cycles": float("nan"), **common},
+                    warnings=[f"unmappable: {u.reason}"])
                 continue
             c = work[u.name].layers[name]
             share = c.np_cycles / busy_total if busy_total else 0.0
@@ -250,7 +258,9 @@ def _layer_results(workload: Workload, arch: Config, units: list[Unit],
                 actions[f"{dram.name}.write_bytes"] = writes
                 dram_bytes = reads + writes
             done = c.input_macs if u.kind == "input_unit" else c.synops
-            macs_done = min(layer.macs, int(round(done)))
+            # rounded down: expected (statistical) synops are fractional, and dense MACs / MACs
+            # done must not understate the bound on the layer's speed-up
+            macs_done = min(layer.macs, math.floor(done))
             results[name] = LayerResult(
                 cycles=cycles, compute_cycles=c.busiest_cycles,
                 macs_dense=layer.macs, macs_done=macs_done,
@@ -285,22 +295,50 @@ def _network_cached(workload: Workload, arch: Config) -> Network:
     return net
 
 
+def _speedup_warnings(res: LayerResult, dense: LayerResult, arch: ArchBase,
+                      dense_arch: ArchBase) -> list[str]:
+    """Why the layer's `speedup_vs_dense` (dense latency / latency, as `accelsim.simulate`
+    computes it) is above dense MACs / MACs done, the bound of skipping; [] where it is not."""
+    latency_s = res.cycles / arch.clock_hz
+    speedup = (dense.cycles / dense_arch.clock_hz) / latency_s if latency_s else 1.0
+    bound = res.macs_dense / res.macs_done if res.macs_done else math.inf
+    if not speedup > bound * (1 + _BOUND_RTOL):
+        return []
+    work = res.columns["work_speedup_vs_dense"]
+    text = ("per-layer cycles are a share of the pipelined run; the layer's own work speed-up "
+            f"is work_speedup_vs_dense = {work:.3g}x")
+    if work > bound * (1 + _BOUND_RTOL):
+        text += (", also above the bound: the layer takes as long as its busiest NP, and its "
+                 "sparse work is spread over its NPs more evenly than its dense work")
+    return [text]
+
+
+def _annotate(net: Network, dense: Network, arch: ArchBase, dense_arch: ArchBase) -> None:
+    """Add `work_speedup_vs_dense` (the layer's own NP work, busiest stripe, on the dense
+    equivalent over its work here; NaN without a result) and the speed-up warnings to every
+    mapped layer's result (an unmappable one keeps its reason)."""
+    for name, res in net.results.items():
+        d = dense.results[name]
+        busy = res.columns["np_busy_cycles"]
+        dense_busy = d.columns["np_busy_cycles"]
+        res.columns["work_speedup_vs_dense"] = dense_busy / busy if busy else float("nan")
+        if not math.isnan(res.cycles):
+            res.warnings = _speedup_warnings(res, d, arch, dense_arch)
+
+
 def prepare(workload: Workload, arch: Config) -> dict:
     """Compute the whole network once; per-layer results are then looked up by `simulate`.
-    Also adds `work_speedup_vs_dense`: the layer's own NP work (busiest stripe) on the dense
-    equivalent over its work here. Returns the whole-network summary for the run metadata."""
+    Also adds `work_speedup_vs_dense` and, where a layer's speed-up is above dense MACs / MACs
+    done, why (`_speedup_warnings`). Returns the whole-network summary for the run metadata."""
     net = _network_cached(workload, arch)
     dense_arch = arch.dense_equivalent()
     dense = net if dense_arch == arch else _network_cached(workload, dense_arch)
+    _annotate(net, dense, arch, dense_arch)
     key = arch.config_hash()
     entry = {k: v for k, v in _PREPARED.get(key, {}).items() if v[0]() is not None}
     _PREPARED[key] = entry
     for layer in workload.layers:
-        res = net.results[layer.name]
-        busy = res.columns["np_busy_cycles"]
-        dense_busy = dense.results[layer.name].columns["np_busy_cycles"]
-        res.columns["work_speedup_vs_dense"] = dense_busy / busy if busy else float("nan")
-        entry[id(layer)] = (weakref.ref(layer), res)
+        entry[id(layer)] = (weakref.ref(layer), net.results[layer.name])
     _PREPARED.move_to_end(key)
     while len(_PREPARED) > _CACHE_ARCHS:
         _PREPARED.popitem(last=False)
@@ -314,4 +352,7 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
     if hit is not None and hit[0]() is layer:
         return hit[1]
     alone = Workload(model=layer.name, layers=[layer])
-    return network(alone, arch).results[layer.name]
+    net = network(alone, arch)
+    dense_arch = arch.dense_equivalent()
+    _annotate(net, net if dense_arch == arch else network(alone, dense_arch), arch, dense_arch)
+    return net.results[layer.name]

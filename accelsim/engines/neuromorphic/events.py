@@ -1,7 +1,8 @@
 """Events and synaptic operations of one layer, from its trace or its declared density.
 
 Quantisation (documented choice): a neuromorphic chip sends an activation as an event when its
-value, quantised to `act_bits`, is non-zero. With a per-layer scale
+value, quantised to the layer's event width `act_bits` (the trace's per-layer `act_bits` where the
+NPs support it, else the arch's precision: `Config.layer_bits`), is non-zero. With a per-layer scale
 `scale = P(|x| over non-zeros) / levels`, where P is the `act_scale_percentile` of the magnitudes
 (100: the maximum) and `levels = 2**act_bits - 1` for non-negative inputs (ReLU outputs) or
 `2**(act_bits-1) - 1` (at least 1) when the layer has negative inputs, x is an event iff

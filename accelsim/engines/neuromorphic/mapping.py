@@ -7,19 +7,23 @@ Units: a layer, or a depthwise conv fused with the 1x1 conv it feeds (`separable
   dense input unit next to the DMA and uses no NP;
 * `cnp`: `stripes x groups` NPs. Stripes split the input along its first spatial axis (rows)
   into at most `max_stripe_rows` rows each, more when a stripe's input rows (with the kernel
-  halo) x W x C x act_bits exceed `np_input_memory_bytes`. Groups split the filters
-  so that one NP's weights fit `np_weight_memory_bytes`: per input channel an NP holding k
-  filters needs `ceil(k*R*S*w / efficiency)` bits rounded up to the allocation unit of its
-  weight width (a fused separable unit: the depthwise kernel and the k pointwise weights, each
-  rounded to `separable_alloc_bits`); the filters are balanced over the fewest groups whose
+  halo) x W x C x the layer's stored activation width exceed `np_input_memory_bytes`. Groups
+  split the filters so that one NP's weights fit `np_weight_memory_bytes`: per input channel an
+  NP holding k filters needs `ceil(k*R*S*w / efficiency)` bits, w the layer's stored weight
+  width, rounded up to the allocation unit of that width (a fused separable unit: the depthwise
+  kernel at the depthwise layer's width and the k pointwise weights at the pointwise layer's,
+  each rounded to `separable_alloc_bits`); the filters are balanced over the fewest groups whose
   share fits (a share that is not a multiple of `filter_align` is laid out as the next
   multiple of twice the alignment), at most `max_filters_per_np` each. A standalone depthwise
   conv (when supported) is split by channels instead.
-* `fnp`: a fully connected layer takes one FC-capable NP; its weights stay in DRAM when they
-  exceed `fnp_weight_memory_bytes`.
+* `fnp`: a fully connected layer takes one FC-capable NP; its K x N weights at the layer's
+  stored weight width stay in DRAM when they exceed `fnp_weight_memory_bytes`.
 * `unmappable`: unsupported op (activation x activation matmul, grouped conv, a kernel/stride
-  the NPs lack, bit widths) or too large (one filter exceeds an NP, more NPs than the chip);
-  the reason is kept and reported.
+  the NPs lack) or too large (one filter exceeds an NP, more NPs than the chip); the reason,
+  short and specific, is kept and reported.
+
+Bit widths per layer come from `Config.layer_bits` (the trace's widths where the NPs support
+them, else the configured precision); the first layer reads raw input at `input_act_bits`.
 
 Placement walks the units in topological order and gives each the free NPs nearest (in mesh
 hops) to its producers' NPs, or to the DMA node for units fed from outside; FC-capable NPs are
@@ -35,7 +39,7 @@ from typing import Literal
 
 import networkx as nx
 
-from accelsim.engines.neuromorphic.config import Config
+from accelsim.engines.neuromorphic.config import Config, LayerBits
 from accelsim.errors import ArchError
 from accelsim.workload.layer import ConvShape, GemmShape, Layer, Workload
 
@@ -62,7 +66,8 @@ class Unit:
     external_weights: bool = False
     nps: tuple[Slot, ...] = ()
     pass_index: int = 0
-    act_bits: int = 0
+    bits: tuple[LayerBits, ...] = ()
+    """Widths each of `layers` runs at (in the same order)."""
 
     @property
     def np_count(self) -> int:
@@ -156,12 +161,18 @@ def _roundup(x: float, unit: int) -> int:
     return int(math.ceil(x / unit - 1e-9)) * unit
 
 
-def conv_weight_bytes(k: int, s: ConvShape, wbits: int, arch: Config, separable: int | None) -> int:
-    """Weight memory of one NP holding k filters (or k channels of a standalone depthwise)."""
+def conv_weight_bytes(k: int, s: ConvShape, wbits: int, arch: Config, separable: int | None,
+                      pointwise_bits: int | None = None) -> int:
+    """Bytes of weight memory one NP needs to hold k filters of `s` (or k channels of a
+    standalone depthwise) at `wbits` bits per weight; `separable` (not None) fuses the 1x1 conv
+    that follows, whose k filters take `pointwise_bits` per weight (default `wbits`)."""
     eff = arch.weight_packing_efficiency.get(wbits, 1.0)
     if separable is not None:
         unit = arch.separable_alloc_bits
-        per_channel = (_roundup(s.R * s.S * wbits / eff, unit) + _roundup(k * wbits / eff, unit))
+        pw_bits = wbits if pointwise_bits is None else pointwise_bits
+        pw_eff = arch.weight_packing_efficiency.get(pw_bits, 1.0)
+        per_channel = (_roundup(s.R * s.S * wbits / eff, unit)
+                       + _roundup(k * pw_bits / pw_eff, unit))
         return math.ceil(s.C * per_channel / 8)
     unit = arch.weight_alloc_bits.get(wbits, 8)
     if _is_depthwise(s):
@@ -201,79 +212,113 @@ def _stripes_needed(s: ConvShape, act_bits: int, channels: int, arch: Config) ->
 
 
 def _unsupported(name: str, producers: tuple[str, ...], layers: tuple[str, ...],
-                 reason: str) -> Unit:
-    return Unit(name=name, layers=layers, kind="unmappable", reason=reason, producers=producers)
+                 reason: str, bits: tuple[LayerBits, ...] = ()) -> Unit:
+    return Unit(name=name, layers=layers, kind="unmappable", reason=reason, producers=producers,
+                bits=bits)
 
 
-def conv_unit(layer: Layer, producers: tuple[str, ...], arch: Config, act_bits: int,
-              filters_cap: int, pointwise: Layer | None = None) -> Unit:
-    """Requirements of a conv layer (or a depthwise + pointwise pair) on the NPs."""
+def _pair(v: tuple[int, int]) -> str:
+    return f"{v[0]}x{v[1]}"
+
+
+def kernel_problem(s: ConvShape, strides: dict[int, tuple[int, ...]], where: str) -> str:
+    """Why a conv's kernel, stride or dilation cannot run `where` ("on the NPs", "on the input
+    unit"), given the strides each square kernel size supports there; '' when it can. Reasons
+    hold no "; " (it separates a row's warnings)."""
+    sizes = sorted(strides)
+    if s.dilation != (1, 1):
+        return f"dilation {_pair(s.dilation)} is not supported {where}"
+    if s.R != s.S or s.R not in strides:
+        if max(s.R, s.S) > sizes[-1]:
+            return (f"{s.R}x{s.S} kernel exceeds the largest kernel {where}, "
+                    f"{sizes[-1]}x{sizes[-1]}")
+        return (f"{s.R}x{s.S} kernel is not supported {where} (kernels "
+                f"{', '.join(f'{k}x{k}' for k in sizes)})")
+    if s.stride[0] != s.stride[1] or s.stride[0] not in strides[s.R]:
+        only = " only" if len(strides[s.R]) == 1 else ""
+        return (f"stride {_pair(s.stride)} is not supported for a {s.R}x{s.S} kernel {where} "
+                f"({s.R}x{s.S} takes stride {' or '.join(map(str, strides[s.R]))}{only})")
+    return ""
+
+
+def conv_unit(layer: Layer, producers: tuple[str, ...], arch: Config, bits: LayerBits,
+              filters_cap: int, pointwise: Layer | None = None,
+              pointwise_bits: LayerBits | None = None) -> Unit:
+    """Requirements of a conv layer running at `bits` (or a depthwise + pointwise pair, the
+    pointwise at `pointwise_bits`) on the NPs."""
     s = layer.shape
     assert isinstance(s, ConvShape)
     layers = (layer.name,) if pointwise is None else (layer.name, pointwise.name)
-    wbits = arch.precision.weight_bits
+    unit_bits = (bits,) if pointwise_bits is None else (bits, pointwise_bits)
     depthwise = _is_depthwise(s)
+
+    def unsupported(reason: str) -> Unit:
+        return _unsupported(layer.name, producers, layers, reason, unit_bits)
+
     if s.groups > 1 and not depthwise:
-        return _unsupported(layer.name, producers, layers,
-                            f"grouped convolution (groups={s.groups}) is not supported; only "
-                            "groups=1 or depthwise")
+        return unsupported(f"grouped convolution (groups={s.groups}) is not supported on the "
+                           "NPs (only groups=1 or depthwise)")
     if depthwise and pointwise is None and "depthwise" not in arch.supported_ops:
-        return _unsupported(layer.name, producers, layers,
-                            "a depthwise convolution not followed by a 1x1 convolution (which "
-                            "would fuse into a separable layer) is not supported")
+        return unsupported("a depthwise convolution is supported only fused with the 1x1 "
+                           "convolution that follows it (separable), and none follows")
     if not depthwise and "conv2d" not in arch.supported_ops:
-        return _unsupported(layer.name, producers, layers, "conv2d is not in supported_ops")
-    if s.R != s.S or s.stride[0] != s.stride[1] or s.dilation != (1, 1) \
-            or s.stride[0] not in arch.conv_kernel_strides.get(s.R, ()):
-        return _unsupported(layer.name, producers, layers,
-                            f"kernel {s.R}x{s.S} stride {list(s.stride)} dilation "
-                            f"{list(s.dilation)} is not supported (kernel: strides "
-                            f"{ {k: list(v) for k, v in arch.conv_kernel_strides.items()} })")
+        return unsupported("conv2d is not in supported_ops")
+    problem = kernel_problem(s, arch.conv_kernel_strides, "on the NPs")
+    if problem:
+        return unsupported(problem)
     if depthwise and pointwise is None:
         total, channel_split, sep = s.C, True, None
     else:
         total = pointwise.shape.K if pointwise is not None else s.K
         channel_split, sep = False, (total if pointwise is not None else None)
-    groups = _filter_groups(total, lambda k: conv_weight_bytes(k, s, wbits, arch, sep)
-                            <= arch.np_weight_memory_bytes, arch, filters_cap)
+    pw_wbits = pointwise_bits.weight if pointwise_bits is not None else None
+
+    def weight_bytes(k: int) -> int:
+        return conv_weight_bytes(k, s, bits.weight, arch, sep, pw_wbits)
+
+    groups = _filter_groups(total, lambda k: weight_bytes(k) <= arch.np_weight_memory_bytes,
+                            arch, filters_cap)
     if groups == 0:
-        need = conv_weight_bytes(1, s, wbits, arch, sep)
-        return _unsupported(layer.name, producers, layers,
-                            f"too large: one filter needs {need} B of weights, an NP holds "
-                            f"{arch.np_weight_memory_bytes} B")
+        channels = s.C // s.groups
+        return unsupported(f"too large: one {s.R}x{s.S} filter over {channels} channel"
+                           f"{'s' if channels > 1 else ''} at {bits.weight} bits needs "
+                           f"{weight_bytes(1):,} B of weights, an NP holds "
+                           f"{arch.np_weight_memory_bytes:,} B")
     per_np = math.ceil(total / groups)
     channels_per_np = per_np if channel_split else s.C
-    stripes = _stripes_needed(s, act_bits, channels_per_np, arch)
+    stripes = _stripes_needed(s, bits.act, channels_per_np, arch)
     if stripes == 0:
-        return _unsupported(layer.name, producers, layers,
-                            f"too large: one input row ({s.W} x {channels_per_np} x {act_bits} "
-                            f"bits) does not fit the {arch.np_input_memory_bytes} B NP input "
-                            "memory")
-    wbytes = conv_weight_bytes(_stored_filters(per_np, arch), s, wbits, arch, sep)
+        return unsupported(f"too large: one input row ({s.W} x {channels_per_np} x {bits.act} "
+                           f"bits) does not fit the {arch.np_input_memory_bytes:,} B NP input "
+                           "memory")
+    wbytes = weight_bytes(_stored_filters(per_np, arch))
     return Unit(name=layer.name, layers=layers, kind="cnp", producers=producers,
                 stripes=stripes, groups=groups, channel_split=channel_split,
                 filters_per_np=per_np, weight_bytes_per_np=wbytes,
-                weight_bytes=wbytes * groups, act_bits=act_bits)
+                weight_bytes=wbytes * groups, bits=unit_bits)
 
 
-def linear_unit(layer: Layer, producers: tuple[str, ...], arch: Config, act_bits: int) -> Unit:
+def linear_unit(layer: Layer, producers: tuple[str, ...], arch: Config, bits: LayerBits) -> Unit:
+    """Requirements of a fully connected layer running at `bits` on one FC-capable NP."""
     s = layer.shape
     assert isinstance(s, GemmShape)
     layers = (layer.name,)
     if "linear" not in arch.supported_ops:
-        return _unsupported(layer.name, producers, layers, "linear is not in supported_ops")
+        return _unsupported(layer.name, producers, layers, "linear is not in supported_ops",
+                            (bits,))
     if s.batch > 1:
         return _unsupported(layer.name, producers, layers,
-                            f"a batched product (batch={s.batch}) has no fixed weights to hold")
+                            f"a batched product (batch={s.batch}) has no fixed weights to hold",
+                            (bits,))
     inputs = s.K
     if inputs > arch.max_fc_inputs:
         return _unsupported(layer.name, producers, layers,
-                            f"too large: {inputs} inputs, a fully connected NP takes at most "
-                            f"{arch.max_fc_inputs}")
-    wbytes = math.ceil(s.K * s.N * arch.precision.weight_bits / 8)
+                            f"too large: {inputs:,} inputs, a fully connected NP takes at most "
+                            f"{arch.max_fc_inputs:,}", (bits,))
+    wbytes = math.ceil(s.K * s.N * bits.weight / 8)
     return Unit(name=layer.name, layers=layers, kind="fnp", producers=producers,
                 filters_per_np=s.N, weight_bytes_per_np=wbytes, weight_bytes=wbytes,
-                external_weights=wbytes > arch.fnp_weight_memory_bytes, act_bits=act_bits)
+                external_weights=wbytes > arch.fnp_weight_memory_bytes, bits=(bits,))
 
 
 def plan_units(workload: Workload, arch: Config, filters_cap: int | None = None) -> list[Unit]:
@@ -295,19 +340,20 @@ def plan_units(workload: Workload, arch: Config, filters_cap: int | None = None)
         layer = layers[name]
         producers = tuple(dict.fromkeys(unit_of[p] for p in preds[name]))
         first = not preds[name]
-        act_bits = arch.input_act_bits if first else arch.precision.act_bits
+        bits = _layer_bits(layer, arch, first)
         s = layer.shape
         if layer.op == "matmul":
             unit = _unsupported(name, producers, (name,),
-                                "activation x activation product (matmul) has no weights to "
-                                "hold in NP memory; not supported")
+                                "activation x activation matmul: no fixed weights to hold in "
+                                "NP memory", (bits,))
         elif isinstance(s, GemmShape):
-            unit = linear_unit(layer, producers, arch, act_bits)
+            unit = linear_unit(layer, producers, arch, bits)
         elif first and arch.input_unit and _channels(s) <= arch.input_unit_max_channels:
             problem = _input_unit_problem(s, arch)
+            bits = replace(bits, weight=arch.input_weight_bits)
             unit = (Unit(name=name, layers=(name,), kind="input_unit", producers=producers,
-                         act_bits=act_bits, filters_per_np=s.K) if not problem else
-                    _unsupported(name, producers, (name,), f"input layer: {problem}"))
+                         bits=(bits,), filters_per_np=s.K) if not problem else
+                    _unsupported(name, producers, (name,), f"input layer: {problem}", (bits,)))
         else:
             pw = None
             if _is_depthwise(s) and "separable" in arch.supported_ops and len(succs[name]) == 1:
@@ -315,14 +361,16 @@ def plan_units(workload: Workload, arch: Config, filters_cap: int | None = None)
                 if isinstance(nxt.shape, ConvShape) and nxt.op == "conv2d" \
                         and _is_pointwise(nxt.shape) and preds[nxt.name] == [name]:
                     pw = nxt
-            unit = conv_unit(layer, producers, arch, act_bits, cap, pointwise=pw)
-            if pw is not None:
+            pw_bits = _layer_bits(pw, arch, False) if pw is not None else None
+            unit = conv_unit(layer, producers, arch, bits, cap, pointwise=pw,
+                             pointwise_bits=pw_bits)
+            if pw is not None and pw_bits is not None:
                 fused.add(pw.name)
                 if unit.kind == "unmappable":
                     # the pair cannot run fused: report the depthwise, map the 1x1 on its own
-                    units.append(replace(unit, layers=(name,)))
+                    units.append(replace(unit, layers=(name,), bits=(bits,)))
                     unit_of[name] = name
-                    unit = conv_unit(pw, (name,), arch, arch.precision.act_bits, cap)
+                    unit = conv_unit(pw, (name,), arch, pw_bits, cap)
                     name = pw.name
                 else:
                     unit_of[pw.name] = name
@@ -331,13 +379,19 @@ def plan_units(workload: Workload, arch: Config, filters_cap: int | None = None)
     return units
 
 
+def _layer_bits(layer: Layer, arch: Config, first: bool) -> LayerBits:
+    """Widths `layer` runs at: the first layer reads raw input at `input_act_bits`."""
+    bits = arch.layer_bits(layer.act_bits, layer.weight_bits)
+    return replace(bits, events=arch.input_act_bits, act=arch.input_act_bits) if first else bits
+
+
 def _input_unit_problem(s: ConvShape, arch: Config) -> str:
     """Why the input unit cannot run this first conv ('' when it can)."""
-    if s.groups != 1 or s.R != s.S or s.stride[0] != s.stride[1] or s.dilation != (1, 1) \
-            or s.stride[0] not in arch.input_unit_kernel_strides.get(s.R, ()):
-        return (f"kernel {s.R}x{s.S} stride {list(s.stride)} groups {s.groups} is not supported "
-                f"by the input unit (kernel: strides "
-                f"{ {k: list(v) for k, v in arch.input_unit_kernel_strides.items()} })")
+    if s.groups != 1:
+        return f"grouped convolution (groups={s.groups}) is not supported on the input unit"
+    problem = kernel_problem(s, arch.input_unit_kernel_strides, "on the input unit")
+    if problem:
+        return problem
     width, filters = s.W, s.K
     if arch.input_unit_max_width is not None and width > arch.input_unit_max_width:
         return f"input width {width} exceeds the input unit's {arch.input_unit_max_width}"

@@ -112,6 +112,7 @@ def _cost(events: np.ndarray, synops_per_np: np.ndarray, arch: Config) -> np.nda
 
 
 def _events(layer: Layer, frames: int, bits: int, arch: Config, splits: int = 1) -> LayerEvents:
+    """Events of `layer` with its activations quantised to `bits` (the layer's event width)."""
     return layer_events(layer, frames, bits, arch.act_scale_percentile, arch.event_skipping,
                         channel_splits=splits)
 
@@ -128,12 +129,12 @@ def conv_unit_work(unit: Unit, first: Layer, pointwise: Layer | None, arch: Conf
     assert isinstance(s, ConvShape)
     grid = grid_for(first, arch)
     splits = unit.groups if unit.channel_split else 1
-    ev = _events(first, frames, unit.act_bits, arch, splits)
+    ev = _events(first, frames, unit.bits[0].events, arch, splits)
     fan_cols = axis_fan_out(s.W, s.F, s.S, s.stride[1], s.padding[2], s.dilation[1])
     counts = LayerCounts(events=ev.total, statistical=ev.statistical)
     pw_counts = LayerCounts()
     if pointwise is not None:
-        pw_ev = _events(pointwise, frames, arch.precision.act_bits, arch)
+        pw_ev = _events(pointwise, frames, unit.bits[1].events, arch)
         pw_pixels = pw_ev.pixels
         pw_counts = LayerCounts(events=pw_ev.total, statistical=pw_ev.statistical)
         e_idx = np.clip(np.arange(s.E) * s.stride[0] - s.padding[0]
@@ -200,7 +201,7 @@ def conv_unit_work(unit: Unit, first: Layer, pointwise: Layer | None, arch: Conf
 def fc_unit_work(unit: Unit, layer: Layer, arch: Config, frames: int,
                  weight_stream_cycles: float) -> UnitWork:
     """One FC NP, one tile per frame; external weights are streamed in once per frame."""
-    ev = _events(layer, frames, unit.act_bits, arch)
+    ev = _events(layer, frames, unit.bits[0].events, arch)
     events = ev.pixels.reshape(frames, 1)
     cycles = _cost(events, events * layer.shape.N, arch)
     if unit.external_weights:
