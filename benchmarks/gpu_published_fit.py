@@ -191,6 +191,25 @@ def fit_v100(rows: list[dict]) -> None:
                  "value": half, "anchor": "SparseRT 5.4x at 95 % (geo-mean)"})
 
 
+def bound_violations(rows: list[dict]) -> list[str]:
+    """Fitted CUDA-core shares above their GPU's dense CUDA-core path (`gemv_compute_efficiency`):
+    a YAML holding them is refused, since a sparse kernel would then beat dense without zeros."""
+    limits = {}
+    for name in ("a100", "v100"):
+        cfg = load_arch(ROOT / "arch_configs" / f"{name}.yaml")
+        assert isinstance(cfg, Config)
+        limits[cfg.name] = (cfg, cfg.dense_kernel.gemv_compute_efficiency)
+    found = []
+    for r in rows:
+        cfg, limit = limits[r["gpu"]]
+        kernel = cfg.kernels[r["kernel"]]
+        if (r["parameter"].startswith("compute_efficiency.") and kernel.type in ("csr", "row_skip")
+                and r["value"] > limit):
+            found.append(f"{r['gpu']} {r['kernel']} {r['parameter']} = {r['value']:.4f} is above the "
+                         f"dense gemv_compute_efficiency {limit}")
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, help="also write the fitted values to this CSV")
@@ -200,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     fit_v100(rows)
     for r in rows:
         print(f"{r['gpu']:<24} {r['kernel']:<16} {r['parameter']:<26} {r['value']:>10.4f}  {r['anchor']}")
+    for note in bound_violations(rows):
+        print(f"warning: {note}", file=sys.stderr)
     if args.csv:
         with args.csv.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))

@@ -488,20 +488,6 @@ def a_stats_reference(groups: list, chunk: int, n: int, m: int, block_rows: int,
             "block_density": busy_blocks / all_blocks, "union_density": busy_union / all_union}
 
 
-def wave_efficiency_reference(M: int, N: int, K: int, sms: int, tile_m: int, tile_n: int,
-                              split_k_min_k: int) -> tuple[float, int]:
-    """Hand the work units (CTA tiles, times the split-K factor) to SMs one at a time, each to
-    the least-loaded SM; efficiency = units / (SMs x busiest SM's units)."""
-    grid = math.ceil(M / tile_m) * math.ceil(N / tile_n)
-    split = 1
-    if grid < sms:
-        split = max(1, min(sms // grid, K // split_k_min_k))
-    load = [0] * sms
-    for _ in range(grid * split):
-        load[load.index(min(load))] += 1
-    return grid * split / (sms * max(load)), split
-
-
 def crossing_reference(time_of, target_s: float, points: int = 20001) -> float:
     """Largest grid point x in (0, 1] with time_of(x) <= target_s (NaN if none)."""
     best = math.nan
@@ -740,3 +726,24 @@ def banked_sram_pj_per_byte_reference(size_bytes: int, points: dict, bank_bytes:
     bank_pj_per_byte = sram_curve_reference(points, bank_bytes) / 8
     wire_pj_per_byte = 8 * wire_pj_per_bit_mm * paths[0] * side_mm
     return (bank_pj_per_byte + wire_pj_per_byte) * energy_factor
+
+
+def tiled_gemm_reference(M: int, N: int, K: float, groups: int, sms: int, tiles, split_k_max: int,
+                         flops_per_s: float, k_half: float) -> dict:
+    """Math seconds of every tiled-GEMM candidate (tile_m, tile_n, split) a GPU library may run:
+    lay out the grid CTA by CTA, hand each CTA to the least-loaded SM (one at a time), and
+    charge every SM its CTAs' whole-tile work; a split above 1 is only a candidate while
+    split x tiles of one product fit on the SMs. Returns {(tile_m, tile_n, split): seconds}."""
+    out = {}
+    for tile_m, tile_n, efficiency in tiles:
+        grid = math.ceil(M / tile_m) * math.ceil(N / tile_n)
+        for split in range(1, split_k_max + 1):
+            if split > 1 and grid * split > sms:
+                continue
+            k_slice = math.ceil(K / split)
+            cta_s = 2 * tile_m * tile_n * (k_slice + k_half) / (flops_per_s / sms * efficiency)
+            busy = [0.0] * sms
+            for _ in range(groups * grid * split):
+                busy[busy.index(min(busy))] += cta_s
+            out[(tile_m, tile_n, split)] = max(busy)
+    return out

@@ -5,8 +5,11 @@ N:M, a custom activation-sparse GEMV; time models in `accelsim.engines.gpu.kerne
 engine reports the kernel's time (`time_<kernel>_s`, conversions included), its break-even
 with dense (`breakeven_density_<kernel>`, in the measure of A the kernel depends on, next to
 that measure for this layer: `a_density`, `block_density_<kernel>`, `union_density_<kernel>`,
-`nm_conformance_<kernel>`) and the fastest kernel that may run this activation
-(`best_kernel`). The layer's latency is that kernel's time; `cycles` = time x clock.
+`nm_conformance_<kernel>`), the algorithm the dense library picked (`dense_algorithm`: CTA
+tile and split-K, or `simt`) and the fastest kernel that may run this activation
+(`best_kernel`). The layer's latency is that kernel's time; `cycles` = time x clock. Where the
+chosen kernel is faster than dense but moves more DRAM bytes or uses more energy, or prunes A,
+the layer's `warnings` say so in numbers.
 `dense_equivalent()` is the same GPU with only its dense kernel, so `speedup_vs_dense` is
 the best kernel's speed-up over dense (1.0 where dense wins). Each layer also gets its
 break-even curve, saved with the results as the `breakeven` table: every kernel's time and

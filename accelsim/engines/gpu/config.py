@@ -8,9 +8,17 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, ValidationInfo, field_validator, model_validator
 
-from accelsim.arch.schema import ArchBase
+from accelsim.arch.schema import ArchBase, StrictModel
 from accelsim.arch.validation import validate
-from accelsim.engines.gpu.kernels import DTYPE_BITS, DTYPES, DenseKernel, Kernel, Machine
+from accelsim.engines.gpu.kernels import (
+    DTYPE_BITS,
+    DTYPES,
+    CsrKernel,
+    DenseKernel,
+    Kernel,
+    Machine,
+    RowSkipKernel,
+)
 
 Dtype = Literal["fp32", "tf32", "fp16", "bf16", "int8", "fp8"]
 
@@ -22,6 +30,18 @@ def _precision_of(dtype: str) -> dict[str, Any]:
     bits = DTYPE_BITS[dtype]
     return {"act_bits": bits, "weight_bits": bits, "acc_bits": 32,
             "number_format": "int" if dtype == "int8" else "fp"}
+
+
+class GemmTile(StrictModel):
+    """One CTA tile of the dense library's tiled GEMM (see `accelsim.engines.gpu.kernels`)."""
+
+    m: PositiveInt
+    """Rows of the output (of A) one CTA computes."""
+    n: PositiveInt
+    """Columns of the output (of W) one CTA computes."""
+    efficiency: float = Field(gt=0, le=1)
+    """Throughput of this tile relative to the dense kernel's `compute_efficiency` (the
+    largest tile is 1): smaller tiles reuse each operand less."""
 
 
 class Config(ArchBase):
@@ -41,9 +61,10 @@ class Config(ArchBase):
     """N:M (2:4) sparse tensor-core peak per dtype, dense-equivalent FLOP/s."""
     simt_peak_tflops: dict[str, PositiveFloat]
     """CUDA-core (non-tensor) peak per dtype, what cuSPARSE-style kernels run on."""
-    gemm_tile_m: PositiveInt = 128
-    gemm_tile_n: PositiveInt = 256
-    split_k_min_k: PositiveInt = 256
+    gemm_tiles: list[GemmTile] = Field(min_length=1)
+    """CTA tiles the dense library's heuristic chooses from; at least one has efficiency 1."""
+    split_k_max: PositiveInt = 16
+    """Largest split-K factor the dense library uses."""
     launch_overhead_s: float = Field(gt=0)
     board_power_w: PositiveFloat
     kernels: dict[str, Kernel]
@@ -96,6 +117,36 @@ class Config(ArchBase):
                              f"{dense or 'none'})")
         return kernels
 
+    @field_validator("gemm_tiles")
+    @classmethod
+    def _one_full_tile(cls, tiles: list[GemmTile]) -> list[GemmTile]:
+        if max(t.efficiency for t in tiles) != 1.0:
+            raise ValueError("one tile needs efficiency 1 (the tile compute_efficiency refers to)")
+        return tiles
+
+    @model_validator(mode="after")
+    def _sparse_not_above_dense(self) -> Config:
+        """A sparse kernel may not stream DRAM or use CUDA cores better than the dense library:
+        with it, no sparse kernel beats dense on an activation without zeros (DESIGN.md §5)."""
+        dense = self.dense_kernel
+        for name, k in self.kernels.items():
+            if name == "dense":
+                continue
+            if k.bandwidth_efficiency > dense.bandwidth_efficiency:
+                raise ValueError(
+                    f"kernels.{name}.bandwidth_efficiency {k.bandwidth_efficiency} is above the "
+                    f"dense kernel's {dense.bandwidth_efficiency}: a sparse kernel cannot stream "
+                    "DRAM faster than the dense library")
+            if isinstance(k, CsrKernel | RowSkipKernel):
+                over = {dt: e for dt, e in k.compute_efficiency.items()
+                        if e > dense.gemv_compute_efficiency}
+                if over:
+                    raise ValueError(
+                        f"kernels.{name}.compute_efficiency {over} is above the dense kernel's "
+                        f"gemv_compute_efficiency {dense.gemv_compute_efficiency}: a sparse "
+                        "kernel cannot use the CUDA cores better than the dense library")
+        return self
+
     @property
     def dense_kernel(self) -> DenseKernel:
         return self.kernels["dense"]
@@ -112,9 +163,8 @@ class Config(ArchBase):
             dram_bytes_per_s=self.dram().read_bandwidth_bytes_per_cycle * self.clock_hz,
             launch_s=self.launch_overhead_s,
             num_sms=self.num_sms,
-            tile_m=self.gemm_tile_m,
-            tile_n=self.gemm_tile_n,
-            split_k_min_k=self.split_k_min_k,
+            tiles=tuple((t.m, t.n, t.efficiency) for t in self.gemm_tiles),
+            split_k_max=self.split_k_max,
         )
 
     def with_dtype(self, dtype: str) -> Config:

@@ -6,22 +6,38 @@ its format on every call (activations change with every input). A layer is `grou
 products A[M, K] x W[K, N] (`accelsim.engines.shared_gemm_operand`); A, the activation, is the
 sparse operand. Kernel types:
 
-* `dense` (cuBLAS / cuDNN implicit GEMM): tensor-core peak x an efficiency that falls with
-  wave quantisation (CTA tiles over SMs, split-K when tiles are fewer than SMs) and with a
-  short reduction (K / (K + k_half)), or the library's GEMV path on CUDA cores (W streamed
-  once per row of A) when that is faster; groups run one after another in one launch.
+* `dense` (cuBLAS / cuDNN implicit GEMM): the fastest of the library's algorithms, as its
+  heuristics pick one (`dense_time`):
+  - tiled GEMM on the unit of `peak_tflops` (tensor cores; CUDA cores for fp32): one
+    candidate per CTA tile in the GPU's `gemm_tiles` and split-K factor s in 1..`split_k_max`.
+    All groups share one grid of groups x ceil(M / tile_m) x ceil(N / tile_n) x s CTAs, run
+    in waves of one CTA per SM; split-K only fills the SMs (s > 1 needs
+    s x ceil(M / tile_m) x ceil(N / tile_n) <= SMs). A CTA always costs its whole tile
+    (padded rows and columns are computed, as on tensor cores):
+    2 x tile_m x tile_n x (ceil(K / s) + k_half) FLOPs at the SM's share of peak x
+    `compute_efficiency` x the tile's `efficiency`, so k_half is the pipeline fill and
+    epilogue of one CTA in K steps. Operands are read from DRAM once (of the stored input, at
+    most the elements A uses: a strided 1x1 conv reads 1 / stride^2 of it), the output written
+    once, and a split s > 1 writes and reads back (s - 1) partial outputs in fp32 (serial
+    split-K). Time = max(waves x CTA time, bytes / bandwidth).
+  - the CUDA-core path (GEMV, small products, direct/depthwise convolution): fine-grained
+    work spread over all SMs (no wave quantisation), each operand read once, at
+    `gemv_compute_efficiency` of the CUDA-core peak.
+  Every candidate's time is non-decreasing in M, N and K and the candidates only get fewer as
+  M or N grows, so the fastest one's time is non-decreasing too: dense time never falls when
+  the product grows.
 * `csr` (cuSPARSE SpMM, Sputnik-like kernels): 2 x nnz x N FLOPs on CUDA cores at an
   efficiency that falls for short rows (r / (r + row_nnz_half), r = non-zeros per row);
   reads values + column indices + row pointers, the rows of W that non-zeros use (at most
   one per non-zero, at most all K) and writes the output. Conversion per call: a dense->CSR
   pass that reads A twice (count, then fill) and writes the CSR arrays.
-* `bsr` (block-sparse on tensor cores): dense math on every non-empty block at the dense
-  kernel's efficiency x `tile_efficiency`, with the grid (and split-K) of the dense product
-  and a pipeline as long as the non-empty blocks of a block row; W rows read as for csr, per
-  non-empty block column.
-* `nm` (cuSPARSELt N:M): sparse tensor-core peak x an efficiency rising with K; A compressed to
-  n/m of its values plus `metadata_bits` per kept value; never more than m/n x the dense
-  kernel's math rate. Conversion per call: a check (or prune) pass and a compress pass.
+* `bsr` (block-sparse on tensor cores): the dense tiled GEMM's candidates with K cut to the
+  non-empty blocks of a block row, at the dense efficiency x `tile_efficiency`; W rows read
+  as for csr, per non-empty block column.
+* `nm` (cuSPARSELt N:M): the dense tiled GEMM's candidates at the sparse tensor-core peak x
+  its own efficiency and k_half, never faster than m/n x the dense candidate's math; A
+  compressed to n/m of its values plus `metadata_bits` per kept value. Conversion per call: a
+  check (or prune) pass and a compress pass.
 * `row_skip` (custom activation-sparse GEMV, TEAL/CATS/DejaVu style): for each pass over
   `rows_per_pass` rows of A, only the weight rows of columns where some of those rows is
   non-zero are read; thresholding is fused in the kernel, so there is no conversion.
@@ -31,15 +47,23 @@ but `dense` first materialises A with an im2col pass. Sparse kernels launch once
 A kernel with `conversion: none` assumes A arrives already in its format with a pattern known
 ahead of time (compiled-in, as SparseRT): it is timed and reported but never chosen for
 activations, whose pattern changes with every input.
+
+No sparse kernel beats dense on an activation without zeros, by construction: at measure 1
+csr and row_skip do the CUDA-core path's FLOPs at no more than its efficiency and move at
+least its bytes, bsr does at least every dense tiled candidate's work, and `Config` refuses a
+sparse kernel whose efficiency is above the dense kernel's on the same unit. N:M cannot run
+an activation without zeros except by pruning it (lossy, said in the row's warnings).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import Field, PositiveInt, field_validator
 
 from accelsim.arch.schema import StrictModel
@@ -76,12 +100,14 @@ class DenseKernel(_Kernel):
 
     type: Literal["dense"]
     compute_efficiency: dict[str, float]
-    """Per dtype: share of the dense peak reached on a large, long-K, wave-aligned GEMM."""
+    """Per dtype: share of the dense peak reached by the GPU's largest CTA tile (efficiency 1)
+    on a large, long-K, wave-aligned GEMM."""
     k_half: float = Field(ge=0)
-    """Reduction length (per split) at which the pipeline reaches half its efficiency."""
+    """Pipeline fill and epilogue of one CTA, in K steps: a CTA over a K slice of k runs at
+    k / (k + k_half) of its tile's rate."""
     gemv_compute_efficiency: float = Field(gt=0, le=1)
-    """Share of the CUDA-core peak of the library's GEMV path, which it picks for skinny
-    products (few rows of A) when that is faster than tiled GEMM."""
+    """Share of the CUDA-core peak of the library's CUDA-core path (GEMV, small products,
+    direct and depthwise convolution), which it picks when that is faster than tiled GEMM."""
 
     _dtypes = field_validator("compute_efficiency")(_check_dtypes)
 
@@ -167,9 +193,13 @@ class Machine:
     dram_bytes_per_s: float
     launch_s: float
     num_sms: int
-    tile_m: int
-    tile_n: int
-    split_k_min_k: int
+    tiles: tuple[tuple[int, int, float], ...]
+    """CTA tiles the dense library chooses from: (rows of C, columns of C, throughput
+    relative to the kernel's `compute_efficiency`)."""
+    split_k_max: int
+    """Largest split-K factor the dense library uses."""
+    acc_bytes: float = 4.0
+    """Bytes per partial output a split-K reduction stores (fp32 / int32 accumulators)."""
 
 
 @dataclass(frozen=True)
@@ -189,32 +219,56 @@ class KernelTime:
     read_bytes: float
     write_bytes: float
     macs_done: int
+    algorithm: str = ""
+    """The algorithm a tiled kernel picked: `<tile_m>x<tile_n>/split<s>`, or `simt` for the
+    dense library's CUDA-core path; empty for kernels that have one algorithm."""
 
     @property
     def bound(self) -> Literal["compute", "memory"]:
         return "memory" if self.memory_s > self.compute_s else "compute"
 
 
-def wave_efficiency(M: int, N: int, K: int, mc: Machine) -> tuple[float, int]:
-    """(Share of SM slots doing useful tiles, split-K factor) for a tile_m x tile_n CTA grid.
+@functools.lru_cache(maxsize=64)
+def _candidates(tiles: tuple[tuple[int, int, float], ...],
+                split_k_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(tile rows, tile columns, tile efficiency, split) of every tiled-GEMM candidate, in
+    the order ties are broken: tiles as listed, then the smaller split."""
+    rows = [(m, n, e, s) for m, n, e in tiles for s in range(1, split_k_max + 1)]
+    tm, tn, eff, split = (np.array(c, dtype=float) for c in zip(*rows))
+    return tm, tn, eff, split
 
-    With fewer tiles than SMs the reduction is split (as cuBLAS does) into up to
-    num_sms // tiles parts of at least `split_k_min_k`; waves = ceil(work units / SMs).
+
+@dataclass(frozen=True)
+class Tiled:
+    """Per tiled-GEMM candidate (arrays in `_candidates` order): math seconds and split-K
+    workspace bytes of one launch."""
+
+    compute_s: np.ndarray
+    workspace_bytes: np.ndarray
+    """Partial outputs written and read back by a split-K reduction (0 at split 1)."""
+
+    def label(self, i: int, mc: Machine) -> str:
+        tm, tn, _, split = _candidates(mc.tiles, mc.split_k_max)
+        return f"{int(tm[i])}x{int(tn[i])}/split{int(split[i])}"
+
+
+def tiled_gemm(M: int, N: int, K: float, groups: int, mc: Machine, flops_per_s: float,
+               k_half: float) -> Tiled:
+    """Math time of every tiled candidate for `groups` products [M, K] x [K, N] in one grid.
+
+    A CTA computes its whole tile over its K slice plus `k_half` steps of fill at the SM's share
+    (`flops_per_s` / SMs) x the tile's efficiency; CTAs run in waves of one per SM. As cuBLAS's
+    heuristics do, a product is split along K only to fill the SMs: split s > 1 is a candidate
+    only while s x its tiles <= SMs (infinite time otherwise). Each candidate's time is
+    non-decreasing in M, N and K, and the set of candidates only shrinks as M or N grows.
     """
-    grid = ceil_div(M, mc.tile_m) * ceil_div(N, mc.tile_n)
-    split = 1
-    if grid < mc.num_sms:
-        split = max(1, min(mc.num_sms // grid, K // max(1, mc.split_k_min_k)))
-    units = grid * split
-    waves = ceil_div(units, mc.num_sms)
-    return units / (waves * mc.num_sms), split
-
-
-def gemm_efficiency(M: int, N: int, K: float, mc: Machine, peak_share: float, k_half: float) -> float:
-    """Share of peak for one [M, K] x [K, N] product: peak_share x waves x K / (K + k_half)."""
-    wave, split = wave_efficiency(M, N, max(1, int(K)), mc)
-    k = K / split
-    return peak_share * wave * (k / (k + k_half) if k_half else 1.0)
+    tm, tn, eff, split = _candidates(mc.tiles, mc.split_k_max)
+    grid = np.ceil(M / tm) * np.ceil(N / tn)
+    waves = np.ceil(groups * grid * split / mc.num_sms)
+    cta_s = 2.0 * tm * tn * (np.ceil(K / split) + k_half) / (flops_per_s / mc.num_sms * eff)
+    allowed = (split == 1) | (grid * split <= mc.num_sms)
+    workspace = 2.0 * (split - 1.0) * groups * M * N * mc.acc_bytes
+    return Tiled(np.where(allowed, waves * cta_s, np.inf), workspace)
 
 
 def _efficiency(table: dict[str, float], dtype: str, kernel: str) -> float:
@@ -237,24 +291,27 @@ def _im2col(d: GemmDims, mc: Machine) -> tuple[float, float, float]:
 
 
 def dense_time(d: GemmDims, mc: Machine, k: DenseKernel, name: str = "dense") -> KernelTime:
-    """Dense product of all groups in one launch: the faster of the library's tiled GEMM on
-    tensor cores (each operand read once) and its GEMV path on CUDA cores (W streamed once per
-    row of A, what a library picks for skinny products)."""
+    """Dense product of all groups in one launch: the fastest of the library's tiled GEMM
+    candidates and its CUDA-core path (see the module docstring)."""
     b = mc.element_bytes
-    eff = gemm_efficiency(d.M, d.N, d.K, mc, _efficiency(k.compute_efficiency, mc.dtype, name),
-                          k.k_half)
     flops = 2.0 * d.macs
     bandwidth = mc.dram_bytes_per_s * k.bandwidth_efficiency
-    gemm_read = (d.act_elements + d.weight_elements) * b
+    read = (min(d.act_elements, d.a_elements) + d.weight_elements) * b
     write = d.out_elements * b
-    gemm = (flops / (mc.tensor_flops_per_s * eff), (gemm_read + write) / bandwidth, gemm_read)
-    gemv_read = d.groups * d.M * (d.K * d.N + d.K) * b
-    gemv = (flops / (mc.simt_flops_per_s * k.gemv_compute_efficiency),
-            (gemv_read + write) / bandwidth, gemv_read)
-    unit: Literal["tensor", "simt"] = "tensor" if max(gemm[:2]) <= max(gemv[:2]) else "simt"
-    compute, memory, read = gemm if unit == "tensor" else gemv
-    return KernelTime(max(compute, memory) + mc.launch_s, compute, memory, mc.launch_s, flops,
-                      unit, read, write, d.macs)
+    tiled = tiled_gemm(d.M, d.N, d.K, d.groups, mc,
+                       mc.tensor_flops_per_s * _efficiency(k.compute_efficiency, mc.dtype, name),
+                       k.k_half)
+    memory = (read + write + tiled.workspace_bytes) / bandwidth
+    i = int(np.argmin(np.maximum(tiled.compute_s, memory)))
+    simt_compute = flops / (mc.simt_flops_per_s * k.gemv_compute_efficiency)
+    simt_memory = (read + write) / bandwidth
+    if max(tiled.compute_s[i], memory[i]) <= max(simt_compute, simt_memory):
+        half = 0.5 * float(tiled.workspace_bytes[i])
+        return KernelTime(max(tiled.compute_s[i], memory[i]) + mc.launch_s,
+                          float(tiled.compute_s[i]), float(memory[i]), mc.launch_s, flops,
+                          "tensor", read + half, write + half, d.macs, tiled.label(i, mc))
+    return KernelTime(max(simt_compute, simt_memory) + mc.launch_s, simt_compute, simt_memory,
+                      mc.launch_s, flops, "simt", read, write, d.macs, "simt")
 
 
 def _conversion(d: GemmDims, mc: Machine, conversion: Conversion, launches: int, reads_of_a: int,
@@ -299,15 +356,15 @@ def bsr_time(d: GemmDims, block_density: float, mc: Machine, k: BsrKernel, dense
     blocks = block_density * row_blocks * col_blocks
     block_elems = blocks * k.block_rows * k.block_cols
     share = _efficiency(dense.compute_efficiency, mc.dtype, name) * k.tile_efficiency
-    wave, split = wave_efficiency(d.M, d.N, d.K, mc)
-    k_split = max(float(k.block_cols), block_density * col_blocks * k.block_cols) / split
-    eff = share * wave * (k_split / (k_split + dense.k_half) if dense.k_half else 1.0)
-    flops = 2.0 * block_elems * d.N
-    compute = flops / (mc.tensor_flops_per_s * eff) if flops else 0.0
+    k_busy = max(float(k.block_cols), block_density * col_blocks * k.block_cols)
+    tiled = tiled_gemm(d.M, d.N, k_busy, 1, mc, mc.tensor_flops_per_s * share, dense.k_half)
     bsr_bytes = block_elems * b + idx * (blocks + row_blocks + 1)
     read = bsr_bytes + min(d.K, blocks * k.block_cols) * d.N * b
     write = d.M * d.N * b
-    memory = (read + write) / (mc.dram_bytes_per_s * k.bandwidth_efficiency)
+    memory_c = (read + write + tiled.workspace_bytes) / (mc.dram_bytes_per_s * k.bandwidth_efficiency)
+    i = int(np.argmin(np.maximum(tiled.compute_s, memory_c)))
+    compute, memory = float(tiled.compute_s[i]), float(memory_c[i])
+    half = 0.5 * float(tiled.workspace_bytes[i])
     conv_s, conv_read, conv_write = _conversion(d, mc, k.conversion, k.conversion_launches, 2,
                                                 d.groups * bsr_bytes, k.bandwidth_efficiency)
     g = d.groups
@@ -315,7 +372,8 @@ def bsr_time(d: GemmDims, block_density: float, mc: Machine, k: BsrKernel, dense
     total = g * max(compute, memory) + overhead
     macs = min(d.macs, round(g * block_elems * d.N))
     return KernelTime(total, g * compute, g * memory, overhead, 2.0 * macs, "tensor",
-                      g * read + conv_read, g * write + conv_write, macs)
+                      g * (read + half) + conv_read, g * (write + half) + conv_write, macs,
+                      tiled.label(i, mc))
 
 
 def nm_time(d: GemmDims, mc: Machine, k: NmKernel, dense: DenseKernel, name: str = "2of4") -> KernelTime:
@@ -329,17 +387,17 @@ def nm_time(d: GemmDims, mc: Machine, k: NmKernel, dense: DenseKernel, name: str
         )
     b = mc.element_bytes
     share = _efficiency(k.compute_efficiency, mc.dtype, name)
-    eff = gemm_efficiency(d.M, d.N, d.K, mc, share, k.k_half)
-    dense_eff = gemm_efficiency(d.M, d.N, d.K, mc,
-                                _efficiency(dense.compute_efficiency, mc.dtype, "dense"),
-                                dense.k_half)
-    dense_compute = 2.0 * d.M * d.K * d.N / (mc.tensor_flops_per_s * dense_eff)
-    compute = max(2.0 * d.M * d.K * d.N / (mc.sparse_flops_per_s * eff),
-                  dense_compute * k.n / k.m)
+    dense_share = _efficiency(dense.compute_efficiency, mc.dtype, "dense")
+    sparse = tiled_gemm(d.M, d.N, d.K, 1, mc, mc.sparse_flops_per_s * share, k.k_half)
+    as_dense = tiled_gemm(d.M, d.N, d.K, 1, mc, mc.tensor_flops_per_s * dense_share, dense.k_half)
+    compute_c = np.maximum(sparse.compute_s, as_dense.compute_s * k.n / k.m)
     a_bytes = d.M * d.K * b * compressed_fraction(k.n, k.m, k.metadata_bits, 8 * b)
     read = a_bytes + d.K * d.N * b
     write = d.M * d.N * b
-    memory = (read + write) / (mc.dram_bytes_per_s * k.bandwidth_efficiency)
+    memory_c = (read + write + sparse.workspace_bytes) / (mc.dram_bytes_per_s * k.bandwidth_efficiency)
+    i = int(np.argmin(np.maximum(compute_c, memory_c)))
+    compute, memory = float(compute_c[i]), float(memory_c[i])
+    half = 0.5 * float(sparse.workspace_bytes[i])
     pruned = d.a_elements * b if k.policy == "prune" else 0.0
     conv_s, conv_read, conv_write = _conversion(d, mc, k.conversion, k.conversion_launches, 2,
                                                 d.groups * a_bytes + pruned,
@@ -349,7 +407,8 @@ def nm_time(d: GemmDims, mc: Machine, k: NmKernel, dense: DenseKernel, name: str
     total = g * max(compute, memory) + overhead
     macs = ceil_div(d.macs * k.n, k.m)
     return KernelTime(total, g * compute, g * memory, overhead, 2.0 * macs, "tensor",
-                      g * read + conv_read, g * write + conv_write, macs)
+                      g * (read + half) + conv_read, g * (write + half) + conv_write, macs,
+                      sparse.label(i, mc))
 
 
 def row_skip_time(d: GemmDims, union_density: float, mc: Machine, k: RowSkipKernel,
