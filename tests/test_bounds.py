@@ -1,0 +1,67 @@
+"""Physical bounds on every shipped config x every shipped trace (DESIGN.md §5): no layer is
+faster than skipping its work allows unless the row names the effect; gating never changes
+compute cycles; totals say which share of the model they cover."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from accelsim.engines.zero_skip.count import count_layer
+from accelsim.kinds import load_arch
+from accelsim.results import RunResult
+from accelsim.simulate import simulate
+from accelsim.workload import load_workload
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "arch_configs").glob("*.yaml"))
+TRACES = sorted((ROOT / "workloads").glob("*.npz"))
+GENERIC = "is above dense MACs / MACs done"
+"""How `accelsim.simulate` states a speed-up above the bound; a named effect says more."""
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[tuple[str, str], RunResult]:
+    workloads = {t.stem: load_workload(t) for t in TRACES}
+    return {(c.stem, name): simulate(w, load_arch(c)) for c in CONFIGS
+            for name, w in workloads.items()}
+
+
+def test_every_shipped_config_ran_on_every_shipped_trace(runs):
+    assert len(runs) == len(CONFIGS) * len(TRACES) and len(TRACES) >= 4
+
+
+def test_no_speedup_above_its_bound_without_a_named_effect(runs):
+    unexplained = []
+    for (config, trace), result in runs.items():
+        df = result.layers
+        bound = df["macs_dense"] / df["macs_done"].where(df["macs_done"] > 0)
+        for i in df.index[df["speedup_vs_dense"] > bound * (1 + 1e-9)]:
+            named = [w for w in df.at[i, "warnings"].split("; ") if w and GENERIC not in w]
+            if not named:
+                unexplained.append(f"{config} {trace} {df.at[i, 'layer']}: "
+                                   f"{df.at[i, 'speedup_vs_dense']:.3g}x > {bound[i]:.3g}x")
+    assert unexplained == []
+
+
+def test_rows_without_a_result_say_why_and_totals_say_what_they_cover(runs):
+    for (config, trace), result in runs.items():
+        df = result.layers
+        missing = df[df["cycles"].isna()]
+        assert (missing["warnings"] != "").all(), (config, trace)
+        assert (missing["bound"] == "none").all()
+        covered = df.loc[df["cycles"].notna(), "macs_dense"].sum() / df["macs_dense"].sum()
+        assert result.totals()["covered_macs_fraction"] == pytest.approx(covered)
+        assert bool(result.coverage_note()) == (len(missing) > 0), (config, trace)
+
+
+@pytest.mark.parametrize("config", [c for c in CONFIGS if c.stem == "eyeriss_gating"],
+                         ids=lambda c: c.stem)
+def test_gating_never_changes_compute_cycles(config):
+    arch = load_arch(config)
+    assert arch.gate and not arch.skip
+    dense = arch.dense_equivalent()
+    for trace in TRACES:
+        for layer in load_workload(trace).layers:
+            assert count_layer(layer, arch).compute_cycles == count_layer(layer, dense).compute_cycles
