@@ -76,7 +76,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     arch = load_arch(args.arch)
     workload = load_workload(args.workload)
     with progress_bar(f"{arch.name}", len(workload.layers)) as bar:
-        result = simulate(workload, arch, on_layer=lambda _layer: bar.advance(bar.task_ids[0]))
+        result = simulate(workload, arch, on_layer=lambda _layer: bar.advance(bar.task_ids[0]),
+                          **decode_options(args))
     warn_coverage(result)
     if args.out:
         paths = result.save(args.out)
@@ -92,12 +93,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         from accelsim.kinds import KINDS
 
         extra = [c for c in result.layers.columns if c.startswith("cycles_if_")]
+        extra += [c for c in DECODE_COLUMNS if c in result.layers]
         extra += [c for c in KINDS[arch.kind].shown_columns if c in result.layers]
         print_table(result.with_totals(), RUN_COLUMNS + extra,
                     title=f"{workload.model} on {arch.name} ({arch.kind})")
         note = result.coverage_note()
         if note:
             print(f"TOTAL {note}")
+        if "decode" in result.meta:
+            tot, d = result.totals(), result.meta["decode"]
+            print(f"decode: {d['tokens']} tokens in {d['steps']} steps of {d['batch']} against a "
+                  f"KV cache of {d['context']}: {_fmt(tot['tokens_per_s'])} tokens/s, "
+                  f"{_fmt(tot['latency_per_token_s'])} s and {_fmt(tot['energy_per_token_pj'])} "
+                  "pJ per token")
         warned = int((result.layers["warnings"] != "").sum())
         if warned:
             print(f"{warned} layer(s) with warnings: see the `warnings` column "
@@ -247,6 +255,84 @@ def cmd_import_scalesim(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_llm(args: argparse.Namespace) -> int:
+    from accelsim.workload import save_workload
+    from accelsim.workload.llm_shapes import import_llm
+
+    workload = import_llm(args.model, tokens=args.tokens, act_density=args.act_density,
+                          densities=args.density, borrow=args.borrow)
+    save_workload(workload, args.output)
+    shown = ", ".join(f"{r} {d:.3g}" for r, d in workload.source["densities"].items()) or "dense"
+    stderr.print(f"wrote {args.output}: {workload.model}, {len(workload.layers)} shapes-only "
+                 f"layers over {args.tokens} tokens, densities: {shown}", highlight=False)
+    return 0
+
+
+def _role_densities(text: str) -> dict[str, float]:
+    try:
+        pairs = [item.split("=") for item in text.split(",")]
+        return {role.strip(): float(value) for role, value in pairs}
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected ROLE=DENSITY pairs such as down=0.4,qkv=0.6, got '{text}'") from None
+
+
+def _add_import_llm(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "import-llm", help="a shapes-only decoder LLM workload from its published dimensions",
+        description="Build a shapes-only workload (causal, so it replays with --phase decode) "
+                    "from a model file such as arch_configs/models/llama2_7b.yaml; activation "
+                    "densities per layer role (qkv, o, gate_up, down, lm_head) declared or "
+                    "borrowed from a real trace.")
+    p.add_argument("model", help="model file (YAML: hidden_size, intermediate_size, layers, "
+                   "heads, kv_heads, vocab_size, mlp, source)")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output workload (.npz)")
+    p.add_argument("--tokens", type=_positive, default=128,
+                   help="tokens of the sequence (default 128)")
+    p.add_argument("--act-density", type=float, help="density of every layer input")
+    p.add_argument("--density", type=_role_densities, metavar="ROLE=D,...",
+                   help="density per role, e.g. down=0.4,qkv=0.6 (overrides the others)")
+    p.add_argument("--borrow", type=Path, metavar="TRACE.npz",
+                   help="take each role's mean density from a real trace's layers of that role")
+    p.set_defaults(func=cmd_import_llm)
+
+
+DECODE_COLUMNS = ["tokens_per_s", "latency_per_token_s", "energy_per_token_pj",
+                  "weight_read_bytes_per_token"]
+
+
+def add_decode_arguments(p: argparse.ArgumentParser) -> None:
+    """--phase, --batch and --context (LLM decode replay, see `accelsim.decode`)."""
+    p.add_argument("--phase", choices=["prefill", "decode"], default="prefill",
+                   help="prefill (default: the trace as captured) or decode: a causal LM's "
+                        "tokens replayed as decode steps, results per token")
+    p.add_argument("--batch", type=_positive, metavar="B",
+                   help="decode: tokens per decode step (default: the trace's decode metadata, "
+                        "else 1)")
+    p.add_argument("--context", type=_positive, metavar="L",
+                   help="decode: KV-cache positions each step reads (default: the trace's "
+                        "decode metadata, else its prefill length)")
+
+
+def decode_options(args: argparse.Namespace) -> dict:
+    """The simulate() keywords of --phase/--batch/--context; refuses decode-only options in a
+    prefill run."""
+    if args.phase == "prefill" and (args.batch or args.context):
+        raise AccelsimError("--batch and --context apply to --phase decode only; add "
+                            "`--phase decode` or drop them.")
+    return {"phase": args.phase, "batch": args.batch, "context": args.context}
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
+    return value
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="simulate one workload on one architecture")
     p.add_argument("arch", help="architecture YAML")
@@ -254,6 +340,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="folder for results CSV, Parquet and JSON")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table",
                    help="what to print on stdout (default: table)")
+    add_decode_arguments(p)
     p.set_defaults(func=cmd_run)
 
 
@@ -437,7 +524,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     with progress_bar("compare", runs * len(workload.layers)) as bar:
         results = run_compare(archs, workload, workload_path, out,
                               on_layer=lambda _a, _l: bar.advance(bar.task_ids[0]),
-                              baseline=baseline)
+                              baseline=baseline, **decode_options(args))
     stderr.print(f"wrote results to {out}/ (rebuild a report with `accelsim report {out} -o "
                  "report.html`)", highlight=False)
     for result in results:
@@ -482,6 +569,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", metavar="BASELINE.yaml",
                    help="another design to compare every architecture with (e.g. a dense "
                         "accelerator): adds speedup_vs_baseline and energy_saving_vs_baseline")
+    add_decode_arguments(p)
     p.set_defaults(func=cmd_compare)
 
 
@@ -560,7 +648,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_run, _add_inspect, _add_import_scalesim, _add_sparsify, _add_capture, _add_breakeven,
+    _add_run, _add_inspect, _add_import_scalesim, _add_import_llm, _add_sparsify, _add_capture,
+    _add_breakeven,
     _add_compare, _add_report,
     _add_sweep,
 ]

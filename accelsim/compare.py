@@ -22,7 +22,7 @@ from pathlib import Path
 
 from accelsim.arch.schema import ArchBase
 from accelsim.results import WORKLOAD_FILE, RunResult, workload_info
-from accelsim.simulate import simulate
+from accelsim.simulate import Phase, simulate
 from accelsim.workload.layer import Layer, Workload
 
 
@@ -58,16 +58,21 @@ def run_compare(
     out_dir: str | Path,
     on_layer: Callable[[str, Layer], None] | None = None,
     baseline: ArchBase | None = None,
+    phase: Phase = "prefill",
+    batch: int | None = None,
+    context: int | None = None,
 ) -> list[RunResult]:
     """Simulate `workload` on each arch (vs its own dense equivalent, and vs `baseline` when
     given, which runs first and is returned first) and save everything; each run is saved as
-    soon as it finishes, `workload.json` last."""
+    soon as it finishes, `workload.json` last. `phase`, `batch`, `context` as in
+    `accelsim.simulate.simulate`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results, taken, runs = [], set(), []
     for arch in ([baseline] if baseline is not None else []) + list(archs):
         callback = None if on_layer is None else (lambda layer, a=arch: on_layer(a.name, layer))
-        result = simulate(workload, arch, on_layer=callback)
+        result = simulate(workload, arch, on_layer=callback, phase=phase, batch=batch,
+                          context=context)
         if baseline is not None:
             add_baseline(result, results[0] if results else result)
         runs.append(folder_name(arch.name, taken))

@@ -61,7 +61,9 @@ class RunResult:
 
         Layers the engine could not run (NaN cycles, e.g. unmappable on a neuromorphic
         core) are left out of every figure, dense ones included, and counted in
-        `layers_without_result`.
+        `layers_without_result`. A decode run (`meta["decode"]`) adds the figures per token:
+        `tokens_per_s`, `latency_per_token_s`, `energy_per_token_pj` (and
+        `weight_read_bytes_per_token` where the engine counts weight bytes).
         """
         df = self.layers[self.layers["cycles"].notna()]
         tot: dict = {"layer": "TOTAL", "op": "", "arch": self.meta.get("arch", ""),
@@ -86,6 +88,16 @@ class RunResult:
         tot["utilization"] = (float(np.dot(df["utilization"], df["cycles"]) / df["cycles"].sum())
                               if df["cycles"].sum() else 0.0)
         tot["bound"] = "memory" if (df["bound"] == "memory").mean() > 0.5 else "compute"
+        decode = self.meta.get("decode")
+        if decode:
+            tokens = decode["tokens"]
+            tot["tokens"] = tokens
+            tot["decode_steps"] = decode["steps"]
+            tot["latency_per_token_s"] = tot["latency_s"] / tokens
+            tot["energy_per_token_pj"] = tot["energy_pj"] / tokens
+            tot["tokens_per_s"] = tokens / tot["latency_s"] if tot["latency_s"] else float("nan")
+            if "weight_read_bytes" in tot:
+                tot["weight_read_bytes_per_token"] = tot["weight_read_bytes"] / tokens
         return tot
 
     def covered_macs_fraction(self) -> float:

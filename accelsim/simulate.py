@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Callable
+from typing import Literal
 
 import pandas as pd
 
-from accelsim import __version__
+from accelsim import __version__, decode
 from accelsim.arch.area import area_mm2
 from accelsim.arch.energy import price, price_warnings
 from accelsim.arch.schema import ArchBase
@@ -95,24 +96,45 @@ def _warnings(res: LayerResult, speedup: float, arch: ArchBase, dense: LayerResu
     return found
 
 
+Phase = Literal["prefill", "decode"]
+
+
 def simulate(
     workload: Workload,
     arch: ArchBase,
     on_layer: Callable[[Layer], None] | None = None,
+    phase: Phase = "prefill",
+    batch: int | None = None,
+    context: int | None = None,
 ) -> RunResult:
     """Simulate every layer on `arch` and on `arch.dense_equivalent()`; `on_layer` is
-    called after each layer (for progress)."""
+    called after each layer (for progress). `phase="decode"` replays a causal LM's prefill
+    trace as decode steps of `batch` tokens against a KV cache of `context` positions (see
+    `accelsim.decode`; both default to the workload's decode metadata)."""
     dense_arch = arch.dense_equivalent()
-    summaries = {"arch": _prepare(workload, arch)}
-    if dense_arch != arch:
+    plan = None
+    if phase == "decode":
+        plan = decode.plan(workload, batch, context)
+        if getattr(engine_for(arch.kind), "prepare", None) is not None:
+            raise AccelsimError(
+                f"{arch.name}: decode replay runs each layer as separate steps, which kind "
+                f"'{arch.kind}' cannot map as one network. Run it without --phase decode.")
+    summaries = {"arch": _prepare(workload, arch)} if plan is None else {"arch": {}}
+    if plan is None and dense_arch != arch:
         summaries["dense"] = _prepare(workload, dense_arch)
     rows, tables = [], {}
     for layer in workload.layers:
-        res = _count(layer, arch)
-        dense = res if dense_arch == arch else _count(layer, dense_arch)
-        rows.append(_row(layer, arch, res, dense, dense_arch))
-        for name, table in res.tables.items():
-            tables.setdefault(name, []).append(table.assign(layer=layer.name))
+        steps = [decode.Step(layer.name, layer)] if plan is None else plan.products[layer.name]
+        step_rows = []
+        for step in steps:
+            res = _count(step.layer, arch)
+            dense = res if dense_arch == arch else _count(step.layer, dense_arch)
+            step_rows.append((_row(step.layer, arch, res, dense, dense_arch), step.repeat))
+            if step is steps[0]:
+                for name, table in res.tables.items():
+                    tables.setdefault(name, []).append(table.assign(layer=layer.name))
+        rows.append(step_rows[0][0] if plan is None
+                    else decode.aggregate(layer.name, step_rows, plan.tokens))
         if on_layer is not None:
             on_layer(layer)
     df = pd.DataFrame(rows)
@@ -134,6 +156,9 @@ def simulate(
         "workload_source": workload.source,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if plan is not None:
+        meta["phase"] = "decode"
+        meta["decode"] = plan.meta()
     if any(summaries.values()):
         meta["engine_summary"] = summaries
     stacked = {name: _layer_first(pd.concat(parts, ignore_index=True))

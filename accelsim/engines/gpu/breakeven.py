@@ -128,7 +128,19 @@ def summary(arch: Config, dims: GemmDims, pattern: str) -> pd.DataFrame:
 
 def layer_curve(arch: Config, layer: Layer, density: float) -> pd.DataFrame:
     """`curve` of the layer's shape at `LAYER_CURVE_DENSITIES` (random zeros), plus one row at
-    the layer's own activation density, the one with `at_layer_density` true."""
-    df = curve(arch, gemm_dims(layer), [*LAYER_CURVE_DENSITIES, density], "random")
+    the layer's own activation density, the one with `at_layer_density` true. The curve of a
+    shape is computed once per GPU (decode replays one shape many times)."""
+    dims = gemm_dims(layer)
+    key = (arch.config_hash(), dims)
+    line = _CURVES.get(key)
+    if line is None:
+        line = _CURVES[key] = curve(arch, dims, LAYER_CURVE_DENSITIES, "random")
+        while len(_CURVES) > _CURVE_SHAPES:
+            _CURVES.pop(next(iter(_CURVES)))
+    df = pd.concat([line, curve(arch, dims, [density], "random")], ignore_index=True)
     df["at_layer_density"] = [False] * len(LAYER_CURVE_DENSITIES) + [True]
     return df
+
+
+_CURVES: dict[tuple[str, GemmDims], pd.DataFrame] = {}
+_CURVE_SHAPES = 256

@@ -121,7 +121,7 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
         engine_mode="trace" if layer.has_trace else "statistical",
         utilization=min(1.0, best.flops / (best.total_s * peak)) if best.total_s else 0.0,
         actions=_actions(best, arch),
-        columns=columns,
+        columns={**columns, "weight_read_bytes": best.weight_read_bytes},
         tables={"breakeven": layer_curve(arch, layer, float(columns["a_density"]))},
         warnings=choice_warnings(arch, times, columns),
     )

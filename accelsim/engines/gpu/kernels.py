@@ -222,6 +222,9 @@ class KernelTime:
     algorithm: str = ""
     """The algorithm a tiled kernel picked: `<tile_m>x<tile_n>/split<s>`, or `simt` for the
     dense library's CUDA-core path; empty for kernels that have one algorithm."""
+    weight_read_bytes: float = 0.0
+    """Bytes of the second operand (W, or a KV cache) the kernel reads from DRAM, all groups:
+    part of `read_bytes`."""
 
     @property
     def bound(self) -> Literal["compute", "memory"]:
@@ -309,9 +312,11 @@ def dense_time(d: GemmDims, mc: Machine, k: DenseKernel, name: str = "dense") ->
         half = 0.5 * float(tiled.workspace_bytes[i])
         return KernelTime(max(tiled.compute_s[i], memory[i]) + mc.launch_s,
                           float(tiled.compute_s[i]), float(memory[i]), mc.launch_s, flops,
-                          "tensor", read + half, write + half, d.macs, tiled.label(i, mc))
+                          "tensor", read + half, write + half, d.macs, tiled.label(i, mc),
+                          d.weight_elements * b)
     return KernelTime(max(simt_compute, simt_memory) + mc.launch_s, simt_compute, simt_memory,
-                      mc.launch_s, flops, "simt", read, write, d.macs, "simt")
+                      mc.launch_s, flops, "simt", read, write, d.macs, "simt",
+                      d.weight_elements * b)
 
 
 def _conversion(d: GemmDims, mc: Machine, conversion: Conversion, launches: int, reads_of_a: int,
@@ -345,7 +350,8 @@ def csr_time(d: GemmDims, density: float, mc: Machine, k: CsrKernel, name: str =
     overhead = g * mc.launch_s + conv_s
     total = g * max(compute, memory) + overhead
     return KernelTime(total, g * compute, g * memory, overhead, g * flops, "simt",
-                      g * read + conv_read, g * write + conv_write, round(g * nnz * d.N))
+                      g * read + conv_read, g * write + conv_write, round(g * nnz * d.N),
+                      weight_read_bytes=g * min(d.K, nnz) * d.N * b)
 
 
 def bsr_time(d: GemmDims, block_density: float, mc: Machine, k: BsrKernel, dense: DenseKernel,
@@ -373,7 +379,7 @@ def bsr_time(d: GemmDims, block_density: float, mc: Machine, k: BsrKernel, dense
     macs = min(d.macs, round(g * block_elems * d.N))
     return KernelTime(total, g * compute, g * memory, overhead, 2.0 * macs, "tensor",
                       g * (read + half) + conv_read, g * (write + half) + conv_write, macs,
-                      tiled.label(i, mc))
+                      tiled.label(i, mc), g * min(d.K, blocks * k.block_cols) * d.N * b)
 
 
 def nm_time(d: GemmDims, mc: Machine, k: NmKernel, dense: DenseKernel, name: str = "2of4") -> KernelTime:
@@ -408,7 +414,7 @@ def nm_time(d: GemmDims, mc: Machine, k: NmKernel, dense: DenseKernel, name: str
     macs = ceil_div(d.macs * k.n, k.m)
     return KernelTime(total, g * compute, g * memory, overhead, 2.0 * macs, "tensor",
                       g * (read + half) + conv_read, g * (write + half) + conv_write, macs,
-                      sparse.label(i, mc))
+                      sparse.label(i, mc), g * d.K * d.N * b)
 
 
 def row_skip_time(d: GemmDims, union_density: float, mc: Machine, k: RowSkipKernel,
@@ -430,7 +436,7 @@ def row_skip_time(d: GemmDims, union_density: float, mc: Machine, k: RowSkipKern
     total = g * max(compute, memory) + overhead
     return KernelTime(total, g * compute, g * memory, overhead, g * flops, "simt",
                       g * read + im2col_read, g * write + im2col_write,
-                      min(d.macs, round(g * macs_per_group)))
+                      min(d.macs, round(g * macs_per_group)), weight_read_bytes=g * weight_bytes)
 
 
 def own_measure(k: DenseKernel | CsrKernel | BsrKernel | NmKernel | RowSkipKernel,
