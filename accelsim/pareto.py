@@ -26,11 +26,18 @@ def pareto_mask(values: np.ndarray) -> np.ndarray:
 
 
 def pareto_front(df: pd.DataFrame, objectives: tuple[str, ...] = OBJECTIVES) -> pd.DataFrame:
-    """Non-dominated rows per workload, sorted by the first objective."""
+    """Non-dominated rows per workload, sorted by the first objective. Rows with an objective
+    that is not a finite number (a design without a result) cannot be compared and are never
+    on the front."""
     parts = []
     for _, group in df.groupby("workload", sort=False):
-        mask = pareto_mask(group[list(objectives)].to_numpy(dtype=float))
+        values = group[list(objectives)].to_numpy(dtype=float)
+        finite = np.isfinite(values).all(axis=1)
+        mask = np.zeros(len(group), dtype=bool)
+        mask[finite] = pareto_mask(values[finite])
         parts.append(group[mask].sort_values(list(objectives)))
+    if not parts:
+        return df.iloc[0:0].reset_index(drop=True)
     return pd.concat(parts, ignore_index=True)
 
 

@@ -2,13 +2,21 @@
 
 Each finished task is one JSON line appended to `<out>/points.jsonl` and fsync'd, so a SIGKILL
 loses at most the task in flight; a torn last line is detected and cut on `--resume`, and
-finished `point_hash`es are skipped. `points.csv` / `points.parquet` (ordered by point, then
-workload, so they do not depend on completion order) are rebuilt from the journal at the end.
+finished tasks, keyed by (`point_hash`, workload name), are skipped. `points.csv` /
+`points.parquet` (ordered by point, then workload, so they do not depend on completion order)
+are rebuilt from the journal at the end.
+
+`sweep.json` is written before the first task runs, with the spec's `spec_hash`: `--resume`
+refuses a folder whose manifest names another spec (or none), and every journal line is checked
+before it is trusted: a JSON object of a task of this sweep, with that task's parameters, seen
+once, whose `check` (a digest of the rest of the line) matches, so that an edited value, a
+swapped hash or a missing column is named by its line number instead of being reported.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import os
 import signal
@@ -23,10 +31,13 @@ from accelsim.arch.area import area_um2_by_component
 from accelsim.errors import AccelsimError
 from accelsim.kinds import parse_arch
 from accelsim.sweep_spec import Point, SweepError, SweepSpec, point_hash
-from accelsim.workload.format import _file_hash, load_workload
+from accelsim.workload.format import file_hash, load_workload
 
 JOURNAL = "points.jsonl"
 TABLE = "points.csv"
+MANIFEST = "sweep.json"
+CHECK = "check"
+"""Journal field holding the digest of the rest of its line (`line_check`)."""
 PR_SET_PDEATHSIG = 1
 """prctl option from <linux/prctl.h>."""
 
@@ -54,12 +65,26 @@ Task = tuple[str, Point, Path]
 
 def tasks(spec: SweepSpec, points: list[Point]) -> list[Task]:
     """Every (point, workload) pair with its point_hash."""
-    hashes = {w: _file_hash(w) for w in spec.workloads}
+    hashes = {w: file_hash(str(w)) for w in spec.workloads}
     return [(point_hash(p.arch, hashes[w]), p, w) for p in points for w in spec.workloads]
 
 
+def task_key(phash: str, workload: str) -> tuple[str, str]:
+    """What identifies a task's result: its point_hash and its workload's name (two workloads
+    with the same content are two tasks)."""
+    return phash, workload
+
+
+def line_check(row: dict) -> str:
+    """Digest of a journal row without its `check` field (canonical JSON, sha256, 16 hex)."""
+    rest = {k: v for k, v in row.items() if k != CHECK}
+    canon = json.dumps(rest, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
 def read_journal(out: Path, repair: bool) -> list[dict]:
-    """Complete rows of the journal; with `repair`, a torn last line is cut off the file."""
+    """Complete rows of the journal, each a JSON object; with `repair`, a torn last line is cut
+    off the file."""
     path = out / JOURNAL
     if not path.is_file():
         return []
@@ -68,10 +93,14 @@ def read_journal(out: Path, repair: bool) -> list[dict]:
     rows = []
     for number, line in enumerate(data[:good].splitlines(), start=1):
         try:
-            rows.append(json.loads(line))
-        except ValueError:
+            row = json.loads(line)
+        except (ValueError, RecursionError):
             raise SweepError(f"{path}: line {number} is not a JSON record (the file was edited "
                              "or damaged); delete that line, or choose another --out.") from None
+        if not isinstance(row, dict):
+            raise SweepError(f"{path}: line {number} is not a JSON object (the file was edited "
+                             "or damaged); delete that line, or choose another --out.")
+        rows.append(row)
     if good < len(data) and repair:
         with open(path, "r+b") as f:
             f.truncate(good)
@@ -80,7 +109,38 @@ def read_journal(out: Path, repair: bool) -> list[dict]:
     return rows
 
 
+def check_journal(rows: list[dict], all_tasks: list[Task], out: Path) -> None:
+    """Refuse journal rows that this sweep did not write as they are, naming the line: not a
+    task of this sweep, other parameters than the task's, a task seen twice, or a `check` that
+    does not match the line (a value edited, a column removed)."""
+    path = out / JOURNAL
+    by_key = {task_key(t[0], t[2].stem): t for t in all_tasks}
+    seen: set[tuple[str, str]] = set()
+    fix = "delete that line to have the task run again, or choose another --out"
+    for number, row in enumerate(rows, start=1):
+        phash, workload = row.get("point_hash"), row.get("workload")
+        task = by_key.get((phash, workload)) if isinstance(phash, str) and isinstance(
+            workload, str) else None
+        if task is None:
+            raise SweepError(f"{path}: line {number} (point_hash {phash!r:.40}, workload "
+                             f"{workload!r:.40}) is not a task of this sweep: the journal was "
+                             f"edited or comes from another sweep; {fix}.")
+        if row.get(CHECK) != line_check(row):
+            raise SweepError(f"{path}: line {number} does not match its check digest: a value "
+                             f"was edited or a column removed after it was written; {fix}.")
+        wrong = sorted(k for k, v in task[1].params.items()
+                       if k not in row or json.dumps(row[k]) != json.dumps(v))
+        if wrong or row.get("point") != task[1].index:
+            raise SweepError(f"{path}: line {number}: its parameters {wrong or ['point']} are not "
+                             f"those of the task its point_hash names; {fix}.")
+        if (phash, workload) in seen:
+            raise SweepError(f"{path}: line {number} repeats the task (point_hash {phash}, "
+                             f"workload {workload}) of an earlier line; {fix}.")
+        seen.add((phash, workload))
+
+
 def _append(f, row: dict) -> None:
+    row = {**row, CHECK: line_check(row)}
     f.write(json.dumps(row, separators=(",", ":"), allow_nan=True) + "\n")
     f.flush()
     os.fsync(f.fileno())
@@ -174,8 +234,12 @@ def run_sweep(
     if done_rows and not resume:
         raise SweepError(f"{out / JOURNAL} already holds {len(done_rows)} results; pass "
                          "--resume to continue that sweep, or choose another --out.")
-    done = {r["point_hash"] for r in done_rows}
-    todo = [t for t in all_tasks if t[0] not in done]
+    if resume and (done_rows or (out / MANIFEST).is_file()):
+        _check_same_spec(spec, out)
+    check_journal(done_rows, all_tasks, out)
+    write_manifest(spec, points, all_tasks, out)
+    done = {task_key(r["point_hash"], r["workload"]) for r in done_rows}
+    todo = [t for t in all_tasks if task_key(t[0], t[2].stem) not in done]
     if on_start is not None:
         on_start(len(all_tasks), len(all_tasks) - len(todo))
     if executor == "dask" or scheduler:
@@ -186,18 +250,41 @@ def run_sweep(
         raise SweepError(f"unknown executor {executor!r}; use local or dask.")
     with open(out / JOURNAL, "a", encoding="utf-8") as f:
         for (phash, point, workload), row in results:
+            clash = sorted(set(point.params) & set(row))
+            if clash:
+                raise SweepError(f"{spec.source}: parameter(s) {clash} are named like result "
+                                 "column(s) of this engine and would overwrite them; rename "
+                                 "them with 'name' in the sweep file.")
             record = {"point_hash": phash, "point": point.index, "workload": workload.stem,
                       **point.params, **row}
             _append(f, record)
             if on_task is not None:
                 on_task()
-    write_manifest(spec, len(points), all_tasks, out)
+    write_manifest(spec, points, all_tasks, out)
     return consolidate(spec, all_tasks, out)
 
 
-def write_manifest(spec: SweepSpec, n_points: int, all_tasks: list[Task], out: Path) -> None:
-    """`sweep.json`: what the folder holds (spec, parameters, objectives, provenance), so a
-    reader such as a report can recognise a sweep folder and name its parameter columns."""
+def _check_same_spec(spec: SweepSpec, out: Path) -> None:
+    """Refuse to resume in a folder written by another sweep spec (see the module docstring)."""
+    path = out / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        manifest = None
+    written = manifest.get("spec_hash") if isinstance(manifest, dict) else None
+    if written != spec.spec_hash:
+        what = (f"was written by a different sweep spec (spec_hash {written}) than "
+                f"{spec.source} (spec_hash {spec.spec_hash})" if isinstance(written, str)
+                else f"has no readable {MANIFEST} naming the spec that wrote it, so it cannot "
+                     f"be resumed with {spec.source}")
+        raise SweepError(f"{out} {what}: its finished points would be mixed with this spec's. "
+                         "Resume with the spec that wrote it, or choose another --out.")
+
+
+def write_manifest(spec: SweepSpec, points: list[Point], all_tasks: list[Task], out: Path) -> None:
+    """`sweep.json`: what the folder holds (spec, its hash, parameters, objectives, designs
+    repeated by others, provenance), so a reader such as a report can recognise a sweep folder
+    and name its parameter columns, and `--resume` can recognise its spec."""
     from accelsim import __version__
     from accelsim.pareto import OBJECTIVES
     from accelsim.results import git_revision
@@ -206,13 +293,15 @@ def write_manifest(spec: SweepSpec, n_points: int, all_tasks: list[Task], out: P
         "kind": "accelsim-sweep",
         "name": spec.name,
         "spec": str(Path(spec.source).resolve()),
+        "spec_hash": spec.spec_hash,
         "base_arch": spec.base["name"],
         "parameters": [{k: v for k, v in vars(prm).items() if v is not None}
                        for prm in spec.parameters],
         "sampling": {"method": spec.method, "samples": spec.samples, "seed": spec.seed},
         "constraints": list(spec.constraints),
         "workloads": [str(w.resolve()) for w in spec.workloads],
-        "points": n_points,
+        "points": len(points),
+        "duplicate_points": list(getattr(points, "duplicates", [])),
         "tasks": len(all_tasks),
         "objectives": list(OBJECTIVES),
         "tables": {"points": TABLE, "journal": JOURNAL, "pareto": "pareto.csv",
@@ -221,15 +310,19 @@ def write_manifest(spec: SweepSpec, n_points: int, all_tasks: list[Task], out: P
         "tool_version": __version__,
         "git_revision": git_revision(),
     }
-    (out / "sweep.json").write_text(json.dumps(manifest, indent=2, default=list))
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=list))
 
 
 def consolidate(spec: SweepSpec, all_tasks: list[Task], out: Path) -> pd.DataFrame:
-    """Journal rows of this sweep's tasks, one per point_hash, in point then workload order;
-    written to points.csv and points.parquet."""
-    order = {t[0]: i for i, t in enumerate(all_tasks)}
-    rows = {r["point_hash"]: r for r in read_journal(out, repair=False) if r["point_hash"] in order}
-    df = pd.DataFrame(sorted(rows.values(), key=lambda r: order[r["point_hash"]]))
+    """Journal rows of this sweep's tasks, one per task, in point then workload order (without
+    their `check` digests); written to points.csv and points.parquet."""
+    order = {task_key(t[0], t[2].stem): i for i, t in enumerate(all_tasks)}
+    rows = {}
+    for r in read_journal(out, repair=False):
+        key = task_key(r["point_hash"], r["workload"])
+        if key in order:
+            rows[key] = {k: v for k, v in r.items() if k != CHECK}
+    df = pd.DataFrame([rows[k] for k in sorted(rows, key=order.__getitem__)])
     df.to_csv(out / TABLE, index=False)
     df.to_parquet(out / "points.parquet", index=False)
     return df

@@ -97,9 +97,9 @@ def test_unknown_tech_table_and_dram_type(tmp_path):
         load_arch(write(tmp_path, data))
     data = tpu_dict()
     data["memory"][0]["dram_type"] = "ddr9"
-    arch = load_arch(write(tmp_path, data))
-    with pytest.raises(ArchError, match="no DRAM energy for dram_type 'ddr9'"):
-        action_energy_pj(arch)
+    with pytest.raises(ArchError, match=r"'memory\.0\.dram_type' 'ddr9' has no energy") as err:
+        load_arch(write(tmp_path, data))
+    assert str(tmp_path / "arch.yaml") in str(err.value)
 
 
 def test_tech_table_values_and_scaling():
@@ -127,3 +127,116 @@ def test_price_is_counts_times_table():
     assert energy["static"] == 0.0
     with pytest.raises(ArchError, match="no energy known"):
         price({"warp.drive": 1}, arch, 1e-6)
+
+
+# --- hostile numbers: finite only, no booleans, bounded ----------------------------------------
+
+CNVLUTIN = ROOT / "arch_configs" / "cnvlutin_like.yaml"
+A100 = ROOT / "arch_configs" / "a100.yaml"
+AKD1000 = ROOT / "arch_configs" / "akd1000.yaml"
+
+
+def _set(data: dict, path: str, value: object) -> dict:
+    node = data
+    parts = [int(p) if p.isdigit() else p for p in path.split(".")]
+    for part in parts[:-1]:
+        node = node[part]
+    node[parts[-1]] = value
+    return data
+
+
+@pytest.mark.parametrize(("config", "path", "value", "needle"), [
+    (TPU, "clock_mhz", float("inf"), "'clock_mhz': Input should be a finite number"),
+    (TPU, "static_power_mw", float("nan"), "'static_power_mw': Input should be a finite number"),
+    (TPU, "memory.0.read_bandwidth_bytes_per_cycle", float("inf"), "finite number"),
+    (TPU, "tech.node_nm", float("inf"), "'tech.node_nm'"),
+    (TPU, "rows", True, "'rows' is a boolean where a number is expected"),
+    (TPU, "clock_mhz", False, "'clock_mhz' is a boolean"),
+    (TPU, "precision.act_bits", True, "'precision.act_bits' is a boolean"),
+    (TPU, "rows", 2**16 + 1, "'rows': Input should be less than or equal to 65536"),
+    (TPU, "clock_mhz", 2e6, "'clock_mhz': Input should be less than or equal to 1000000"),
+    (TPU, "memory.1.size_bytes", 2**51, "'memory.1.size_bytes'"),
+    (CNVLUTIN, "array.lanes", 4097, "'array.lanes': Input should be less than or equal to 4096"),
+    (CNVLUTIN, "array.brick_size", 10**30, "'array.brick_size'"),
+    (CNVLUTIN, "sync.fifo_depth", 10**9, "'sync.fifo_depth'"),
+    (CNVLUTIN, "act_format.index_bits", 10**9, "'act_format.index_bits'"),
+    (A100, "split_k_max", 10**6, "'split_k_max'"),
+    (A100, "peak_tflops.fp16", float("inf"), "'peak_tflops.fp16'"),
+    (A100, "kernels.dense.k_half", True, "'kernels.dense.k_half' is a boolean"),
+    (AKD1000, "nodes", 10**6, "'nodes': Input should be less than or equal to 1024"),
+    (AKD1000, "max_simulated_frames", 10**6, "'max_simulated_frames'"),
+    (AKD1000, "energy_per_event_pj", float("inf"), "'energy_per_event_pj'"),
+])
+def test_hostile_numbers_are_refused_with_the_key(tmp_path, config, path, value, needle):
+    data = _set(yaml.safe_load(Path(config).read_text()), path, value)
+    file = write(tmp_path, data)
+    with pytest.raises(ArchError) as err:
+        load_arch(file)
+    assert needle in str(err.value) and str(file) in str(err.value)
+
+
+def test_bounds_are_inclusive(tmp_path):
+    data = _set(yaml.safe_load(CNVLUTIN.read_text()), "array.lanes", 4096)
+    assert load_arch(write(tmp_path, data)).array.lanes == 4096
+
+
+def test_utf16_and_bad_bytes(tmp_path):
+    text = TPU.read_text()
+    (tmp_path / "u16.yaml").write_bytes(text.encode("utf-16"))
+    assert load_arch(tmp_path / "u16.yaml") == load_arch(TPU)
+    (tmp_path / "bad.yaml").write_bytes(text.encode()[:50] + b"\xff\x80" + text.encode()[50:])
+    with pytest.raises(ArchError, match="not valid YAML"):
+        load_arch(tmp_path / "bad.yaml")
+    (tmp_path / "deep.yaml").write_text(text + "notes: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ArchError, match="nested too deeply"):
+        load_arch(tmp_path / "deep.yaml")
+    (tmp_path / "digits.yaml").write_text(text + "static_power_mw: " + "9" * 5000 + "\n")
+    with pytest.raises(ArchError, match="Shorten the number"):
+        load_arch(tmp_path / "digits.yaml")
+
+
+def _tech_table(tmp_path: Path, change) -> Path:
+    raw = yaml.safe_load((ROOT / "arch_configs" / "tech" / "horowitz_45nm.yaml").read_text())
+    change(raw)
+    path = tmp_path / "table.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize(("change", "needle"), [
+    (lambda t: t["energy_pj"]["add"].update(int32=[0.1]), "'energy_pj.add.int32' must be a finite"),
+    (lambda t: t["energy_pj"]["mult"].update(int16="0.8"), "'energy_pj.mult.int16'"),
+    (lambda t: t["energy_pj"]["add"].update(int8=0), "'energy_pj.add.int8' must be a finite "
+                                                     "number > 0"),
+    (lambda t: t["energy_pj"]["dram_per_bit"].update(lpddr4=-8), "dram_per_bit.lpddr4"),
+    (lambda t: t["area_um2"]["mult"].update(int8=float("inf")), "'area_um2.mult.int8'"),
+    (lambda t: t["node_scaling"].update(energy_factor_by_node_nm={}), "at least one point"),
+    (lambda t: t.update(node_nm=0), "'node_nm' must be a finite number > 0"),
+    (lambda t: t["energy_pj"]["sram_read_64bit_by_size_bytes"].update({"8KB": 1.0}),
+     "whole number of bytes"),
+    (lambda t: t["energy_pj"].update(regfile=1.0), "unknown key(s) ['regfile'] in 'energy_pj'"),
+    (lambda t: t.pop("area_um2"), "'top level' is missing ['area_um2']"),
+    (lambda t: t["energy_pj"]["add"].update(int99=1.0), "key 'int99' must be a number format"),
+    (lambda t: t["sram_banking"].update(wire_pj_per_bit_mm=True), "wire_pj_per_bit_mm"),
+])
+def test_bad_tech_tables_are_refused(tmp_path, change, needle):
+    path = _tech_table(tmp_path, change)
+    with pytest.raises(ArchError) as err:
+        load_tech_table(str(path))
+    assert needle in str(err.value) and str(path) in str(err.value)
+
+
+def test_tech_table_with_one_sram_point_prices_every_size(tmp_path):
+    path = _tech_table(tmp_path, lambda t: t["energy_pj"].update(
+        sram_read_64bit_by_size_bytes={1048576: 100.0}))
+    table = load_tech_table(str(path))
+    assert table.sram_pj_per_byte(1 << 20) == pytest.approx(100 / 8)
+    assert table.sram_pj_per_byte(4096) == pytest.approx(100 / 8)
+    assert table.sram_price(1 << 25).banks == 32
+
+
+def test_error_paths_leave_out_union_tags(tmp_path):
+    data = _set(yaml.safe_load((ROOT / "arch_configs" / "scnn_like.yaml").read_text()),
+                "array.pe_rows", 10**9)
+    with pytest.raises(ArchError, match=r"'array\.pe_rows': Input should be less"):
+        load_arch(write(tmp_path, data))

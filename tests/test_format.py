@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from accelsim.errors import WorkloadError
 from accelsim.workload import ConvShape, GemmShape, Layer, Workload, load_workload, save_workload
+from accelsim.workload import format as fmt
 from accelsim.workload.format import workload_meta
 
 
@@ -182,10 +184,131 @@ def test_zip_bomb_guard(tmp_path, monkeypatch):
         load_workload(tmp_path / "w.npz")
 
 
-def test_save_refuses_float16_overflow(tmp_path):
-    layer = Layer("fc", "linear", GemmShape(M=1, K=2, N=1), act=np.array([[1e6, 0.0]]))
-    with pytest.raises(WorkloadError, match="NaN/Inf"):
+@pytest.mark.parametrize(("value", "needle"), [(1e6, "1 value(s) above float16's largest"),
+                                             (1e-10, "1 non-zero value(s) below its smallest")])
+def test_save_refuses_values_float16_cannot_keep(tmp_path, value, needle):
+    layer = Layer("fc", "linear", GemmShape(M=1, K=2, N=1), act=np.array([[value, 0.0]]))
+    with pytest.raises(WorkloadError, match=re.escape(needle)):
         save_workload(Workload("m", [layer]), tmp_path / "o.npz")
+
+
+@pytest.mark.parametrize(("dtype", "value", "needle"), [
+    (np.float32, 1e-10, "below its smallest normal"),
+    (np.float64, 1e6, "above float16's largest"),
+    (np.float32, -7e4, "above float16's largest"),
+])
+def test_load_refuses_wide_values_float16_cannot_keep(tmp_path, dtype, value, needle):
+    act = np.ones((2, 4), dtype)
+    act[1, 2] = value
+    write_raw(tmp_path / "w.npz", base_meta(), {"act/fc": act})
+    with pytest.raises(WorkloadError, match=needle) as err:
+        load_workload(tmp_path / "w.npz")
+    assert "'act/fc'" in str(err.value) and "mask/<layer>" in str(err.value)
+
+
+def test_wide_values_float16_keeps_and_float16_subnormals_load(tmp_path):
+    act = np.array([[0.5, 0.0, 3.0, 6.2e-5], [1, 1, 1, 1]], np.float32)
+    write_raw(tmp_path / "w.npz", base_meta(), {"act/fc": act})
+    got = load_workload(tmp_path / "w.npz").layer("fc").act
+    assert got.dtype == np.float16 and np.count_nonzero(got) == 7
+    sub = np.array([[1e-7, 0, 0, 0], [0, 0, 0, 1]], np.float16)
+    assert sub[0, 0] != 0
+    write_raw(tmp_path / "s.npz", base_meta(), {"act/fc": sub})
+    assert load_workload(tmp_path / "s.npz").layer("fc").act_density == 0.25
+
+
+def test_fortran_ordered_arrays_load_like_c_ordered(tmp_path):
+    act = np.arange(8, dtype=np.float16).reshape(2, 4)
+    write_raw(tmp_path / "f.npz", base_meta(), {"act/fc": np.asfortranarray(act)})
+    np.testing.assert_array_equal(load_workload(tmp_path / "f.npz").layer("fc").act, act)
+
+
+def test_member_headers_are_checked_before_data_is_read(tmp_path, monkeypatch):
+    write_raw(tmp_path / "w.npz", base_meta(), {"act/fc": np.ones((4, 2), np.float16)})
+    read = []
+    original = fmt._Archive.read
+    monkeypatch.setattr(fmt._Archive, "read", lambda self, key: read.append(key) or
+                        original(self, key))
+    with pytest.raises(WorkloadError, match="has shape"):
+        load_workload(tmp_path / "w.npz")
+    assert read == ["__meta__"]
+
+
+def test_arrays_over_the_memory_budget_are_refused_before_reading(tmp_path, monkeypatch):
+    write_raw(tmp_path / "w.npz", base_meta(), GOOD)
+    monkeypatch.setattr(fmt, "memory_budget_bytes", lambda: 100)
+    with pytest.raises(WorkloadError, match="once read and decoded, more than the"):
+        load_workload(tmp_path / "w.npz")
+
+
+def test_zip_features_traces_never_use_are_refused(tmp_path):
+    write_raw(tmp_path / "w.npz", base_meta(), GOOD)
+    with zipfile.ZipFile(tmp_path / "w.npz") as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    with zipfile.ZipFile(tmp_path / "dup.npz", "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            zf.writestr("act/fc.npy", members["act/fc.npy"])
+    with pytest.raises(WorkloadError, match="'act/fc.npy' appears twice"):
+        load_workload(tmp_path / "dup.npz")
+    with zipfile.ZipFile(tmp_path / "bz.npz", "w", zipfile.ZIP_BZIP2) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    with pytest.raises(WorkloadError, match="compression method 12"):
+        load_workload(tmp_path / "bz.npz")
+    with zipfile.ZipFile(tmp_path / "txt.npz", "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        zf.writestr("notes.txt", b"hello")
+    with pytest.raises(WorkloadError, match="'notes.txt' is not an .npy array"):
+        load_workload(tmp_path / "txt.npz")
+
+
+def _conv(**change) -> dict:
+    layer = {"name": "c", "op": "conv2d", "N": 1, "C": 2, "H": 8, "W": 8, "K": 3, "R": 3, "S": 3,
+             "padding": 1}
+    layer.update(change)
+    meta = base_meta()
+    meta["layers"] = [layer]
+    return meta
+
+
+@pytest.mark.parametrize(("change", "needle"), [
+    ({"padding": 3}, "reaches past the kernel along the height: a side may pad at most 2"),
+    ({"padding": [0, 0, 0, 10**6]}, "along the width"),
+    ({"R": 1, "S": 1, "padding": 1}, "may pad at most 0"),
+    ({"dilation": [4000, 4000], "padding": 8000}, "almost all padding"),
+    ({"R": 300, "S": 300, "H": 300, "W": 300, "padding": 0}, "has more than 65536 taps"),
+    ({"H": 2**31}, "'H' must be an integer >= 1 (and at most 2147483647)"),
+    ({"stride": 2**17}, "'stride' must be an integer >= 1 (and at most 65536)"),
+    ({"C": 2**30, "K": 2**30, "H": 2**15, "W": 2**15}, "dense MACs is above"),
+])
+def test_conv_geometry_must_be_sane(tmp_path, change, needle):
+    write_raw(tmp_path / "c.npz", _conv(**change), {})
+    with pytest.raises(WorkloadError, match=re.escape(needle)):
+        load_workload(tmp_path / "c.npz")
+
+
+def test_overhanging_last_window_padding_is_allowed(tmp_path):
+    """SCALE-Sim's last window (stride > kernel) pads up to stride - 1."""
+    write_raw(tmp_path / "c.npz", _conv(R=1, S=1, stride=2, H=58, W=58,
+                                        padding=[0, 1, 0, 1]), {})
+    shape = load_workload(tmp_path / "c.npz").layer("c").shape
+    assert (shape.E, shape.F) == (30, 30)
+
+
+@pytest.mark.parametrize(("meta_text", "needle"), [
+    (b'{"format": "accelsim-trace", "version": 1, "layers": [1], "info": '
+     + b"[" * 100_000 + b"]" * 100_000 + b"}", "more than 64 deep"),
+    (b'{"format": "accelsim-trace", "version": 1, "layers": [], "info": '
+     + b"[" * 65 + b"]" * 65 + b"}", "more than 64 deep"),
+    (b'{"format": "accelsim-trace", "version": ' + b"1" * 5000 + b"}", "not valid UTF-8 JSON"),
+])
+def test_meta_json_is_bounded(tmp_path, meta_text, needle):
+    np.savez(tmp_path / "m.npz", __meta__=np.frombuffer(meta_text, np.uint8))
+    with pytest.raises(WorkloadError, match=needle):
+        load_workload(tmp_path / "m.npz")
 
 
 def test_meta_lists_density_for_shapes_only_layers():

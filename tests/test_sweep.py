@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -81,11 +82,45 @@ def test_grid_expansion_applies_constraints_and_sets_fields(tmp_path: Path) -> N
     ({"parameters": [{"path": "array.lanes", "values": [0]}]}, "invalid architecture"),
     ({"sampling": {"method": "sobol"}}, "sampling.method"),
     ({"extra_key": 1}, "unknown keys"),
+    ({"parameters": [{"path": "array.lanes", "name": "point", "values": [4]}]},
+     "the name 'point' is a result column"),
+    ({"parameters": [{"path": "array.lanes", "name": "workload", "values": [4]}]},
+     "is a result column"),
+    ({"parameters": [{"path": "array.lanes", "name": "latency_s", "values": [4]}]},
+     "is a result column"),
+    ({"sampling": "grid"}, "'sampling' must be a mapping"),
+    ({"sampling": {"method": "random", "samples": 2, "seed": -1}}, "sampling.seed"),
+    ({"sampling": {"method": "random", "samples": 2, "seed": True}}, "sampling.seed"),
+    ({"sampling": {"method": "random", "samples": 10**9}}, "at most 100000"),
+    ({"sampling": {"method": "random", "samples": 1e9}}, "positive integer 'samples'"),
+    ({"parameters": [{"path": "array.lanes", "values": [[4, 8]]}]}, "is not a finite number"),
+    ({"parameters": [{"path": "array.lanes", "values": [float("inf")]}]}, "is not a finite"),
+    ({"parameters": [{"path": "array.lanes", "range": [1, float("inf")]}],
+      "sampling": {"method": "random", "samples": 2}}, "finite numbers"),
+    ({"parameters": [{"path": "array.lanes", "range": [1, 1e23]}],
+      "sampling": {"method": "random", "samples": 2}}, "finite numbers (below 2**63"),
+    ({"parameters": [{"path": "array.lanes", "range": [1, 1e18]}],
+      "sampling": {"method": "random", "samples": 2}}, "'array.lanes'"),
+    ({"parameters": [{"path": "array.lanes", "range": [2, 8], "log": "no"}],
+      "sampling": {"method": "random", "samples": 2}}, "'log' must be true or false"),
+    ({"parameters": [{"path": p, "values": list(range(1, 33))}
+                     for p in ("array.lanes", "array.filters_per_pass", "array.brick_size",
+                               "sync.issue_cycles")]}, "the grid has 1,048,576 design points"),
+    ({"parameters": [{"path": "array.lanes", "values": [4]},
+                     {"path": "array.lanes", "name": "again", "values": [8]}]},
+     "parameter paths repeat"),
+    ({"constraints": ["9 ** 9 ** 9 > 1"]}, "above 2**256"),
+    ({"constraints": ["lanes ** lanes ** lanes > 1"]}, "above 2**256"),
+    ({"constraints": ["lanes * 'a' > 1"]}, "only numeric constants"),
+    ({"constraints": ["-" * 500 + "lanes < 0"]}, "syntax nodes, more than 200"),
+    ({"constraints": ["lanes / (lanes - lanes) > 0"]}, "a constraint fails on"),
+    ({"name": "../outside"}, "'name' must be printable text"),
+    ({"workloads": [str(DIGITS), str(DIGITS)]}, "appear more than once by name"),
 ])
 def test_invalid_specs_are_refused_before_work(tmp_path: Path, over: dict, message: str) -> None:
     if "parameters" in over and "constraints" not in over:
         over = {**over, "constraints": []}
-    with pytest.raises(AccelsimError, match=message):
+    with pytest.raises(AccelsimError, match=re.escape(message)):
         expand(load_sweep(write_sweep(tmp_path, **over)))
 
 
@@ -270,3 +305,68 @@ def test_shipped_sweep_has_500_valid_points() -> None:
     points = expand(spec)
     assert len(points) >= 500
     assert all(p.params["lanes"] * p.params["filters"] <= 16384 for p in points)
+
+
+@needs_digits
+def test_designs_equal_once_validated_are_one_point_and_reported(tmp_path: Path) -> None:
+    params = [{"path": "array.lanes", "name": "lanes", "values": [8, 8.0, 16]},
+              {"path": "array.filters_per_pass", "name": "filters", "values": [16]}]
+    spec = load_sweep(write_sweep(tmp_path, parameters=params, constraints=[]))
+    points = expand(spec)
+    assert [p.params["lanes"] for p in points] == [8, 16]
+    assert points.duplicates == [{"params": {"lanes": 8.0, "filters": 16}, "same_as": 0}]
+    assert all(isinstance(p.arch["array"]["lanes"], int) for p in points)
+    df = run_sweep(spec, points, tmp_path / "o")
+    assert len(df) == 2
+    manifest = json.loads((tmp_path / "o" / "sweep.json").read_text())
+    assert manifest["duplicate_points"] == points.duplicates
+    assert manifest["spec_hash"] == spec.spec_hash
+
+
+@needs_digits
+def test_workloads_are_keyed_by_name_and_content(tmp_path: Path) -> None:
+    twin = tmp_path / "twin.npz"
+    twin.write_bytes(DIGITS.read_bytes())
+    params = [{"path": "array.lanes", "name": "lanes", "values": [4, 8]}]
+    spec = load_sweep(write_sweep(tmp_path, parameters=params, constraints=[],
+                                  workloads=[str(DIGITS), str(twin)]))
+    df = run_sweep(spec, expand(spec), tmp_path / "o")
+    assert len(df) == 4 and sorted(set(df["workload"])) == ["digits_cnn", "twin"]
+    both = df.pivot(index="point", columns="workload", values="latency_s")
+    assert (both["digits_cnn"] == both["twin"]).all()
+
+
+@needs_digits
+def test_spec_hash_follows_what_the_sweep_computes(tmp_path: Path) -> None:
+    first = load_sweep(write_sweep(tmp_path))
+    assert load_sweep(write_sweep(tmp_path)).spec_hash == first.spec_hash
+    assert load_sweep(write_sweep(tmp_path, constraints=[])).spec_hash != first.spec_hash
+    twin = tmp_path / "digits_cnn.npz"
+    twin.write_bytes(DIGITS.read_bytes() + b"changed")
+    assert load_sweep(write_sweep(tmp_path, workloads=[str(twin)])).spec_hash != first.spec_hash
+
+
+@needs_digits
+def test_resume_refuses_a_folder_of_another_spec(tmp_path: Path) -> None:
+    params = [{"path": "array.lanes", "name": "lanes", "values": [4, 8]}]
+    spec = load_sweep(write_sweep(tmp_path, parameters=params, constraints=[]))
+    run_sweep(spec, expand(spec), tmp_path / "o")
+    params[0]["values"] = [2, 4, 8]
+    other = load_sweep(write_sweep(tmp_path, parameters=params, constraints=[]))
+    with pytest.raises(SweepError, match="was written by a different sweep spec"):
+        run_sweep(other, expand(other), tmp_path / "o", resume=True)
+
+
+@needs_digits
+def test_parameter_named_like_an_engine_column_stops_before_journaling(tmp_path: Path) -> None:
+    params = [{"path": "array.lanes", "name": "metadata_bytes", "values": [4]}]
+    spec = load_sweep(write_sweep(tmp_path, parameters=params, constraints=[]))
+    with pytest.raises(SweepError, match=r"\[.metadata_bytes.\] are named like result"):
+        run_sweep(spec, expand(spec), tmp_path / "o")
+    assert not (tmp_path / "o" / JOURNAL).read_text()
+
+
+def test_journal_lines_must_be_objects(tmp_path: Path) -> None:
+    (tmp_path / JOURNAL).write_text('{"point_hash": "a"}\n[1, 2]\n')
+    with pytest.raises(SweepError, match="line 2 is not a JSON object"):
+        read_journal(tmp_path, repair=False)

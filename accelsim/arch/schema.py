@@ -1,28 +1,123 @@
-"""Fields shared by every architecture description; each engine module adds its own `kind`."""
+"""Fields shared by every architecture description; each engine module adds its own `kind`.
+
+Every number in a description is finite (no `.inf` or `.nan`), a boolean is never taken for a
+number, and every count, size and rate has a documented upper bound far above any real design
+(`MAX_*` below and in each engine's `Config`), so that a typo cannot ask an engine for gigabytes
+of working memory or hours of counting.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+import types
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 Operand = Literal["act", "weight", "out"]
 
+MAX_BITS = 64
+"""Most bits of an operand or accumulator."""
+MAX_BYTES = 2**50
+"""Largest memory level, bytes (1 PiB)."""
+MAX_BANDWIDTH_BYTES_PER_CYCLE = 2.0**32
+"""Largest read or write bandwidth of a memory level, bytes per cycle."""
+MAX_ENERGY_PJ_PER_BYTE = 1e6
+"""Largest energy of moving one byte, pJ."""
+MAX_CLOCK_MHZ = 1e6
+"""Fastest clock, MHz (1 THz)."""
+MAX_STATIC_POWER_MW = 1e9
+"""Largest static power, mW (1 MW)."""
+MAX_NODE_NM = 1000.0
+"""Largest process node, nm."""
+
+BOOL_FOR_NUMBER = "bool_for_number"
+"""pydantic error type of a boolean given for a number (`ctx['key']`: the key path below the
+error's location)."""
+
+BitWidth = Annotated[int, Field(gt=0, le=MAX_BITS)]
+"""An operand width in bits, 1 to `MAX_BITS`."""
+
+
+def _accepts_bool(annotation: Any) -> bool:
+    if annotation is bool or annotation is Any:
+        return True
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _accepts_bool(get_args(annotation)[0])
+    if origin is Literal:
+        return any(isinstance(a, bool) for a in get_args(annotation))
+    if origin in (Union, types.UnionType):
+        return any(_accepts_bool(a) for a in get_args(annotation))
+    return False
+
+
+def _bool_for_number(annotation: Any, value: Any, where: str = "") -> str | None:
+    """Where in `value` a boolean stands for a number `annotation` asks for ('' for the value
+    itself, '.key' or '.0' inside a mapping or list), or None when there is none."""
+    if isinstance(value, bool):
+        return None if _accepts_bool(annotation) else where
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _bool_for_number(get_args(annotation)[0], value, where)
+    if origin in (Union, types.UnionType):
+        for arg in get_args(annotation):
+            found = _bool_for_number(arg, value, where)
+            if found is not None:
+                return found
+        return None
+    args = get_args(annotation)
+    if origin in (tuple, list) and isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            item_type = args[0] if (origin is list or (len(args) == 2 and args[1] is Ellipsis)) \
+                else (args[i] if i < len(args) else None)
+            found = _bool_for_number(item_type, item, f"{where}.{i}") if item_type else None
+            if found is not None:
+                return found
+    if origin is dict and isinstance(value, dict) and len(args) == 2:
+        for key, item in value.items():
+            found = (_bool_for_number(args[0], key, f"{where}.{key}")
+                     or _bool_for_number(args[1], item, f"{where}.{key}"))
+            if found is not None:
+                return found
+    return None
+
 
 class StrictModel(BaseModel):
-    """A pydantic model that refuses unknown keys and is immutable once loaded."""
+    """A pydantic model that refuses unknown keys, non-finite numbers and booleans given for
+    numbers, and is immutable once loaded."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for name, field in cls.model_fields.items():
+            key = field.alias or name
+            if key in data:
+                found = _bool_for_number(field.annotation, data[key])
+                if found is not None:
+                    raise PydanticCustomError(
+                        BOOL_FOR_NUMBER, "'{key}' is a boolean where a number is expected; write "
+                        "the number", {"key": f"{key}{found}"})
+        return data
 
 
 class Precision(StrictModel):
     """Operand widths in bits and whether arithmetic is integer or floating point."""
 
-    act_bits: PositiveInt = 8
-    weight_bits: PositiveInt = 8
-    acc_bits: PositiveInt = 32
+    act_bits: BitWidth = 8
+    weight_bits: BitWidth = 8
+    acc_bits: BitWidth = 32
     number_format: Literal["int", "fp"] = "int"
 
 
@@ -31,11 +126,13 @@ class MemoryLevel(StrictModel):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     kind: Literal["dram", "sram", "regfile"] = "sram"
-    size_bytes: PositiveInt | None = None
-    read_bandwidth_bytes_per_cycle: PositiveFloat
-    write_bandwidth_bytes_per_cycle: PositiveFloat | None = None
-    read_energy_pj_per_byte: PositiveFloat | None = None
-    write_energy_pj_per_byte: PositiveFloat | None = None
+    size_bytes: int | None = Field(default=None, gt=0, le=MAX_BYTES)
+    """Capacity in bytes, at most `MAX_BYTES`."""
+    read_bandwidth_bytes_per_cycle: float = Field(gt=0, le=MAX_BANDWIDTH_BYTES_PER_CYCLE)
+    write_bandwidth_bytes_per_cycle: float | None = Field(
+        default=None, gt=0, le=MAX_BANDWIDTH_BYTES_PER_CYCLE)
+    read_energy_pj_per_byte: float | None = Field(default=None, gt=0, le=MAX_ENERGY_PJ_PER_BYTE)
+    write_energy_pj_per_byte: float | None = Field(default=None, gt=0, le=MAX_ENERGY_PJ_PER_BYTE)
     dram_type: str | None = None
     holds: tuple[Operand, ...] = ("act", "weight", "out")
 
@@ -60,7 +157,8 @@ class Tech(StrictModel):
     """Which energy/area table prices the actions, and the process node to scale it to."""
 
     table: str = "horowitz_45nm"
-    node_nm: PositiveFloat = 45.0
+    node_nm: float = Field(default=45.0, gt=0, le=MAX_NODE_NM)
+    """Process node in nm, above 0 and at most `MAX_NODE_NM`."""
 
 
 class ArchBase(StrictModel):
@@ -68,11 +166,12 @@ class ArchBase(StrictModel):
 
     name: str
     kind: str
-    clock_mhz: PositiveFloat
+    clock_mhz: float = Field(gt=0, le=MAX_CLOCK_MHZ)
+    """Clock in MHz, at most `MAX_CLOCK_MHZ`."""
     precision: Precision = Precision()
-    memory: tuple[MemoryLevel, ...] = ()
+    memory: tuple[MemoryLevel, ...] = Field(default=(), max_length=64)
     tech: Tech = Tech()
-    static_power_mw: float = Field(default=0.0, ge=0.0)
+    static_power_mw: float = Field(default=0.0, ge=0.0, le=MAX_STATIC_POWER_MW)
     model_memory_stalls: bool = True
     notes: str = ""
     sources: dict[str, str] = Field(default_factory=dict)

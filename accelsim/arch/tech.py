@@ -36,12 +36,13 @@ import contextlib
 import contextvars
 import functools
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from accelsim.arch.loader import read_yaml
+from accelsim.arch.schema import MAX_BITS, MAX_NODE_NM
 from accelsim.errors import ArchError
 
 TECH_DIR = Path(__file__).resolve().parents[2] / "arch_configs" / "tech"
@@ -309,9 +310,14 @@ def _banking(raw: dict | None, energy_pj: dict, area_um2: dict, path: Path) -> S
     size (which keeps the price non-decreasing where banking takes over)."""
     if raw is None:
         return None
-    bank = SramBanking(bank_bytes=int(raw["bank_bytes"]),
-                       array_efficiency=float(raw["array_efficiency"]),
-                       wire_pj_per_bit_mm=float(raw["wire_pj_per_bit_mm"]))
+    _keys(path, "sram_banking", raw, {"bank_bytes", "array_efficiency", "wire_pj_per_bit_mm"},
+          required=True)
+    bank = SramBanking(
+        bank_bytes=_size(path, "sram_banking.bank_bytes", raw["bank_bytes"]),
+        array_efficiency=_number(path, "sram_banking.array_efficiency", raw["array_efficiency"],
+                                 MAX_TABLE_ENERGY_PJ),
+        wire_pj_per_bit_mm=_number(path, "sram_banking.wire_pj_per_bit_mm",
+                                   raw["wire_pj_per_bit_mm"], MAX_TABLE_ENERGY_PJ, "pJ"))
     largest = max(int(k) for k in energy_pj[SRAM_KEY])
     problems = []
     if bank.bank_bytes != largest:
@@ -319,13 +325,122 @@ def _banking(raw: dict | None, energy_pj: dict, area_um2: dict, path: Path) -> S
                         f"{bank.bank_bytes}, so that the price does not fall where banks begin")
     if not 0.0 < bank.array_efficiency <= 1.0:
         problems.append(f"array_efficiency must be in (0, 1], got {bank.array_efficiency}")
-    if bank.wire_pj_per_bit_mm <= 0.0:
-        problems.append(f"wire_pj_per_bit_mm must be positive, got {bank.wire_pj_per_bit_mm}")
     if "sram_bitcell" not in area_um2:
         problems.append("area_um2.sram_bitcell is needed to size the banks")
     if problems:
         raise ArchError(f"{path}: sram_banking: {'; '.join(problems)}.")
     return bank
+
+
+# --- validation of a table file ----------------------------------------------------------------
+
+MAX_TABLE_ENERGY_PJ = 1e6
+"""Largest energy a table may give for one action, pJ (and largest scaling factor)."""
+MAX_TABLE_AREA_UM2 = 1e12
+"""Largest area a table may give for one unit, um^2 (1 m^2)."""
+MAX_TABLE_SRAM_BYTES = 2**50
+"""Largest sourced SRAM size, bytes."""
+MAX_AREA_EXPONENT = 4.0
+"""Largest exponent of the node-scaling rule for area."""
+TABLE_KEYS = {"name", "node_nm", "voltage_v", "energy_pj", "area_um2", "node_scaling",
+              "sram_banking", "notes", "sources"}
+OP_KEY = re.compile(r"^(int|fp)([1-9][0-9]?)$")
+
+
+def _keys(path: Path, where: str, raw: object, allowed: set[str], required: bool | set[str]) -> None:
+    """`raw` is a mapping whose keys are in `allowed` and include `required` (all of `allowed`
+    when True)."""
+    if not isinstance(raw, dict):
+        raise ArchError(f"{path}: '{where}' must be a mapping, got {type(raw).__name__}.")
+    unknown = sorted(str(k) for k in raw if k not in allowed)
+    if unknown:
+        raise ArchError(f"{path}: unknown key(s) {unknown} in '{where}'; allowed: "
+                        f"{sorted(allowed)}.")
+    needed = allowed if required is True else (required or set())
+    missing = sorted(k for k in needed if k not in raw)
+    if missing:
+        raise ArchError(f"{path}: '{where}' is missing {missing}.")
+
+
+def _number(path: Path, key: str, value: object, high: float, unit: str = "",
+            low: float = 0.0, low_open: bool = True) -> float:
+    """`value` as a float: a finite number (not a boolean) above `low` (or at it, when not
+    `low_open`) and at most `high`."""
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value) and (value > low if low_open else value >= low)
+          and value <= high)
+    if not ok:
+        bound = f"{'>' if low_open else '>='} {low:g} and <= {high:g}"
+        raise ArchError(f"{path}: '{key}' must be a finite number {bound}{f' {unit}' if unit else ''}"
+                        f", got {value!r}. Give the sourced figure.")
+    return float(value)
+
+
+def _size(path: Path, key: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_TABLE_SRAM_BYTES:
+        raise ArchError(f"{path}: '{key}' must be a whole number of bytes in 1..2**50, got "
+                        f"{value!r}.")
+    return value
+
+
+def _op_table(path: Path, where: str, raw: object, high: float, unit: str) -> None:
+    """An `add` or `mult` table: keys such as 'int8' or 'fp16', positive finite values."""
+    if not isinstance(raw, dict) or not raw:
+        raise ArchError(f"{path}: '{where}' must be a non-empty mapping such as "
+                        f"{{int8: ..., fp16: ...}}, got {raw!r}.")
+    for key, value in raw.items():
+        match = OP_KEY.match(str(key)) if isinstance(key, str) else None
+        if match is None or int(match.group(2)) > MAX_BITS:
+            raise ArchError(f"{path}: '{where}' key {key!r} must be a number format and width "
+                            f"such as 'int8' or 'fp16' (1 to {MAX_BITS} bits).")
+        _number(path, f"{where}.{key}", value, high, unit)
+
+
+def check_table(raw: object, path: Path) -> None:
+    """Refuse a tech table that is not complete, finite and positive where prices are (see
+    `MAX_TABLE_*`), naming the file and the key."""
+    _keys(path, "top level", raw, TABLE_KEYS,
+          required={"name", "node_nm", "energy_pj", "area_um2", "node_scaling"})
+    assert isinstance(raw, dict)
+    if not isinstance(raw["name"], str) or not raw["name"]:
+        raise ArchError(f"{path}: 'name' must be a non-empty string, got {raw['name']!r}.")
+    _number(path, "node_nm", raw["node_nm"], MAX_NODE_NM, "nm")
+    if "voltage_v" in raw:
+        _number(path, "voltage_v", raw["voltage_v"], 1e3, "V")
+    energy, area, scaling = raw["energy_pj"], raw["area_um2"], raw["node_scaling"]
+    _keys(path, "energy_pj", energy, {"add", "mult", SRAM_KEY, "dram_per_bit"}, required=True)
+    _keys(path, "area_um2", area, {"add", "mult", "sram_bitcell"}, required={"add", "mult"})
+    for op in ("add", "mult"):
+        _op_table(path, f"energy_pj.{op}", energy[op], MAX_TABLE_ENERGY_PJ, "pJ")
+        _op_table(path, f"area_um2.{op}", area[op], MAX_TABLE_AREA_UM2, "um^2")
+    sram = energy[SRAM_KEY]
+    if not isinstance(sram, dict) or not sram:
+        raise ArchError(f"{path}: 'energy_pj.{SRAM_KEY}' must map SRAM sizes in bytes to the "
+                        f"energy of one 64-bit access, with at least one point; got {sram!r}.")
+    for size, pj in sram.items():
+        _size(path, f"energy_pj.{SRAM_KEY} key {size!r}", size)
+        _number(path, f"energy_pj.{SRAM_KEY}.{size}", pj, MAX_TABLE_ENERGY_PJ, "pJ")
+    dram = energy["dram_per_bit"]
+    if not isinstance(dram, dict):
+        raise ArchError(f"{path}: 'energy_pj.dram_per_bit' must map DRAM types to pJ per bit, "
+                        f"got {dram!r}.")
+    for kind, pj in dram.items():
+        _number(path, f"energy_pj.dram_per_bit.{kind}", pj, MAX_TABLE_ENERGY_PJ, "pJ")
+    if "sram_bitcell" in area:
+        _number(path, "area_um2.sram_bitcell", area["sram_bitcell"], MAX_TABLE_AREA_UM2, "um^2")
+    _keys(path, "node_scaling", scaling, {"energy_factor_by_node_nm", "area_exponent"},
+          required=True)
+    points = scaling["energy_factor_by_node_nm"]
+    if not isinstance(points, dict) or not points:
+        raise ArchError(f"{path}: 'node_scaling.energy_factor_by_node_nm' must map nodes (nm) to "
+                        f"energy factors, with at least one point; got {points!r}.")
+    for node, factor in points.items():
+        _number(path, f"node_scaling.energy_factor_by_node_nm key {node!r}", node, MAX_NODE_NM,
+                "nm")
+        _number(path, f"node_scaling.energy_factor_by_node_nm.{node}", factor,
+                MAX_TABLE_ENERGY_PJ)
+    _number(path, "node_scaling.area_exponent", scaling["area_exponent"], MAX_AREA_EXPONENT,
+            low_open=False)
 
 
 @functools.lru_cache(maxsize=32)
@@ -339,8 +454,9 @@ def load_tech_table(name_or_path: str) -> TechTable:
         raise ArchError(
             f"tech table '{name_or_path}' not found (looked for {path}). Known tables: {known}."
         )
+    raw = read_yaml(path, ArchError, "tech table")
+    check_table(raw, path)
     try:
-        raw = yaml.safe_load(path.read_text())
         scaling = raw["node_scaling"]
         return TechTable(
             name=str(raw["name"]),
@@ -354,5 +470,5 @@ def load_tech_table(name_or_path: str) -> TechTable:
             sram_banking=_banking(raw.get("sram_banking"), raw["energy_pj"], raw["area_um2"],
                                   path),
         )
-    except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ArchError(f"{path}: malformed tech table ({type(exc).__name__}: {exc}).") from None

@@ -40,10 +40,10 @@ import math
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, PositiveFloat, PositiveInt, ValidationInfo, field_validator
+from pydantic import Field, PositiveFloat, ValidationInfo, field_validator
 
 from accelsim.arch.energy import MAC_COMPUTE
-from accelsim.arch.schema import ArchBase
+from accelsim.arch.schema import MAX_BITS, ArchBase
 from accelsim.arch.tech import load_tech_table
 from accelsim.engines.counts import LayerResult, ceil_div
 from accelsim.engines.shared_gemm_operand import (
@@ -60,25 +60,32 @@ from accelsim.workload.stats import layer_nm_excess, nm_conformance, nm_excess
 
 Policy = Literal["dense", "prune", "compress-if-conforming"]
 COMPRESS_COMPARE = "compress.compare"
+MAX_MACS_PER_CYCLE = 2**32
+"""Most dense MACs per cycle of one array."""
+MAX_GROUP = 64
+"""Largest N:M group (m), elements."""
+MAX_LAUNCH_CYCLES = 1e12
+"""Longest fixed start-up of one kernel, cycles."""
 
 
 class Config(ArchBase):
     """A tensor-core array with N:M sparse mode. Needs exactly one `dram` memory level."""
 
     kind: Literal["sparse_tensor_core"]
-    dense_macs_per_cycle: PositiveInt
-    """Dense multiply-accumulates per cycle of the whole array."""
+    dense_macs_per_cycle: int = Field(gt=0, le=MAX_MACS_PER_CYCLE)
+    """Dense multiply-accumulates per cycle of the whole array, at most `MAX_MACS_PER_CYCLE`."""
     compute_efficiency: float = Field(1.0, gt=0, le=1)
     """Share of the dense MAC peak reached on a layer (tiling, pipeline fill)."""
-    n: PositiveInt = 2
-    m: PositiveInt = 4
+    n: int = Field(2, gt=0, le=MAX_GROUP)
+    m: int = Field(4, gt=0, le=MAX_GROUP)
+    """Group size, at most `MAX_GROUP` elements."""
     sparse_operand: Literal["act", "weight"] = "act"
     policy: Policy = "dense"
-    metadata_bits: PositiveInt = 2
+    metadata_bits: int = Field(2, gt=0, le=MAX_BITS)
     """Index bits stored per kept value (2 for 2:4)."""
     sparse_speedup: PositiveFloat | None = None
     """Math speed-up of sparse mode over dense; m/n when not given, never more."""
-    kernel_launch_cycles: float = Field(0.0, ge=0)
+    kernel_launch_cycles: float = Field(0.0, ge=0, le=MAX_LAUNCH_CYCLES)
     """Fixed cycles of starting each kernel, the GEMM and any compress/prune/check pass (a
     launch on a GPU; 0 for an accelerator that streams layers back to back)."""
     sparse_enabled: bool = True

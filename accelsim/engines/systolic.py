@@ -38,13 +38,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import PositiveInt
+from pydantic import Field
 
 from accelsim.arch.energy import MAC_COMPUTE
 from accelsim.arch.schema import ArchBase, MemoryLevel, Operand
 from accelsim.engines.counts import LayerResult, ceil_div
 from accelsim.engines.shared_gemm_operand import GemmProblem, gemm_problem
 from accelsim.workload.layer import ConvShape, Layer
+
+MAX_ARRAY_SIDE = 2**16
+"""Most PE rows (or columns) of an array."""
 
 Dataflow = Literal["os", "ws", "is"]
 Timing = Literal["scalesim", "double_buffered"]
@@ -56,8 +59,10 @@ class Config(ArchBase):
     `timing` and `group_mapping` as in the module docstring."""
 
     kind: Literal["systolic"]
-    rows: PositiveInt
-    cols: PositiveInt
+    rows: int = Field(gt=0, le=MAX_ARRAY_SIDE)
+    """PE rows, at most `MAX_ARRAY_SIDE`."""
+    cols: int = Field(gt=0, le=MAX_ARRAY_SIDE)
+    """PE columns, at most `MAX_ARRAY_SIDE`."""
     dataflow: Dataflow = "ws"
     timing: Timing = "scalesim"
     group_mapping: GroupMapping = "serial"

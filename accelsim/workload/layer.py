@@ -13,6 +13,21 @@ from accelsim.errors import WorkloadError
 Op = Literal["linear", "conv2d", "matmul"]
 OPS: tuple[str, ...] = ("linear", "conv2d", "matmul")
 
+MAX_DIM = 2**31 - 1
+"""Largest size of any one dimension of a layer (M, K, N, batch; N, C, H, W, K, an output
+height or width), so that every index fits a 32-bit integer."""
+MAX_KERNEL_TAPS = 2**16
+"""Most taps R x S of one convolution kernel (the largest real kernels are 1-D ones of a few
+hundred taps and 2-D ones of about 51 x 51)."""
+MAX_STRIDE = 2**16
+"""Largest stride or dilation of a convolution."""
+MAX_TAPS_PER_INPUT = 2**16
+"""Most window taps E x F x R x S per input position H x W of a convolution: a real layer
+reads each input position about R x S / stride^2 times; far more means padding or dilation that
+is mostly padding (each window tap costs work in the trace-driven engines)."""
+MAX_MACS = 2**62
+"""Most dense MACs of one layer, so that every count fits a signed 64-bit integer."""
+
 
 @dataclass(frozen=True)
 class GemmShape:

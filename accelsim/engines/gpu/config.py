@@ -4,15 +4,16 @@ the kernel choices a layer may run with (see `accelsim.engines.gpu`)."""
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from accelsim.arch.schema import ArchBase, StrictModel
 from accelsim.arch.validation import validate
 from accelsim.engines.gpu.kernels import (
     DTYPE_BITS,
     DTYPES,
+    MAX_TILE_SIDE,
     CsrKernel,
     DenseKernel,
     Kernel,
@@ -21,6 +22,24 @@ from accelsim.engines.gpu.kernels import (
 )
 
 Dtype = Literal["fp32", "tf32", "fp16", "bf16", "int8", "fp8"]
+
+MAX_SMS = 2**16
+"""Most streaming multiprocessors."""
+MAX_TFLOPS = 1e6
+"""Largest peak of one unit, TFLOP/s."""
+MAX_TILES = 64
+"""Most CTA tiles the dense library chooses from."""
+MAX_SPLIT_K = 1024
+"""Largest split-K factor (each factor is one candidate the dense model times)."""
+MAX_LAUNCH_S = 1.0
+"""Longest launch overhead, s."""
+MAX_BOARD_POWER_W = 1e5
+"""Largest board power, W."""
+MAX_KERNELS = 64
+"""Most kernel choices."""
+
+Tflops = Annotated[float, Field(gt=0, le=MAX_TFLOPS)]
+"""A peak in TFLOP/s, above 0 and at most `MAX_TFLOPS`."""
 
 TENSOR_FLOP = "tensor.flop"
 SIMT_FLOP = "simt.flop"
@@ -35,9 +54,9 @@ def _precision_of(dtype: str) -> dict[str, Any]:
 class GemmTile(StrictModel):
     """One CTA tile of the dense library's tiled GEMM (see `accelsim.engines.gpu.kernels`)."""
 
-    m: PositiveInt
+    m: int = Field(gt=0, le=MAX_TILE_SIDE)
     """Rows of the output (of A) one CTA computes."""
-    n: PositiveInt
+    n: int = Field(gt=0, le=MAX_TILE_SIDE)
     """Columns of the output (of W) one CTA computes."""
     efficiency: float = Field(gt=0, le=1)
     """Throughput of this tile relative to the dense kernel's `compute_efficiency` (the
@@ -54,20 +73,20 @@ class Config(ArchBase):
     kind: Literal["gpu"]
     dtype: Dtype = "fp16"
     """Math type every layer runs in."""
-    num_sms: PositiveInt
-    peak_tflops: dict[str, PositiveFloat]
+    num_sms: int = Field(gt=0, le=MAX_SMS)
+    peak_tflops: dict[str, Tflops]
     """Dense peak per dtype of the unit a dense GEMM uses (tensor cores; CUDA cores for fp32)."""
-    sparse_peak_tflops: dict[str, PositiveFloat] = Field(default_factory=dict)
+    sparse_peak_tflops: dict[str, Tflops] = Field(default_factory=dict)
     """N:M (2:4) sparse tensor-core peak per dtype, dense-equivalent FLOP/s."""
-    simt_peak_tflops: dict[str, PositiveFloat]
+    simt_peak_tflops: dict[str, Tflops]
     """CUDA-core (non-tensor) peak per dtype, what cuSPARSE-style kernels run on."""
-    gemm_tiles: list[GemmTile] = Field(min_length=1)
+    gemm_tiles: list[GemmTile] = Field(min_length=1, max_length=MAX_TILES)
     """CTA tiles the dense library's heuristic chooses from; at least one has efficiency 1."""
-    split_k_max: PositiveInt = 16
+    split_k_max: int = Field(16, gt=0, le=MAX_SPLIT_K)
     """Largest split-K factor the dense library uses."""
-    launch_overhead_s: float = Field(gt=0)
-    board_power_w: PositiveFloat
-    kernels: dict[str, Kernel]
+    launch_overhead_s: float = Field(gt=0, le=MAX_LAUNCH_S)
+    board_power_w: float = Field(gt=0, le=MAX_BOARD_POWER_W)
+    kernels: dict[str, Kernel] = Field(max_length=MAX_KERNELS)
 
     @model_validator(mode="before")
     @classmethod

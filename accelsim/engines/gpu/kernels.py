@@ -64,7 +64,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, field_validator
 
 from accelsim.arch.schema import StrictModel
 from accelsim.engines.counts import ceil_div
@@ -76,6 +76,21 @@ DTYPE_BITS: dict[str, int] = {"fp32": 32, "tf32": 32, "fp16": 16, "bf16": 16, "i
 """Bits per stored element of each math type."""
 
 Conversion = Literal["per_call", "fused", "none"]
+
+MAX_TILE_SIDE = 2**16
+"""Largest CTA tile or sparse block side, elements."""
+MAX_K_HALF = 1e12
+"""Largest half-efficiency point (K steps, or non-zeros per row)."""
+MAX_INDEX_BYTES = 16
+"""Widest stored index, bytes."""
+MAX_LAUNCHES = 1000
+"""Most kernel launches of one conversion."""
+MAX_GROUP = 64
+"""Largest N:M group (m), elements."""
+MAX_BITS = 64
+"""Widest per-value metadata, bits."""
+MAX_ROWS_PER_PASS = 2**31
+"""Most rows of A one pass over the weights serves."""
 
 
 def _check_dtypes(value: dict[str, float]) -> dict[str, float]:
@@ -102,7 +117,7 @@ class DenseKernel(_Kernel):
     compute_efficiency: dict[str, float]
     """Per dtype: share of the dense peak reached by the GPU's largest CTA tile (efficiency 1)
     on a large, long-K, wave-aligned GEMM."""
-    k_half: float = Field(ge=0)
+    k_half: float = Field(ge=0, le=MAX_K_HALF)
     """Pipeline fill and epilogue of one CTA, in K steps: a CTA over a K slice of k runs at
     k / (k + k_half) of its tile's rate."""
     gemv_compute_efficiency: float = Field(gt=0, le=1)
@@ -118,11 +133,11 @@ class CsrKernel(_Kernel):
     type: Literal["csr"]
     compute_efficiency: dict[str, float]
     """Per dtype: share of the CUDA-core peak reached with long rows."""
-    row_nnz_half: float = Field(ge=0)
+    row_nnz_half: float = Field(ge=0, le=MAX_K_HALF)
     """Non-zeros per row at which the kernel reaches half its long-row efficiency."""
-    index_bytes: PositiveInt = 4
+    index_bytes: int = Field(4, gt=0, le=MAX_INDEX_BYTES)
     conversion: Conversion = "per_call"
-    conversion_launches: int = Field(3, ge=0)
+    conversion_launches: int = Field(3, ge=0, le=MAX_LAUNCHES)
     """Kernel launches of the dense->CSR conversion (buffer sizing/analysis, scan, fill)."""
 
     _dtypes = field_validator("compute_efficiency")(_check_dtypes)
@@ -132,31 +147,31 @@ class BsrKernel(_Kernel):
     """Block-sparse (BSR / blocked-ELL) x dense on tensor cores."""
 
     type: Literal["bsr"]
-    block_rows: PositiveInt = 32
-    block_cols: PositiveInt = 32
+    block_rows: int = Field(32, gt=0, le=MAX_TILE_SIDE)
+    block_cols: int = Field(32, gt=0, le=MAX_TILE_SIDE)
     tile_efficiency: float = Field(gt=0, le=1)
     """Throughput of a block-sparse tile relative to the dense kernel's at the same shape."""
-    index_bytes: PositiveInt = 4
+    index_bytes: int = Field(4, gt=0, le=MAX_INDEX_BYTES)
     conversion: Conversion = "per_call"
-    conversion_launches: int = Field(3, ge=0)
+    conversion_launches: int = Field(3, ge=0, le=MAX_LAUNCHES)
 
 
 class NmKernel(_Kernel):
     """N:M structured sparsity on sparse tensor cores (cuSPARSELt), A as the sparse operand."""
 
     type: Literal["nm"]
-    n: PositiveInt = 2
-    m: PositiveInt = 4
-    metadata_bits: PositiveInt = 2
+    n: int = Field(2, gt=0, le=MAX_GROUP)
+    m: int = Field(4, gt=0, le=MAX_GROUP)
+    metadata_bits: int = Field(2, gt=0, le=MAX_BITS)
     """Index bits stored per kept value (2 for 2:4)."""
     compute_efficiency: dict[str, float]
     """Per dtype: share of the sparse tensor-core peak reached at long K."""
-    k_half: float = Field(ge=0)
+    k_half: float = Field(ge=0, le=MAX_K_HALF)
     policy: Literal["exact", "prune"] = "exact"
     """`exact`: used only when every group of A conforms (lossless); `prune`: keep the n
     largest of every m (lossy, always applicable)."""
     conversion: Conversion = "per_call"
-    conversion_launches: int = Field(2, ge=0)
+    conversion_launches: int = Field(2, ge=0, le=MAX_LAUNCHES)
     """Launches of the per-call check-or-prune and compress passes."""
 
     _dtypes = field_validator("compute_efficiency")(_check_dtypes)
@@ -166,7 +181,7 @@ class RowSkipKernel(_Kernel):
     """Activation-sparse GEMV: a zero activation skips reading its weight row."""
 
     type: Literal["row_skip"]
-    rows_per_pass: PositiveInt = 1
+    rows_per_pass: int = Field(1, gt=0, le=MAX_ROWS_PER_PASS)
     """Rows of A (tokens) served by one pass over the weights."""
     compute_efficiency: dict[str, float]
     """Per dtype: share of the CUDA-core peak for the (rarely binding) math."""

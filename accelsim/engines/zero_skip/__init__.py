@@ -28,7 +28,8 @@ One engine, four published designs as parameter points:
 Counting, per layer: cycles from the kernels, MACs done / gated / skipped exactly from the
 bitmaps (`macs_done + macs_skipped == macs_dense`), products wasted (SCNN products landing
 outside the output plane), buffer and DRAM bytes with metadata. Shapes-only layers run on an
-i.i.d. bitmap at their declared density (fixed seed: `work.iid_mask`), and trace
+i.i.d. bitmap at their declared density (fixed seed: `work.iid_mask`; a layer too large for one
+is counted on a `work.Sample` and extrapolated, said in its warnings), and trace
 layers also report `cycles_if_uniform`, the same layer on an i.i.d. bitmap with the same
 number of non-zeros, which is what a density-only model assumes.
 

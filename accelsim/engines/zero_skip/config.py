@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import Field, model_validator
 
 from accelsim.arch.energy import MAC_COMPUTE, MAC_GATED, action_energy_pj
 from accelsim.arch.schema import ArchBase, StrictModel
@@ -17,40 +17,60 @@ from accelsim.engines.zero_skip.formats import Format
 SkipOperand = Literal["act", "weight"]
 MAC_IDLE = "mac.idle"
 
+MAX_LANES = 2**12
+"""Most lanes (channel lanes, EIE PEs) of one array; the lane-timing kernels touch every lane
+for every item they issue."""
+MAX_BRICK = 2**12
+"""Largest brick, channels."""
+MAX_FILTERS_PER_PASS = 2**16
+"""Most filters one channel-lanes pass serves."""
+MAX_PE_SIDE = 2**8
+"""Most PE rows (or columns) of a planar array."""
+MAX_MULTIPLIERS = 2**10
+"""Largest F or I vector of a planar PE."""
+MAX_ACCUMULATOR_ENTRIES = 2**30
+"""Largest accumulator buffer of a planar PE, entries."""
+MAX_FIFO_DEPTH = 2**16
+"""Deepest per-lane FIFO, items."""
+MAX_ISSUE_CYCLES = 2**20
+"""Longest dispatcher issue interval, cycles."""
+
+Lanes = Annotated[int, Field(gt=0, le=MAX_LANES)]
+
 
 class ChannelLanes(StrictModel):
     """Cnvlutin-like: lanes each stream the non-zeros of their bricks."""
 
     dataflow: Literal["channel_lanes"]
-    lanes: PositiveInt
-    brick_size: PositiveInt
-    filters_per_pass: PositiveInt
+    lanes: Lanes
+    brick_size: int = Field(gt=0, le=MAX_BRICK)
+    filters_per_pass: int = Field(gt=0, le=MAX_FILTERS_PER_PASS)
 
 
 class PlanarCartesian(StrictModel):
     """SCNN-like: planar tiles, input stationary, F x I Cartesian product per PE."""
 
     dataflow: Literal["planar_cartesian"]
-    pe_rows: PositiveInt
-    pe_cols: PositiveInt
-    mult_f: PositiveInt
-    mult_i: PositiveInt
-    accumulator_entries: PositiveInt
+    pe_rows: int = Field(gt=0, le=MAX_PE_SIDE)
+    pe_cols: int = Field(gt=0, le=MAX_PE_SIDE)
+    mult_f: int = Field(gt=0, le=MAX_MULTIPLIERS)
+    mult_i: int = Field(gt=0, le=MAX_MULTIPLIERS)
+    accumulator_entries: int = Field(gt=0, le=MAX_ACCUMULATOR_ENTRIES)
 
 
 class RowBroadcast(StrictModel):
     """EIE-like: non-zero activations broadcast to PEs that own interleaved filters."""
 
     dataflow: Literal["row_broadcast"]
-    lanes: PositiveInt
+    lanes: Lanes
 
 
 class DenseArray(StrictModel):
     """A dense systolic array (timing as the `systolic` engine); zeros can only be gated."""
 
     dataflow: Literal["dense_array"]
-    rows: PositiveInt
-    cols: PositiveInt
+    rows: int = Field(gt=0, le=systolic.MAX_ARRAY_SIDE)
+    cols: int = Field(gt=0, le=systolic.MAX_ARRAY_SIDE)
     order: systolic.Dataflow = "os"
 
 
@@ -64,8 +84,8 @@ class Sync(StrictModel):
     from the dispatcher."""
 
     barrier: Literal["item", "pass", "layer"] = "pass"
-    fifo_depth: PositiveInt | None = None
-    issue_cycles: NonNegativeInt = 0
+    fifo_depth: int | None = Field(default=None, gt=0, le=MAX_FIFO_DEPTH)
+    issue_cycles: int = Field(default=0, ge=0, le=MAX_ISSUE_CYCLES)
 
 
 class Config(ArchBase):

@@ -23,7 +23,7 @@ from accelsim.engines.zero_skip.config import (
     PlanarCartesian,
     RowBroadcast,
 )
-from accelsim.engines.zero_skip.formats import Format, StoredSize, stored_size
+from accelsim.engines.zero_skip.formats import Format, StoredSize, all_nonzero, stored_size
 from accelsim.workload.layer import Layer
 
 
@@ -163,12 +163,15 @@ def _stored(size: StoredSize, fmt: Format, level: MemoryLevel | None,
     return size.value_bits / 8, size.metadata_bytes
 
 
-def memory_traffic(v: work.ConvView, arch: Config, w: Work) -> _Bytes:
-    """Buffer reads by the lanes, DRAM fills of the buffers, psum and output traffic."""
+def memory_traffic(v: work.ConvView, arch: Config, w: Work,
+                   sizes: dict[str, StoredSize] | None = None) -> _Bytes:
+    """Buffer reads by the lanes, DRAM fills of the buffers, psum and output traffic (`sizes`:
+    each operand's stored size, measured on `v`'s maps when not given)."""
     p = arch.precision
     acc_b = p.acc_bits / 8
-    sizes = {"act": stored_size(v.act, arch.act_format, p.act_bits),
-             "weight": stored_size(v.weight, arch.weight_format, p.weight_bits)}
+    if sizes is None:
+        sizes = {"act": stored_size(v.act, arch.act_format, p.act_bits),
+                 "weight": stored_size(v.weight, arch.weight_format, p.weight_bits)}
     fmts = {"act": arch.act_format, "weight": arch.weight_format}
     bits = {"act": p.act_bits, "weight": p.weight_bits}
     reads = {"act": w.act_reads, "weight": w.weight_reads}
@@ -197,22 +200,171 @@ def memory_traffic(v: work.ConvView, arch: Config, w: Work) -> _Bytes:
     return out
 
 
-def count_layer(layer: Layer, arch: Config, uniform: bool = False) -> LayerResult:
-    """Cycles and actions of one layer; `uniform` replaces traced bitmaps by i.i.d. ones."""
+LANE_STEP_COST = {ChannelLanes: 16, PlanarCartesian: 16, RowBroadcast: 1}
+"""Relative cost of one lane-step of each dataflow's kernel (a channel-lanes or planar step
+does index arithmetic and a phase loop; a row-broadcast step is one add), in the units of one
+tap of the tap statistics."""
+
+
+def _items(v: work.ConvView, arch: Config) -> tuple[int, int, float]:
+    """(items the dataflow issues for layer `v`, lanes each is dealt to, an estimate of one
+    item's cycles), from the shapes alone."""
+    a = arch.array
+    if isinstance(a, ChannelLanes):
+        per_window = v.R * v.S * ceil_div(v.Cg, a.brick_size)
+        items = (v.groups * ceil_div(v.Kg, a.filters_per_pass) * v.N * v.E * v.F
+                 * ceil_div(per_window, a.lanes))
+        return items, a.lanes, float(min(a.brick_size, v.Cg))
+    if isinstance(a, PlanarCartesian):
+        rows, cols = work.pe_grid(v, a.pe_rows, a.pe_cols)
+        tiles = min(rows * cols, v.H * v.W)
+        reach = ceil_div(v.E, min(rows, v.H)) * ceil_div(v.F, min(cols, v.W))
+        kc = max(1, min(v.Kg, a.accumulator_entries // max(1, reach)))
+        phases = work.phase_count(v)
+        per_item = phases * (ceil_div(ceil_div(kc * v.R * v.S, phases), a.mult_f)
+                             * ceil_div(ceil_div(v.H * v.W, tiles * phases), a.mult_i))
+        return v.groups * v.N * ceil_div(v.Kg, kc) * v.Cg, tiles, float(per_item)
+    if isinstance(a, RowBroadcast):
+        return v.N * v.E * v.F * v.C * v.R * v.S, a.lanes, float(ceil_div(v.Kg, a.lanes))
+    return v.macs, 1, 1.0
+
+
+def counting_steps(v: work.ConvView, arch: Config) -> int:
+    """An estimate of the work of counting layer `v`: the tap statistics (every tap over the
+    bitmap) plus the dataflow's lane-timing loop (items x lanes per item), each lane-step
+    weighted by `LANE_STEP_COST`."""
+    steps = v.R * v.S * v.N * v.C * v.H * v.W
+    if isinstance(arch.array, DenseArray):
+        return steps
+    items, lanes, _ = _items(v, arch)
+    return steps + items * lanes * LANE_STEP_COST[type(arch.array)]
+
+
+def cycles_estimate(v: work.ConvView, arch: Config) -> float:
+    """A figure proportional to the compute cycles of layer `v` (items x cycles per item), by
+    which a sample's work is scaled to the whole layer."""
+    items, _, per_item = _items(v, arch)
+    return items * per_item
+
+
+CUT_ORDER = {
+    ChannelLanes: ("N", "H", "W", "groups", "Kg", "Cg"),
+    RowBroadcast: ("N", "H", "W", "groups", "Cg", "Kg"),
+    PlanarCartesian: ("N", "groups", "Cg", "H", "W", "Kg"),
+    DenseArray: ("N", "H", "W", "groups", "Cg", "Kg"),
+}
+"""The axes a shapes-only layer too large to count whole is cut along, in order, per dataflow
+(`work.statistical_sample`): images, rows and columns first, as every output window is a pass of
+its own there; a planar array takes input channels as the items of a pass, so channels first
+there; a channel-lanes pass serves many filters, so filters before channels; filters last for
+the other dataflows, whose lanes each own some of them."""
+
+
+def _scaled(part_work: Work, half_work: Work | None, sample: work.Sample, macs: work.MacCounts,
+            part: work.MacCounts, whole: work.ConvView, arch: Config) -> Work:
+    """The work of a whole layer from that of its sample (and of the sample's half): extensive
+    counts extrapolated (`Sample.extrapolate`), MACs done and passes as the whole layer's."""
+    def grow(field: str) -> float:
+        value = float(getattr(part_work, field))
+        half = None if half_work is None else float(getattr(half_work, field))
+        return sample.extrapolate(value, half)
+
+    products = (macs.done if part_work.products == part.done
+                else max(macs.done, round(grow("products"))))
+    extra = dict(part_work.extra)
+    if "halo_psums" in extra:
+        half_halo = None if half_work is None else float(half_work.extra["halo_psums"])
+        extra["halo_psums"] = round(sample.extrapolate(float(extra["halo_psums"]), half_halo))
+        extra["macs_wasted"] = products - macs.done
+    a = arch.array
+    return Work(
+        compute_cycles=round(grow("compute_cycles")),
+        busy_lane_cycles=round(grow("busy_lane_cycles")),
+        products=products, act_reads=grow("act_reads"),
+        weight_reads=float(macs.done) if part_work.weight_reads == part.done
+        else grow("weight_reads"),
+        psum_accesses=grow("psum_accesses"),
+        act_passes=ceil_div(whole.Kg, a.filters_per_pass) if isinstance(a, ChannelLanes)
+        else part_work.act_passes,
+        weight_passes=whole.N if isinstance(a, PlanarCartesian) else part_work.weight_passes,
+        extra=extra, notes=[*part_work.notes, sample.note()])
+
+
+def _scaled_size(size: StoredSize, elements: int, nonzeros: int) -> StoredSize:
+    """A stored size measured on part of an i.i.d. operand, for the whole of `elements`."""
+    r = elements / size.elements if size.elements else 0.0
+    return StoredSize(round(size.value_bits * r), round(size.metadata_bits * r), elements,
+                      nonzeros)
+
+
+def _counted(layer: Layer, arch: Config, uniform: bool, planar: bool
+             ) -> tuple[work.ConvView, work.TapCounts, work.MacCounts]:
+    """The layer's view over its (traced or i.i.d.) maps, tap statistics and MAC counts."""
     act, weight = work.operand_masks(layer, uniform)
-    planar = isinstance(arch.array, PlanarCartesian)
     v = work.conv_view(layer, act, weight, planar=planar)
     taps = work.tap_counts(v)
-    macs = work.mac_counts(v, taps, arch.skip, arch.gate, padding_processed(arch))
+    return v, taps, work.mac_counts(v, taps, arch.skip, arch.gate, padding_processed(arch))
+
+
+def _dataflow(layer: Layer, v: work.ConvView, taps: work.TapCounts, macs: work.MacCounts,
+              arch: Config) -> Work:
     if isinstance(arch.array, ChannelLanes):
-        w = _run_channel_lanes(v, arch, macs, taps)
-    elif planar:
-        w = _run_planar(v, arch, macs)
-    elif isinstance(arch.array, RowBroadcast):
-        w = _run_row_broadcast(v, arch, macs)
+        return _run_channel_lanes(v, arch, macs, taps)
+    if isinstance(arch.array, PlanarCartesian):
+        return _run_planar(v, arch, macs)
+    if isinstance(arch.array, RowBroadcast):
+        return _run_row_broadcast(v, arch, macs)
+    return _run_dense_array(layer, arch, macs)
+
+
+def _whole_sizes(layer: Layer, v: work.ConvView, whole: work.ConvView, sample: work.Sample,
+                 arch: Config) -> dict[str, StoredSize]:
+    """Stored sizes of the whole layer's operands: measured where the sample did not cut them,
+    scaled from the sample where it did, in closed form for dense weights."""
+    p = arch.precision
+    sizes = {}
+    for op, fmt, bits, part_map, whole_map, density, cut in (
+            ("act", arch.act_format, p.act_bits, v.act, whole.act, layer.act_density,
+             sample.act_cut),
+            ("weight", arch.weight_format, p.weight_bits, v.weight, whole.weight,
+             layer.weight_density, sample.weight_cut)):
+        if op == "weight" and all_nonzero(part_map):
+            sizes[op] = stored_size(whole_map, fmt, bits)
+        elif cut:
+            sizes[op] = _scaled_size(stored_size(part_map, fmt, bits), whole_map.size,
+                                     round(density * whole_map.size))
+        else:
+            sizes[op] = stored_size(part_map, fmt, bits)
+    return sizes
+
+
+def count_layer(layer: Layer, arch: Config, uniform: bool = False) -> LayerResult:
+    """Cycles and actions of one layer; `uniform` replaces traced bitmaps by i.i.d. ones. A
+    shapes-only layer too large to count whole is counted on a `work.Sample`."""
+    planar = isinstance(arch.array, PlanarCartesian)
+    sample = work.statistical_sample(layer, planar, CUT_ORDER[type(arch.array)],
+                                     lambda view: counting_steps(view, arch),
+                                     lambda view: cycles_estimate(view, arch))
+    if sample is None:
+        v, taps, macs = _counted(layer, arch, uniform, planar)
+        w = _dataflow(layer, v, taps, macs, arch)
+        traffic = memory_traffic(v, arch, w)
     else:
-        w = _run_dense_array(layer, arch, macs)
-    traffic = memory_traffic(v, arch, w)
+        v, taps, part = _counted(sample.layer, arch, uniform, planar)
+        whole = work.shape_view(layer, planar=planar)
+        macs = work.expected_mac_counts(layer, whole, sample, taps, arch.skip, arch.gate,
+                                        padding_processed(arch))
+        if isinstance(arch.array, DenseArray):
+            w = _run_dense_array(layer, arch, macs)
+            w.notes.append(sample.note())
+        else:
+            part_work = _dataflow(sample.layer, v, taps, part, arch)
+            half_work = None
+            if sample.half is not None:
+                hv, htaps, hmacs = _counted(sample.half, arch, uniform, planar)
+                half_work = _dataflow(sample.half, hv, htaps, hmacs, arch)
+            w = _scaled(part_work, half_work, sample, macs, part, whole, arch)
+        traffic = memory_traffic(whole, arch, w, _whole_sizes(layer, v, whole, sample, arch))
     memory_cycles = max(traffic.level_cycles.values(), default=0.0)
     stall = max(0.0, memory_cycles - w.compute_cycles) if arch.model_memory_stalls else 0.0
     cycles = w.compute_cycles + stall

@@ -20,9 +20,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import NonNegativeInt, PositiveInt, model_validator
+from pydantic import Field, model_validator
 
 from accelsim.arch.schema import StrictModel
+
+MAX_FIELD_BITS = 64
+"""Widest run, index or pointer field, bits."""
+MAX_SEGMENT_ELEMENTS = 2**48
+"""Longest segment, elements."""
 
 
 class Format(StrictModel):
@@ -30,10 +35,10 @@ class Format(StrictModel):
     (all levels when not given; a level not listed holds it dense)."""
 
     kind: Literal["dense", "bitmap", "rle", "csr"] = "dense"
-    run_bits: PositiveInt | None = None
-    index_bits: PositiveInt | None = None
-    segment_elements: PositiveInt | None = None
-    pointer_bits: NonNegativeInt = 0
+    run_bits: int | None = Field(default=None, gt=0, le=MAX_FIELD_BITS)
+    index_bits: int | None = Field(default=None, gt=0, le=MAX_FIELD_BITS)
+    segment_elements: int | None = Field(default=None, gt=0, le=MAX_SEGMENT_ELEMENTS)
+    pointer_bits: int = Field(default=0, ge=0, le=MAX_FIELD_BITS)
     levels: tuple[str, ...] | None = None
 
     @model_validator(mode="after")
@@ -81,6 +86,13 @@ class StoredSize:
         return self.metadata_bits / 8
 
 
+def all_nonzero(nonzero: np.ndarray) -> bool:
+    """True for the all-non-zero broadcast views that stand for dense operands (every stride 0,
+    the one element True): their counts have closed forms, so they are never scanned."""
+    return (nonzero.size > 0 and all(step == 0 for step in nonzero.strides)
+            and bool(nonzero.flat[0]))
+
+
 def _segments(size: int, fmt: Format) -> int:
     return 1 if fmt.segment_elements is None else -(-size // fmt.segment_elements)
 
@@ -105,14 +117,16 @@ def rle_entries(nonzero: np.ndarray, run_bits: int, segment_elements: int | None
 def stored_size(nonzero: np.ndarray, fmt: Format, value_bits: int) -> StoredSize:
     """Exact size of a tensor with non-zero map `nonzero` stored in `fmt`."""
     size = int(nonzero.size)
-    nnz = int(np.count_nonzero(nonzero))
+    dense = all_nonzero(nonzero)
+    nnz = size if dense else int(np.count_nonzero(nonzero))
     pointers = _segments(size, fmt) * fmt.pointer_bits
     if fmt.kind == "dense":
         return StoredSize(size * value_bits, 0, size, nnz)
     if fmt.kind == "bitmap":
         return StoredSize(nnz * value_bits, size + pointers, size, nnz)
     if fmt.kind == "rle":
-        entries = rle_entries(nonzero, fmt.run_bits, fmt.segment_elements)
+        # without zeros there are no runs to encode: one pair per value
+        entries = size if dense else rle_entries(nonzero, fmt.run_bits, fmt.segment_elements)
         return StoredSize(entries * value_bits, entries * fmt.run_bits + pointers, size, nnz)
     index_bits = fmt.index_bits or math.ceil(math.log2(max(fmt.segment_elements, 2)))
     return StoredSize(nnz * value_bits, nnz * index_bits + pointers, size, nnz)

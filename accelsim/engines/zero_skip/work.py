@@ -5,16 +5,35 @@ of 1 x 1 pixels with K channels; a batched product of `b` matrices is a grouped 
 convolution with b groups. For planar (SCNN-like) dataflows the M rows instead form an M x 1
 plane, so that they can be tiled over the PEs. Padding zeros are implicit: never stored,
 never counted as activations; whether a dataflow spends MACs on them is stated per dataflow.
+
+Work is bounded by the layer, never by a parameter: weights that are not known are dense and
+kept as a read-only broadcast view (no memory), with closed forms wherever the counts use them;
+planar PE tiles that hold no pixel are left out (they never change the timing); and a
+shapes-only layer whose i.i.d. bitmap would exceed `MASK_BUDGET` elements, or whose counting
+would exceed `WORK_BUDGET` lane-steps, is counted on a `Sample`: the same layer cut along axes
+whose parts are alike (images, rows, then channels or filters), its work scaled by the dense
+MACs of the whole over the part, while MACs and stored sizes of the whole are taken from the
+densities in closed form (`expected_mac_counts`).
 """
 
 from __future__ import annotations
 
+import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.workload.layer import ConvShape, Layer
+from accelsim.engines.zero_skip.formats import all_nonzero
+from accelsim.workload.layer import ConvShape, GemmShape, Layer
+
+MASK_BUDGET = 2**24
+"""Most elements of an i.i.d. bitmap made for one operand of a shapes-only layer; a larger layer
+is counted on a `Sample`."""
+WORK_BUDGET = 2**30
+"""Most lane-steps (window taps x lanes per item, an estimate of the kernels' inner loop) counted
+for one shapes-only layer; a larger layer is counted on a `Sample`."""
 
 
 @dataclass(frozen=True)
@@ -119,8 +138,13 @@ def operand_masks(layer: Layer, uniform: bool = False) -> tuple[np.ndarray, np.n
     elif known is not None or layer.declared_weight_density is not None:
         weight = iid_mask(s.weight_shape, layer.weight_density, f"{layer.name}/weight")
     else:
-        weight = np.ones(s.weight_shape, bool)
+        weight = dense_view(s.weight_shape)
     return act, weight
+
+
+def dense_view(shape: tuple[int, ...]) -> np.ndarray:
+    """An all-non-zero map of `shape` that takes no memory (a read-only broadcast view)."""
+    return np.broadcast_to(np.True_, shape)
 
 
 def conv_view(layer: Layer, act: np.ndarray, weight: np.ndarray, planar: bool = False) -> ConvView:
@@ -174,8 +198,15 @@ def tap_counts(v: ConvView) -> TapCounts:
             if rows.size and cols.size:
                 window = v.act[:, :, rows][:, :, :, cols]
                 nz[:, r, s] = window.sum(axis=(0, 2, 3))
+    return TapCounts(nz, inside, v.N * v.E * v.F, weight_tap_counts(v), v.Kg)
+
+
+def weight_tap_counts(v: ConvView) -> np.ndarray:
+    """Non-zero weights over the filters of each (channel, r, s) tap's group: int64 [C, R, S]."""
+    if all_nonzero(v.weight):
+        return np.full((v.C, v.R, v.S), v.Kg, np.int64)
     wsum = v.weight.reshape(v.groups, v.Kg, v.Cg, v.R, v.S).sum(axis=1, dtype=np.int64)
-    return TapCounts(nz, inside, v.N * v.E * v.F, wsum.reshape(v.C, v.R, v.S), v.Kg)
+    return wsum.reshape(v.C, v.R, v.S)
 
 
 def pair_count(t: TapCounts, act_nonzero: bool, weight_nonzero: bool, padding: bool) -> int:
@@ -253,7 +284,8 @@ def phase_count(v: ConvView) -> int:
 
 def planar_act_count(v: ConvView, pe_rows: int, pe_cols: int, skip_act: bool) -> np.ndarray:
     """Activations per (group, image, channel, PE tile, stride phase): int32
-    [groups, N, C/groups, PEs, phases]. The phase of pixel (h, w) is ((h + pad_top) mod
+    [groups, N, C/groups, PEs, phases], over the PEs whose tile holds pixels (the others have no
+    work and never change the timing). The phase of pixel (h, w) is ((h + pad_top) mod
     stride_h, (w + pad_left) mod stride_w): it pairs only with weights of the same phase."""
     rows, cols = pe_grid(v, pe_rows, pe_cols)
     th = np.searchsorted(split_bounds(v.H, rows), np.arange(v.H), side="right") - 1
@@ -261,15 +293,20 @@ def planar_act_count(v: ConvView, pe_rows: int, pe_cols: int, skip_act: bool) ->
     ph = (np.arange(v.H) + v.padding[0]) % v.stride[0]
     pw = (np.arange(v.W) + v.padding[2]) % v.stride[1]
     phases = phase_count(v)
-    key = ((th[:, None] * cols + tw[None, :]) * phases
-           + ph[:, None] * v.stride[1] + pw[None, :]).reshape(-1)
-    onehot = np.zeros((v.H * v.W, rows * cols * phases), np.float32)
-    onehot[np.arange(key.size), key] = 1.0
+    tile = (th[:, None] * cols + tw[None, :]).reshape(-1)
+    tiles, tile_index = np.unique(tile, return_inverse=True)   # PEs that hold pixels
+    key = tile_index * phases + (ph[:, None] * v.stride[1] + pw[None, :]).reshape(-1)
+    width = tiles.size * phases
     if skip_act:
-        counts = v.act.reshape(v.N * v.C, v.H * v.W).astype(np.float32) @ onehot
+        order = np.argsort(key, kind="stable")
+        present, starts = np.unique(key[order], return_index=True)
+        counts = np.zeros((v.N * v.C, width), np.int32)
+        flat = v.act.reshape(v.N * v.C, v.H * v.W)[:, order]
+        counts[:, present] = np.add.reduceat(flat, starts, axis=1, dtype=np.int32)
     else:
-        counts = np.broadcast_to(onehot.sum(axis=0), (v.N * v.C, onehot.shape[1]))
-    out = np.rint(counts).astype(np.int32).reshape(v.N, v.groups, v.Cg, rows * cols, phases)
+        per_key = np.bincount(key, minlength=width).astype(np.int32)
+        counts = np.broadcast_to(per_key, (v.N * v.C, width))
+    out = counts.reshape(v.N, v.groups, v.Cg, tiles.size, phases)
     return np.ascontiguousarray(out.transpose(1, 0, 2, 3, 4))
 
 
@@ -316,13 +353,18 @@ def planar_weight_count(v: ConvView, kc: int, skip_weight: bool) -> np.ndarray:
     [groups, ceil(K/groups / kc), C/groups, phases]; the phase of tap (r, s) is
     (r * dil_h mod stride_h, s * dil_w mod stride_w)."""
     n_kc = -(-v.Kg // kc)
-    w = v.weight if skip_weight else np.ones_like(v.weight)
-    padded = np.zeros((v.groups, n_kc * kc, v.Cg, v.R * v.S), np.float32)
-    padded[:, :v.Kg] = w.reshape(v.groups, v.Kg, v.Cg, v.R * v.S)
-    per_group = padded.reshape(v.groups, n_kc, kc, v.Cg, v.R * v.S).sum(axis=2)
     r_ph = (np.arange(v.R) * v.dilation[0]) % v.stride[0]
     s_ph = (np.arange(v.S) * v.dilation[1]) % v.stride[1]
     key = (r_ph[:, None] * v.stride[1] + s_ph[None, :]).reshape(-1)
+    if not skip_weight or all_nonzero(v.weight):
+        filters = np.minimum(kc, v.Kg - np.arange(n_kc) * kc)
+        taps = np.bincount(key, minlength=phase_count(v))
+        per_phase = (filters[:, None] * taps[None, :]).astype(np.int32)
+        return np.ascontiguousarray(np.broadcast_to(
+            per_phase[None, :, None, :], (v.groups, n_kc, v.Cg, taps.size)))
+    padded = np.zeros((v.groups, n_kc * kc, v.Cg, v.R * v.S), np.float32)
+    padded[:, :v.Kg] = v.weight.reshape(v.groups, v.Kg, v.Cg, v.R * v.S)
+    per_group = padded.reshape(v.groups, n_kc, kc, v.Cg, v.R * v.S).sum(axis=2)
     onehot = np.zeros((v.R * v.S, phase_count(v)), np.float32)
     onehot[np.arange(key.size), key] = 1.0
     return np.ascontiguousarray(np.rint(per_group @ onehot).astype(np.int32))
@@ -335,9 +377,218 @@ def lane_weight_work(v: ConvView, lanes: int, skip_weight: bool) -> np.ndarray:
     """Cycles PE l spends on one broadcast activation at (c, r, s): the (non-zero, when
     skipping) weights of the filters it owns, filter k of a group going to PE k mod lanes.
     int32 [groups, C/groups, R, S, lanes]."""
+    if not skip_weight or all_nonzero(v.weight):
+        lane = np.arange(lanes)
+        filters = np.maximum(0, -(-(v.Kg - lane) // lanes)).astype(np.int32)
+        return np.ascontiguousarray(np.broadcast_to(filters, (v.groups, v.Cg, v.R, v.S, lanes)))
     per_lane = -(-v.Kg // lanes)
-    w = v.weight if skip_weight else np.ones_like(v.weight)
     padded = np.zeros((v.groups, per_lane * lanes, v.Cg, v.R, v.S), np.int32)
-    padded[:, :v.Kg] = w.reshape(v.groups, v.Kg, v.Cg, v.R, v.S)
+    padded[:, :v.Kg] = v.weight.reshape(v.groups, v.Kg, v.Cg, v.R, v.S)
     owned = padded.reshape(v.groups, per_lane, lanes, v.Cg, v.R, v.S).sum(axis=1, dtype=np.int32)
     return np.ascontiguousarray(owned.transpose(0, 2, 3, 4, 1))
+
+
+# --- shapes-only layers too large to count whole ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The part of a shapes-only layer that is counted in its place: `layer` is the same layer
+    with some axes cut (`cuts`, e.g. 'N 8 -> 1, H 4096 -> 256'), and `half` that part cut in
+    half once more along the last axis (None where it cannot be). `x_*` are a figure
+    proportional to the compute cycles (the dataflow's items x cycles per item) of the whole,
+    the part and the half: the whole's work is extrapolated from the part's and the half's
+    along that figure (`extrapolate`), which keeps what every pass costs once (filling and
+    draining the lanes) from being scaled with the items."""
+
+    layer: Layer
+    half: Layer | None
+    x_whole: float
+    x_part: float
+    x_half: float
+    cuts: str
+    act_cut: bool
+    weight_cut: bool
+
+    @property
+    def factor(self) -> float:
+        """The whole's cycles figure over the part's."""
+        return self.x_whole / self.x_part if self.x_part else 1.0
+
+    def extrapolate(self, part: float, half: float | None) -> float:
+        """A count of the whole from the part's (`part`) and the half's (`half`): linear in
+        the cycles figure through both, or proportional to it when there is no half or the
+        two do not grow together."""
+        proportional = part * self.factor
+        if half is None or self.x_part <= self.x_half or not 0 <= half <= part:
+            return proportional
+        slope = (part - half) / (self.x_part - self.x_half)
+        value = part + slope * (self.x_whole - self.x_part)
+        return value if value >= part else proportional
+
+    def note(self) -> str:
+        """The row warning that says the layer was counted on a sample."""
+        return (f"statistical layer counted on a sample ({self.cuts}) and extrapolated "
+                f"{self.factor:.4g}x: an i.i.d. bitmap of the whole layer is over "
+                f"{MASK_BUDGET} elements or {WORK_BUDGET} lane-steps")
+
+
+def _dims(layer: Layer) -> dict[str, int]:
+    s = layer.shape
+    if isinstance(s, ConvShape):
+        return {"N": s.N, "groups": s.groups, "Cg": s.C // s.groups, "H": s.H, "W": s.W,
+                "Kg": s.K // s.groups}
+    return {"batch": s.batch, "M": s.M, "K": s.K, "N": s.N}
+
+
+def _shape(layer: Layer, d: dict[str, int]) -> ConvShape | GemmShape:
+    """The layer's shape with the sizes `d`; a conv cut along H or W is a band from the inside
+    of the plane, so that axis loses its padding."""
+    s = layer.shape
+    if isinstance(s, ConvShape):
+        top, bottom, left, right = s.padding
+        if d["H"] != s.H:
+            top, bottom = 0, 0
+        if d["W"] != s.W:
+            left, right = 0, 0
+        return ConvShape(N=d["N"], C=d["groups"] * d["Cg"], H=d["H"], W=d["W"],
+                         K=d["groups"] * d["Kg"], R=s.R, S=s.S, stride=s.stride,
+                         padding=(top, bottom, left, right), dilation=s.dilation,
+                         groups=d["groups"])
+    return GemmShape(M=d["M"], K=d["K"], N=d["N"], batch=d["batch"])
+
+
+def _least(layer: Layer, axis: str) -> int:
+    """The smallest size `axis` may be cut to: for a conv's H or W, a band the dilated kernel
+    fits without padding (a layer whose kernel needs its padding is not cut there)."""
+    s = layer.shape
+    if isinstance(s, ConvShape) and axis in ("H", "W"):
+        k, dil, extent = (s.R, s.dilation[0], s.H) if axis == "H" else (s.S, s.dilation[1], s.W)
+        return min(extent, dil * (k - 1) + 1)
+    return 1
+
+
+GEMM_AXES = {False: {"N": "M", "groups": "batch", "Cg": "K", "Kg": "N"},
+             True: {"H": "M", "groups": "batch", "Cg": "K", "Kg": "N"}}
+"""Which size of a linear/matmul layer each conv axis of its `ConvView` is (planar or not)."""
+AXIS_NAMES = {"Cg": "C/groups", "Kg": "K/groups"}
+
+
+def _holds(axis: str, conv: bool) -> tuple[bool, bool]:
+    """(whether cutting `axis` cuts the activation, whether it cuts the weights)."""
+    if conv:
+        return axis != "Kg", axis in ("groups", "Cg", "Kg")
+    return axis in ("batch", "M", "K"), axis in ("batch", "K", "N")
+
+
+def statistical_sample(layer: Layer, planar: bool, order: tuple[str, ...],
+                       steps: Callable[[ConvView], int],
+                       cycles: Callable[[ConvView], float]) -> Sample | None:
+    """The part of `layer` to count when its i.i.d. bitmaps would exceed `MASK_BUDGET` elements
+    or its counting `WORK_BUDGET` (`steps`: the dataflow's estimate for a layer's
+    `shape_view`), else None. Axes are cut by halves in `order` (conv axes N, H, W, groups, Cg,
+    Kg of the layer's `ConvView`), each only as far as it helps; a traced operand is never cut
+    (a traced activation bounds the work by the trace itself). `cycles` gives the figure the
+    whole's work is extrapolated along (see `Sample`)."""
+    iid_act = not layer.has_trace
+    iid_weight = layer.weight_nonzero() is None and layer.declared_weight_density is not None
+    conv = isinstance(layer.shape, ConvShape)
+    axes = [a if conv else GEMM_AXES[planar].get(a) for a in order]
+
+    def over(shape: ConvShape | GemmShape) -> tuple[float, float, float]:
+        act, weight = math.prod(shape.act_shape), math.prod(shape.weight_shape)
+        work = steps(shape_view(Layer(layer.name, layer.op, shape), planar)) if iid_act else 0
+        return (act / MASK_BUDGET if iid_act else 0.0,
+                weight / MASK_BUDGET if iid_weight else 0.0,
+                work / WORK_BUDGET)
+
+    def halved(d: dict[str, int], axis: str) -> dict[str, int]:
+        return {**d, axis: max(_least(layer, axis), d[axis] // 2)}
+
+    dims = _dims(layer)
+    if max(over(layer.shape)) <= 1.0:
+        return None
+    cuts: list[str] = []
+    last = None
+    for axis in (a for a in axes if a is not None):
+        cuts_act, cuts_weight = _holds(axis, conv)
+        if (cuts_act and not iid_act) or (cuts_weight and layer.weight_nonzero() is not None):
+            continue
+        start = dims[axis]
+        while max(over(_shape(layer, dims))) > 1.0 and dims[axis] > _least(layer, axis):
+            before, after = over(_shape(layer, dims)), over(_shape(layer, halved(dims, axis)))
+            if not any(a < b for a, b in zip(after, before) if b > 1.0):
+                break
+            dims = halved(dims, axis)
+        if dims[axis] != start:
+            cuts.append(f"{AXIS_NAMES.get(axis, axis)} {start} -> {dims[axis]}")
+            last = axis
+        if max(over(_shape(layer, dims))) <= 1.0:
+            break
+    if last is None:
+        return None
+
+    def part_layer(d: dict[str, int]) -> Layer:
+        return Layer(name=layer.name, op=layer.op, shape=_shape(layer, d), act_bits=layer.act_bits,
+                     weight_bits=layer.weight_bits, act=layer.act, act_mask=layer.act_mask,
+                     weight=layer.weight, weight_mask=layer.weight_mask,
+                     declared_act_density=layer.declared_act_density,
+                     declared_weight_density=layer.declared_weight_density)
+
+    part = part_layer(dims)
+    half = part_layer(halved(dims, last)) if dims[last] > _least(layer, last) else None
+    changed = {axis for axis in dims if dims[axis] != _dims(layer)[axis]}
+    return Sample(part, half, cycles(shape_view(layer, planar)), cycles(shape_view(part, planar)),
+                  cycles(shape_view(half, planar)) if half is not None else 0.0,
+                  ", ".join(cuts), act_cut=any(_holds(a, conv)[0] for a in changed),
+                  weight_cut=any(_holds(a, conv)[1] for a in changed))
+
+
+def shape_view(layer: Layer, planar: bool = False) -> ConvView:
+    """The whole layer as a `ConvView` whose maps take no memory: for its geometry only."""
+    act = np.broadcast_to(np.False_, layer.shape.act_shape)
+    return conv_view(layer, act, dense_view(layer.shape.weight_shape), planar=planar)
+
+
+def _inside(out: int, stride: int, pad: int, dil: int, taps: int, extent: int) -> np.ndarray:
+    """Per tap k: output positions 0..out-1 whose input coordinate at tap k lies inside
+    [0, extent) (the closed form of `_tap_rows` counted)."""
+    k = np.arange(taps, dtype=np.int64)
+    offset = pad - k * dil
+    first = np.maximum(0, -((-offset) // stride))
+    last = np.minimum(out - 1, (extent - 1 + offset) // stride)
+    return np.maximum(0, last - first + 1)
+
+
+def expected_mac_counts(layer: Layer, v: ConvView, sample: Sample, part: TapCounts,
+                        skip: tuple[str, ...], gate: tuple[str, ...],
+                        padding_processed: bool) -> MacCounts:
+    """`mac_counts` of the whole `layer` (`v`: its `shape_view`), counted on `sample` (`part`: the
+    sample's tap counts): an operand the sample did not cut keeps its exact per-tap counts; a cut
+    i.i.d. activation puts act_density of each inside tap on a non-zero, cut i.i.d. weights
+    put weight_density of each filter on a non-zero, dense weights count every filter."""
+    rows = _inside(v.E, v.stride[0], v.padding[0], v.dilation[0], v.R, v.H)
+    cols = _inside(v.F, v.stride[1], v.padding[2], v.dilation[1], v.S, v.W)
+    inside = v.N * rows[:, None].astype(np.float64) * cols[None, :]
+    if not sample.weight_cut:
+        per_tap = part.weight_nonzero.astype(np.float64)
+    elif layer.weight_nonzero() is None and layer.declared_weight_density is not None:
+        per_tap = np.full((v.C, v.R, v.S), layer.weight_density * v.Kg)
+    else:
+        per_tap = np.full((v.C, v.R, v.S), float(v.Kg))
+
+    def pairs(act_nonzero: bool, weight_nonzero: bool) -> int:
+        if act_nonzero and not sample.act_cut:
+            taps = part.nonzero.astype(np.float64)
+        elif act_nonzero:
+            taps = np.broadcast_to(layer.act_density * inside, (v.C, v.R, v.S))
+        elif padding_processed:
+            taps = np.full((v.C, v.R, v.S), float(v.N * v.E * v.F))
+        else:
+            taps = np.broadcast_to(inside, (v.C, v.R, v.S))
+        weights = per_tap if weight_nonzero else float(v.Kg)
+        return min(v.macs, max(0, round(float(np.sum(taps * weights)))))
+
+    done = pairs("act" in skip, "weight" in skip)
+    full = pairs("act" in skip or "act" in gate, "weight" in skip or "weight" in gate)
+    return MacCounts(dense=v.macs, done=done, gated=done - full)
