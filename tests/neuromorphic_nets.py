@@ -232,3 +232,170 @@ def small_cnns() -> list[Net]:
                                        Spec("sep", 128), Spec("sep", 256, 3, 2),
                                        Spec("sep", 512, gap=True), Spec("fc", 20))),
     ]
+
+
+# --- random akida models (mapper cross-check) -------------------------------------------------
+
+V1_DEVICES = ("AKD1000", "AKD1500", "TwoNodesIPv1")
+V2_DEVICES = ("TwoNodesIPv2", "FourNodesIPv2", "SixNodesIPv2", "TwelveNodesIPv2")
+
+
+def _filters(rng: np.random.Generator, most: int = 640) -> int:
+    """Mostly multiples of 8 (as trained models use), sometimes any count."""
+    if rng.random() < 0.7:
+        return int(rng.integers(1, most // 8 + 1)) * 8
+    return int(rng.integers(1, most + 1))
+
+
+def set_random_variables(model, rng: np.random.Generator) -> None:
+    """Non-zero random weights in each layer's range, and thresholds, steps, biases and shifts
+    that give outputs neither all zero nor saturated (akida refuses all-zero input weights)."""
+    for layer in model.layers:
+        for var in layer.get_variable_names():
+            arr = layer.get_variable(var)
+            if var.startswith("weights"):
+                bits = layer.parameters.weights_bits
+                if bits == 1:
+                    vals = np.ones(arr.shape)
+                else:
+                    hi = 2 ** (bits - 1) - 1
+                    vals = rng.integers(1, hi + 1, size=arr.shape) * rng.choice([-1, 1], arr.shape)
+            elif var == "threshold":
+                vals = rng.integers(0, 40, size=arr.shape)
+            elif var == "act_step":
+                vals = rng.uniform(4.0, 40.0, size=arr.shape)
+            elif var == "bias":
+                vals = rng.integers(-20, 6, size=arr.shape)
+            elif var == "output_shift":
+                # akida refuses a shift on a layer without activation
+                active = "activation" in dir(layer.parameters) and layer.parameters.activation
+                vals = np.full(arr.shape, 5 if active else 0)
+            else:
+                continue
+            layer.set_variable(var, vals.astype(arr.dtype))
+
+
+def random_akida_v1(rng: np.random.Generator):
+    """A random Akida 1.0 model: InputConvolutional, 1-6 Convolutional / SeparableConvolutional
+    layers (kernels 1-7, stride 2 on 3x3, 1/2/4-bit, max pooling before another conv, a global
+    average pool at the end where akida takes one), 0-2 FullyConnected layers; within the layer
+    limits akida states, so that most models map."""
+    import akida
+
+    ab = lambda: int(rng.choice([1, 2, 4]))  # noqa: E731
+    h, w, c = int(rng.integers(8, 81)), int(rng.integers(8, 81)), int(rng.choice([1, 3]))
+    k = int(rng.choice([3, 5, 7]))
+    most = {3: 192, 5: 64, 7: 32}[k] * (3 // c)
+    model = akida.Model()
+    pool = dict(pool_type=akida.PoolType.Max, pool_size=(2, 2)) if rng.random() < 0.3 else {}
+    model.add(akida.InputConvolutional(
+        input_shape=(h, w, c), kernel_size=(k, k), filters=_filters(rng, min(most, 64)),
+        kernel_stride=(int(rng.integers(1, 3)),) * 2, weights_bits=8, act_bits=ab(), name="in",
+        **pool))
+    n = int(rng.integers(1, 7))
+    for i in range(n):
+        last = i == n - 1
+        h, w = (int(d) for d in model.layers[-1].output_dims[:2])
+        pool = {}
+        if not last and rng.random() < 0.2:
+            pool = dict(pool_type=akida.PoolType.Max, pool_size=(2, 2))
+        elif last and min(h, w) >= 3 and max(h, w) <= 32 and rng.random() < 0.5:
+            pool = dict(pool_type=akida.PoolType.Average)
+        if rng.random() < 0.6:
+            k = int(rng.choice([1, 3, 5, 7]))
+            s = 2 if k == 3 and rng.random() < 0.3 else 1
+            model.add(akida.Convolutional(kernel_size=(k, k), filters=_filters(rng, 512),
+                                          kernel_stride=(s, s), weights_bits=ab(),
+                                          act_bits=ab(), name=f"conv{i}", **pool))
+        else:
+            s = 2 if rng.random() < 0.3 else 1
+            model.add(akida.SeparableConvolutional(
+                kernel_size=(3, 3), filters=_filters(rng, 512), kernel_stride=(s, s),
+                weights_bits=int(rng.choice([2, 4])), act_bits=ab(), name=f"sep{i}", **pool))
+    dense = int(rng.integers(0, 3))
+    if np.prod(model.layers[-1].output_dims) > 57334:
+        dense = 0
+    for j in range(dense):
+        model.add(akida.FullyConnected(units=int(rng.integers(2, 400)), weights_bits=ab(),
+                                       act_bits=ab(), activation=j < dense - 1, name=f"fc{j}"))
+    set_random_variables(model, rng)
+    return model
+
+
+def random_akida_v2(rng: np.random.Generator):
+    """A random Akida 2.0 model: InputConv2D, 1-6 Conv2D / DepthwiseConv2D layers (kernels
+    1-7, stride 2 on 3x3 and 1x1 convs, 4/8-bit, max pooling without stride), 0-2 Dense1D layers
+    where their inputs fit; weights never wider than their input codes and no 4-bit depthwise
+    weights with 8-bit outputs, as the v2 layers require."""
+    import akida
+
+    model = akida.Model()
+    h, w, c = int(rng.integers(8, 81)), int(rng.integers(8, 81)), int(rng.choice([1, 3]))
+    bits = int(rng.choice([4, 8]))
+    model.add(akida.InputConv2D(input_shape=(h, w, c), kernel_size=int(rng.choice([3, 5, 7])),
+                                filters=_filters(rng, 64), kernel_stride=int(rng.integers(1, 3)),
+                                output_bits=bits, name="in"))
+    n = int(rng.integers(1, 7))
+    for i in range(n):
+        last = i == n - 1
+        out = int(rng.choice([4, 8]))
+        if rng.random() < 0.65:
+            k = int(rng.choice([1, 3, 5, 7]))
+            s = 2 if k in (1, 3) and rng.random() < 0.3 else 1
+            pool = {}
+            if s == 1 and not last and rng.random() < 0.2:
+                pool = dict(pool_type=akida.PoolType.Max, pool_size=2)
+            wbits = int(rng.choice([4, 8])) if bits == 8 else 4
+            model.add(akida.Conv2D(filters=_filters(rng, 512), kernel_size=k, kernel_stride=s,
+                                   weights_bits=wbits, output_bits=out, name=f"conv{i}", **pool))
+        else:
+            k = int(rng.choice([3, 3, 5, 7]))
+            s = 2 if k == 3 and rng.random() < 0.3 else 1
+            wbits = bits if out == 4 else 8
+            if wbits > bits:
+                out, wbits = 4, bits
+            model.add(akida.DepthwiseConv2D(kernel_size=k,
+                                            kernel_stride=s, weights_bits=wbits,
+                                            output_bits=out, name=f"dw{i}"))
+        bits = out
+    dense = int(rng.integers(0, 3))
+    if np.prod(model.layers[-1].output_dims) > 2048:
+        dense = 0
+    for j in range(dense):
+        wbits = 4 if bits == 4 else int(rng.choice([4, 8]))
+        hidden = j < dense - 1
+        out = (4 if wbits == 4 else 8) if hidden else (32 if wbits == 4 else 8)
+        model.add(akida.Dense1D(
+            units=int(rng.integers(2, 400)), weights_bits=wbits, output_bits=out,
+            activation=akida.ActivationType.ReLU if hidden else akida.ActivationType.NoActivation,
+            name=f"fc{j}"))
+        bits = out
+    set_random_variables(model, rng)
+    return model
+
+
+def akida_device(name: str, model=None):
+    """An akida virtual device by name; `create:<cnps>:<fnps>` makes `akida.create_device`'s
+    mesh and `min` the smallest v2 device for `model` (`akida.compute_min_device`)."""
+    import akida
+
+    if name.startswith("create:"):
+        _, cnps, fnps = name.split(":")
+        return akida.create_device(int(cnps), int(fnps))
+    if name == "min":
+        return akida.compute_min_device(model)
+    return getattr(akida, name)()
+
+
+def akida_layer_nps(model, device, minimal: bool) -> dict[str, int] | None:
+    """NPs per akida layer mapped in hardware (0 on the input unit); None when akida cannot map
+    the whole model in hardware on `device`."""
+    import akida
+
+    mode = akida.MapMode.Minimal if minimal else akida.MapMode.AllNps
+    try:
+        model.map(device, hw_only=True, mode=mode)
+    except Exception:               # akida raises RuntimeError / ValueError with its reason
+        return None
+    return {layer.name: sum(1 for n in layer.mapping.nps if "HRC" not in str(n.type))
+            for layer in model.layers if layer.mapping is not None}

@@ -27,13 +27,13 @@ from accelsim.engines.neuromorphic.mapping import (
     map_workload,
     stripe_rows,
 )
-from accelsim.errors import ArchError
+from accelsim.errors import ArchError, WorkloadError
 from accelsim.kinds import load_arch, parse_arch
 from accelsim.simulate import simulate
 from accelsim.workload import load_workload
 from accelsim.workload.layer import ConvShape, GemmShape, Layer, Workload
 from tests import reference
-from tests.neuromorphic_nets import akidanet, ds_cnn_kws, to_workload
+from tests.neuromorphic_nets import akidanet, ds_cnn_kws, mobilenet_v1, to_workload
 
 ROOT = Path(__file__).resolve().parents[1]
 AKD1000 = ROOT / "arch_configs/akd1000.yaml"
@@ -94,6 +94,46 @@ def test_quantised_events_match_reference(seed, bits, signed):
         values *= rng.choice([-1, 1], values.shape)
     layer = conv("q", c=3, h=5, w=4, act=values.astype(np.float16))
     assert event_mask(layer, bits).sum() == reference.events_reference(layer.act, bits)
+
+
+@given(st.integers(0, 2**31 - 1), st.sampled_from([1, 2, 4, 8]), st.booleans(),
+       st.sampled_from([50.0, 90.0, 99.0, 99.9, 100.0]))
+@settings(max_examples=60, deadline=None)
+def test_percentile_calibration_matches_its_twin(seed, bits, signed, percentile):
+    rng = np.random.default_rng(seed)
+    values = rng.standard_exponential((2, 3, 6, 5)) * (rng.random((2, 3, 6, 5)) < 0.6)
+    if signed:
+        values *= rng.choice([-1, 1], values.shape)
+    layer = conv("q", c=3, h=6, w=5, act=values.astype(np.float16))
+    assert event_mask(layer, bits, percentile).sum() == \
+        reference.events_percentile_reference(layer.act, bits, percentile)
+
+
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.01, 0.1, 0.37, 1.0]))
+@settings(max_examples=40, deadline=None)
+def test_the_traces_own_scale_sets_the_events(seed, scale):
+    """`info.act_scale` (the model's step): events are the values whose code rounds (half to
+    even) to non-zero, whatever the percentile; a width the NPs lack falls back to the
+    percentile calibration."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(-7, 8, (2, 3, 6, 5)) * (rng.random((2, 3, 6, 5)) < 0.6)
+    values = codes * scale + rng.uniform(-0.5, 0.5, codes.shape) * scale
+    layer = conv("q", c=3, h=6, w=5, act=values.astype(np.float16))
+    layer.act_bits = 4
+    layer.extra["act_scale"] = scale
+    got = event_mask(layer, 4, 99.9).sum()
+    assert got == reference.events_scale_reference(layer.act, scale)
+    assert got == event_mask(layer, 4, 50.0).sum()
+    assert event_mask(layer, 2, 99.9).sum() == \
+        reference.events_percentile_reference(layer.act, 2, 99.9)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "1", float("nan"), True])
+def test_a_bad_trace_scale_names_the_layer_and_key(bad):
+    layer = conv("q", c=3, h=6, w=5, act=np.ones((2, 3, 6, 5), np.float16))
+    layer.extra["act_scale"] = bad
+    with pytest.raises(WorkloadError, match="layer 'q': info.act_scale must be a positive"):
+        event_mask(layer, 4)
 
 
 def test_quantisation_drops_values_below_half_a_step():
@@ -337,8 +377,14 @@ def test_too_many_nps_opens_passes(bare):
     for u in net.units:
         res = net.results[u.layers[0]]
         crosses = any(pass_of[p] < u.pass_index for p in u.producers)
-        assert (res.actions["dram.read_bytes"] > 0) == (crosses or u.external_weights)
+        reloaded = u.pass_index > 0 and u.weight_bytes > 0   # one frame: later passes reload
+        assert (res.actions["dram.read_bytes"] > 0) == (crosses or u.external_weights or reloaded)
+        if reloaded and not crosses and not u.external_weights:
+            assert res.actions["dram.read_bytes"] == u.weight_bytes
         assert res.columns["finished_at_cycle"] <= s["makespan_cycles"] + 1e-6
+    reload_bytes = sum(u.weight_bytes for u in net.units if u.pass_index > 0)
+    assert s["pass_reload_cycles"] == pytest.approx(
+        reload_bytes / bare.memory[0].read_bandwidth_bytes_per_cycle)
     finish = [net.results[u.layers[0]].columns["finished_at_cycle"] for u in net.units]
     assert finish == sorted(finish)           # a chain finishes in order
 
@@ -588,16 +634,69 @@ def test_shipped_configs_load_and_run(name):
     assert net.summary["nps_used"] >= 4
 
 
-def test_published_figures_are_reproduced_by_the_akd1000_fit(akd):
-    """The config's fitted throughput reproduces both reference-board figures at the stated
-    40 % density: DS-CNN KWS 93,965 clocks/frame and AkidaNet 0.5 ~4.3 M (+-5 %)."""
-    kws = to_workload(ds_cnn_kws(), density=0.4)
-    kws.layers[0].declared_act_density = 1.0
-    net = akidanet(0.5, 224)
-    anet = to_workload(net, density=0.4)
-    anet.layers[0].declared_act_density = 1.0
-    assert network(kws, akd).summary["frame_latency_cycles"] == pytest.approx(93_965, rel=0.05)
-    assert network(anet, akd).summary["frame_latency_cycles"] == pytest.approx(4.3e6, rel=0.05)
+@pytest.fixture(scope="module")
+def published():
+    """Model vs published figures as benchmarks/neuromorphic_calibration.py computes them."""
+    from benchmarks import neuromorphic_calibration as cal
+
+    profile = cal.density_profile()
+    nets = {"ds_cnn_kws": ds_cnn_kws(), "akidanet_vww": akidanet(0.25, 96, 2),
+            "akidanet_0.5_224": akidanet(0.5, 224), "mobilenet_v1_1.0_224": mobilenet_v1(1.0, 224)}
+    wls = {k: cal.workload(n, profile, None) for k, n in nets.items()}
+    akd1000, akd1500 = load_arch(AKD1000), load_arch(ROOT / "arch_configs/akd1500.yaml")
+    return {"cal": cal, "1000": {k: cal.run(wls[k], akd1000) for k in ("ds_cnn_kws",
+                                                                       "akidanet_0.5_224")},
+            "1500": {k: cal.run(w, akd1500) for k, w in wls.items()}}
+
+
+def test_fitted_figures_are_reproduced(published):
+    """What the configs were fitted to (benchmarks/neuromorphic_calibration.py), within 2 %:
+    DS-CNN KWS 93,965 and AkidaNet 0.5 ~4.3 M clocks per frame and AkidaNet's 2.51 mJ dynamic
+    energy on AKD1000, DS-CNN's 0.07 mJ on AKD1500."""
+    cal, a, b = published["cal"], published["1000"], published["1500"]
+    assert a["ds_cnn_kws"]["latency_cycles"] == pytest.approx(cal.KWS_CLOCKS, rel=0.02)
+    assert a["akidanet_0.5_224"]["latency_cycles"] == pytest.approx(cal.AKIDANET_CLOCKS, rel=0.02)
+    assert a["akidanet_0.5_224"]["dynamic_mj"] == pytest.approx(cal.AKIDANET_DYNAMIC_MJ, rel=0.02)
+    kws = b["ds_cnn_kws"]
+    assert kws["dynamic_mj"] + kws["static_mj"] == pytest.approx(0.07, rel=0.02)
+
+
+def test_predicted_figures(published):
+    """Figures no parameter was fitted to: the AKD1500 energies of VWW and AkidaNet 0.5 within
+    30 % (model -28 % and -29 %), the model zoo's NP counts within one; MobileNet v1's 26.3 mJ
+    is a miss the model does not explain (5.4 mJ: four passes whose per-frame weight reloads
+    from DRAM add little energy; 26.3 mJ under the brief's 300 mW takes >= 88 ms a frame)."""
+    cal, b = published["cal"], published["1500"]
+    for key in ("akidanet_vww", "akidanet_0.5_224"):
+        total = b[key]["dynamic_mj"] + b[key]["static_mj"]
+        assert total == pytest.approx(cal.AKD1500_MJ[key], rel=0.30), key
+    for key, nps in cal.ZOO_NPS.items():
+        assert abs(b[key]["nps"] - nps) <= 1, key
+    mobilenet = b["mobilenet_v1_1.0_224"]
+    assert mobilenet["passes"] > 1
+    assert mobilenet["dynamic_mj"] + mobilenet["static_mj"] < 0.5 * 26.3
+
+
+def test_every_frame_of_a_multi_pass_network_reloads_its_weights(bare):
+    """`pass_reload: per_frame`: with several passes each pass's weights come from DRAM for
+    every frame (the first pass's from the second frame on); `per_batch` loads each later pass
+    once; either costs weight bytes / DRAM bandwidth cycles and the DRAM reads."""
+    wl = to_workload(akidanet(1.0, 224), frames=3, density=0.3)
+    per_frame = network(wl, bare)
+    per_batch = network(wl, bare.model_copy(update={"pass_reload": "per_batch"}))
+    units = [u for u in per_frame.units if u.kind != "unmappable"]
+    assert per_frame.summary["passes"] > 1
+    expect = sum(u.weight_bytes * (3 if u.pass_index else 2) for u in units)
+    once = sum(u.weight_bytes for u in units if u.pass_index)
+    bw = bare.memory[0].read_bandwidth_bytes_per_cycle
+    assert per_frame.summary["pass_reload_cycles"] == pytest.approx(expect / bw)
+    assert per_batch.summary["pass_reload_cycles"] == pytest.approx(once / bw)
+    reads = sum(r.actions.get("dram.read_bytes", 0.0) for r in per_frame.results.values()
+                if r.cycles == r.cycles)
+    batch_reads = sum(r.actions.get("dram.read_bytes", 0.0) for r in per_batch.results.values()
+                      if r.cycles == r.cycles)
+    assert reads - batch_reads == pytest.approx(expect - once)
+    assert per_frame.summary["makespan_cycles"] > per_batch.summary["makespan_cycles"]
 
 
 def test_config_errors_name_the_key():
@@ -637,6 +736,7 @@ def test_digits_cnn_runs_from_the_command_line(capsys):
     res = simulate(wl, arch).layers.set_index("layer")
     assert res.loc["conv2", "nps_used"] == 1 and res.loc["conv1", "mapping"] == "input_unit"
     conv2 = wl.layer("conv2")
+    assert res.loc["conv2", "events"] == reference.events_percentile_reference(
+        conv2.act, 4, arch.act_scale_percentile)
     mask = event_mask(conv2, 4, arch.act_scale_percentile)
-    assert res.loc["conv2", "events"] == mask.sum()
     assert res.loc["conv2", "synaptic_ops"] == reference.synops_reference(mask, conv2.shape)

@@ -8,7 +8,8 @@ Whole network, computed once per (workload, arch) by `prepare` and looked up per
 2. count each unit's events and synops from the trace (`events`), per frame,
    stripe and packet tile, and its NP cycles (`work`);
 3. run the frames through the event pipeline (`pipeline`, simpy), pass after
-   pass with the weights of each later pass reloaded (weight bytes / DRAM or DMA bandwidth);
+   pass with each pass's weights reloaded from DRAM (per frame or per batch, `pass_reload`:
+   weight bytes / DRAM or DMA bandwidth cycles, and the DRAM read bytes priced);
    the first `max_simulated_frames` frames are simulated, the rest added at the measured
    steady-state interval.
 
@@ -37,7 +38,8 @@ computed it. Whole-network figures (frame latency, frames/s, NoC load, NP utilis
 go to the run metadata through `prepare`.
 
 Modules: `config` (the YAML schema and the action names it prices), `count` (`prepare` and
-`simulate`: the whole network once, then per layer), `mapping`, `events`, `work`, `pipeline`.
+`simulate`: the whole network once, then per layer), `mapping`, `events`, `work`, `pipeline`,
+`akida_device` (a config for any virtual device of BrainChip's `akida` package).
 """
 
 from accelsim.engines.neuromorphic.config import Config

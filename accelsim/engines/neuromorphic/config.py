@@ -17,21 +17,34 @@ The first layer reads raw input at `input_act_bits`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import (
-    Field,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    model_validator,
-)
+from pydantic import Field, model_validator
 
 from accelsim.arch.schema import ArchBase
 from accelsim.arch.tech import load_tech_table
 
 MappableOp = Literal["conv2d", "depthwise", "separable", "linear"]
+
+MAX_NODES = 1024
+"""Most nodes on the mesh (hop distances are kept for every pair of nodes)."""
+MAX_NPS_PER_NODE = 64
+"""Most NPs of one node."""
+MAX_COORDINATE = 2**16
+"""Largest |column| or |row| of a mesh position."""
+MAX_SIMULATED_FRAMES = 1024
+"""Most frames run through the event simulation."""
+MAX_COUNT = 2**40
+"""Upper bound of every other count, size (bytes), width and rate (per cycle) of this schema."""
+MAX_ENERGY_PJ = 1e6
+"""Largest energy of one event, synaptic operation, hop or input MAC, pJ."""
+
+Count = Annotated[int, Field(gt=0, le=MAX_COUNT)]
+Count0 = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Rate = Annotated[float, Field(gt=0, le=MAX_COUNT)]
+Rate0 = Annotated[float, Field(ge=0, le=MAX_COUNT)]
+Energy = Annotated[float, Field(ge=0, le=MAX_ENERGY_PJ)]
+Coordinate = Annotated[int, Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE)]
 
 EVENT_PROCESS = "events.process"
 """One event delivered to (decoded by) one NP."""
@@ -64,87 +77,118 @@ class Config(ArchBase):
     kind: Literal["neuromorphic"]
 
     # --- mesh -------------------------------------------------------------------------------
-    nodes: PositiveInt
+    nodes: int = Field(gt=0, le=MAX_NODES)
     """Nodes on the mesh."""
-    nps_per_node: PositiveInt = 4
-    node_positions: tuple[tuple[int, int], ...] | None = None
+    nps_per_node: int = Field(4, gt=0, le=MAX_NPS_PER_NODE)
+    node_positions: tuple[tuple[Coordinate, Coordinate], ...] | None = None
     """(column, row) of each node on the mesh; default row-major on `mesh_cols` columns."""
-    mesh_cols: PositiveInt | None = None
+    mesh_cols: int | None = Field(None, gt=0, le=MAX_NODES)
     """Columns of the default near-square layout (default ceil(sqrt(nodes)))."""
-    dma_node: tuple[int, int] | None = None
+    dma_node: tuple[Coordinate, Coordinate] | None = None
     """Mesh position where events enter and leave (input DMA, input unit): a node (whose
     first `dma_reserved_nps` NP slots the DMA engines take) or a stop of its own next to one;
     default the first node."""
-    dma_reserved_nps: NonNegativeInt = 0
-    fnp_per_node: NonNegativeInt = 1
-    """NPs per node able to run fully connected layers (the lowest NP ids of each node)."""
+    dma_reserved_nps: Count0 = 0
+    fnp_per_node: Count0 = 1
+    """NPs per node able to run fully connected layers (the lowest NP ids of each node), unless
+    `fnp_slots` lists them."""
+    fnp_slots: tuple[tuple[Coordinate, Coordinate, Count0], ...] | None = None
+    """(column, row, NP id) of every NP that runs fully connected layers holding the weights in
+    its own memory (akida's FNP3); None: the first `fnp_per_node` NPs of each node."""
+    fnp_external_slots: tuple[tuple[Coordinate, Coordinate, Count0], ...] | None = None
+    """NPs that run fully connected layers whose weights stay in DRAM (akida's FNP2), the only
+    ones a layer larger than `fnp_weight_memory_bytes` can use; None: any FC-capable NP."""
+    fc_only_slots: tuple[tuple[Coordinate, Coordinate, Count0], ...] = ()
+    """NPs that run fully connected layers only, never a convolution."""
 
     # --- NP throughput and memory ------------------------------------------------------------
-    events_per_cycle_per_np: PositiveFloat
+    events_per_cycle_per_np: Rate
     """Input events one NP decodes per cycle."""
-    synops_per_cycle_per_np: PositiveFloat
+    synops_per_cycle_per_np: Rate
     """Synaptic operations (event x weight accumulations) one NP performs per cycle."""
-    packet_overhead_cycles: NonNegativeFloat = 0.0
+    packet_overhead_cycles: Rate0 = 0.0
     """Fixed NP cycles per event packet (header decode, row bookkeeping)."""
-    np_weight_memory_bytes: PositiveInt
-    np_input_memory_bytes: PositiveInt
+    np_weight_memory_bytes: Count
+    np_input_memory_bytes: Count
     """Input (event/feature) buffer of one NP: the input rows it holds for its stripe."""
-    max_filters_per_np: PositiveInt
-    max_stripe_rows: PositiveInt
+    max_filters_per_np: Count
+    max_stripe_rows: Count
     """Most input rows (first spatial axis) one NP handles; taller inputs are split in stripes."""
-    filter_align: PositiveInt = 8
+    stripe_rows_round: Count = 1
+    """An NP's input rows (its stripe's rows with the kernel halo) take input memory rounded
+    up to a multiple of this many rows."""
+    filter_align: Count = 8
     """Filters are split among NPs in multiples of this many."""
-    weight_alloc_bits: dict[int, PositiveInt] = Field(default_factory=lambda: {1: 8, 2: 8, 4: 8})
+    weight_alloc_bits: dict[int, Count] = Field(default_factory=lambda: {1: 8, 2: 8, 4: 8})
     """Per weight width: conv weight memory is allocated per input channel in units of bits."""
-    separable_alloc_bits: PositiveInt = 8
+    separable_alloc_bits: Count = 8
     """Allocation unit (bits per input channel) of a fused depthwise+pointwise layer."""
     weight_packing_efficiency: dict[int, float] = Field(
         default_factory=lambda: {1: 1.0, 2: 1.0, 4: 1.0, 8: 1.0})
     """Per weight width: share of allocated weight bits that hold weights (the rest is padding)."""
-    fnp_weight_memory_bytes: PositiveInt
+    fnp_weight_memory_bytes: Count
     """On-chip weight memory of an NP running a fully connected layer; larger layers keep their
     weights in DRAM and stream them once per frame."""
-    max_fc_inputs: PositiveInt
+    max_fc_inputs: Count
     """Most inputs a fully connected layer may have."""
+    weight_word_bits: Count = 50
+    """Width of one NP weight-memory word (bits); used by the word tables below."""
+    conv_weight_words: dict[int, dict[int, tuple[Count, Count]]] | None = None
+    """Square kernel size -> weight width -> (words, filters): per input channel, `words` words
+    hold `filters` filters (after the filters of an NP are rounded up to `filter_align`); the
+    words per channel are then rounded up to `weight_words_round[width]`. None: the allocation
+    rule of `weight_alloc_bits` / `weight_packing_efficiency`."""
+    weight_words_round: dict[int, Count] = Field(default_factory=dict)
+    """Weight width -> multiple the words per input channel are rounded up to (table rule)."""
+    depthwise_weight_words: dict[int, dict[int, Count]] | None = None
+    """Square kernel size -> weight width -> words one channel of a standalone depthwise conv
+    takes; an NP's total is rounded up to `depthwise_words_round`."""
+    depthwise_words_round: Count = 1
+    separable_dw_words: dict[int, tuple[float, Count]] | None = None
+    """Weight width -> (words per channel, channels rounded up to) of the depthwise kernels of a
+    fused separable unit, whose pointwise filters take ceil(k x width / `pointwise_word_bits`)
+    words per channel. None: the `separable_alloc_bits` rule."""
+    pointwise_word_bits: Count = 48
+    """Bits of a weight word that hold pointwise weights of a fused separable unit."""
 
     # --- what runs ---------------------------------------------------------------------------
     supported_ops: tuple[MappableOp, ...] = ("conv2d", "separable", "linear")
     """`separable` fuses a depthwise conv with the 1x1 conv that follows it onto the same NPs;
     `depthwise` allows a depthwise conv on its own (split by channels)."""
-    supported_act_bits: tuple[PositiveInt, ...] = (1, 2, 4)
-    supported_weight_bits: tuple[PositiveInt, ...] = (1, 2, 4)
-    conv_kernel_strides: dict[int, tuple[PositiveInt, ...]] = Field(
+    supported_act_bits: tuple[Count, ...] = (1, 2, 4)
+    supported_weight_bits: tuple[Count, ...] = (1, 2, 4)
+    conv_kernel_strides: dict[int, tuple[Count, ...]] = Field(
         default_factory=lambda: {1: (1,), 3: (1, 2), 5: (1,), 7: (1,)})
     """Square kernel size -> strides the NPs support for it."""
     input_unit: bool = True
     """A dense input unit runs the first conv layer on raw (8-bit) pixels without using NPs."""
-    input_unit_max_channels: PositiveInt = 3
-    input_unit_kernel_strides: dict[int, tuple[PositiveInt, ...]] = Field(
+    input_unit_max_channels: Count = 3
+    input_unit_kernel_strides: dict[int, tuple[Count, ...]] = Field(
         default_factory=lambda: {1: (1, 2), 3: (1, 2), 5: (1, 2), 7: (1, 2)})
-    input_unit_max_filters: dict[int, PositiveInt] | None = None
+    input_unit_max_filters: dict[int, Count] | None = None
     """Kernel size -> most filters the input unit holds with `input_unit_max_channels`
     channels; with c channels it holds that x max_channels / c (None: no limit)."""
-    input_unit_max_width: PositiveInt | None = None
-    input_act_bits: PositiveInt = 8
-    input_weight_bits: PositiveInt = 8
-    input_unit_macs_per_cycle: PositiveFloat = 1.0
+    input_unit_max_width: Count | None = None
+    input_act_bits: Count = 8
+    input_weight_bits: Count = 8
+    input_unit_macs_per_cycle: Rate = 1.0
 
     # --- NoC and I/O -------------------------------------------------------------------------
-    link_bandwidth_bytes_per_cycle: PositiveFloat
-    hop_latency_cycles: NonNegativeFloat
-    event_bytes: PositiveFloat
+    link_bandwidth_bytes_per_cycle: Rate
+    hop_latency_cycles: Rate0
+    event_bytes: Rate
     """Bytes one event occupies on the NoC (coordinates + value)."""
-    dma_bandwidth_bytes_per_cycle: PositiveFloat
+    dma_bandwidth_bytes_per_cycle: Rate
     """Rate at which the DMA feeds input frames (and spilled activations) into the mesh."""
-    frame_overhead_cycles: NonNegativeFloat = 0.0
+    frame_overhead_cycles: Rate0 = 0.0
     """Fixed cycles the DMA spends per frame and pass before injecting it (descriptor and
     sequence start-up, output read-back)."""
 
     # --- energy ------------------------------------------------------------------------------
-    energy_per_event_pj: NonNegativeFloat
-    energy_per_synop_pj: NonNegativeFloat
-    energy_per_hop_pj: NonNegativeFloat
-    energy_per_input_mac_pj: NonNegativeFloat | None = None
+    energy_per_event_pj: Energy
+    energy_per_synop_pj: Energy
+    energy_per_hop_pj: Energy
+    energy_per_input_mac_pj: Energy | None = None
     """Default: an int8 multiply + int32 add from the tech table at the arch's node."""
 
     # --- modelling choices -------------------------------------------------------------------
@@ -153,16 +197,22 @@ class Config(ArchBase):
     (100: max calibration)."""
     event_skipping: bool = True
     """False: every activation (zeros included) is sent and processed, the dense equivalent."""
+    pass_reload: Literal["per_frame", "per_batch"] = "per_frame"
+    """How a network of several passes reprograms the mesh: `per_frame`, each frame runs
+    through every pass and each pass's weights are loaded from DRAM again for it (the weights
+    of all passes do not fit the NPs at once); `per_batch`, all frames of the trace run through
+    one pass before the next pass's weights are loaded. The reloads take DRAM read bytes and
+    weight bytes / DRAM bandwidth cycles."""
     frame_pipelining: bool = True
     """True: the next frame enters while the previous is still in flight."""
     mapping_mode: Literal["minimal", "spread"] = "minimal"
     """minimal: fewest NPs by memory; spread: cap filters per NP to use as many NPs as fit in
     the same number of passes (the akida mapper's default search)."""
-    packet_rows: PositiveInt = 1
+    packet_rows: Count = 1
     """Event granularity: rows of a feature map per packet."""
-    packet_cols: PositiveInt | None = None
+    packet_cols: Count | None = None
     """Columns per packet (None: whole rows)."""
-    max_simulated_frames: PositiveInt = 8
+    max_simulated_frames: int = Field(8, gt=0, le=MAX_SIMULATED_FRAMES)
     """Frames run through the event simulation; later frames are extrapolated at the measured
     steady-state interval (their counts are always exact)."""
 
@@ -176,7 +226,12 @@ class Config(ArchBase):
             raise ValueError(f"precision.weight_bits {p.weight_bits} not in supported_weight_bits "
                              f"{list(self.supported_weight_bits)}")
         for bits in self.supported_weight_bits:
-            if bits not in self.weight_alloc_bits or bits not in self.weight_packing_efficiency:
+            if self.conv_weight_words is not None:
+                missing = [k for k, table in self.conv_weight_words.items() if bits not in table]
+                if missing or bits not in self.weight_words_round:
+                    raise ValueError(f"weight width {bits} needs conv_weight_words entries for "
+                                     f"kernels {missing} and a weight_words_round entry")
+            elif bits not in self.weight_alloc_bits or bits not in self.weight_packing_efficiency:
                 raise ValueError(f"weight width {bits} needs weight_alloc_bits and "
                                  "weight_packing_efficiency entries")
         if any(not 0.0 < e <= 1.0 for e in self.weight_packing_efficiency.values()):

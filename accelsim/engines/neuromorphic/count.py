@@ -146,13 +146,15 @@ def network(workload: Workload, arch: Config) -> Network:
     port_busy_max = 0.0
     reload_cycles = 0.0
     intervals = []
+    reloads = _reloads(mapped, len(passes), frames, arch)
     for p in passes:
         in_pass = [u for u in mapped if u.pass_index == p]
-        if p > 0:
-            reload = sum(u.weight_bytes for u in in_pass) / _bandwidth_for_weights(arch)
+        reload_bytes = sum(u.weight_bytes * reloads.get(u.name, 0) for u in in_pass)
+        if reload_bytes:
+            reload = reload_bytes / _bandwidth_for_weights(arch)
             reload_cycles += reload
             clock += reload
-            frame_latency += reload
+            frame_latency += reload / (frames if arch.pass_reload == "per_frame" else 1)
         pipe, hops = _build_pass(in_pass, work, layers, arch, mesh, sim_frames)
         event_hops.update(hops)
         res: PipelineResult = run_pipeline(
@@ -175,7 +177,7 @@ def network(workload: Workload, arch: Config) -> Network:
     spilled = {u.name for u in mapped
                if any(pass_of.get(p, u.pass_index) < u.pass_index for p in u.producers)}
     results, busy_total = _layer_results(workload, arch, units, work, event_hops, makespan,
-                                         frames, spilled, unit_done)
+                                         frames, spilled, unit_done, reloads)
     interval_cycles = makespan / frames if len(passes) > 1 else (intervals[0] if intervals
                                                                   else 0.0)
     used = sum(u.np_count for u in mapped)
@@ -206,12 +208,28 @@ def network(workload: Workload, arch: Config) -> Network:
     return Network(results=results, summary=summary, units=units)
 
 
+def _reloads(mapped: list[Unit], passes: int, frames: int, arch: Config) -> dict[str, int]:
+    """How many times each unit's weights are loaded from DRAM into its NPs after the first
+    programming: with several passes, every pass once per frame (`pass_reload: per_frame`: the
+    mesh is reprogrammed pass after pass for each frame, the first pass's weights included
+    from the second frame on, since the last pass overwrote them) or every pass after the first
+    once (`per_batch`: all frames run through a pass before the next is loaded); none with
+    one pass."""
+    if passes <= 1:
+        return {}
+    if arch.pass_reload == "per_frame":
+        return {u.name: frames - (1 if u.pass_index == 0 else 0) for u in mapped}
+    return {u.name: 1 for u in mapped if u.pass_index > 0}
+
+
 def _layer_results(workload: Workload, arch: Config, units: list[Unit],
                    work: dict[str, UnitWork], event_hops: dict[str, float], makespan: float,
                    frames: int, spilled: set[str], unit_done: dict[str, float],
-                   ) -> tuple[dict[str, LayerResult], float]:
+                   reloads: dict[str, int]) -> tuple[dict[str, LayerResult], float]:
     """Per-layer results; `spilled` units read their input back from DRAM (fed by an earlier
-    pass), `unit_done` is when each unit finished (cycles since the run started)."""
+    pass), `unit_done` is when each unit finished (cycles since the run started), `reloads`
+    how often each unit's weights were loaded again for a later pass or frame (DRAM reads, on
+    the first layer of the unit)."""
     layers = {layer.name: layer for layer in workload.layers}
     busy_total = sum(c.np_cycles for w in work.values() for c in w.layers.values())
     dram = arch.dram()
@@ -251,6 +269,8 @@ def _layer_results(workload: Workload, arch: Config, units: list[Unit],
                 reads = 0.0
                 if u.external_weights:
                     reads += u.weight_bytes * frames
+                if i == 0:
+                    reads += u.weight_bytes * reloads.get(u.name, 0)
                 spill = c.events * arch.event_bytes if i == 0 and u.name in spilled else 0.0
                 reads += spill
                 writes = spill

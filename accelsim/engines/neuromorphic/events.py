@@ -2,11 +2,23 @@
 
 Quantisation (documented choice): a neuromorphic chip sends an activation as an event when its
 value, quantised to the layer's event width `act_bits` (the trace's per-layer `act_bits` where the
-NPs support it, else the arch's precision: `Config.layer_bits`), is non-zero. With a per-layer scale
-`scale = P(|x| over non-zeros) / levels`, where P is the `act_scale_percentile` of the magnitudes
-(100: the maximum) and `levels = 2**act_bits - 1` for non-negative inputs (ReLU outputs) or
-`2**(act_bits-1) - 1` (at least 1) when the layer has negative inputs, x is an event iff
-`round(|x| / scale) >= 1`, i.e. `|x| >= scale / 2`. Values above the clip still send one event.
+NPs support it, else the arch's precision: `Config.layer_bits`), is a non-zero code. The scale of
+one code step comes from, in this order:
+
+1. the model itself: a trace layer whose `info.act_scale` gives the value of one code step (an
+   akida import stores akida's integer codes with `act_scale = 1`; a capture of a quantised
+   model can store its activation quantiser's scale) and that runs at its own width or wider:
+   x is an event iff `round(x / act_scale) != 0`, rounding half to even as torch's and numpy's
+   quantisers do, i.e. `|x| > act_scale / 2` (a zero point shifts every code alike and never
+   makes a zero activation an event, so it is not needed);
+2. otherwise a per-layer calibration: `scale = P(|x| over non-zeros) / levels`, where P is the
+   `act_scale_percentile` of the magnitudes (100: the maximum; numpy's linear interpolation
+   between ranks) and `levels = 2**act_bits - 1` for non-negative inputs (ReLU outputs) or
+   `2**(act_bits-1) - 1` (at least 1) when the layer has negative inputs, and x is an event iff
+   `round(|x| / scale) >= 1` rounding half up, i.e. `|x| >= scale / 2`. Values above the clip
+   still send one event. This is also how a layer whose trace width the NPs lack is
+   requantised (an 8-bit akida model on Akida 1.0).
+
 A mask-only trace has no values: its events are its non-zeros. Padding is implicit and never
 sends events.
 
@@ -19,10 +31,12 @@ and the skipped zeros).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from accelsim.errors import WorkloadError
 from accelsim.workload.layer import ConvShape, GemmShape, Layer
 
 
@@ -31,11 +45,28 @@ def quantisation_levels(act_bits: int, signed: bool) -> int:
     return max(1, 2 ** (act_bits - 1) - 1) if signed else 2 ** act_bits - 1
 
 
+def trace_scale(layer: Layer) -> float | None:
+    """The value of one code step the trace gives for the layer (`info.act_scale`), or None."""
+    scale = layer.extra.get("act_scale")
+    if scale is None:
+        return None
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or \
+            not math.isfinite(scale) or scale <= 0:
+        raise WorkloadError(f"layer '{layer.name}': info.act_scale must be a positive number "
+                            f"(the value of one activation code step), got {scale!r}. Fix or "
+                            "drop the key in the trace's layer info.")
+    return float(scale)
+
+
 def event_mask(layer: Layer, act_bits: int, percentile: float = 100.0) -> np.ndarray | None:
-    """Boolean map of events in the layer's natural input layout; None for shapes-only layers."""
+    """Boolean map of events in the layer's natural input layout; None for shapes-only layers.
+    `act_bits` is the width the layer runs at (see the module docstring for the scale)."""
     if layer.act is None:
         return None if layer.act_mask is None else layer.act_mask
     mag = np.abs(layer.act.astype(np.float32))
+    scale = trace_scale(layer)
+    if scale is not None and act_bits >= layer.act_bits:
+        return mag > np.float32(0.5 * scale)
     nonzero = mag[mag > 0]
     if nonzero.size == 0:
         return np.zeros(mag.shape, dtype=bool)

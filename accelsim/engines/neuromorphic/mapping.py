@@ -7,17 +7,22 @@ Units: a layer, or a depthwise conv fused with the 1x1 conv it feeds (`separable
   dense input unit next to the DMA and uses no NP;
 * `cnp`: `stripes x groups` NPs. Stripes split the input along its first spatial axis (rows)
   into at most `max_stripe_rows` rows each, more when a stripe's input rows (with the kernel
-  halo) x W x C x the layer's stored activation width exceed `np_input_memory_bytes`. Groups
-  split the filters so that one NP's weights fit `np_weight_memory_bytes`: per input channel an
-  NP holding k filters needs `ceil(k*R*S*w / efficiency)` bits, w the layer's stored weight
-  width, rounded up to the allocation unit of that width (a fused separable unit: the depthwise
-  kernel at the depthwise layer's width and the k pointwise weights at the pointwise layer's,
-  each rounded to `separable_alloc_bits`); the filters are balanced over the fewest groups whose
-  share fits (a share that is not a multiple of `filter_align` is laid out as the next
-  multiple of twice the alignment), at most `max_filters_per_np` each. A standalone depthwise
-  conv (when supported) is split by channels instead.
+  halo, rounded up to `stripe_rows_round`) x W x C x the layer's stored activation width exceed
+  `np_input_memory_bytes`. Groups split the filters so that one NP's weights fit
+  `np_weight_memory_bytes`. With the word tables (`conv_weight_words`, as akida 2.19.3 lays
+  weights out on both IP versions): per input channel, k filters rounded up to `filter_align`
+  take ceil(k / filters) x words words of `weight_word_bits`, rounded up to
+  `weight_words_round`; a fused separable unit takes its depthwise kernels' words per channel
+  (`separable_dw_words`) plus ceil(k x w / `pointwise_word_bits`) pointwise words; a standalone
+  depthwise conv `depthwise_weight_words` per channel. Without them: per input channel
+  `ceil(k*R*S*w / efficiency)` bits rounded up to the allocation unit of the width (a share
+  that is not a multiple of `filter_align` laid out as the next multiple of twice it). The
+  filters are balanced over the fewest groups whose share fits, at most `max_filters_per_np`
+  each. A standalone depthwise conv (when supported) is split by channels instead, into the
+  fewest channel groups x stripes that fit both memories.
 * `fnp`: a fully connected layer takes one FC-capable NP; its K x N weights at the layer's
-  stored weight width stay in DRAM when they exceed `fnp_weight_memory_bytes`.
+  stored weight width stay in DRAM when they exceed `fnp_weight_memory_bytes`, and then only an
+  NP that streams its weights (`fnp_external_slots`, akida's FNP2) can run it.
 * `unmappable`: unsupported op (activation x activation matmul, grouped conv, a kernel/stride
   the NPs lack) or too large (one filter exceeds an NP, more NPs than the chip); the reason,
   short and specific, is kept and reported.
@@ -25,10 +30,12 @@ Units: a layer, or a depthwise conv fused with the 1x1 conv it feeds (`separable
 Bit widths per layer come from `Config.layer_bits` (the trace's widths where the NPs support
 them, else the configured precision); the first layer reads raw input at `input_act_bits`.
 
-Placement walks the units in topological order and gives each the free NPs nearest (in mesh
-hops) to its producers' NPs, or to the DMA node for units fed from outside; FC-capable NPs are
-used for conv units last. When the free NPs run out, a new pass starts: the chip is
-reprogrammed and the next units run on the whole mesh again (Akida multi-pass).
+Placement walks the units in topological order, greedily as the akida mapper does, and gives
+each the free NPs of its kind nearest (in mesh hops) to its producers' NPs, or to the DMA node
+for units fed from outside: a conv takes NPs that run no FC layer first, then on-chip FC NPs,
+then streaming ones (and never an FC-only NP, `fc_only_slots`); an FC layer takes an on-chip FC
+NP before a streaming one. When the free NPs of its kind run out, a new pass starts: the chip
+is reprogrammed and the next units run on the whole mesh again (Akida multi-pass).
 """
 
 from __future__ import annotations
@@ -84,8 +91,23 @@ class Mesh:
     hops: dict[tuple[int, int], dict[tuple[int, int], int]]
     slots: list[Slot]
     fnp_slots: set[Slot]
+    """NPs that run fully connected layers (with their weights on chip or in DRAM)."""
     dma: tuple[int, int]
     links: int = field(default=0)
+    external_slots: set[Slot] | None = None
+    """FC NPs that stream their weights from DRAM (None: every FC NP can)."""
+    fc_only: set[Slot] = field(default_factory=set)
+    """FC NPs that run no convolution."""
+
+    def rank(self, slot: Slot, kind: str) -> int:
+        """Order in which a unit of `kind` takes NPs (as the akida mapper does): a conv takes
+        NPs that run no FC layer first, then FC NPs with weights on chip, then those that
+        stream from DRAM; an FC layer takes on-chip FC NPs before streaming ones."""
+        fc = slot in self.fnp_slots
+        external = fc and self.external_slots is not None and slot in self.external_slots
+        if kind == "cnp":
+            return 2 if external else 1 if fc else 0
+        return 1 if external else 0
 
 
 def build_mesh(arch: Config) -> Mesh:
@@ -109,11 +131,33 @@ def build_mesh(arch: Config) -> Mesh:
         first = arch.dma_reserved_nps if pos == dma else 0
         for i in range(first, arch.nps_per_node):
             slots.append((pos, i))
-            if i < arch.fnp_per_node:
+            if arch.fnp_slots is None and i < arch.fnp_per_node:
                 fnp.add((pos, i))
+    present = set(slots)
+
+    def listed(key: str, entries) -> set[Slot]:
+        out = {((int(c), int(r)), int(i)) for c, r, i in entries}
+        stray = sorted(out - present)
+        if stray:
+            (c, r), i = stray[0]
+            raise ArchError(f"arch '{arch.name}': {key} names NP [{c}, {r}, {i}], which is not "
+                            "an NP of the mesh (node_positions, nps_per_node, dma_node and "
+                            "dma_reserved_nps make the NPs). List only NPs of the mesh.")
+        return out
+
+    if arch.fnp_slots is not None:
+        fnp = listed("fnp_slots", arch.fnp_slots)
+    external = None
+    if arch.fnp_external_slots is not None:
+        external = listed("fnp_external_slots", arch.fnp_external_slots)
+        fnp |= external
+    fc_only = listed("fc_only_slots", arch.fc_only_slots)
+    if fc_only - fnp:
+        raise ArchError(f"arch '{arch.name}': fc_only_slots lists NPs that run no fully "
+                        "connected layer; list them in fnp_slots or fnp_external_slots too.")
     hops = {a: dict(d) for a, d in nx.all_pairs_shortest_path_length(g)}
     return Mesh(graph=g, hops=hops, slots=slots, fnp_slots=fnp, dma=dma,
-                links=g.number_of_edges())
+                links=g.number_of_edges(), external_slots=external, fc_only=fc_only)
 
 
 def producers_of(workload: Workload) -> dict[str, list[str]]:
@@ -166,6 +210,21 @@ def conv_weight_bytes(k: int, s: ConvShape, wbits: int, arch: Config, separable:
     """Bytes of weight memory one NP needs to hold k filters of `s` (or k channels of a
     standalone depthwise) at `wbits` bits per weight; `separable` (not None) fuses the 1x1 conv
     that follows, whose k filters take `pointwise_bits` per weight (default `wbits`)."""
+    word = arch.weight_word_bits
+    if separable is not None and arch.separable_dw_words is not None:
+        pw_bits = wbits if pointwise_bits is None else pointwise_bits
+        dw_words, channel_round = arch.separable_dw_words[wbits]
+        words = (_roundup(s.C, channel_round) * dw_words
+                 + s.C * math.ceil(k * pw_bits / arch.pointwise_word_bits))
+        return math.ceil(words * word / 8)
+    if separable is None and _is_depthwise(s) and arch.depthwise_weight_words is not None:
+        words = _roundup(k * arch.depthwise_weight_words[s.R][wbits], arch.depthwise_words_round)
+        return math.ceil(words * word / 8)
+    if separable is None and not _is_depthwise(s) and arch.conv_weight_words is not None:
+        words, filters = arch.conv_weight_words[s.R][wbits]
+        per_channel = _roundup(math.ceil(_roundup(k, arch.filter_align) / filters) * words,
+                               arch.weight_words_round[wbits])
+        return math.ceil((s.C // s.groups) * per_channel * word / 8)
     eff = arch.weight_packing_efficiency.get(wbits, 1.0)
     if separable is not None:
         unit = arch.separable_alloc_bits
@@ -181,9 +240,10 @@ def conv_weight_bytes(k: int, s: ConvShape, wbits: int, arch: Config, separable:
 
 
 def _stored_filters(k: int, arch: Config) -> int:
-    """Filters an NP's weight memory is laid out for: k when aligned, else k rounded up to
-    twice the alignment (akida 2.19.3 mapper: 65..79 filters take the memory of 80)."""
-    if k % arch.filter_align == 0:
+    """Filters an NP's weight memory is laid out for under the allocation-unit rule: k when
+    aligned, else k rounded up to twice the alignment (akida 2.19.3 mapper, 4-bit 3x3: 65..79
+    filters take the memory of 80); k itself under the word tables, which round on their own."""
+    if k % arch.filter_align == 0 or arch.conv_weight_words is not None:
         return k
     return _roundup(k, 2 * arch.filter_align)
 
@@ -201,14 +261,30 @@ def _filter_groups(total: int, fits, arch: Config, cap: int) -> int:
 
 
 def _stripes_needed(s: ConvShape, act_bits: int, channels: int, arch: Config) -> int:
-    """Fewest row stripes whose input rows fit the NP input memory; 0 if none does."""
+    """Fewest row stripes whose input rows (rounded up to a multiple of `stripe_rows_round`)
+    fit the NP input memory; 0 if none does."""
     n = max(1, math.ceil(s.H / arch.max_stripe_rows))
     while n <= s.E:
-        worst = max(hi - lo for _, _, lo, hi in stripe_rows(s, n))
+        worst = _roundup(max(hi - lo for _, _, lo, hi in stripe_rows(s, n)),
+                         arch.stripe_rows_round)
         if worst * s.W * channels * act_bits / 8 <= arch.np_input_memory_bytes:
             return n
         n += 1
     return 0
+
+
+def _channel_split(s: ConvShape, act_bits: int, least: int, arch: Config) -> tuple[int, int]:
+    """(channel groups, row stripes) of a standalone depthwise conv: the fewest NPs, at least
+    `least` groups (its weights), fewer groups on a tie; the input memory can call for more
+    channel groups as well as more stripes. (groups, 0) when no split fits."""
+    best = (least, 0)
+    for groups in range(least, s.C + 1):
+        stripes = _stripes_needed(s, act_bits, math.ceil(s.C / groups), arch)
+        if stripes and (not best[1] or groups * stripes < best[0] * best[1]):
+            best = (groups, stripes)
+        if best[1] and groups >= best[0] * best[1]:
+            break
+    return best
 
 
 def _unsupported(name: str, producers: tuple[str, ...], layers: tuple[str, ...],
@@ -241,6 +317,21 @@ def kernel_problem(s: ConvShape, strides: dict[int, tuple[int, ...]], where: str
     return ""
 
 
+def _layout_problem(s: ConvShape, wbits: int, arch: Config, depthwise: bool, fused: bool) -> str:
+    """Why the NP weight memory has no layout for this kernel at `wbits` ('' when it has)."""
+    if fused:
+        table, what = arch.separable_dw_words, "a separable layer"
+        widths = sorted(table) if table is not None else None
+    else:
+        tables = arch.depthwise_weight_words if depthwise else arch.conv_weight_words
+        what = f"a {s.R}x{s.S} {'depthwise ' if depthwise else ''}convolution"
+        widths = sorted(tables.get(s.R, {})) if tables is not None else None
+    if widths is None or wbits in widths:
+        return ""
+    return (f"{wbits}-bit weights are not supported in {what} on the NPs (widths "
+            f"{', '.join(map(str, widths)) or 'none'})")
+
+
 def conv_unit(layer: Layer, producers: tuple[str, ...], arch: Config, bits: LayerBits,
               filters_cap: int, pointwise: Layer | None = None,
               pointwise_bits: LayerBits | None = None) -> Unit:
@@ -263,7 +354,8 @@ def conv_unit(layer: Layer, producers: tuple[str, ...], arch: Config, bits: Laye
                            "convolution that follows it (separable), and none follows")
     if not depthwise and "conv2d" not in arch.supported_ops:
         return unsupported("conv2d is not in supported_ops")
-    problem = kernel_problem(s, arch.conv_kernel_strides, "on the NPs")
+    problem = kernel_problem(s, arch.conv_kernel_strides, "on the NPs") or \
+        _layout_problem(s, bits.weight, arch, depthwise, pointwise is not None)
     if problem:
         return unsupported(problem)
     if depthwise and pointwise is None:
@@ -284,9 +376,12 @@ def conv_unit(layer: Layer, producers: tuple[str, ...], arch: Config, bits: Laye
                            f"{'s' if channels > 1 else ''} at {bits.weight} bits needs "
                            f"{weight_bytes(1):,} B of weights, an NP holds "
                            f"{arch.np_weight_memory_bytes:,} B")
+    if channel_split:
+        groups, stripes = _channel_split(s, bits.act, groups, arch)
+    else:
+        stripes = _stripes_needed(s, bits.act, s.C, arch)
     per_np = math.ceil(total / groups)
     channels_per_np = per_np if channel_split else s.C
-    stripes = _stripes_needed(s, bits.act, channels_per_np, arch)
     if stripes == 0:
         return unsupported(f"too large: one input row ({s.W} x {channels_per_np} x {bits.act} "
                            f"bits) does not fit the {arch.np_input_memory_bytes:,} B NP input "
@@ -418,23 +513,25 @@ def place(units: list[Unit], arch: Config, mesh: Mesh) -> list[Unit]:
     out: list[Unit] = []
     pass_index = 0
     free = set(mesh.slots)
-    all_cnp, all_fnp = len(mesh.slots), len(mesh.fnp_slots)
     for unit in units:
         if unit.kind == "input_unit":
             unit = replace(unit, pass_index=pass_index)
         elif unit.kind in ("cnp", "fnp"):
             n = unit.np_count
-            capacity = all_cnp if unit.kind == "cnp" else all_fnp
+            eligible = _eligible(unit, mesh)
+            capacity = len([s for s in mesh.slots if eligible(s)])
             if n > capacity:
+                what = ("" if unit.kind == "cnp" else "FC-capable " if not unit.external_weights
+                        or mesh.external_slots is None else "DRAM-streaming FC ")
                 unit = replace(unit, kind="unmappable",
                                reason=f"too large: needs {n} NPs, the chip has {capacity} "
-                                      f"{'' if unit.kind == 'cnp' else 'FC-capable '}NPs")
+                                      f"{what}NPs")
             else:
-                pool = [s for s in free if unit.kind == "cnp" or s in mesh.fnp_slots]
+                pool = [s for s in free if eligible(s)]
                 if n > len(pool):
                     pass_index += 1
                     free = set(mesh.slots)
-                    pool = [s for s in free if unit.kind == "cnp" or s in mesh.fnp_slots]
+                    pool = [s for s in free if eligible(s)]
                 anchors = [slot[0] for p in unit.producers if p in placed
                            and placed[p].pass_index == pass_index for slot in placed[p].nps]
                 if not anchors:
@@ -442,8 +539,7 @@ def place(units: list[Unit], arch: Config, mesh: Mesh) -> list[Unit]:
 
                 def score(slot: Slot, anchors=anchors, kind=unit.kind) -> tuple:
                     dist = sum(mesh.hops[a][slot[0]] for a in anchors) / len(anchors)
-                    spare_fnp = kind == "cnp" and slot in mesh.fnp_slots
-                    return (dist, spare_fnp, slot[0][1], slot[0][0], slot[1])
+                    return (mesh.rank(slot, kind), dist, slot[0][1], slot[0][0], slot[1])
 
                 chosen = tuple(sorted(pool, key=score)[:n])
                 free -= set(chosen)
@@ -451,6 +547,16 @@ def place(units: list[Unit], arch: Config, mesh: Mesh) -> list[Unit]:
         placed[unit.name] = unit
         out.append(unit)
     return out
+
+
+def _eligible(unit: Unit, mesh: Mesh):
+    """Which NPs can run `unit`: any but the FC-only ones for a conv, the FC NPs for a fully
+    connected layer, the DRAM-streaming ones when its weights stay off chip."""
+    if unit.kind == "cnp":
+        return lambda slot: slot not in mesh.fc_only
+    if unit.external_weights and mesh.external_slots is not None:
+        return lambda slot: slot in mesh.external_slots
+    return lambda slot: slot in mesh.fnp_slots
 
 
 def _criteria(units: list[Unit]) -> tuple[int, int, int]:
