@@ -21,7 +21,9 @@ from accelsim.errors import AccelsimError
 if TYPE_CHECKING:
     from accelsim.results import RunResult
 
-stderr = Console(stderr=True, soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True, markup=False)
+"""Logs and errors. Text from files (names, paths, messages) is never read as rich markup; the
+few calls that style their own words pass `markup=True` and escape the rest."""
 
 
 def progress_bar(description: str, total: int) -> Progress:
@@ -30,7 +32,7 @@ def progress_bar(description: str, total: int) -> Progress:
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=stderr, transient=True, disable=not stderr.is_terminal,
     )
-    progress.add_task(description, total=total)
+    progress.add_task(escape(description), total=total)
     return progress
 
 
@@ -49,14 +51,15 @@ def _fmt(value: object) -> str:
 
 
 def print_table(df: pd.DataFrame, columns: Sequence[str], title: str = "") -> None:
-    """Print selected columns of a DataFrame as a rich table on stdout."""
-    table = Table(title=title or None, show_lines=False)
+    """Print selected columns of a DataFrame as a rich table on stdout (title, headers and cells
+    escaped: text from a trace or an arch file is shown as written, never read as markup)."""
+    table = Table(title=escape(title) if title else None, show_lines=False)
     for col in columns:
         numeric = pd.api.types.is_numeric_dtype(df[col]) and not pd.api.types.is_bool_dtype(df[col])
-        table.add_column(col.replace("_vs_dense", ""), justify="right" if numeric else "left",
-                         overflow="fold")
+        table.add_column(escape(col.replace("_vs_dense", "")),
+                         justify="right" if numeric else "left", overflow="fold")
     for _, row in df.iterrows():
-        table.add_row(*(_fmt(row[c]) for c in columns))
+        table.add_row(*(escape(_fmt(row[c])) for c in columns))
     out = Console()
     Console(width=out.width if out.is_terminal else 240).print(table)
 
@@ -104,7 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             tot, d = result.totals(), result.meta["decode"]
             print(f"decode: {d['tokens']} tokens in {d['steps']} steps of {d['batch']} against a "
                   f"KV cache of {d['context']}: {_fmt(tot['tokens_per_s'])} tokens/s, "
-                  f"{_fmt(tot['latency_per_token_s'])} s and {_fmt(tot['energy_per_token_pj'])} "
+                  f"{_fmt(tot['latency_s_per_token'])} s and {_fmt(tot['energy_pj_per_token'])} "
                   "pJ per token")
         warned = int((result.layers["warnings"] != "").sum())
         if warned:
@@ -224,11 +227,11 @@ def cmd_sparsify(args: argparse.Namespace) -> int:
         result = sparsify(
             workload, args.method, target=args.target, threshold=args.threshold,
             scope=args.scope, normalize=args.normalize, k=args.k,
-            keep_fraction=args.keep_fraction, n=args.n, m=args.m, layers=args.layers,
-            output_error=not args.no_output_error,
+            keep_fraction=args.keep_fraction, n=args.n, m=args.m, step=args.step, glu=args.glu,
+            layers=args.layers, output_error=not args.no_output_error,
             on_layer=lambda _name: bar.advance(bar.task_ids[0]))
     for note in result.notes:
-        stderr.print(f"note: {escape(note)}", highlight=False)
+        stderr.print(f"note: {note}", highlight=False)
     save_workload(result.workload, args.output)
     record = result.record
     if args.json:
@@ -237,9 +240,13 @@ def cmd_sparsify(args: argparse.Namespace) -> int:
     else:
         print_table(result.report, REPORT_COLUMNS,
                     title=f"{workload.model}: {args.method} {record['params']}")
+    weighted = ""
+    if "mac_weighted_sparsity_after" in record:
+        weighted = (f" (MAC-weighted {record['mac_weighted_sparsity_before']:.4f} -> "
+                    f"{record['mac_weighted_sparsity_after']:.4f})")
     stderr.print(f"wrote {args.output}: sparsity {record['sparsity_before']:.4f} -> "
-                 f"{record['sparsity_after']:.4f} over {len(record['layers'])} tensor(s)",
-                 highlight=False)
+                 f"{record['sparsity_after']:.4f}{weighted} over {len(record['layers'])} "
+                 "tensor(s)", highlight=False)
     return 0
 
 
@@ -297,7 +304,7 @@ def _add_import_llm(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_import_llm)
 
 
-DECODE_COLUMNS = ["tokens_per_s", "latency_per_token_s", "energy_per_token_pj",
+DECODE_COLUMNS = ["tokens_per_s", "latency_s_per_token", "energy_pj_per_token",
                   "weight_read_bytes_per_token"]
 
 
@@ -321,6 +328,17 @@ def decode_options(args: argparse.Namespace) -> dict:
         raise AccelsimError("--batch and --context apply to --phase decode only; add "
                             "`--phase decode` or drop them.")
     return {"phase": args.phase, "batch": args.batch, "context": args.context}
+
+
+def _fractions(text: str) -> list[float]:
+    try:
+        values = [float(t) for t in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or any(not 0.0 <= v < 1.0 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated sparsities in [0, 1), e.g. 0,0.4,0.5, got '{text}'")
+    return sorted(set(values))
 
 
 def _positive(text: str) -> int:
@@ -362,24 +380,34 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
 
 def _add_sparsify(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "sparsify", help="what-if: zero activations by threshold, top-k, N:M or per channel",
+        "sparsify", help="what-if: zero activations by threshold, TEAL, CATS, top-k, N:M or per "
+                         "channel",
         description="Zero input activations of a trace (values needed) and record the transform "
                     "in its metadata; with weights in the trace, report ||XW - X~W|| / ||XW||.")
     p.add_argument("workload", help="input workload trace (.npz) with activation values")
     p.add_argument("-o", "--output", required=True, type=Path, help="output workload (.npz)")
-    p.add_argument("--method", required=True, choices=["threshold", "topk", "nm", "channel"])
+    p.add_argument("--method", required=True,
+                   choices=["threshold", "teal", "cats", "topk", "nm", "channel"])
     p.add_argument("--target", type=float,
-                   help="threshold/channel: sparsity to reach (share of zeros, 0..1)")
+                   help="threshold/channel/cats: sparsity to reach per tensor; teal: MAC-weighted "
+                        "sparsity over the selected layers (share of zeros, 0..1)")
     p.add_argument("--threshold", type=float, help="threshold: fixed cut-off, zero every |x| <= T")
     p.add_argument("--scope", choices=["layer", "model"],
-                   help="threshold --target: per layer (default) or one model-wide threshold")
+                   help="threshold --target: per layer (default) or one model-wide cut-off on "
+                        "|x|/RMS (not TEAL's allocation: that is --method teal)")
     p.add_argument("--normalize", choices=["rms", "none"],
                    help="--scope model: divide |x| by each layer's RMS first (default rms)")
     p.add_argument("--k", type=int, help="topk: values kept per row")
     p.add_argument("--keep-fraction", type=float, help="topk: share of each row kept")
     p.add_argument("--n", type=int, help="nm: non-zeros kept per group (e.g. 2)")
     p.add_argument("--m", type=int, help="nm: group size along the reduction axis (e.g. 4)")
-    p.add_argument("--layers", nargs="+", metavar="GLOB", help="only layers matching these globs")
+    p.add_argument("--step", type=float,
+                   help="teal: share of a tensor's elements one greedy step zeroes (default 0.05)")
+    p.add_argument("--glu", nargs=3, metavar=("GATE", "UP", "DOWN"),
+                   help="cats: last name components of a GLU MLP's projections "
+                        "(default gate_proj up_proj down_proj)")
+    p.add_argument("--layers", nargs="+", metavar="GLOB",
+                   help="only layers matching these globs (cats: down projections)")
     p.add_argument("--no-output-error", action="store_true",
                    help="skip the ||XW - X~W|| / ||XW|| computation")
     p.add_argument("--json", action="store_true", help="print the transform record as JSON")
@@ -453,6 +481,36 @@ def _add_import_scalesim(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_import_scalesim)
 
 
+def cmd_import_akida(args: argparse.Namespace) -> int:
+    from accelsim.workload import save_workload
+    from accelsim.workload.akida_import import import_akida_file
+
+    workload = import_akida_file(args.model, args.inputs, frames=args.frames, seed=args.seed)
+    save_workload(workload, args.output)
+    stderr.print(f"wrote {args.output}: {len(workload.layers)} layers from akida model "
+                 f"{args.model}, {workload.source['frames']} input(s) "
+                 f"({workload.source['inputs']})", highlight=False)
+    return 0
+
+
+def _add_import_akida(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "import-akida", help="run a BrainChip akida model and save its layers' input codes",
+        description="Run akida's software forward pass on the inputs and save every NP layer's "
+                    "geometry, bit widths and real input codes as a trace (needs the akida "
+                    "package: pip install 'accelsim[akida]').")
+    p.add_argument("model", type=Path, help="akida model (.fbz), or a quantized Keras .h5 "
+                   "(converted with cnn2snn)")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output workload (.npz)")
+    p.add_argument("--inputs", type=Path, default=None,
+                   help="model inputs, a .npy of (N, H, W, C) integer codes (default: "
+                        "--frames random codes over the input's range)")
+    p.add_argument("--frames", type=int, default=4,
+                   help="how many inputs to generate when --inputs is not given (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated inputs")
+    p.set_defaults(func=cmd_import_akida)
+
+
 def cmd_capture(args: argparse.Namespace) -> int:
     from accelsim.workload import save_workload
     from accelsim.workload.recipes import recipe_options, run_recipe
@@ -492,6 +550,7 @@ def _add_capture(sub: argparse._SubParsersAction) -> None:
 SUMMARY_SHOWN = {"latency_s": "latency_s", "throughput_per_s": "throughput_per_s",
                  "energy_j": "energy_j", "edp_js": "edp_js", "area_mm2": "area_mm2",
                  "speedup_vs_dense": "speedup", "energy_saving_vs_dense": "energy_saving",
+                 "tokens_per_s": "tokens_per_s", "energy_pj_per_token": "energy_pj_per_token",
                  "speedup_vs_baseline": "speedup_vs_baseline",
                  "energy_saving_vs_baseline": "energy_saving_vs_baseline"}
 
@@ -501,7 +560,7 @@ def warn_coverage(result: RunResult) -> None:
     note = result.coverage_note()
     if note:
         stderr.print(f"[yellow]warning:[/] {escape(str(result.meta.get('arch')))}: {escape(note)}",
-                     highlight=False)
+                     highlight=False, markup=True)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -516,6 +575,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "compare needs one or more architecture YAML files followed by one workload trace "
             f"(.npz), got {' '.join(args.inputs)}. Example: accelsim compare "
             "arch_configs/tpu_like_128x128_ws.yaml arch_configs/a100.yaml workloads/digits_cnn.npz")
+    if args.sparsities and args.phase != "decode":
+        raise AccelsimError("--sparsities sweeps LLM decode: add `--phase decode` (and a causal "
+                            "LM's trace), or drop --sparsities.")
     archs = [load_arch(p) for p in arch_paths]
     baseline = load_arch(args.baseline) if args.baseline else None
     workload = load_workload(workload_path)
@@ -529,6 +591,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
                  "report.html`)", highlight=False)
     for result in results:
         warn_coverage(result)
+    if args.sparsities:
+        from accelsim.compare import decode_sparsity_sweep
+
+        with progress_bar("sparsity sweep", len(args.sparsities) * runs) as bar:
+            sweep = decode_sparsity_sweep(
+                ([baseline] if baseline is not None else []) + archs, workload, args.sparsities,
+                out, method=args.sparsify_method, batch=args.batch, context=args.context,
+                on_point=lambda _a, _s: bar.advance(bar.task_ids[0]))
+        print_table(sweep, ["arch", "target_sparsity", "sparsity", "tokens_per_s",
+                            "energy_pj_per_token", "speedup_vs_dense", "speedup_vs_first"],
+                    title=f"decode vs activation sparsity ({args.sparsify_method}); speed-up vs "
+                          "each arch's dense equivalent and vs its first point")
     table = summary_table(results).rename(columns=SUMMARY_SHOWN)
     from accelsim.report.content import percent
 
@@ -570,6 +644,13 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                    help="another design to compare every architecture with (e.g. a dense "
                         "accelerator): adds speedup_vs_baseline and energy_saving_vs_baseline")
     add_decode_arguments(p)
+    p.add_argument("--sparsities", type=_fractions, metavar="S1,S2,...",
+                   help="decode: also run every architecture with the linear layers' inputs "
+                        "sparsified to each model-level sparsity (e.g. 0,0.25,0.4,0.5): "
+                        "tokens/s and energy per token vs sparsity, in the report too")
+    p.add_argument("--sparsify-method", default="teal", choices=["teal", "threshold"],
+                   help="how --sparsities sparsifies traces with values (default teal: TEAL's "
+                        "greedy per-layer allocation; shapes-only layers get the density)")
     p.set_defaults(func=cmd_compare)
 
 
@@ -648,8 +729,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_run, _add_inspect, _add_import_scalesim, _add_import_llm, _add_sparsify, _add_capture,
-    _add_breakeven,
+    _add_run, _add_inspect, _add_import_scalesim, _add_import_akida, _add_import_llm,
+    _add_sparsify, _add_capture, _add_breakeven,
     _add_compare, _add_report,
     _add_sweep,
 ]
@@ -675,7 +756,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except AccelsimError as exc:
         stderr.print(f"[bold red]accelsim: error:[/] {escape(str(exc))}", highlight=False,
-                     soft_wrap=True)
+                     soft_wrap=True, markup=True)
         return 2
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -14,14 +14,17 @@ run has no result for the layer; `workload.json` names the baseline's run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from accelsim.arch.schema import ArchBase
-from accelsim.results import WORKLOAD_FILE, RunResult, workload_info
+from accelsim.results import DECODE_SWEEP_FILE, WORKLOAD_FILE, RunResult, workload_info
 from accelsim.simulate import Phase, simulate
 from accelsim.workload.layer import Layer, Workload
 
@@ -83,3 +86,75 @@ def run_compare(
         info["baseline"] = runs[0]
     (out / WORKLOAD_FILE).write_text(json.dumps(info, indent=2, default=str))
     return results
+
+
+def sparsifiable(layer: Layer) -> bool:
+    """Whether `sparsified` sets this layer's input sparsity: linear layers inside the model's
+    blocks (TEAL leaves the output head, `lm_head`, dense)."""
+    return layer.op == "linear" and layer.name.rsplit(".", 1)[-1] != "lm_head"
+
+
+def sparsified(workload: Workload, sparsity: float, method: str = "teal") -> Workload:
+    """`workload` with its `sparsifiable` layers' inputs at activation sparsity `sparsity`
+    (MAC-weighted over them): layers with values through `accelsim.workload.sparsify`
+    (`method`, e.g. TEAL's greedy allocation), the others by lowering their declared density
+    to 1 - sparsity."""
+    from accelsim.workload.sparsify import sparsify
+
+    if sparsity <= 0:
+        return workload
+    out = workload
+    valued = [layer.name for layer in workload.layers
+              if sparsifiable(layer) and layer.act is not None]
+    if valued:
+        out = sparsify(workload, method, target=sparsity, layers=valued, output_error=False).workload
+    layers = [dataclasses.replace(layer, declared_act_density=min(layer.act_density, 1 - sparsity))
+              if sparsifiable(layer) and not layer.has_trace else layer for layer in out.layers]
+    return dataclasses.replace(out, layers=layers)
+
+
+def linear_sparsity(workload: Workload) -> float:
+    """Share of zero inputs over the workload's `sparsifiable` layers, MAC-weighted."""
+    chosen = [layer for layer in workload.layers if sparsifiable(layer)]
+    macs = sum(layer.macs for layer in chosen)
+    return 1 - sum(layer.act_density * layer.macs for layer in chosen) / macs if macs else 0.0
+
+
+def decode_sparsity_sweep(
+    archs: Sequence[ArchBase],
+    workload: Workload,
+    sparsities: Sequence[float],
+    out_dir: str | Path | None = None,
+    method: str = "teal",
+    batch: int | None = None,
+    context: int | None = None,
+    on_point: Callable[[str, float], None] | None = None,
+) -> pd.DataFrame:
+    """Decode figures of every arch at every model-level activation sparsity (the workload
+    `sparsified` by `method`): achieved sparsity, tokens/s, latency and energy per token, weight
+    bytes per token, the speed-up over the arch's own dense equivalent and over its run at the
+    first sparsity. Written to `DECODE_SWEEP_FILE` in `out_dir` when given."""
+    rows = []
+    for target in sparsities:
+        variant = sparsified(workload, target, method)
+        achieved = linear_sparsity(variant)
+        for arch in archs:
+            tot = simulate(variant, arch, phase="decode", batch=batch, context=context).totals()
+            rows.append({"arch": arch.name, "method": method if target > 0 else "none",
+                         "target_sparsity": target, "sparsity": achieved,
+                         "tokens_per_s": tot["tokens_per_s"],
+                         "latency_s_per_token": tot["latency_s_per_token"],
+                         "energy_pj_per_token": tot["energy_pj_per_token"],
+                         "weight_read_bytes_per_token": tot.get("weight_read_bytes_per_token",
+                                                                math.nan),
+                         "speedup_vs_dense": tot["speedup_vs_dense"],
+                         "covered_macs_fraction": tot["covered_macs_fraction"]})
+            if on_point is not None:
+                on_point(arch.name, target)
+    df = pd.DataFrame(rows)
+    first = df.groupby("arch", sort=False)["tokens_per_s"].transform("first")
+    df["speedup_vs_first"] = df["tokens_per_s"] / first
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        df.to_csv(Path(out_dir) / DECODE_SWEEP_FILE, index=False)
+    return df

@@ -18,7 +18,7 @@ ceil(T / B) decode steps of B consecutive tokens (`batch`); then
   Q at the layer's measured density, the probabilities and the cache dense.
 
 Results keep one row per trace layer, the sums over its steps, plus `decode_steps`, `tokens`,
-`latency_per_token_s`, `energy_per_token_pj`, `tokens_per_s` (tokens / the layer's latency)
+`latency_s_per_token`, `energy_pj_per_token`, `tokens_per_s` (tokens / the layer's latency)
 and, where the engine reports the weight bytes it reads, `weight_read_bytes_per_token`. A
 shapes-only linear layer is one representative step counted for all steps.
 """
@@ -165,13 +165,15 @@ def aggregate(name: str, steps: Sequence[tuple[dict, int]], tokens: int) -> dict
     """One result row for trace layer `name` from the rows of its decode steps (each counted
     `repeat` times): sums of what adds up, MAC-weighted densities, cycle-weighted
     utilisation, ratios recomputed from the sums, and the per-token columns."""
-    first = steps[0][0]
     weights = [r for _, r in steps]
+    columns = dict.fromkeys(c for s, _ in steps for c in s)
     row: dict = {"layer": name}
-    for col, value in first.items():
-        values = [s[col] for s, _ in steps]
+    for col in columns:
         if col == "layer":
             continue
+        value = next(s[col] for s, _ in steps if col in s)
+        blank = 0.0 if col.startswith("energy_") and col.endswith("_pj") else math.nan
+        values = [s.get(col, blank) for s, _ in steps]
         if col == "warnings":
             notes = [w for v in values for w in str(v).split("; ") if w]
             row[col] = "; ".join(dict.fromkeys(notes))
@@ -192,8 +194,8 @@ def aggregate(name: str, steps: Sequence[tuple[dict, int]], tokens: int) -> dict
                                      if row["energy_pj"] else math.nan)
     row["decode_steps"] = sum(weights)
     row["tokens"] = tokens
-    row["latency_per_token_s"] = latency / tokens
-    row["energy_per_token_pj"] = row["energy_pj"] / tokens
+    row["latency_s_per_token"] = latency / tokens
+    row["energy_pj_per_token"] = row["energy_pj"] / tokens
     row["tokens_per_s"] = tokens / latency if latency else math.nan
     if "weight_read_bytes" in row:
         row["weight_read_bytes_per_token"] = row["weight_read_bytes"] / tokens

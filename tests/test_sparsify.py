@@ -1,7 +1,9 @@
-"""What-if sparsification: exact targets, output error, aliasing, metadata and clean errors."""
+"""What-if sparsification: exact targets, TEAL and CATS, output error, aliasing, metadata and
+clean errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Iterator
@@ -18,9 +20,13 @@ from accelsim.workload import ConvShape, GemmShape, Layer, Workload, load_worklo
 from accelsim.workload.kernels import keep_largest_mask
 from accelsim.workload.output_error import conv2d_output, relative_output_error
 from accelsim.workload.reduction import reduction_view
-from accelsim.workload.sparsify import SparsifyError, sparsify
+from accelsim.workload.sparsify import SparsifyError, greedy_allocation, sparsify
 from accelsim.workload.stats import nm_conformance, nm_excess
-from tests.reference import conv2d_reference, keep_largest_mask_reference
+from tests.reference import (
+    conv2d_reference,
+    greedy_allocation_reference,
+    keep_largest_mask_reference,
+)
 
 try:
     import torch
@@ -318,6 +324,17 @@ def test_selecting_an_alias_transforms_the_shared_tensor():
     ("nm", {"n": 2, "m": 4, "layers": ["nope*"]}, "matches no layer"),
     ("nm", {"n": 2, "m": 4, "layers": ["mask"]}, "only a non-zero mask"),
     ("nm", {"n": 2, "m": 4, "layers": ["shapes"]}, "no activation array"),
+    ("teal", {}, "needs target"),
+    ("teal", {"target": 0.5, "step": 0.0}, "must be in (0, 1]"),
+    ("teal", {"target": 0.5, "step": 1.5}, "must be in (0, 1]"),
+    ("teal", {"target": 0.5, "k": 2}, "does not take k"),
+    ("teal", {"target": 0.5, "layers": ["qk"]}, "no selected layer is a linear or conv2d"),
+    ("teal", {"target": 0.5, "layers": ["mask"]}, "only a non-zero mask"),
+    ("cats", {}, "needs target"),
+    ("cats", {"target": 0.5, "step": 0.1}, "does not take step"),
+    ("cats", {"target": 0.5, "glu": ["a", "b"]}, "three different names"),
+    ("cats", {"target": 0.5, "glu": ["a", "a", "b"]}, "three different names"),
+    ("cats", {"target": 0.5}, "found no GLU MLP"),
 ])
 def test_bad_arguments_give_clear_errors(method, kwargs, needle):
     with pytest.raises(SparsifyError) as err:
@@ -415,3 +432,368 @@ def test_real_trace_kernel_matches_reference_on_its_rows():
         for seg in (4, a.shape[1]):
             got = keep_largest_mask(a, seg, keep)
             assert got.tolist() == keep_largest_mask_reference(a.tolist(), seg, keep)
+
+
+# --- teal ------------------------------------------------------------------------------------
+
+WEIGHT_OPS = ("linear", "conv2d")
+TOY_TENSORS = ["conv", "dw", "q"]  # toy()'s weight-layer inputs; 'k' reads 'q', 'qk' is a matmul
+
+
+def tensor_readers(w: Workload) -> dict[str, list[Layer]]:
+    """Each weight-layer input tensor of `w` (keyed by its owner) and the weight layers reading it."""
+    readers: dict[str, list[Layer]] = {}
+    for layer in w.layers:
+        if layer.op in WEIGHT_OPS:
+            readers.setdefault(layer.alias_of or layer.name, []).append(layer)
+    return readers
+
+
+def mac_weighted_sparsity(w: Workload, owners: Iterable[str]) -> tuple[float, float]:
+    """The share of zeros over the tensors `owners` of `w`, each weighted by the dense MACs of
+    the layers reading it, and half the largest weight of one element (as a share): the
+    rounding a target can be met to."""
+    readers = tensor_readers(w)
+    owners = list(owners)
+    total = sum(layer.macs for o in owners for layer in readers[o])
+    weighted = half = 0.0
+    for o in owners:
+        a = w.layer(o).act
+        macs = sum(layer.macs for layer in readers[o])
+        weighted += zeros(a) / a.size * macs
+        half = max(half, macs / a.size / 2)
+    return weighted / total, half / total
+
+
+def squared_errors(res, column: str = "rel_output_error") -> float:
+    """Sum over the report's layers of the squared relative error."""
+    return float(np.nansum(res.report[column].to_numpy() ** 2))
+
+
+@pytest.mark.parametrize(("extra", "step"), [(0.1, 0.05), (0.5, 0.05), (0.5, 0.3), (0.97, 0.1),
+                                             (1.0, 0.05)])
+def test_teal_reaches_the_mac_weighted_target_within_one_step(extra, step):
+    w = toy(11)
+    natural, _ = mac_weighted_sparsity(w, TOY_TENSORS)
+    target = natural + extra * (1 - natural)
+    res = sparsify(w, "teal", target=target, step=step)
+    assert res.record["layers"] == TOY_TENSORS
+    got, half = mac_weighted_sparsity(res.workload, TOY_TENSORS)
+    assert abs(got - target) <= half + 1e-12
+    assert res.record["mac_weighted_sparsity_after"] == pytest.approx(got, rel=1e-12)
+    assert res.record["mac_weighted_sparsity_before"] == pytest.approx(natural, rel=1e-12)
+    alloc = res.record["allocation"]
+    for name in TOY_TENSORS:
+        before, after = w.layer(name).act, res.workload.layer(name).act
+        assert zeros(after) == round(alloc[name]["sparsity"] * after.size) >= zeros(before)
+        check_only_zeroed(before, after)
+        # Within a tensor the zeros are its smallest |x|, equal ones kept in the lower position.
+        shape = w.layer(name).shape
+        flat = np.abs(reduction_view(before, shape).astype(np.float64)).reshape(1, -1)
+        kept = keep_largest_mask_reference(flat.tolist(), flat.size, [flat.size - zeros(after)])
+        assert (reduction_view(after, shape) != 0).ravel().tolist() == [
+            k and v != 0 for k, v in zip(kept[0], flat[0])]
+    macs = {n: w.layer(n).macs for n in ("conv", "dw", "q", "k")}
+    assert alloc["q"]["mac_share"] == pytest.approx((macs["q"] + macs["k"]) / sum(macs.values()))
+    assert alloc["q"]["criterion"] == {"q": "rel_output_error", "k": "rel_output_error"}
+    assert res.workload.layer("k").act is res.workload.layer("q").act
+    assert res.workload.layer("qk").act is w.layer("qk").act
+    assert any("left out 1 layer" in n and "qk" in n for n in res.notes)
+    assert any("skipped 'mask'" in n for n in res.notes)
+
+
+def test_teal_leaves_a_selection_already_at_its_target_unchanged():
+    w = toy(11)
+    natural, _ = mac_weighted_sparsity(w, TOY_TENSORS)
+    res = sparsify(w, "teal", target=0.9 * natural)
+    for name in TOY_TENSORS:
+        np.testing.assert_array_equal(res.workload.layer(name).act, w.layer(name).act)
+    assert res.record["greedy_steps"] == 0 and res.record["objective_after"] == 0.0
+    assert any("nothing was zeroed" in n for n in res.notes)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_greedy_allocation_matches_reference(data):
+    count = data.draw(st.integers(1, 5))
+    sizes = [data.draw(st.integers(1, 30)) for _ in range(count)]
+    start = [data.draw(st.integers(0, s)) for s in sizes]
+    macs = [float(data.draw(st.integers(1, 1000))) for _ in range(count)]
+    costs = st.floats(0, 10) | st.sampled_from([0.0, 1.0, math.inf])  # ties and dead ends
+    tables = [data.draw(st.lists(costs, min_size=s + 1, max_size=s + 1)) for s in sizes]
+    target, step = data.draw(st.floats(0, 1)), data.draw(st.floats(0.01, 1))
+
+    def cost(i: int, z: int) -> float:
+        return tables[i][z]
+
+    got = greedy_allocation(sizes, start, macs, cost, target, step)
+    assert got == greedy_allocation_reference(sizes, start, macs, cost, target, step)
+
+
+def two_layer_trace(seed: int, weights: bool = True) -> Workload:
+    """Two linear layers of equal MACs: in 'a' every other channel is a thousand times smaller
+    than the rest (half of it is nearly free to zero), 'b' is plain Gaussian."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((32, 16))
+    a[:, ::2] *= 1e-3
+    b = rng.standard_normal((32, 16))
+    shape = GemmShape(M=32, K=16, N=8)
+    return Workload("two", [
+        Layer(name, "linear", shape, act=x.astype(np.float16),
+              weight=rng.standard_normal((16, 8)).astype(np.float16) if weights else None)
+        for name, x in (("a", a), ("b", b))
+    ])
+
+
+@pytest.mark.parametrize("weights", [True, False])
+def test_teal_gives_more_sparsity_where_zeroing_costs_less(weights):
+    w = two_layer_trace(12, weights)
+    res = sparsify(w, "teal", target=0.5)
+    alloc = res.record["allocation"]
+    assert alloc["a"]["sparsity"] > 0.5 > alloc["b"]["sparsity"]
+    assert (alloc["a"]["sparsity"] + alloc["b"]["sparsity"]) / 2 == pytest.approx(0.5, abs=1 / 1024)
+    column = "rel_output_error" if weights else "rel_act_error"
+    assert alloc["a"]["criterion"] == {"a": column}
+    assert res.record["objective_after"] == pytest.approx(squared_errors(res, column), rel=1e-9)
+    uniform = sparsify(w, "threshold", target=0.5)
+    assert squared_errors(res, column) < squared_errors(uniform, column)
+
+
+def test_teal_without_weights_uses_the_input_error_of_every_reader():
+    w = toy(13)
+    w.layers = [dataclasses.replace(layer, weight=None) for layer in w.layers]
+    res = sparsify(w, "teal", target=0.7)
+    assert res.record["allocation"]["q"]["criterion"] == {"q": "rel_act_error",
+                                                          "k": "rel_act_error"}
+    report = res.report.set_index("layer")
+    assert report["rel_output_error"].isna().all()
+    expected = sum(report.loc[n, "rel_act_error"] ** 2 for n in ("conv", "dw", "q", "k"))
+    assert res.record["objective_after"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_teal_layers_restrict_the_tensors_and_the_target():
+    w = toy(14)
+    res = sparsify(w, "teal", target=0.7, layers=["conv", "dw"])
+    assert res.record["layers"] == ["conv", "dw"]
+    got, half = mac_weighted_sparsity(res.workload, ["conv", "dw"])
+    assert abs(got - 0.7) <= half
+    assert res.workload.layer("q").act is w.layer("q").act
+
+
+@pytest.mark.skipif(not DIGITS.is_file(), reason="workloads/digits_cnn.npz not produced yet")
+def test_real_trace_teal_beats_a_uniform_share_at_the_same_mac_weighted_sparsity():
+    w = load_workload(DIGITS)
+    owners = list(tensor_readers(w))
+    teal = sparsify(w, "teal", target=0.5)
+    got, half = mac_weighted_sparsity(teal.workload, owners)
+    assert abs(got - 0.5) <= half
+    assert teal.record["objective_after"] == pytest.approx(squared_errors(teal), rel=1e-9)
+    low, high = 0.0, 1.0  # the smallest uniform share at least as sparse, MAC-weighted
+    for _ in range(20):
+        mid = (low + high) / 2
+        probe = sparsify(w, "threshold", target=mid, output_error=False).workload
+        low, high = (mid, high) if mac_weighted_sparsity(probe, owners)[0] < got else (low, mid)
+    uniform = sparsify(w, "threshold", target=high)
+    assert mac_weighted_sparsity(uniform.workload, owners)[0] >= got
+    assert squared_errors(teal) < squared_errors(uniform)
+
+
+# --- cats ------------------------------------------------------------------------------------
+
+def silu(z: np.ndarray) -> np.ndarray:
+    return z / (1 + np.exp(-z))
+
+
+def glu_trace(seed: int, *, names: tuple[str, str, str] = ("gate_proj", "up_proj", "down_proj"),
+              suffix: str = "", weights: bool = True, blocks: int = 2, tokens: int = 8,
+              hidden: int = 10, inter: int = 16) -> tuple[Workload, dict[str, np.ndarray]]:
+    """A trace of `blocks` SiLU-gated MLPs built in numpy, and per down projection the exact
+    gate activations |silu(x W_gate)| (float64, from the stored float16 x and W_gate)."""
+    rng = np.random.default_rng(seed)
+    gate_name, up_name, down_name = names
+    layers, gates = [], {}
+    for b in range(blocks):
+        p = f"model.layers.{b}.mlp."
+        x = rng.standard_normal((tokens, hidden)).astype(np.float16)
+        wg, wu = (rng.standard_normal((2, hidden, inter)) / 2).astype(np.float16)
+        wd = rng.standard_normal((inter, 6)).astype(np.float16)
+        x64 = x.astype(np.float64)
+        act = silu(x64 @ wg.astype(np.float64))
+        d = (act * (x64 @ wu.astype(np.float64))).astype(np.float16)
+        up_shape = GemmShape(M=tokens, K=hidden, N=inter)
+        layers += [
+            Layer(p + gate_name + suffix, "linear", up_shape, act=x,
+                  weight=wg if weights else None),
+            Layer(p + up_name + suffix, "linear", up_shape, alias_of=p + gate_name + suffix,
+                  act=x, weight=wu if weights else None),  # reads the gate's tensor, as loaded
+            Layer(p + down_name + suffix, "linear", GemmShape(M=tokens, K=inter, N=6), act=d,
+                  weight=wd if weights else None),
+        ]
+        gates[p + down_name + suffix] = np.abs(act)
+    layers.append(Layer("lm_head", "linear", GemmShape(M=tokens, K=hidden, N=5),
+                        act=rng.standard_normal((tokens, hidden)).astype(np.float16)))
+    return Workload("glu", layers), gates
+
+
+def check_cats_against_direct_gate(before: np.ndarray, after: np.ndarray, gate: np.ndarray,
+                                   target: float, reported_cut: float) -> None:
+    """`after` zeroes exactly the entries whose directly computed gate |act(gate(x))| is below
+    a cut-off that leaves round(target * n) zeros, and the reported cut-off is the largest gate
+    zeroed (to float16 precision of the traced input)."""
+    want = max(zeros(before), math.floor(target * before.size + 0.5))
+    ranked = np.sort(gate.ravel())
+    below, above = ranked[want - 1], ranked[want]
+    # Precondition of the check, not of the method: the float16 input (2^-11 relative) cannot
+    # move a gate across this cut.
+    assert above - below > 2e-3 * above
+    np.testing.assert_array_equal(after == 0, (gate < (below + above) / 2) | (before == 0))
+    assert zeros(after) == want
+    assert reported_cut == pytest.approx(below, rel=2e-3)
+    check_only_zeroed(before, after)
+
+
+@pytest.mark.parametrize("target", [0.25, 0.5, 0.8])
+def test_cats_zeroes_exactly_the_entries_with_the_smallest_gate(target):
+    w, gates = glu_trace(1)
+    res = sparsify(w, "cats", target=target)
+    assert res.record["layers"] == list(gates)
+    assert res.record["params"] == {"target": target, "glu": ["gate_proj", "up_proj", "down_proj"]}
+    report = res.report.set_index("layer")
+    for name, gate in gates.items():
+        block = res.record["glu_blocks"][name]
+        assert block["gate"] == name.replace("down_proj", "gate_proj")
+        assert block["up"] == name.replace("down_proj", "up_proj") and block["up_zero"] == 0
+        assert report.loc[name, "threshold"] == block["gate_threshold"]
+        check_cats_against_direct_gate(w.layer(name).act, res.workload.layer(name).act, gate,
+                                       target, block["gate_threshold"])
+        wd = w.layer(name).weight.astype(np.float64)
+        x, xs = w.layer(name).act.astype(np.float64), res.workload.layer(name).act.astype(np.float64)
+        assert report.loc[name, "rel_output_error"] == pytest.approx(
+            np.linalg.norm((x - xs) @ wd) / np.linalg.norm(x @ wd), rel=1e-10)
+    for layer in w.layers:
+        if layer.name not in gates:
+            assert res.workload.layer(layer.name).act is layer.act
+
+
+def test_cats_where_up_is_zero():
+    w, _ = glu_trace(3, blocks=1)
+    up, down = w.layer("model.layers.0.mlp.up_proj"), w.layer("model.layers.0.mlp.down_proj")
+    up.weight[:, 3] = 0  # up(x) = 0, so the product is 0 whatever the gate ...
+    down.act[:, 3] = 0
+    up.weight[:, 5] = 0  # ... but here the traced input is not: the gate is unknown
+    res = sparsify(w, "cats", target=0.5)
+    after = res.workload.layer(down.name).act
+    np.testing.assert_array_equal(after[:, 5], down.act[:, 5])
+    assert zeros(after) == after.size // 2
+    assert res.record["glu_blocks"][down.name]["up_zero"] == 2 * after.shape[0]
+    assert any("up(x) = 0" in n and "kept" in n for n in res.notes)
+
+
+def test_cats_refuses_a_trace_without_weights(tmp_path, capsys):
+    w, _ = glu_trace(4, weights=False)
+    with pytest.raises(SparsifyError, match="--with-weights"):
+        sparsify(w, "cats", target=0.5)
+    src = tmp_path / "glu.npz"
+    save_workload(w, src)
+    assert main(["sparsify", str(src), "-o", str(tmp_path / "o.npz"), "--method", "cats",
+                 "--target", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--with-weights" in err and "model.layers.0.mlp.up_proj" in err
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_cats_finds_blocks_by_other_names_and_call_suffixes():
+    w, gates = glu_trace(5, names=("wi_0", "wi_1", "wo"))
+    with pytest.raises(SparsifyError, match="found no GLU MLP.*--glu GATE UP DOWN"):
+        sparsify(w, "cats", target=0.5)
+    res = sparsify(w, "cats", target=0.5, glu=("wi_0", "wi_1", "wo"))
+    assert res.record["layers"] == list(gates)
+    assert res.record["params"]["glu"] == ["wi_0", "wi_1", "wo"]
+    w, gates = glu_trace(5, suffix="@2")
+    res = sparsify(w, "cats", target=0.5)
+    assert res.record["glu_blocks"]["model.layers.1.mlp.down_proj@2"]["gate"] == (
+        "model.layers.1.mlp.gate_proj@2")
+
+
+def test_cats_layers_pick_down_projections_and_values_are_needed():
+    w, gates = glu_trace(6)
+    first, second = gates
+    res = sparsify(w, "cats", target=0.5, layers=["model.layers.1.*"])
+    assert res.record["layers"] == [second]
+    assert res.workload.layer(first).act is w.layer(first).act
+    with pytest.raises(SparsifyError, match="matches no GLU down projection"):
+        sparsify(w, "cats", target=0.5, layers=["lm_head"])
+    down = w.layer(first)
+    down.act_mask, down.act = down.act != 0, None
+    res = sparsify(w, "cats", target=0.5)
+    assert res.record["layers"] == [second]
+    assert any(f"skipped '{first}'" in n for n in res.notes)
+    with pytest.raises(SparsifyError, match="only a non-zero mask"):
+        sparsify(w, "cats", target=0.5, layers=[first])
+
+
+@pytest.mark.skipif(torch is None, reason="needs torch (the capture extra)")
+def test_cats_on_a_captured_glu_mlp_matches_the_gate_computed_directly():
+    from accelsim.workload.capture import capture
+
+    class SwiGLU(torch.nn.Module):
+        """A Llama-style gated MLP, down(silu(gate(x)) * up(x)), without biases."""
+
+        def __init__(self, hidden: int, inter: int) -> None:
+            super().__init__()
+            self.gate_proj = torch.nn.Linear(hidden, inter, bias=False)
+            self.up_proj = torch.nn.Linear(hidden, inter, bias=False)
+            self.down_proj = torch.nn.Linear(inter, hidden, bias=False)
+
+        def forward(self, x):
+            return self.down_proj(torch.nn.functional.silu(self.gate_proj(x)) * self.up_proj(x))
+
+    class OneBlock(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = torch.nn.ModuleList([torch.nn.Module()])
+            self.layers[0].mlp = SwiGLU(12, 20)
+
+        def forward(self, x):
+            return x + self.layers[0].mlp(x)
+
+    torch.manual_seed(5)
+    model = OneBlock()
+    with torch.no_grad():
+        for param in model.parameters():  # float16 values, so the trace stores them exactly
+            param.copy_(param.half().float())
+    x = torch.randn(1, 9, 12).half().float()
+    with pytest.raises(SparsifyError, match="--with-weights"):
+        sparsify(capture(model, x), "cats", target=0.5)
+    w = capture(model, x, with_weights=True)
+    name = "layers.0.mlp.down_proj"
+    assert w.layer("layers.0.mlp.up_proj").alias_of == "layers.0.mlp.gate_proj"
+    res = sparsify(w, "cats", target=0.5)
+    gate_weight = model.layers[0].mlp.gate_proj.weight.detach().double()
+    gate = torch.nn.functional.silu(x.double().reshape(-1, 12) @ gate_weight.T).abs().numpy()
+    check_cats_against_direct_gate(w.layer(name).act, res.workload.layer(name).act, gate, 0.5,
+                                   res.record["glu_blocks"][name]["gate_threshold"])
+
+
+def test_cli_teal_and_cats(tmp_path, capsys):
+    src, out = tmp_path / "in.npz", tmp_path / "out.npz"
+    save_workload(toy(15), src)
+    assert main(["sparsify", str(src), "-o", str(out), "--method", "teal", "--target", "0.6",
+                 "--step", "0.1", "--json"]) == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    assert record["params"] == {"target": 0.6, "step": 0.1}
+    assert (f"MAC-weighted {record['mac_weighted_sparsity_before']:.4f} -> "
+            f"{record['mac_weighted_sparsity_after']:.4f})") in captured.err
+    assert set(record["allocation"]) == set(TOY_TENSORS)
+    assert load_workload(out).extra_meta["transforms"][0]["allocation"] == record["allocation"]
+    assert main(["sparsify", str(src), "-o", str(out), "--method", "teal", "--target", "0.6",
+                 "--step", "2"]) == 2
+    assert "step (--step)" in capsys.readouterr().err
+    glu = tmp_path / "glu.npz"
+    save_workload(glu_trace(8, names=("wi_0", "wi_1", "wo"))[0], glu)
+    assert main(["sparsify", str(glu), "-o", str(out), "--method", "cats", "--target", "0.5",
+                 "--glu", "wi_0", "wi_1", "wo", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["params"] == {"target": 0.5, "glu": ["wi_0", "wi_1", "wo"]}
+    assert record["layers"] == ["model.layers.0.mlp.wo", "model.layers.1.mlp.wo"]

@@ -45,7 +45,7 @@ def write_report(results_dir: str | Path, output: str | Path) -> Path:
 
 def _compare_args(results_dir: str | Path) -> tuple[dict, list, str]:
     from accelsim.report import content, figures
-    from accelsim.results import load_compare
+    from accelsim.results import load_compare, load_decode_sweep
 
     results, info = load_compare(results_dir)
     archs = [str(r.meta.get("arch")) for r in results]
@@ -53,7 +53,7 @@ def _compare_args(results_dir: str | Path) -> tuple[dict, list, str]:
                 summary=content.summary(results), notes=content.notes(results),
                 layers=content.per_layer(results),
                 provenance=content.provenance(results, info))
-    return args, figures.all_figures(results, info), "compare"
+    return args, figures.all_figures(results, info, load_decode_sweep(results_dir)), "compare"
 
 
 def _sweep_args(folder: Path, manifest: dict) -> tuple[dict, list, str]:

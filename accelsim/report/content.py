@@ -17,6 +17,8 @@ SUMMARY_HEADERS = {
     "area_mm2": "area (mm²)", "speedup_vs_dense": "speed-up vs dense",
     "energy_saving_vs_dense": "energy saving vs dense", "bound": "bound",
     "covered_macs_fraction": "coverage (share of MACs)",
+    "tokens_per_s": "decode tokens/s", "latency_s_per_token": "latency per token (s)",
+    "energy_pj_per_token": "energy per token (pJ)",
     "speedup_vs_baseline": "speed-up vs baseline",
     "energy_saving_vs_baseline": "energy saving vs baseline",
 }

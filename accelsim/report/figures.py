@@ -266,7 +266,44 @@ def front_figure(df: pd.DataFrame, front: pd.DataFrame) -> Figure:
     return fig
 
 
-def all_figures(results: Sequence[RunResult], info: dict) -> list[tuple[str, str, Figure]]:
+PUBLISHED_DECODE = [
+    (0.40, 1.53, "TEAL, Llama-2-7B, A100: 1.53x at 40 %"),
+    (0.50, 1.80, "TEAL, Llama-2-7B, A100: 1.8x at 50 %"),
+    (0.50, 1 / 0.85, "CATS, Llama-2-7B / Mistral-7B: ~15 % less latency, 50 % of MLP inputs"),
+]
+"""Published single-batch decode speed-ups over dense at a model-level activation sparsity:
+Liu et al., ICLR 2025 (TEAL, model-wide sparsity; the 1.53x / 1.8x also fit the GPU model's
+activation-sparse kernel); Lee et al., 2024 (CATS, MLP inputs only, so its point sits at its MLP
+sparsity)."""
+
+
+def decode_sweep(sweep: pd.DataFrame) -> Figure:
+    """Tokens/s and energy per token against model-level activation sparsity for every
+    architecture, and each one's speed-up over its own dense equivalent with the published
+    TEAL/CATS points marked."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for arch, g in sweep.groupby("arch", sort=False):
+        g = g.sort_values("sparsity")
+        axes[0].plot(g["sparsity"], g["tokens_per_s"], "o-", label=label(arch))
+        axes[1].plot(g["sparsity"], g["energy_pj_per_token"] * 1e-6, "o-", label=label(arch))
+        axes[2].plot(g["sparsity"], g["speedup_vs_dense"], "o-", label=label(arch))
+    for sparsity, speedup, text in PUBLISHED_DECODE:
+        axes[2].plot([sparsity], [speedup], "k*", markersize=10)
+        axes[2].annotate(text, (sparsity, speedup), xytext=(4, 4), textcoords="offset points",
+                         fontsize=6)
+    axes[2].axhline(1.0, color="black", linewidth=0.8)
+    titles = ("decode tokens/s", "energy per token (µJ)", "speed-up over own dense equivalent")
+    for ax, title in zip(axes, titles):
+        ax.set_xlabel("activation sparsity of block linear inputs (MAC-weighted)")
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def all_figures(results: Sequence[RunResult], info: dict,
+                sweep: pd.DataFrame | None = None) -> list[tuple[str, str, Figure]]:
     """(id, caption, figure) for every figure the data supports, in report order."""
     figs: list[tuple[str, str, Figure | None]] = [
         ("speedup", "Per-layer speed-up over dense", speedup_per_layer(results)),
@@ -278,5 +315,8 @@ def all_figures(results: Sequence[RunResult], info: dict) -> list[tuple[str, str
         figs.append((f"breakeven-{i}", f"GPU break-even curves: {name}", gpu_breakeven(r)))
         figs.append((f"neuromorphic-{i}", f"Events and NP use: {name}", neuromorphic_use(r)))
         figs.append((f"uniform-{i}", f"Trace vs uniform density: {name}", trace_vs_uniform(r)))
+    if sweep is not None:
+        figs.insert(3, ("decode-sweep", "LLM decode: tokens/s and energy per token vs activation "
+                        "sparsity, published TEAL/CATS speed-ups marked", decode_sweep(sweep)))
     figs.append(("graph", "Model graph coloured by activation density", model_graph(info)))
     return [(i, c, f) for i, c, f in figs if f is not None]

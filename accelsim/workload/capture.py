@@ -15,6 +15,13 @@ records, in execution order, the input activation of every
   attention probabilities softmax(QK^T * scale + mask), computed explicitly in float32 since SDPA
   never materialises them; a query row whose keys are all masked, e.g. a padding token, gets
   probabilities 0; second operand V). The model's own SDPA result is returned unchanged.
+  Both layers' `info` carry `heads` (query heads: dimension -3 of a query with at least four
+  dimensions, else 1), `kv_heads` (distinct key/value heads, see below), `head_dim` (of queries
+  and keys), `kv_cache` (`"K"` for attn_qk's second operand, `"V"` for attn_av's: the tensors a
+  decoder keeps in its KV cache) and `causal` (below). `kv_heads` is dimension -3 of the key
+  as SDPA received it, or fewer when the model repeated its key/value heads for grouped-query
+  attention before the call (as transformers' `repeat_kv` does): the smallest g for which K and V
+  are g runs of consecutive heads that are bitwise equal, i.e. what a KV cache has to hold.
 
 Names. A layer made by an `nn.Linear`/`nn.Conv1d`/`nn.Conv2d` (or subclass) takes the module's
 qualified name (`encoder.layer.0.attention.self.query`); any other op takes the name of the
@@ -52,6 +59,25 @@ and values too small for float16 flush to zero; each layer's `info` counts both
 With `with_weights=True` the second operand is stored as `weight/<layer>` in the format's
 layout: linear `[K, N]` (the transpose of `nn.Linear.weight`), conv `[K, C/groups, R, S]`,
 matmul `[batch, K, N]` (e.g. K^T of QK^T, V of AV: an activation, not a parameter).
+
+Causality and decode layout. An attention call is *causal* when no query row of a real token
+puts non-zero probability on a later key (keys aligned to the end of the queries: query i of
+Lq is position i + Lk - Lq of Lk keys), judged on the probabilities computed above, whatever made them
+so (`is_causal=True`, a lower-triangular or sliding-window mask, a mask built by a causal model
+class); padding tokens' rows are not judged. When the model ran SDPA and the inputs tell the
+token layout, the workload's `extra_meta["decode"]` (saved in `__meta__` as `decode`) says
+whether the trace replays as LLM decode (DESIGN.md §5):
+`{"causal": bool, "sequences": S, "sequence_length": T, "padding_rows": [int, ...]}`.
+`causal` is true iff every SDPA call was causal and the model multiplied no other pair of
+activations (an attention computed by explicit matmuls cannot be judged, so it counts as not
+causal). The S x T token rows are ordered sequence-major, position-minor, as the flattened
+`[S, T, hidden]` activations of the token-wise linear layers (whose M is S * T); `padding_rows`
+are the indices s * T + t of padding tokens (attention_mask 0), which decode skips. The layout
+comes from a 2-D `attention_mask` among the inputs (found by that name in nested mappings, as in
+a transformers batch), else from the first linear layer's input when it is `[S, T, features]`
+(no padding then); it is kept only when that first linear input has S * T rows and every SDPA
+call has T queries and S as its leading batch dimension. Otherwise (a CNN, no SDPA, another
+layout) there is no `decode` entry: replaying such a trace as decode is not supported.
 
 Size. The stored arrays are estimated before anything is copied (a first pass records only
 shapes) when `max_mb` is given; a trace over the limit raises `CaptureError` with the
@@ -115,6 +141,21 @@ class _Record:
     info: dict = field(default_factory=dict)
 
 
+@dataclass
+class _Attention:
+    """One `F.scaled_dot_product_attention` call: its two layer records and the evidence for
+    judging it causal."""
+
+    qk: _Record
+    av: _Record
+    batch_dims: tuple[int, ...]
+    """Leading (broadcast) dimensions of the call, e.g. (sequences, heads)."""
+    queries: int
+    """Query rows per batch entry (L)."""
+    peeks: np.ndarray
+    """bool [batch, queries]: the query row gives non-zero probability to a later key."""
+
+
 def _is_tensor(x: Any) -> bool:
     return isinstance(x, torch.Tensor)
 
@@ -163,6 +204,9 @@ class _Recorder(TorchFunctionMode):
         self.keep = keep
         self.keep_second = keep_second
         self.records: list[_Record] = []
+        self.attention: list[_Attention] = []
+        self.first_linear_input: tuple[int, ...] | None = None
+        """Shape of the first linear layer's input before flattening, e.g. [S, T, features]."""
         self.edges: list[tuple[str, str]] = []
         self.skipped: dict[str, int] = {}
         self._prov: dict[int, tuple[weakref.ref, frozenset[str]]] = {}
@@ -332,6 +376,10 @@ class _Recorder(TorchFunctionMode):
                     info["weight_fp16_clamped"] = clamped
         self.records.append(record)
 
+    def _note_linear_input(self, x: torch.Tensor) -> None:
+        if self.first_linear_input is None:
+            self.first_linear_input = tuple(int(d) for d in x.shape)
+
     def _linear(self, func, args, kwargs):
         x = _arg(args, kwargs, 0, "input", None)
         w = _arg(args, kwargs, 1, "weight", None)
@@ -340,6 +388,7 @@ class _Recorder(TorchFunctionMode):
         k = int(x.shape[-1])
         act = x.reshape(-1, k)
         shape = GemmShape(M=int(act.shape[0]), K=k, N=int(w.shape[0]))
+        self._note_linear_input(x)
         self._link(name, x)
         self._add(name, "linear", shape, act, x, w.t(), {"torch_op": "linear"})
         return out, name
@@ -405,6 +454,7 @@ class _Recorder(TorchFunctionMode):
             k = int(a2.shape[-1])
             act = a2.reshape(-1, k)
             name = self._name("linear")
+            self._note_linear_input(a2)
             self._link(name, a)
             self._add(name, "linear", GemmShape(M=int(act.shape[0]), K=k, N=int(b2.shape[-1])),
                       act, a, b2, {"torch_op": getattr(func, "__name__", "matmul")})
@@ -453,20 +503,105 @@ class _Recorder(TorchFunctionMode):
                 else scores + m.float()
         dead_rows = torch.isneginf(scores).all(dim=-1, keepdim=True)
         probs = torch.softmax(scores, dim=-1).masked_fill(dead_rows, 0.0)
+        visible = torch.ones(lq, s, dtype=torch.bool, device=q.device).tril(diagonal=s - lq)
+        peeks = ((probs != 0) & ~visible).any(dim=-1).cpu().numpy()
         vf = vv.expand(*batch_dims, s, ev).reshape(batch, s, ev)
+        per_head = q.dim() >= 4 and min(k.dim(), v.dim()) >= 3
+        heads = {"heads": int(q.shape[-3]) if q.dim() >= 4 else 1,
+                 "kv_heads": _distinct_kv_heads(k, v) if per_head else 1, "head_dim": e}
         qk_name = self._name("attn_qk")
         self._link(qk_name, q, k)
         self._add(qk_name, "matmul", GemmShape(M=lq, K=e, N=s, batch=batch), qf, q, kt,
                   {"torch_op": "scaled_dot_product_attention", "part": "QK^T",
-                   "batch_dims": [int(d) for d in batch_dims]})
+                   "batch_dims": [int(d) for d in batch_dims], **heads, "kv_cache": "K"})
         av_name = self._name("attn_av")
         self.edges.append((qk_name, av_name))
         self._link(av_name, v)
         self._add(av_name, "matmul", GemmShape(M=lq, K=s, N=ev, batch=batch), probs, probs, vf,
                   {"torch_op": "scaled_dot_product_attention",
                    "part": "softmax(QK^T*scale+mask) V", "scale": scale, "is_causal": is_causal,
-                   "fully_masked_rows": int(dead_rows.sum())})
+                   "fully_masked_rows": int(dead_rows.sum()), **heads, "kv_cache": "V"})
+        self.attention.append(_Attention(qk=self.records[-2], av=self.records[-1],
+                                         batch_dims=tuple(int(d) for d in batch_dims),
+                                         queries=lq, peeks=peeks))
         return out, av_name
+
+
+def _distinct_kv_heads(k: torch.Tensor, v: torch.Tensor) -> int:
+    """Distinct key/value heads (dimension -3): the smallest g dividing the head count for which
+    K and V are both g runs of consecutive, bitwise equal heads (heads repeated for GQA)."""
+    n = int(k.shape[-3])
+    for g in range(1, n):
+        if n % g == 0 and all(_runs_of_equal_heads(t, g) for t in (k, v)):
+            return g
+    return n
+
+
+def _runs_of_equal_heads(t: torch.Tensor, groups: int) -> bool:
+    runs = t.unflatten(-3, (groups, t.shape[-3] // groups))
+    return torch.equal(runs, runs[..., :1, :, :].expand_as(runs))
+
+
+def _find_tensor(obj: Any, key: str, depth: int = 0) -> torch.Tensor | None:
+    """The tensor stored under `key` in the nested mappings, lists and tuples of `obj`, if any."""
+    if depth > 8:
+        return None
+    if isinstance(obj, Mapping):
+        if _is_tensor(obj.get(key)):
+            return obj[key]
+        items = list(obj.values())
+    elif isinstance(obj, (list, tuple)):
+        items = list(obj)
+    else:
+        return None
+    for item in items:
+        found = _find_tensor(item, key, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _token_padding(inputs: Any, recorder: _Recorder) -> np.ndarray | None:
+    """bool [S, T]: which tokens are padding, when the inputs and the attention calls tell the
+    token layout (module doc, "Causality and decode layout"); None when they do not."""
+    mask = _find_tensor(inputs, "attention_mask")
+    first = recorder.first_linear_input
+    if mask is not None and mask.dim() == 2:
+        padding = (mask == 0).cpu().numpy()
+    elif first is not None and len(first) == 3:
+        padding = np.zeros(first[:2], dtype=bool)
+    else:
+        return None
+    sequences, length = padding.shape
+    if first is not None and math.prod(first[:-1]) != sequences * length:
+        return None
+    for a in recorder.attention:
+        if a.queries != length or not a.batch_dims or a.batch_dims[0] != sequences:
+            return None
+    return padding
+
+
+def _judge_causality(inputs: Any, recorder: _Recorder) -> dict | None:
+    """Write each attention layer's `causal` and return the workload's `decode` metadata (None
+    when there is no SDPA call or no known token layout)."""
+    if not recorder.attention:
+        return None
+    padding = _token_padding(inputs, recorder)
+    all_causal = True
+    for a in recorder.attention:
+        peeks = a.peeks
+        if padding is not None:
+            peeks = peeks.reshape(padding.shape[0], -1, a.queries) & ~padding[:, None, :]
+        causal = not peeks.any()
+        a.qk.info["causal"] = a.av.info["causal"] = causal
+        all_causal = all_causal and causal
+    if padding is None:
+        return None
+    explicit = any(r.op == "matmul" and r.info.get("torch_op") != "scaled_dot_product_attention"
+                   for r in recorder.records)
+    return {"causal": all_causal and not explicit, "sequences": int(padding.shape[0]),
+            "sequence_length": int(padding.shape[1]),
+            "padding_rows": [int(i) for i in np.flatnonzero(padding)]}
 
 
 def _estimate_bytes(records: list[_Record], keep: Keep, with_weights: bool) -> int:
@@ -554,6 +689,9 @@ def capture(
     operand. `max_mb` refuses a trace whose uncompressed arrays exceed that many MiB (estimated
     by a shapes-only pass before copying anything). `source` is merged into the provenance
     record. `eval_mode` runs the model in eval mode (dropout off), restoring its mode after.
+    A model that ran SDPA on a known token layout gets `extra_meta["decode"]`: whether the trace
+    replays as LLM decode and how its rows map to tokens (module doc, "Causality and decode
+    layout"); any other model gets none.
     """
     if keep not in ("values", "mask"):
         raise CaptureError(f"keep must be 'values' or 'mask', got {keep!r}.")
@@ -573,6 +711,7 @@ def capture(
         recorder = _run(model, inputs, dry_run=False, keep=keep, keep_second=with_weights)
     finally:
         model.train(was_training)
+    decode = _judge_causality(inputs, recorder)
     layers = [_to_layer(r, act_bits, weight_bits) for r in recorder.records]
     owners = {layer.name: layer for layer in layers if layer.alias_of is None}
     for layer in layers:
@@ -591,7 +730,8 @@ def capture(
     src.update(source or {})
     edges = list(dict.fromkeys(recorder.edges))
     return Workload(model=name or type(model).__name__, layers=layers, edges=edges, source=src,
-                    created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+                    created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                    extra_meta={} if decode is None else {"decode": decode})
 
 
 def _too_big_message(model: str, records: list[_Record], keep: Keep, with_weights: bool,

@@ -60,19 +60,27 @@ def layer_output(shape: Shape, act: np.ndarray, weight: np.ndarray) -> np.ndarra
     return np.matmul(np.asarray(act, np.float64), np.asarray(weight, np.float64))
 
 
+def output_norm(shape: Shape, act: np.ndarray, weight: np.ndarray) -> float:
+    """||f(act)||, the Frobenius norm of the layer's output (no bias) for input `act`."""
+    return math.sqrt(float(np.sum(layer_output(shape, act, weight) ** 2)))
+
+
 def relative_output_error(
-    shape: Shape, original: np.ndarray, changed: np.ndarray, weight: np.ndarray
+    shape: Shape, original: np.ndarray, changed: np.ndarray, weight: np.ndarray,
+    reference_norm: float | None = None,
 ) -> float | None:
     """||f(original) - f(changed)|| / ||f(original)|| for the layer's linear map f.
 
     Computed as ||f(original - changed)|| / ||f(original)|| (f is linear); 0 when nothing
     changed, None when the reference output is all zero but the change is not.
+    `reference_norm` is ||f(original)|| when the caller already has it (a transform that
+    evaluates many candidate changes of one input computes it once).
     """
     delta = np.asarray(original, np.float64) - np.asarray(changed, np.float64)
     if not delta.any():
         return 0.0
-    num = math.sqrt(float(np.sum(layer_output(shape, delta, weight) ** 2)))
-    den = math.sqrt(float(np.sum(layer_output(shape, original, weight) ** 2)))
+    num = output_norm(shape, delta, weight)
+    den = output_norm(shape, original, weight) if reference_norm is None else reference_norm
     if den == 0.0:
         return None if num > 0.0 else 0.0
     return num / den
