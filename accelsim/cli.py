@@ -677,7 +677,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from accelsim.sweep import run_sweep
     from accelsim.sweep_spec import expand, load_sweep
 
-    spec = load_sweep(args.sweep)
+    options = decode_options(args)
+    decode = ({"batch": options["batch"], "context": options["context"]}
+              if options["phase"] == "decode" else None)
+    spec = load_sweep(args.sweep, decode=decode)
     points = expand(spec)
     out = Path(args.out or Path("runs") / spec.name)
     stderr.print(f"{spec.name}: {len(points)} design points x {len(spec.workloads)} workloads "
@@ -725,6 +728,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    help="worker processes (local pool or Dask LocalCluster; default: all CPUs)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted sweep in --out, skipping finished points")
+    add_decode_arguments(p)
     p.set_defaults(func=cmd_sweep)
 
 

@@ -26,16 +26,18 @@ def pareto_mask(values: np.ndarray) -> np.ndarray:
 
 
 def pareto_front(df: pd.DataFrame, objectives: tuple[str, ...] = OBJECTIVES) -> pd.DataFrame:
-    """Non-dominated rows per workload, sorted by the first objective. Rows with an objective
-    that is not a finite number (a design without a result) cannot be compared and are never
-    on the front."""
+    """Non-dominated rows per workload, sorted by the first objective. An objective no row of
+    the workload has (area where the area model does not cover the kind) is left out; rows
+    with another objective that is not a finite number (a design without a result) cannot be
+    compared and are never on the front."""
     parts = []
     for _, group in df.groupby("workload", sort=False):
-        values = group[list(objectives)].to_numpy(dtype=float)
+        used = [o for o in objectives if np.isfinite(group[o].to_numpy(dtype=float)).any()]
+        values = group[used].to_numpy(dtype=float)
         finite = np.isfinite(values).all(axis=1)
         mask = np.zeros(len(group), dtype=bool)
         mask[finite] = pareto_mask(values[finite])
-        parts.append(group[mask].sort_values(list(objectives)))
+        parts.append(group[mask].sort_values(used or list(objectives)))
     if not parts:
         return df.iloc[0:0].reset_index(drop=True)
     return pd.concat(parts, ignore_index=True)

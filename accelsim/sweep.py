@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import math
 import os
 import signal
 import sys
@@ -28,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from accelsim.arch.area import area_um2_by_component
-from accelsim.errors import AccelsimError
+from accelsim.errors import AccelsimError, ArchError
 from accelsim.kinds import parse_arch
 from accelsim.sweep_spec import Point, SweepError, SweepSpec, point_hash
 from accelsim.workload.format import file_hash, load_workload
@@ -44,16 +45,22 @@ PR_SET_PDEATHSIG = 1
 _WORKLOADS: dict[str, object] = {}
 
 
-def run_point(arch_data: dict, workload_path: str) -> dict:
-    """Simulate one arch mapping on one workload file (cached per process): totals + area."""
+def run_point(arch_data: dict, workload_path: str, decode: dict | None = None) -> dict:
+    """Simulate one arch mapping on one workload file (cached per process), as LLM decode when
+    `decode` gives the setup: totals + area."""
     from accelsim.simulate import simulate
 
     if workload_path not in _WORKLOADS:
         _WORKLOADS[workload_path] = load_workload(workload_path)
     arch = parse_arch(arch_data, "sweep point")
-    totals = simulate(_WORKLOADS[workload_path], arch).totals()
-    areas = area_um2_by_component(arch)
+    phase = {} if decode is None else {"phase": "decode", **decode}
+    totals = simulate(_WORKLOADS[workload_path], arch, **phase).totals()
     row = {k: v for k, v in totals.items() if k not in ("layer", "op")}
+    try:
+        areas = area_um2_by_component(arch)
+    except ArchError:  # the area model does not cover this kind (GPUs, neuromorphic cores)
+        row["area_mm2"] = math.nan
+        return row
     row.update({f"area_{k}_mm2": v / 1e6 for k, v in areas.items()})
     row["area_mm2"] = sum(areas.values()) / 1e6
     return row
@@ -66,7 +73,8 @@ Task = tuple[str, Point, Path]
 def tasks(spec: SweepSpec, points: list[Point]) -> list[Task]:
     """Every (point, workload) pair with its point_hash."""
     hashes = {w: file_hash(str(w)) for w in spec.workloads}
-    return [(point_hash(p.arch, hashes[w]), p, w) for p in points for w in spec.workloads]
+    return [(point_hash(p.arch, hashes[w], spec.decode), p, w) for p in points
+            for w in spec.workloads]
 
 
 def task_key(phash: str, workload: str) -> tuple[str, str]:
@@ -146,11 +154,11 @@ def _append(f, row: dict) -> None:
     os.fsync(f.fileno())
 
 
-def _local(todo: list[Task], workers: int) -> Iterator[tuple[Task, dict]]:
+def _local(todo: list[Task], workers: int, decode: dict | None) -> Iterator[tuple[Task, dict]]:
     if workers <= 1:
         for task in todo:
             try:
-                row = run_point(task[1].arch, str(task[2]))
+                row = run_point(task[1].arch, str(task[2]), decode)
             except AccelsimError as exc:
                 raise _failed(task, exc) from None
             yield task, row
@@ -161,7 +169,7 @@ def _local(todo: list[Task], workers: int) -> Iterator[tuple[Task, dict]]:
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                initializer=_die_with_parent)
     try:
-        futures = {pool.submit(run_point, t[1].arch, str(t[2])): t for t in todo}
+        futures = {pool.submit(run_point, t[1].arch, str(t[2]), decode): t for t in todo}
         for fut in as_completed(futures):
             yield futures[fut], _result(fut, futures[fut])
     finally:
@@ -189,7 +197,8 @@ def _result(future: Any, task: Task) -> dict:
         raise _failed(task, exc) from None
 
 
-def _dask(todo: list[Task], workers: int, scheduler: str | None) -> Iterator[tuple[Task, dict]]:
+def _dask(todo: list[Task], workers: int, scheduler: str | None,
+          decode: dict | None) -> Iterator[tuple[Task, dict]]:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -203,7 +212,7 @@ def _dask(todo: list[Task], workers: int, scheduler: str | None) -> Iterator[tup
                                dashboard_address=None)
         client = Client(cluster)
     try:
-        futures = {client.submit(run_point, t[1].arch, str(t[2].resolve()), pure=False): t
+        futures = {client.submit(run_point, t[1].arch, str(t[2].resolve()), decode, pure=False): t
                    for t in todo}
         for fut in as_completed(list(futures)):
             yield futures[fut], _result(fut, futures[fut])
@@ -243,9 +252,9 @@ def run_sweep(
     if on_start is not None:
         on_start(len(all_tasks), len(all_tasks) - len(todo))
     if executor == "dask" or scheduler:
-        results = _dask(todo, workers, scheduler)
+        results = _dask(todo, workers, scheduler, spec.decode)
     elif executor == "local":
-        results = _local(todo, workers)
+        results = _local(todo, workers, spec.decode)
     else:
         raise SweepError(f"unknown executor {executor!r}; use local or dask.")
     with open(out / JOURNAL, "a", encoding="utf-8") as f:
@@ -300,6 +309,7 @@ def write_manifest(spec: SweepSpec, points: list[Point], all_tasks: list[Task], 
         "sampling": {"method": spec.method, "samples": spec.samples, "seed": spec.seed},
         "constraints": list(spec.constraints),
         "workloads": [str(w.resolve()) for w in spec.workloads],
+        **({"decode": spec.decode} if spec.decode is not None else {}),
         "points": len(points),
         "duplicate_points": list(getattr(points, "duplicates", [])),
         "tasks": len(all_tasks),

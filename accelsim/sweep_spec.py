@@ -121,6 +121,9 @@ class SweepSpec:
     seed: int
     constraints: tuple[str, ...]
     workloads: tuple[Path, ...]
+    decode: dict | None = None
+    """`{"batch": B, "context": L}` (either may be None) when every point replays the
+    workloads as LLM decode (`accelsim.decode`); None for the traces as captured."""
     spec_hash: str = ""
     """sha256 (first 16 hex digits) of what the sweep computes; see the module docstring."""
 
@@ -336,17 +339,21 @@ def _read_yaml(path: str | Path, missing: str) -> Any:
     return read_yaml(path, SweepError, "YAML")
 
 
-def load_sweep(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep file; every generated arch is validated by `expand`."""
+def load_sweep(path: str | Path, decode: dict | None = None) -> SweepSpec:
+    """Read and validate a sweep file; every generated arch is validated by `expand`.
+    `decode` (`{"batch": B, "context": L}`, from `--phase decode`) replaces the file's own
+    `decode:` mapping."""
     p = Path(path)
     raw = _read_yaml(path, f"{path}: no such sweep file.")
     source = str(path)
     if not isinstance(raw, dict):
         raise SweepError(f"{source}: the top level must be a mapping.")
-    unknown = set(raw) - {"name", "base", "parameters", "sampling", "constraints", "workloads"}
+    unknown = set(raw) - {"name", "base", "parameters", "sampling", "constraints", "workloads",
+                          "decode"}
     if unknown:
         raise SweepError(f"{source}: unknown keys {sorted(map(str, unknown))}; allowed: name, "
-                         "base, parameters, sampling, constraints, workloads.")
+                         "base, parameters, sampling, constraints, workloads, decode.")
+    decode = _decode(raw.get("decode") if decode is None else decode, source)
     for key in ("base", "parameters", "workloads"):
         if not raw.get(key):
             raise SweepError(f"{source}: missing or empty '{key}'.")
@@ -438,11 +445,30 @@ def load_sweep(path: str | Path) -> SweepSpec:
         "sampling": {"method": method, "samples": int(samples or 0), "seed": seed},
         "constraints": list(constraint_texts),
         "workloads": [[w.stem, file_hash(str(w))] for w in files],
+        **({"decode": decode} if decode is not None else {}),
     }
     spec_hash = hashlib.sha256(json.dumps(content, sort_keys=True, default=list).encode())
     return SweepSpec(source=source, name=name, base=base, parameters=params, method=method,
                      samples=int(samples or 0), seed=seed, constraints=constraint_texts,
-                     workloads=files, spec_hash=spec_hash.hexdigest()[:16])
+                     workloads=files, decode=decode, spec_hash=spec_hash.hexdigest()[:16])
+
+
+def _decode(raw: object, source: str) -> dict | None:
+    """The `decode:` mapping checked: None, or batch and context as positive integers/None."""
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        raw = {}
+    if not isinstance(raw, dict) or set(raw) - {"batch", "context"}:
+        raise SweepError(f"{source}: 'decode' must be a mapping with optional 'batch' and "
+                         f"'context' (tokens per step, KV-cache positions), got {_short(raw)}.")
+    for key in ("batch", "context"):
+        value = raw.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 < value <= 2**31):
+            raise SweepError(f"{source}: decode.{key} must be a positive integer, got "
+                             f"{_short(value)}.")
+    return {"batch": raw.get("batch"), "context": raw.get("context")}
 
 
 def _compile(text: str, names: set[str], source: str) -> ast.Expression:
@@ -505,7 +531,9 @@ def expand(spec: SweepSpec) -> Points:
     return Points(points, duplicates)
 
 
-def point_hash(arch: dict, workload_hash: str) -> str:
-    """sha256 over the canonical arch JSON, the workload content hash and the tool version."""
+def point_hash(arch: dict, workload_hash: str, decode: dict | None = None) -> str:
+    """sha256 over the canonical arch JSON, the workload content hash and the tool version (and
+    the decode setup when the sweep replays decode)."""
     canon = json.dumps(arch, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(f"{canon}|{workload_hash}|{__version__}".encode()).hexdigest()[:24]
+    phase = "" if decode is None else "|decode" + json.dumps(decode, sort_keys=True)
+    return hashlib.sha256(f"{canon}|{workload_hash}{phase}|{__version__}".encode()).hexdigest()[:24]

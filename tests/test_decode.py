@@ -229,3 +229,24 @@ def test_steps_that_choose_different_kernels_aggregate_every_column():
              if c.startswith("energy_") and c.endswith("_pj") and c != "energy_pj"]
     assert down[parts].sum() == pytest.approx(down["energy_pj"])
     assert not result.layers[parts].isna().any().any()
+
+
+def test_sweeps_replay_decode_and_resume_only_the_same_setup(tmp_path, capsys):
+    import yaml
+
+    trace = tmp_path / "lm.npz"
+    save_workload(lm(density_down=0.3), trace)
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "decode", "base": str(CONFIGS / "a100.yaml"), "workloads": [str(trace)],
+        "parameters": [{"name": "bw", "path": "memory.0.read_bandwidth_bytes_per_cycle",
+                        "values": [900, 2000]}]}))
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "1", "--phase", "decode"]) == 0
+    points = pd.read_csv(out / "points.csv").sort_values("bw")
+    assert points["tokens_per_s"].is_monotonic_increasing and points["area_mm2"].isna().all()
+    direct = simulate(lm(density_down=0.3), load_arch(CONFIGS / "a100.yaml"), phase="decode")
+    assert points["tokens"].iloc[0] == direct.totals()["tokens"]
+    capsys.readouterr()
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "1", "--resume"]) == 2
+    assert "spec_hash" in capsys.readouterr().err
