@@ -96,15 +96,18 @@ def test_dense_equivalent_keeps_only_dense_and_dtype_switch_revalidates():
         a100.with_dtype("fp8")  # the A100 has no FP8 peak
 
 
-def test_bad_gpu_descriptions_name_the_key():
-    def load(mutate) -> str:
-        data = json.loads(json.dumps(gpu_arch().model_dump(mode="json")))
-        data.pop("precision")
-        mutate(data)
-        with pytest.raises(ArchError) as err:
-            parse_arch(data, "a100-test.yaml")
-        return str(err.value)
+def refused(mutate) -> str:
+    """The error a mutated copy of the A100 description is refused with."""
+    data = json.loads(json.dumps(gpu_arch().model_dump(mode="json")))
+    data.pop("precision")
+    mutate(data)
+    with pytest.raises(ArchError) as err:
+        parse_arch(data, "a100-test.yaml")
+    return str(err.value)
 
+
+def test_bad_gpu_descriptions_name_the_key():
+    load = refused
     assert "unknown dtype" in load(lambda d: d["kernels"]["csr"]["compute_efficiency"].update(fp99=0.1))
     assert "(0, 1]" in load(lambda d: d["kernels"]["csr"]["compute_efficiency"].update(fp16=1.5))
     assert "named 'dense'" in load(lambda d: d["kernels"].pop("dense"))
@@ -423,14 +426,7 @@ def test_dense_picks_small_tiles_or_split_k_for_small_grids():
 
 
 def test_sparse_kernels_may_not_be_more_efficient_than_dense_on_the_same_unit():
-    def load(mutate) -> str:
-        data = json.loads(json.dumps(gpu_arch().model_dump(mode="json")))
-        data.pop("precision")
-        mutate(data)
-        with pytest.raises(ArchError) as err:
-            parse_arch(data, "a100-test.yaml")
-        return str(err.value)
-
+    load = refused
     assert "stream DRAM faster" in load(
         lambda d: d["kernels"]["act_sparse_gemv"].update(bandwidth_efficiency=0.9))
     assert "CUDA cores better" in load(
