@@ -107,13 +107,12 @@ def refused(mutate) -> str:
 
 
 def test_bad_gpu_descriptions_name_the_key():
-    load = refused
-    assert "unknown dtype" in load(lambda d: d["kernels"]["csr"]["compute_efficiency"].update(fp99=0.1))
-    assert "(0, 1]" in load(lambda d: d["kernels"]["csr"]["compute_efficiency"].update(fp16=1.5))
-    assert "named 'dense'" in load(lambda d: d["kernels"].pop("dense"))
-    assert "dram" in load(lambda d: d.update(memory=[]))
-    assert "unknown 'type'" in load(lambda d: d["kernels"]["csr"].update(type="coo"))
-    assert "precision" in load(lambda d: d.update(precision={"act_bits": 8, "weight_bits": 8}))
+    assert "unknown dtype" in refused(lambda d: d["kernels"]["csr"]["compute_efficiency"].update(fp99=0.1))
+    assert "(0, 1]" in refused(lambda d: d["kernels"]["csr"]["compute_efficiency"].update(fp16=1.5))
+    assert "named 'dense'" in refused(lambda d: d["kernels"].pop("dense"))
+    assert "dram" in refused(lambda d: d.update(memory=[]))
+    assert "unknown 'type'" in refused(lambda d: d["kernels"]["csr"].update(type="coo"))
+    assert "precision" in refused(lambda d: d.update(precision={"act_bits": 8, "weight_bits": 8}))
 
 
 def test_kernel_without_an_efficiency_for_the_dtype_is_a_clear_error():
@@ -426,12 +425,11 @@ def test_dense_picks_small_tiles_or_split_k_for_small_grids():
 
 
 def test_sparse_kernels_may_not_be_more_efficient_than_dense_on_the_same_unit():
-    load = refused
-    assert "stream DRAM faster" in load(
+    assert "stream DRAM faster" in refused(
         lambda d: d["kernels"]["act_sparse_gemv"].update(bandwidth_efficiency=0.9))
-    assert "CUDA cores better" in load(
+    assert "CUDA cores better" in refused(
         lambda d: d["kernels"]["csr"]["compute_efficiency"].update(fp16=0.6))
-    assert "efficiency 1" in load(lambda d: d.update(gemm_tiles=[{"m": 64, "n": 64, "efficiency": 0.5}]))
+    assert "efficiency 1" in refused(lambda d: d.update(gemm_tiles=[{"m": 64, "n": 64, "efficiency": 0.5}]))
 
 
 def _kernel_time(seconds: float, unit: str, read: float, write: float, flops: float) -> KernelTime:
