@@ -21,17 +21,35 @@ from accelsim.errors import AccelsimError
 from accelsim.workload.layer import ConvShape, Workload
 
 BASE_COLUMNS = [
-    "layer", "op", "arch", "engine", "engine_mode", "macs_dense", "macs_done", "macs_skipped",
-    "macs_gated", "act_density", "weight_density", "cycles", "compute_cycles", "stall_cycles",
-    "latency_s", "energy_pj", "dram_bytes", "utilization", "bound", "speedup_vs_dense",
-    "energy_saving_vs_dense", "dense_cycles", "dense_latency_s", "dense_energy_pj",
-    "covered_macs_fraction", "warnings",
+    "layer", "op", "arch", "workload", "engine", "engine_mode", "macs_dense", "macs_done",
+    "macs_skipped", "macs_gated", "act_density", "weight_density", "cycles", "compute_cycles",
+    "stall_cycles", "latency_s", "energy_pj", "dram_bytes", "utilization", "bound",
+    "speedup_vs_dense", "energy_saving_vs_dense", "dense_cycles", "dense_latency_s",
+    "dense_energy_pj", "covered_macs_fraction", "warnings",
 ]
 """Columns every engine fills; `energy_<component>_pj` and engine-specific columns follow.
 `covered_macs_fraction` is 1 for a layer with a result and 0 for one without (NaN cycles,
 e.g. unmappable); its MAC-weighted total is the share of the model the totals cover.
 `warnings` ("; "-separated) names the effects behind a figure beyond a physical bound, prices
-taken outside their table, and why a layer has no result."""
+taken outside their table, and why a layer has no result. `arch` and `workload` name the run
+(the arch's and the workload's model names), so the tables of several runs stack."""
+
+ACCESS_PREFIX = "access_"
+"""Result columns `access_<level>_<action>`: bytes each memory level moved for the layer, as the
+engine counted them (`<level>.read_bytes`, `.write_bytes`, `.metadata_read_bytes`, ... in
+`LayerResult.actions`): reads and writes per level, with the compressed-format metadata apart.
+Where a design keeps one operand per level (a weight FIFO, an activation RAM), the level name
+says the operand."""
+
+
+def access_columns(actions: dict[str, float]) -> dict[str, float]:
+    """The `access_<level>_<action>` columns (bytes) of an engine's action counts."""
+    out = {}
+    for key, count in actions.items():
+        level, _, action = key.rpartition(".")
+        if level and action.endswith("bytes"):
+            out[ACCESS_PREFIX + re.sub(r"[^0-9A-Za-z]+", "_", level) + "_" + action] = count
+    return out
 
 
 SUM_COLUMNS = [
@@ -67,6 +85,7 @@ class RunResult:
         """
         df = self.layers[self.layers["cycles"].notna()]
         tot: dict = {"layer": "TOTAL", "op": "", "arch": self.meta.get("arch", ""),
+                     "workload": self.meta.get("workload", ""),
                      "layers_without_result": int(len(self.layers) - len(df)),
                      "covered_macs_fraction": self.covered_macs_fraction(),
                      "layers_with_warnings": int((self.layers["warnings"] != "").sum())}
@@ -159,6 +178,8 @@ class RunResult:
         if "covered_macs_fraction" not in layers:  # saved before coverage was a column
             layers["covered_macs_fraction"] = layers["cycles"].notna().astype(float)
         layers["warnings"] = layers["warnings"].fillna("") if "warnings" in layers else ""
+        if "workload" not in layers:  # saved before runs named their workload per row
+            layers.insert(3, "workload", str(meta.get("workload", "")))
         missing = [c for c in BASE_COLUMNS if c not in layers]
         if missing:
             raise AccelsimError(f"{csv}: missing result columns {missing}; not an accelsim result.")
@@ -189,7 +210,8 @@ DECODE_SWEEP_FILE = "decode_sweep.csv"
 `accelsim.compare.decode_sparsity_sweep` (present when the comparison swept sparsity)."""
 
 SUMMARY_COLUMNS = [
-    "arch", "engine", "latency_s", "throughput_per_s", "energy_j", "edp_js", "area_mm2",
+    "arch", "workload", "engine", "latency_s", "throughput_per_s", "energy_j", "edp_js",
+    "area_mm2",
     "speedup_vs_dense", "energy_saving_vs_dense", "bound", "covered_macs_fraction",
 ]
 """Summary columns: latency of one pass over the trace (s), throughput = 1 / latency (trace
@@ -254,8 +276,9 @@ def load_compare(out_dir: str | Path) -> tuple[list[RunResult], dict]:
         names = [entry["name"] for entry in info["layers"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise AccelsimError(f"{info_path}: unreadable ({exc}); re-run `accelsim compare`.") from None
-    order = {name: i for i, name in enumerate(info.get("runs", []))}
-    subdirs.sort(key=lambda d: (order.get(d.name, len(order)), d.name))
+    runs = info.get("runs")
+    if isinstance(runs, list) and runs:  # the folders this comparison wrote, in its order
+        subdirs = [out / str(name) for name in runs]
     results = [RunResult.load(d) for d in subdirs]
     for result in results:
         if list(result.layers["layer"].astype(str)) != names:
@@ -269,6 +292,33 @@ def load_compare(out_dir: str | Path) -> tuple[list[RunResult], dict]:
                 f"(hash {result.meta.get('workload_hash')} vs {info.get('hash')}). Re-run "
                 "`accelsim compare` into an empty folder.")
     return results, info
+
+
+COMPARISON_FILE = "comparison.json"
+"""In a folder comparing several workloads: `{"kind": "accelsim-compare", "workloads": [...]}`,
+one sub-folder per workload (`folder`, the workload's `model` and `path`), each a compare
+folder of its own (one sub-folder per arch and `workload.json`). Written last."""
+COMPARISON_KIND = "accelsim-compare"
+
+
+def load_comparison(out_dir: str | Path) -> list[tuple[list[RunResult], dict]]:
+    """Every workload's (results, workload info) of a compare folder: one pair for a folder of
+    one workload (`load_compare`), one per workload, in the order compared, for a folder of
+    several (`COMPARISON_FILE`)."""
+    out = Path(out_dir)
+    path = out / COMPARISON_FILE
+    if not path.is_file():
+        return [load_compare(out)]
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        folders = [str(entry["folder"]) for entry in manifest["workloads"]]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise AccelsimError(f"{path}: unreadable ({exc}); re-run `accelsim compare` into an "
+                            "empty folder (or with --force).") from None
+    if manifest.get("kind") != COMPARISON_KIND or not folders:
+        raise AccelsimError(f"{path}: not an accelsim comparison manifest; re-run `accelsim "
+                            "compare` into an empty folder (or with --force).")
+    return [load_compare(out / name) for name in folders]
 
 
 def load_decode_sweep(out_dir: str | Path) -> pd.DataFrame | None:
@@ -294,6 +344,7 @@ def summary_table(results: Sequence[RunResult]) -> pd.DataFrame:
         area_mm2 = result.meta.get("area_mm2")
         rows.append({
             "arch": result.meta.get("arch", ""),
+            "workload": result.meta.get("workload", ""),
             "engine": tot["engine"],
             "latency_s": latency_s,
             "throughput_per_s": 1.0 / latency_s if latency_s else math.nan,

@@ -16,7 +16,7 @@ from accelsim.arch.schema import ArchBase
 from accelsim.engines.counts import LayerResult
 from accelsim.errors import AccelsimError
 from accelsim.kinds import engine_for
-from accelsim.results import BASE_COLUMNS, RunResult, git_revision
+from accelsim.results import BASE_COLUMNS, RunResult, access_columns, git_revision
 from accelsim.workload.layer import Layer, Workload
 
 
@@ -69,6 +69,7 @@ def _row(layer: Layer, arch: ArchBase, res: LayerResult, dense: LayerResult,
     }
     row.update({f"energy_{component}_pj": pj for component, pj in energy.items()})
     row.update(res.columns)
+    row.update(access_columns(res.actions))
     return row
 
 
@@ -137,7 +138,7 @@ def simulate(
                     else decode.aggregate(layer.name, step_rows, plan.tokens))
         if on_layer is not None:
             on_layer(layer)
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows).assign(workload=workload.model)
     energy_cols = sorted(c for c in df.columns if c.startswith("energy_") and c.endswith("_pj")
                          and c not in BASE_COLUMNS)
     extra_cols = [c for c in df.columns if c not in BASE_COLUMNS and c not in energy_cols]

@@ -11,7 +11,8 @@ from accelsim.results import RunResult
 
 def result() -> RunResult:
     df = pd.DataFrame({
-        "layer": ["a", "b"], "op": ["linear", "conv2d"], "arch": "x", "engine": "e",
+        "layer": ["a", "b"], "op": ["linear", "conv2d"], "arch": "x", "workload": "w",
+        "engine": "e",
         "engine_mode": ["trace", "statistical"], "macs_dense": [100, 300], "macs_done": [50, 300],
         "macs_skipped": [50, 0], "macs_gated": [0, 0], "act_density": [0.5, 1.0],
         "weight_density": [1.0, 1.0], "cycles": [10.0, 30.0], "compute_cycles": [10.0, 30.0],
