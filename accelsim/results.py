@@ -5,6 +5,7 @@ its totals, engine tables, provenance) and compare folders (one `RunResult` per 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import re
@@ -186,8 +187,10 @@ class RunResult:
         return cls(layers=layers, meta=meta, tables=tables)
 
 
+@functools.cache
 def git_revision() -> str:
-    """The git commit of the accelsim source tree, or '' outside a checkout."""
+    """The git commit of the accelsim source tree, or '' outside a checkout; asked of git once
+    per process (a sweep runs many points)."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
