@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import pandas as pd
 
 from accelsim import __version__, decode
 from accelsim.arch.area import area_mm2
-from accelsim.arch.energy import price, price_warnings
+from accelsim.arch.energy import action_energy_pj, price, price_warnings, pricing_notes
 from accelsim.arch.schema import ArchBase
 from accelsim.engines.counts import LayerResult
 from accelsim.errors import AccelsimError
@@ -30,12 +31,35 @@ def _prepare(workload: Workload, arch: ArchBase) -> dict:
     return (prepare(workload, arch) or {}) if prepare is not None else {}
 
 
-def _row(layer: Layer, arch: ArchBase, res: LayerResult, dense: LayerResult,
-         dense_arch: ArchBase) -> dict:
+@dataclass(frozen=True)
+class Prices:
+    """One arch's energy per unit of each action (pJ, `action_energy_pj`) and the price notes
+    of its actions (`pricing_notes`): made once per run, used for every layer."""
+
+    arch: ArchBase
+    table: dict[str, float]
+    notes: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def of(cls, arch: ArchBase) -> Prices:
+        return cls(arch, action_energy_pj(arch), pricing_notes(arch))
+
+    def energy_pj(self, actions: dict[str, float], latency_s: float) -> dict[str, float]:
+        """`accelsim.arch.energy.price` of `actions` on this arch, pJ per component."""
+        return price(actions, self.arch, latency_s, self.table)
+
+    def warnings(self, actions: dict[str, float]) -> list[str]:
+        """`accelsim.arch.energy.price_warnings` of `actions` on this arch."""
+        return price_warnings(actions, self.arch, self.notes)
+
+
+def _row(layer: Layer, res: LayerResult, dense: LayerResult, prices: Prices,
+         dense_prices: Prices) -> dict:
+    arch, dense_arch = prices.arch, dense_prices.arch
     latency_s = res.cycles / arch.clock_hz
     dense_latency_s = dense.cycles / dense_arch.clock_hz
-    energy = price(res.actions, arch, latency_s)
-    dense_energy_pj = sum(price(dense.actions, dense_arch, dense_latency_s).values())
+    energy = prices.energy_pj(res.actions, latency_s)
+    dense_energy_pj = sum(dense_prices.energy_pj(dense.actions, dense_latency_s).values())
     energy_pj = sum(energy.values())
     has_result = not math.isnan(res.cycles)
     speedup = dense_latency_s / latency_s if latency_s else 1.0
@@ -65,7 +89,7 @@ def _row(layer: Layer, arch: ArchBase, res: LayerResult, dense: LayerResult,
         "dense_latency_s": dense_latency_s,
         "dense_energy_pj": dense_energy_pj,
         "covered_macs_fraction": 1.0 if has_result else 0.0,
-        "warnings": "; ".join(_warnings(res, speedup, arch, dense, dense_arch)),
+        "warnings": "; ".join(_warnings(res, speedup, dense, prices, dense_prices)),
     }
     row.update({f"energy_{component}_pj": pj for component, pj in energy.items()})
     row.update(res.columns)
@@ -78,13 +102,13 @@ def mac_bound(res: LayerResult) -> float:
     return res.macs_dense / res.macs_done if res.macs_done else math.inf
 
 
-def _warnings(res: LayerResult, speedup: float, arch: ArchBase, dense: LayerResult,
-              dense_arch: ArchBase) -> list[str]:
+def _warnings(res: LayerResult, speedup: float, dense: LayerResult, prices: Prices,
+              dense_prices: Prices) -> list[str]:
     """The engine's warnings, a speed-up above `mac_bound` said in numbers, and the prices of
     this row's actions (on the arch and on its dense equivalent) taken outside the tech table's
     sourced range (`accelsim.arch.energy.price_warnings`)."""
     found = list(res.warnings)
-    for note in price_warnings(res.actions, arch) + price_warnings(dense.actions, dense_arch):
+    for note in prices.warnings(res.actions) + dense_prices.warnings(dense.actions):
         if note not in found:
             found.append(note)
     bound = mac_bound(res)
@@ -123,6 +147,8 @@ def simulate(
     summaries = {"arch": _prepare(workload, arch)} if plan is None else {"arch": {}}
     if plan is None and dense_arch != arch:
         summaries["dense"] = _prepare(workload, dense_arch)
+    prices = Prices.of(arch)
+    dense_prices = prices if dense_arch == arch else Prices.of(dense_arch)
     rows, tables = [], {}
     for layer in workload.layers:
         steps = [decode.Step(layer.name, layer)] if plan is None else plan.products[layer.name]
@@ -130,7 +156,7 @@ def simulate(
         for step in steps:
             res = _count(step.layer, arch)
             dense = res if dense_arch == arch else _count(step.layer, dense_arch)
-            step_rows.append((_row(step.layer, arch, res, dense, dense_arch), step.repeat))
+            step_rows.append((_row(step.layer, res, dense, prices, dense_prices), step.repeat))
             if step is steps[0]:
                 for name, table in res.tables.items():
                     tables.setdefault(name, []).append(table.assign(layer=layer.name))

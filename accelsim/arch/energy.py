@@ -146,10 +146,12 @@ def pricing_notes(arch: ArchBase) -> dict[str, tuple[str, ...]]:
     return notes
 
 
-def price_warnings(actions: dict[str, float], arch: ArchBase) -> list[str]:
+def price_warnings(actions: dict[str, float], arch: ArchBase,
+                   notes: dict[str, tuple[str, ...]] | None = None) -> list[str]:
     """The price notes of the actions performed (non-zero counts), once each, in a stable order:
-    what in this row's energy was priced outside the tech table's sourced range."""
-    notes = pricing_notes(arch)
+    what in this row's energy was priced outside the tech table's sourced range. `notes` is
+    `pricing_notes(arch)` when the caller already has it (one arch, many layers)."""
+    notes = pricing_notes(arch) if notes is None else notes
     found: list[str] = []
     for action in sorted(a for a, n in actions.items() if n):
         for note in notes.get(action, ()):
@@ -158,9 +160,12 @@ def price_warnings(actions: dict[str, float], arch: ArchBase) -> list[str]:
     return found
 
 
-def price(actions: dict[str, float], arch: ArchBase, latency_s: float) -> dict[str, float]:
-    """Energy in pJ per component for the given action counts, plus static power x time."""
-    table = action_energy_pj(arch)
+def price(actions: dict[str, float], arch: ArchBase, latency_s: float,
+          table: dict[str, float] | None = None) -> dict[str, float]:
+    """Energy in pJ per component for the given action counts, plus static power x time.
+    `table` is `action_energy_pj(arch)` when the caller already has it (one arch, many
+    layers)."""
+    table = action_energy_pj(arch) if table is None else table
     unpriced = sorted(a for a, n in actions.items() if n and a not in table)
     if unpriced:
         raise ArchError(
