@@ -22,11 +22,14 @@ from accelsim.engines.neuromorphic.events import (
     layer_events,
 )
 from accelsim.engines.neuromorphic.mapping import (
+    _tiles_needed,
     build_mesh,
     conv_weight_bytes,
     map_workload,
+    stripe_cols,
     stripe_rows,
 )
+from accelsim.engines.neuromorphic.work import conv_unit_work
 from accelsim.errors import ArchError, WorkloadError
 from accelsim.kinds import load_arch, parse_arch
 from accelsim.simulate import simulate
@@ -346,6 +349,66 @@ def test_mapping_respects_np_memory(c, k, r, h, w, separable):
     assert len(set(unit.nps)) == unit.np_count == unit.stripes * unit.groups
     mesh = build_mesh(arch)
     assert set(unit.nps) <= set(mesh.slots)
+
+
+def _tile_fits(h: int, w: int, c: int, kernel: int, bits: int, rows: int, cols: int,
+               arch) -> bool:
+    """Whether a rows x cols cut of an h x w x c input fits one Akida 2.0 NP, by the rule
+    the config states: each tile at most `max_stripe_rows` x `max_tile_cols` pixels, and
+    ceil(h / rows) rows plus a halo of (kernel - 1) // 2 per neighbouring tile, packed in
+    32-bit words per column and channel, times its columns (same rule) and channels within
+    the input memory."""
+    halo = (kernel - 1) // 2
+    tile_h = -(-h // rows) + halo * min(2, rows - 1)
+    tile_w = -(-w // cols) + halo * min(2, cols - 1)
+    if -(-h // rows) > arch.max_stripe_rows or -(-w // cols) > arch.max_tile_cols:
+        return False
+    words = -(-tile_h * bits // arch.input_word_bits)
+    return c * tile_w * words * arch.input_word_bits // 8 <= arch.np_input_memory_bytes
+
+
+@given(st.integers(1, 90), st.integers(1, 90), st.integers(1, 300), st.sampled_from([1, 3, 5, 7]),
+       st.sampled_from([4, 8]), st.sampled_from([2048, 8192, 65536]))
+@settings(max_examples=60, deadline=None)
+def test_akida2_tiles_are_the_fewest_that_fit(h, w, c, kernel, bits, memory):
+    """Akida 2.0 cuts a layer's input in the fewest row x column tiles that fit an NP, the most
+    row cuts among equal counts: the engine's choice against every cut of the input."""
+    arch = load_arch(AKIDA2).model_copy(update={"np_input_memory_bytes": memory,
+                                                "max_stripe_rows": 32, "max_tile_cols": 64})
+    s = ConvShape(N=1, C=c, H=h, W=w, K=8, R=kernel, S=kernel,
+                  padding=(kernel // 2,) * 4)
+    fits = [(r * q, -r, r, q) for r in range(1, h + 1) for q in range(1, w + 1)
+            if _tile_fits(h, w, c, kernel, bits, r, q, arch)]
+    expected = min(fits)[2:] if fits else (0, 0)
+    assert _tiles_needed(s, bits, c, arch) == expected
+
+
+def test_column_tiles_split_the_events_and_keep_the_synops():
+    """A wide v2 layer cut in row x column tiles: one stripe of work per tile, each receiving
+    only the events of its input columns (with the halo), and the synops of all tiles summing
+    to the layer's."""
+    arch = load_arch(AKIDA2).model_copy(update={"np_input_memory_bytes": 4096,
+                                                "frame_overhead_cycles": 0.0})
+    rng = np.random.default_rng(5)
+    first = conv("in", n=2, c=3, h=20, w=40, k=32, mask=np.ones((2, 3, 20, 40), bool))
+    layer = conv("c", n=2, c=32, h=20, w=40, k=16, mask=rand_mask(rng, (2, 32, 20, 40), 0.3))
+    layer.act_bits = layer.weight_bits = 8
+    unit = map_workload(chain(first, layer), arch)[1]
+    assert unit.kind == "cnp" and unit.col_stripes > 1
+    assert unit.np_count == unit.stripes * unit.col_stripes * unit.groups
+    work = conv_unit_work(unit, layer, None, arch, frames=2)
+    assert len(work.stripes) == unit.stripes * unit.col_stripes
+    counts = work.layers["c"]
+    assert counts.synops == reference.synops_reference(layer.act_mask, layer.shape)
+    s = layer.shape
+    delivered = sum(int(layer.act_mask[:, :, lo:hi, c0:c1].sum())
+                    for _, _, lo, hi in stripe_rows(s, unit.stripes)
+                    for _, _, c0, c1 in stripe_cols(s, unit.col_stripes))
+    assert counts.deliveries == delivered * unit.groups
+    assert counts.max_np_events < layer.act_mask.sum()
+    res = network(chain(first, layer), arch).results["c"]
+    assert res.columns["tile_cols"] == unit.col_stripes
+    assert res.columns["synaptic_ops"] == counts.synops
 
 
 def test_placement_keeps_a_chain_close(akd):

@@ -201,7 +201,8 @@ def network(workload: Workload, arch: Config) -> Network:
                                   * makespan) if makespan else 0.0),
         "unmappable": {n: u.reason for u in units if u.kind == "unmappable" for n in u.layers},
         "mapping": {u.name: {"layers": list(u.layers), "kind": u.kind, "pass": u.pass_index,
-                             "stripes": u.stripes, "groups": u.groups,
+                             "stripes": u.stripes, "tile_cols": u.col_stripes,
+                             "groups": u.groups,
                              "nps": [f"{c},{r},{i}" for (c, r), i in u.nps]}
                     for u in units},
     }
@@ -246,6 +247,7 @@ def _layer_results(workload: Workload, arch: Config, units: list[Unit],
                 "mapping_note": u.reason,
                 "pass": u.pass_index,
                 "stripes": u.stripes if u.kind == "cnp" else 0,
+                "tile_cols": u.col_stripes if u.kind == "cnp" else 0,
                 "filter_groups": u.groups if u.kind == "cnp" else 0,
                 "fused_with": ",".join(n for n in u.layers if n != name),
             }

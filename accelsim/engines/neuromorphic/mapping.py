@@ -65,6 +65,9 @@ class Unit:
     reason: str = ""
     producers: tuple[str, ...] = ()
     stripes: int = 1
+    """Row stripes: cuts of the input along its first spatial axis."""
+    col_stripes: int = 1
+    """Column cuts of each row stripe (Akida 2.0 tiles; 1 where NPs take whole rows)."""
     groups: int = 1
     channel_split: bool = False
     filters_per_np: int = 0
@@ -79,7 +82,7 @@ class Unit:
     @property
     def np_count(self) -> int:
         if self.kind == "cnp":
-            return self.stripes * self.groups
+            return self.stripes * self.col_stripes * self.groups
         return 1 if self.kind == "fnp" else 0
 
 
@@ -185,20 +188,31 @@ def _is_pointwise(s: ConvShape) -> bool:
         s.padding == (0, 0, 0, 0)
 
 
-def stripe_rows(s: ConvShape, stripes: int) -> list[tuple[int, int, int, int]]:
-    """Per stripe: (first output row, end output row, first input row, end input row); output
-    rows are split evenly and each stripe reads the input rows its outputs need."""
-    bounds = [round(i * s.E / stripes) for i in range(stripes + 1)]
+def _axis_stripes(n_in: int, n_out: int, kernel: int, stride: int, pad: int, dilation: int,
+                  stripes: int) -> list[tuple[int, int, int, int]]:
+    """Per stripe along one spatial axis: (first output, end output, first input, end input);
+    outputs are split evenly and each stripe reads the inputs its outputs need."""
+    bounds = [round(i * n_out / stripes) for i in range(stripes + 1)]
     out = []
     for i, (e0, e1) in enumerate(zip(bounds[:-1], bounds[1:])):
-        lo = max(0, e0 * s.stride[0] - s.padding[0])
-        hi = min(s.H, (e1 - 1) * s.stride[0] - s.padding[0] + (s.R - 1) * s.dilation[0] + 1)
+        lo = max(0, e0 * stride - pad)
+        hi = min(n_in, (e1 - 1) * stride - pad + (kernel - 1) * dilation + 1)
         if i == 0:
             lo = 0
         if i == stripes - 1:
-            hi = s.H
+            hi = n_in
         out.append((e0, e1, lo, max(hi, lo)))
     return out
+
+
+def stripe_rows(s: ConvShape, stripes: int) -> list[tuple[int, int, int, int]]:
+    """Per row stripe: (first output row, end output row, first input row, end input row)."""
+    return _axis_stripes(s.H, s.E, s.R, s.stride[0], s.padding[0], s.dilation[0], stripes)
+
+
+def stripe_cols(s: ConvShape, stripes: int) -> list[tuple[int, int, int, int]]:
+    """Per column stripe: (first output column, end, first input column, end)."""
+    return _axis_stripes(s.W, s.F, s.S, s.stride[1], s.padding[2], s.dilation[1], stripes)
 
 
 def _roundup(x: float, unit: int) -> int:
@@ -273,16 +287,54 @@ def _stripes_needed(s: ConvShape, act_bits: int, channels: int, arch: Config) ->
     return 0
 
 
-def _channel_split(s: ConvShape, act_bits: int, least: int, arch: Config) -> tuple[int, int]:
-    """(channel groups, row stripes) of a standalone depthwise conv: the fewest NPs, at least
-    `least` groups (its weights), fewer groups on a tie; the input memory can call for more
-    channel groups as well as more stripes. (groups, 0) when no split fits."""
-    best = (least, 0)
+def _tile_bytes(s: ConvShape, rows: int, cols: int, act_bits: int, channels: int,
+                arch: Config) -> int:
+    """Input memory of the largest tile when the input is cut in `rows` x `cols` tiles (the
+    tile rule, `max_tile_cols` set): ceil(size / cuts) rows and columns plus the kernel's
+    halo, (kernel - 1) // 2 on each side that has a neighbour, the rows of each column and
+    channel packed into `input_word_bits`-bit words."""
+    def extent(size: int, kernel: int, cuts: int) -> int:
+        return math.ceil(size / cuts) + (kernel - 1) // 2 * min(2, cuts - 1)
+
+    word = arch.input_word_bits
+    words = math.ceil(extent(s.H, s.R, rows) * act_bits / word)
+    return channels * extent(s.W, s.S, cols) * words * word // 8
+
+
+def _tiles_needed(s: ConvShape, act_bits: int, channels: int, arch: Config) -> tuple[int, int]:
+    """(row cuts, column cuts) of the input over NPs: row stripes only (`_stripes_needed`)
+    without `max_tile_cols`; with it, the fewest tiles, at most `max_stripe_rows` x
+    `max_tile_cols` each, whose largest fits the NP input memory, more row cuts first among
+    equal counts (as the akida 2.19.3 mapper tiles Akida 2.0 layers); (0, 0) if none fits."""
+    if arch.max_tile_cols is None:
+        stripes = _stripes_needed(s, act_bits, channels, arch)
+        return (stripes, 1) if stripes else (0, 0)
+    best = (0, 0)
+    least_cols = math.ceil(s.W / arch.max_tile_cols)
+    for rows in range(math.ceil(s.H / arch.max_stripe_rows), s.H + 1):
+        if best[0] and rows * least_cols > best[0] * best[1]:
+            break
+        for cols in range(least_cols, s.W + 1):
+            if best[0] and rows * cols > best[0] * best[1]:
+                break
+            if _tile_bytes(s, rows, cols, act_bits, channels, arch) \
+                    <= arch.np_input_memory_bytes:
+                best = (rows, cols)
+                break
+    return best
+
+
+def _channel_split(s: ConvShape, act_bits: int, least: int,
+                   arch: Config) -> tuple[int, int, int]:
+    """(channel groups, row cuts, column cuts) of a standalone depthwise conv: the fewest NPs,
+    at least `least` groups (its weights), fewer groups on a tie; the input memory can call
+    for more channel groups as well as more tiles. (groups, 0, 0) when no split fits."""
+    best = (least, 0, 0)
     for groups in range(least, s.C + 1):
-        stripes = _stripes_needed(s, act_bits, math.ceil(s.C / groups), arch)
-        if stripes and (not best[1] or groups * stripes < best[0] * best[1]):
-            best = (groups, stripes)
-        if best[1] and groups >= best[0] * best[1]:
+        rows, cols = _tiles_needed(s, act_bits, math.ceil(s.C / groups), arch)
+        if rows and (not best[1] or groups * rows * cols < math.prod(best)):
+            best = (groups, rows, cols)
+        if best[1] and groups >= math.prod(best):
             break
     return best
 
@@ -377,18 +429,19 @@ def conv_unit(layer: Layer, producers: tuple[str, ...], arch: Config, bits: Laye
                            f"{weight_bytes(1):,} B of weights, an NP holds "
                            f"{arch.np_weight_memory_bytes:,} B")
     if channel_split:
-        groups, stripes = _channel_split(s, bits.act, groups, arch)
+        groups, stripes, cols = _channel_split(s, bits.act, groups, arch)
     else:
-        stripes = _stripes_needed(s, bits.act, s.C, arch)
+        stripes, cols = _tiles_needed(s, bits.act, s.C, arch)
     per_np = math.ceil(total / groups)
     channels_per_np = per_np if channel_split else s.C
     if stripes == 0:
-        return unsupported(f"too large: one input row ({s.W} x {channels_per_np} x {bits.act} "
-                           f"bits) does not fit the {arch.np_input_memory_bytes:,} B NP input "
-                           "memory")
+        what = "one input row" if arch.max_tile_cols is None else "one input pixel"
+        return unsupported(f"too large: {what} ({s.W if arch.max_tile_cols is None else 1} x "
+                           f"{channels_per_np} x {bits.act} bits) does not fit the "
+                           f"{arch.np_input_memory_bytes:,} B NP input memory")
     wbytes = weight_bytes(_stored_filters(per_np, arch))
     return Unit(name=layer.name, layers=layers, kind="cnp", producers=producers,
-                stripes=stripes, groups=groups, channel_split=channel_split,
+                stripes=stripes, col_stripes=cols, groups=groups, channel_split=channel_split,
                 filters_per_np=per_np, weight_bytes_per_np=wbytes,
                 weight_bytes=wbytes * groups, bits=unit_bits)
 

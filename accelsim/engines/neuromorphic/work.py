@@ -3,7 +3,9 @@
 Tiles cut a unit's input feature map into packets of `packet_rows` x `packet_cols` pixels,
 numbered in raster order (a fully connected layer is one tile per frame). A stripe reads the
 tiles that overlap its input rows; it receives the events of those rows and does the synops
-whose outputs fall in its own output rows. NP cycles for a packet are
+whose outputs fall in its own output rows. Where the mapping also cuts the input in columns
+(Akida 2.0 tiles), each row x column tile is a stripe of its own: it reads the packet tiles
+that overlap its rows and columns and receives only the events inside them. NP cycles for a packet are
 `max(events / events_per_cycle, synops_per_np / synops_per_cycle) + packet_overhead` (zero
 when the packet is empty); a stripe's packet takes as long as its slowest NP: filter groups
 all receive every event and do their share of the synops (the largest share sets the time);
@@ -23,7 +25,7 @@ import numpy as np
 
 from accelsim.engines.neuromorphic.config import Config
 from accelsim.engines.neuromorphic.events import LayerEvents, axis_fan_out, layer_events
-from accelsim.engines.neuromorphic.mapping import Unit, stripe_rows
+from accelsim.engines.neuromorphic.mapping import Unit, stripe_cols, stripe_rows
 from accelsim.workload.layer import ConvShape, Layer
 
 
@@ -117,9 +119,11 @@ def _events(layer: Layer, frames: int, bits: int, arch: Config, splits: int = 1)
                         channel_splits=splits)
 
 
-def _stripe_tiles(grid: TileGrid, lo: int, hi: int) -> np.ndarray:
+def _stripe_tiles(grid: TileGrid, lo: int, hi: int, col_lo: int, col_hi: int) -> np.ndarray:
+    """Packet tiles (raster ids) overlapping input rows [lo, hi) and columns [col_lo, col_hi)."""
     rt = np.arange(lo // grid.packet_rows, (hi - 1) // grid.packet_rows + 1)
-    return (rt[:, None] * grid.n_col_tiles + np.arange(grid.n_col_tiles)[None, :]).ravel()
+    ct = np.arange(col_lo // grid.packet_cols, (col_hi - 1) // grid.packet_cols + 1)
+    return (rt[:, None] * grid.n_col_tiles + ct[None, :]).ravel()
 
 
 def conv_unit_work(unit: Unit, first: Layer, pointwise: Layer | None, arch: Config,
@@ -130,7 +134,6 @@ def conv_unit_work(unit: Unit, first: Layer, pointwise: Layer | None, arch: Conf
     grid = grid_for(first, arch)
     splits = unit.groups if unit.channel_split else 1
     ev = _events(first, frames, unit.bits[0].events, arch, splits)
-    fan_cols = axis_fan_out(s.W, s.F, s.S, s.stride[1], s.padding[2], s.dilation[1])
     counts = LayerCounts(events=ev.total, statistical=ev.statistical)
     pw_counts = LayerCounts()
     if pointwise is not None:
@@ -144,20 +147,23 @@ def conv_unit_work(unit: Unit, first: Layer, pointwise: Layer | None, arch: Conf
         pw_tile = grid.tile_of(e_idx[:, None], f_idx[None, :])
     stripes: list[StripeLoad] = []
     nps = 1 if unit.kind == "input_unit" else unit.groups
-    for e0, e1, lo, hi in stripe_rows(s, unit.stripes):
-        tiles = _stripe_tiles(grid, lo, hi)
-        rows = np.zeros(s.H)
-        rows[lo:hi] = 1.0
+    cuts = [(r, c) for r in stripe_rows(s, unit.stripes)
+            for c in stripe_cols(s, unit.col_stripes if unit.kind == "cnp" else 1)]
+    for (e0, e1, lo, hi), (f0, f1, col_lo, col_hi) in cuts:
+        tiles = _stripe_tiles(grid, lo, hi, col_lo, col_hi)
+        inside = np.zeros((1, s.H, s.W))
+        inside[:, lo:hi, col_lo:col_hi] = 1.0
         fan_rows = axis_fan_out(s.H, s.E, s.R, s.stride[0], s.padding[0], s.dilation[0], e0, e1)
+        fan_cols = axis_fan_out(s.W, s.F, s.S, s.stride[1], s.padding[2], s.dilation[1], f0, f1)
         weight = fan_rows[None, :, None] * fan_cols[None, None, :]
         if unit.kind == "input_unit":
             macs = grid.reduce(np.broadcast_to(weight, (frames, s.H, s.W)))[:, tiles] * s.C * s.K
-            events = grid.reduce(ev.pixels * rows[None, :, None])[:, tiles]
+            events = grid.reduce(ev.pixels * inside)[:, tiles]
             cycles = macs / arch.input_unit_macs_per_cycle
             counts.input_macs += float(macs.sum())
         elif unit.channel_split:
             split = ev.channel_groups if ev.channel_groups is not None else ev.pixels[None]
-            per_group = [(grid.reduce(g * rows[None, :, None])[:, tiles],
+            per_group = [(grid.reduce(g * inside)[:, tiles],
                           grid.reduce(g * weight)[:, tiles]) for g in split]
             events = sum(e for e, _ in per_group)
             cycles = np.max([_cost(e, y, arch) for e, y in per_group], axis=0)
@@ -166,7 +172,7 @@ def conv_unit_work(unit: Unit, first: Layer, pointwise: Layer | None, arch: Conf
             counts.synops += float(sum(y.sum() for _, y in per_group))
             counts.deliveries += float(events.sum())
         else:
-            events = grid.reduce(ev.pixels * rows[None, :, None])[:, tiles]
+            events = grid.reduce(ev.pixels * inside)[:, tiles]
             per_filter = grid.reduce(ev.pixels * weight)[:, tiles]
             taps = 1 if pointwise is not None else unit.filters_per_np
             cycles = _cost(events, per_filter * taps, arch)
@@ -175,8 +181,8 @@ def conv_unit_work(unit: Unit, first: Layer, pointwise: Layer | None, arch: Conf
             counts.deliveries += float(events.sum()) * nps
         counts.np_cycles += float(cycles.sum()) * nps
         if pointwise is not None:
-            in_stripe = np.zeros((s.E, 1))
-            in_stripe[e0:e1] = 1.0
+            in_stripe = np.zeros((s.E, s.F))
+            in_stripe[e0:e1, f0:f1] = 1.0
             pw_events = np.zeros((frames, grid.n_tiles))
             np.add.at(pw_events, (slice(None), pw_tile.ravel()),
                       (pw_pixels * in_stripe[None]).reshape(frames, -1))
