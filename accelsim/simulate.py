@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from accelsim import __version__, decode
 from accelsim.arch.area import area_mm2
 from accelsim.arch.energy import action_energy_pj, price, price_warnings, pricing_notes
 from accelsim.arch.schema import ArchBase
+from accelsim.engines.batch import MISSING, LayerBatch, loop
 from accelsim.engines.counts import LayerResult
 from accelsim.errors import AccelsimError
 from accelsim.kinds import engine_for
-from accelsim.results import BASE_COLUMNS, RunResult, access_columns, git_revision
+from accelsim.results import (
+    ADDITIVE,
+    BASE_COLUMNS,
+    SUM_COLUMNS,
+    RunResult,
+    access_columns,
+    git_revision,
+)
 from accelsim.workload.layer import Layer, Workload
 
 
@@ -203,3 +212,235 @@ def _area_mm2(arch: ArchBase) -> float | None:
         return area_mm2(arch)
     except AccelsimError:
         return None
+
+
+def count_batch(layer: Layer, archs: Sequence[ArchBase]) -> LayerBatch:
+    """One layer counted on many design points of one kind: the engine's `simulate_batch`
+    where it has one, else its `simulate` point by point (`accelsim.engines.batch.loop`)."""
+    engine = engine_for(archs[0].kind)
+    batched = getattr(engine, "simulate_batch", None)
+    return batched(layer, archs) if batched is not None else loop(engine.simulate, layer, archs)
+
+
+@dataclass
+class _PointPrices:
+    """`Prices` of P design points as arrays over the points, one per action, built as the
+    layers ask for them."""
+
+    prices: list[Prices]
+    static_mw: np.ndarray = field(init=False)
+    _unit: dict[str, np.ndarray] = field(default_factory=dict)
+    _noted: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.static_mw = np.array([p.arch.static_power_mw for p in self.prices], dtype=float)
+
+    def unit_pj(self, action: str) -> np.ndarray:
+        """pJ per unit of `action` at each point (NaN where the point has no price for it)."""
+        if action not in self._unit:
+            self._unit[action] = np.array([p.table.get(action, np.nan) for p in self.prices])
+        return self._unit[action]
+
+    def noted(self, action: str) -> np.ndarray:
+        """Where pricing `action` raises a price note (`Prices.warnings`)."""
+        if action not in self._noted:
+            self._noted[action] = np.array([bool(p.notes.get(action)) for p in self.prices])
+        return self._noted[action]
+
+    def energy_pj(self, b: LayerBatch, latency_s: np.ndarray
+                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+        """`Prices.energy_pj` of every point of `b`: (pJ per component, where each component
+        has a priced action, the points' total pJ)."""
+        energy: dict[str, np.ndarray] = {}
+        has: dict[str, np.ndarray] = {}
+        for action, count in b.actions.items():
+            done = count != 0
+            if not done.any():
+                continue
+            unit = self.unit_pj(action)
+            unpriced = done & np.isnan(unit)
+            if unpriced.any():  # the error `price` gives, for the first such point
+                i = int(np.argmax(unpriced))
+                self.prices[i].energy_pj(b.point(i).actions, 0.0)
+            component = action.split(".", 1)[0]
+            part = np.where(done, count * np.nan_to_num(unit), 0.0)
+            energy[component] = energy[component] + part if component in energy else part
+            has[component] = has[component] | done if component in has else done
+        energy["static"] = self.static_mw * 1e-3 * latency_s * 1e12
+        has["static"] = np.ones(len(latency_s), dtype=bool)
+        total = np.zeros(len(latency_s))
+        for part in energy.values():
+            total = total + part
+        return energy, has, total
+
+    def any_note(self, b: LayerBatch) -> np.ndarray:
+        """Where some action a point performs has a price note."""
+        found = np.zeros(len(b), dtype=bool)
+        for action, count in b.actions.items():
+            found |= (count != 0) & self.noted(action)
+        return found
+
+
+@dataclass
+class _Column:
+    """An additive result column of P points over the layers that have it: per such layer
+    (`layers`), each point's value (NaN where it has none or it is not a number), whether the
+    point's row lists the column, whether the value is a number (booleans are not) and
+    whether it is a value at all (not None)."""
+
+    layers: list[int] = field(default_factory=list)
+    values: list[np.ndarray] = field(default_factory=list)
+    listed: list[np.ndarray] = field(default_factory=list)
+    numeric: list[np.ndarray] = field(default_factory=list)
+    filled: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, j: int, values: np.ndarray, listed: np.ndarray,
+            numeric: np.ndarray | None = None, filled: np.ndarray | None = None) -> None:
+        self.layers.append(j)
+        self.values.append(values)
+        self.listed.append(listed)
+        self.numeric.append(listed if numeric is None else numeric)
+        self.filled.append(listed if filled is None else filled)
+
+    def add_objects(self, j: int, values: list) -> None:
+        """Add a layer's engine column, one Python value (or `MISSING`) per point."""
+        listed = np.array([v is not MISSING for v in values])
+        filled = listed & np.array([v is not None for v in values])
+        numeric = np.array([isinstance(v, int | float | np.integer | np.floating)
+                            and not isinstance(v, bool | np.bool_) for v in values])
+        self.add(j, np.array([float(v) if ok else np.nan for v, ok in zip(values, numeric)]),
+                 listed, numeric | (listed & ~filled), filled)
+
+    def totals(self, has: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(where the column is in a point's totals, its sum over the layers with a result):
+        as a table's numeric column sums, NaN counted as nothing; a column with a boolean or
+        other non-number value, or no value at all, is not summed."""
+        values, listed = np.array(self.values), np.array(self.listed)
+        numeric, filled = np.array(self.numeric), np.array(self.filled)
+        summed = listed.any(axis=0) & ~(listed & ~numeric).any(axis=0) & (listed & filled).any(
+            axis=0)
+        keep = has[:, self.layers].T & listed & ~np.isnan(values)
+        return summed, np.where(keep, values, 0.0).sum(axis=0)
+
+
+def _prices_of(archs: Sequence[ArchBase]) -> list[Prices]:
+    """`Prices.of` each arch, made once for points that differ only in fields the engine names
+    as pricing nothing (its optional `GEOMETRY` tuple: array sides, not memories or units)."""
+    unpriced = {"name", *getattr(engine_for(archs[0].kind), "GEOMETRY", ())}
+    made: dict[str, Prices] = {}
+    out = []
+    for arch in archs:
+        key = arch.model_dump_json(exclude=unpriced)
+        if key not in made:
+            made[key] = Prices.of(arch)
+        out.append(Prices(arch, made[key].table, made[key].notes))
+    return out
+
+
+def simulate_totals(workload: Workload, archs: Sequence[ArchBase]) -> list[dict]:
+    """`simulate(workload, arch).totals()` for every arch of one kind (a sweep's design points),
+    in one pass over the layers: each layer counted on all points at once (`count_batch`),
+    priced with each point's `Prices`, and the totals summed over arrays of points instead of
+    a table per point (the same figures, to rounding). Kinds with a whole-workload `prepare`
+    step run point by point through `simulate`."""
+    archs = tuple(archs)
+    if not archs:
+        return []
+    if getattr(engine_for(archs[0].kind), "prepare", None) is not None:
+        return [simulate(workload, arch).totals() for arch in archs]
+    n = len(archs)
+    dense_archs = tuple(a.dense_equivalent() for a in archs)
+    same = all(d is a for d, a in zip(dense_archs, archs))
+    prices = _PointPrices(_prices_of(archs))
+    dense_prices = prices if same else _PointPrices(_prices_of(dense_archs))
+    clock_hz = np.array([a.clock_hz for a in archs])
+    dense_clock_hz = np.array([a.clock_hz for a in dense_archs])
+    per_layer: dict[str, list[np.ndarray]] = {c: [] for c in (*SUM_COLUMNS, "has", "warned",
+                                                             "util", "memory")}
+    energy: dict[str, _Column] = {}
+    extras: dict[str, _Column] = {}
+    modes: list[list[str]] = []
+    for j, layer in enumerate(workload.layers):
+        b = count_batch(layer, archs)
+        dense = b if same else count_batch(layer, dense_archs)
+        latency_s = b.cycles / clock_hz
+        dense_latency_s = dense.cycles / dense_clock_hz
+        parts, has_part, energy_pj = prices.energy_pj(b, latency_s)
+        dense_energy_pj = dense_prices.energy_pj(dense, dense_latency_s)[2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            speedup = np.where(latency_s != 0, dense_latency_s / latency_s, 1.0)
+            bound = np.where(b.macs_done != 0,
+                             b.macs_dense / np.where(b.macs_done != 0, b.macs_done, 1), np.inf)
+        warned = (np.array([bool(w) for w in b.warnings]) | prices.any_note(b)
+                  | dense_prices.any_note(dense) | (speedup > bound * (1 + 1e-9)))
+        has = ~np.isnan(b.cycles)
+        values = {"macs_dense": b.macs_dense, "macs_done": b.macs_done,
+                  "macs_skipped": b.macs_skipped, "macs_gated": b.macs_gated,
+                  "cycles": b.cycles, "compute_cycles": b.compute_cycles,
+                  "stall_cycles": b.stall_cycles, "latency_s": latency_s, "energy_pj": energy_pj,
+                  "dram_bytes": b.dram_bytes, "dense_cycles": dense.cycles,
+                  "dense_latency_s": dense_latency_s, "dense_energy_pj": dense_energy_pj,
+                  "has": has, "warned": warned, "util": np.where(has, b.utilization, np.nan),
+                  "memory": b.memory_bound & has}
+        for c, column in per_layer.items():
+            column.append(np.asarray(values[c], dtype=bool if c in ("has", "warned", "memory")
+                                     else float))
+        for component, part in parts.items():
+            energy.setdefault(f"energy_{component}_pj", _Column()).add(j, part,
+                                                                        has_part[component])
+        for c, v in b.columns.items():
+            if ADDITIVE.search(c) and c not in BASE_COLUMNS:
+                extras.setdefault(c, _Column()).add_objects(j, v)
+        for action, count in b.actions.items():
+            for c in access_columns({action: 0.0}):
+                absent = b.absent.get(action)
+                listed = np.ones(n, dtype=bool) if absent is None else ~absent
+                extras.setdefault(c, _Column()).add(j, np.where(listed, count, np.nan), listed)
+        modes.append(b.engine_mode)
+    stacked = {c: np.stack(v, axis=1) for c, v in per_layer.items()}
+    has = stacked["has"]
+    sums = {c: np.where(has & ~np.isnan(stacked[c]), stacked[c], 0.0).sum(axis=1)
+            for c in SUM_COLUMNS}
+    columns = {c: col.totals(has) for c, col in {**dict(sorted(energy.items())),
+                                                   **extras}.items()}
+    densities = np.array([[layer.act_density, layer.weight_density]
+                          for layer in workload.layers], dtype=float)
+    return [_point_totals(i, archs[i], workload, stacked, sums, columns, modes, densities)
+            for i in range(n)]
+
+
+def _point_totals(i: int, arch: ArchBase, workload: Workload, stacked: dict[str, np.ndarray],
+                  sums: dict[str, np.ndarray], columns: dict[str, tuple[np.ndarray, np.ndarray]],
+                  modes: list[list[str]], densities: np.ndarray) -> dict:
+    """Point i's `RunResult.totals()` from the arrays of `simulate_totals`, keys in its order."""
+    has = stacked["has"][i]
+    macs = stacked["macs_dense"][i]
+    total_macs = macs.sum()
+    tot: dict = {"layer": "TOTAL", "op": "", "arch": arch.name, "workload": workload.model,
+                 "layers_without_result": int(len(has) - has.sum()),
+                 "covered_macs_fraction": float(macs[has].sum() / total_macs) if total_macs
+                 else 1.0,
+                 "layers_with_warnings": int(stacked["warned"][i].sum())}
+    for c in BASE_COLUMNS:
+        if c in SUM_COLUMNS:
+            tot[c] = float(sums[c][i])
+    for c, (summed, total) in columns.items():
+        if summed[i] and c not in tot:
+            tot[c] = float(total[i])
+    weights = macs[has]
+    wsum = weights.sum()
+    for k, column in enumerate(("act_density", "weight_density")):
+        tot[column] = float(np.dot(densities[has, k], weights) / wsum) if wsum else float("nan")
+    kinds = {modes[j][i] for j in np.flatnonzero(has)}
+    tot["engine_mode"] = kinds.pop() if len(kinds) == 1 else "mixed"
+    tot["engine"] = arch.kind
+    tot["speedup_vs_dense"] = (tot["dense_latency_s"] / tot["latency_s"]
+                               if tot["latency_s"] else float("nan"))
+    tot["energy_saving_vs_dense"] = (tot["dense_energy_pj"] / tot["energy_pj"]
+                                     if tot["energy_pj"] else float("nan"))
+    cycles = stacked["cycles"][i][has]
+    tot["utilization"] = (float(np.dot(stacked["util"][i][has], cycles) / cycles.sum())
+                          if cycles.sum() else 0.0)
+    memory = stacked["memory"][i][has]
+    tot["bound"] = "memory" if memory.size and memory.mean() > 0.5 else "compute"
+    return tot

@@ -35,13 +35,16 @@ Buffer traffic is that of the groups one after another (the same elements move e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from pydantic import Field
 
 from accelsim.arch.energy import MAC_COMPUTE
 from accelsim.arch.schema import ArchBase, MemoryLevel, Operand
+from accelsim.engines.batch import LayerBatch
 from accelsim.engines.counts import LayerResult, ceil_div
 from accelsim.engines.shared_gemm_operand import GemmProblem, gemm_problem
 from accelsim.workload.layer import ConvShape, Layer
@@ -77,15 +80,21 @@ def operand_dims(p: GemmProblem, dataflow: Dataflow) -> tuple[int, int, int]:
     return p.window, p.pixels, p.filters
 
 
-def compute_cycles(p: GemmProblem, rows: int, cols: int, dataflow: Dataflow,
-                   timing: Timing = "scalesim") -> int:
+def _larger(a: int | np.ndarray, b: int | np.ndarray) -> int | np.ndarray:
+    """max(a, b), element-wise where either is an array of design points."""
+    return np.maximum(a, b) if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) else max(a, b)
+
+
+def compute_cycles(p: GemmProblem, rows: int | np.ndarray, cols: int | np.ndarray,
+                   dataflow: Dataflow, timing: Timing = "scalesim") -> int | np.ndarray:
     """Compute cycles of all `repeat` products, no memory stalls: SCALE-Sim 3.0.0's, or those of
-    a double-buffered array (see the module docstring)."""
+    a double-buffered array (see the module docstring). `rows` and `cols` may be integer
+    arrays (one entry per design point); the cycles are then an array too."""
     sr, sc, t = operand_dims(p, dataflow)
     folds = ceil_div(sr, rows) * ceil_div(sc, cols)
     if timing == "double_buffered":
         load = 0 if dataflow == "os" else rows
-        return load + t + (p.repeat * folds - 1) * max(t, rows) + rows + cols - 3
+        return load + t + (p.repeat * folds - 1) * _larger(t, rows) + rows + cols - 3
     fill = rows + cols - 2 if dataflow == "os" else 2 * rows + cols - 2
     return p.repeat * (folds * (t + fill) - 1)
 
@@ -122,8 +131,11 @@ class SramTraffic:
     psum_passes: int
 
 
-def sram_traffic(p: GemmProblem, rows: int, cols: int, dataflow: Dataflow) -> SramTraffic:
-    """Buffer reads/writes per operand; `*_passes` is how often each operand is re-streamed."""
+def sram_traffic(p: GemmProblem, rows: int | np.ndarray, cols: int | np.ndarray,
+                 dataflow: Dataflow) -> SramTraffic:
+    """Buffer reads/writes per operand; `*_passes` is how often each operand is re-streamed.
+    With integer arrays of `rows` and `cols` (design points), the fields that depend on them
+    are arrays."""
     sr, sc, t = operand_dims(p, dataflow)
     row_folds, col_folds = ceil_div(sr, rows), ceil_div(sc, cols)
     if dataflow == "os":
@@ -247,4 +259,96 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
         actions=actions,
         columns={"bottleneck": max(level_cycles, key=level_cycles.get)
                  if stall > 0 else "compute"},
+    )
+
+
+GEOMETRY = ("rows", "cols")
+"""The fields `simulate_batch` vectorises over: points that differ only in these (and their
+names) share one call of `memory_actions` with array-valued traffic. They price nothing (the
+energy of an action does not depend on them), so such points also share their prices."""
+
+
+def _geometry_groups(archs: Sequence[Config]) -> list[tuple[Config, np.ndarray]]:
+    """Points grouped by everything but `GEOMETRY` and the name: (a member, point indices)."""
+    groups: dict[str, list[int]] = {}
+    first: dict[str, Config] = {}
+    for i, arch in enumerate(archs):
+        key = arch.model_dump_json(exclude={"name", *GEOMETRY})
+        groups.setdefault(key, []).append(i)
+        first.setdefault(key, arch)
+    return [(first[k], np.array(v)) for k, v in groups.items()]
+
+
+_GROUPS: list = [None, None]
+"""The last (archs, groups) `simulate_batch` saw: a sweep batch is one archs sequence for all
+of a workload's layers, so the points are grouped once per workload."""
+
+
+def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
+    """`simulate` on many design points at once, the same numbers: compute cycles and buffer
+    traffic as arrays over the points' rows and cols, and the engine's own `memory_actions`
+    called once per group of points that differ only in rows and cols (with array-valued
+    traffic, element-wise over the group). `group_mapping: packed` on a conv layer runs point
+    by point."""
+    if _GROUPS[0] is not archs:
+        _GROUPS[:] = [archs, _geometry_groups(archs)]
+    n = len(archs)
+    problem = gemm_problem(layer)
+    out = {name: np.zeros(n) for name in ("cycles", "compute", "stall", "dram", "util")}
+    memory_bound = np.zeros(n, dtype=bool)
+    bottleneck: list = ["compute"] * n
+    actions: dict[str, np.ndarray] = {}
+    listed: dict[str, np.ndarray] = {}
+
+    def record(name: str, where: np.ndarray | int, value: float | np.ndarray) -> None:
+        actions.setdefault(name, np.zeros(n))[where] = value
+        listed.setdefault(name, np.zeros(n, dtype=bool))[where] = True
+
+    for arch, idx in _GROUPS[1]:
+        if arch.group_mapping == "packed" and isinstance(layer.shape, ConvShape):
+            parts = [(i, simulate(layer, archs[i])) for i in idx]
+            for i, res in parts:
+                out["cycles"][i], out["compute"][i] = res.cycles, res.compute_cycles
+                out["stall"][i], out["dram"][i] = res.stall_cycles, res.dram_bytes
+                out["util"][i], memory_bound[i] = res.utilization, res.bound == "memory"
+                bottleneck[i] = res.columns["bottleneck"]
+                for a, v in res.actions.items():
+                    record(a, i, v)
+            continue
+        rows = np.array([archs[i].rows for i in idx], dtype=np.int64)
+        cols = np.array([archs[i].cols for i in idx], dtype=np.int64)
+        cycles_compute = compute_cycles(problem, rows, cols, arch.dataflow, arch.timing)
+        traffic = sram_traffic(problem, rows, cols, arch.dataflow)
+        acts, level_cycles = memory_actions(layer, arch, traffic)
+        acts[MAC_COMPUTE] = layer.macs
+        levels = list(level_cycles)
+        per_level = np.array([np.broadcast_to(np.asarray(level_cycles[lv], dtype=float),
+                                              idx.shape) for lv in levels]).reshape(-1, len(idx))
+        memory_cycles = per_level.max(axis=0) if levels else np.zeros(len(idx))
+        stall = (np.maximum(0.0, memory_cycles - cycles_compute) if arch.model_memory_stalls
+                 else np.zeros(len(idx)))
+        cycles = cycles_compute + stall
+        for a, v in acts.items():
+            record(a, idx, v)
+        dram = arch.dram()
+        dram_bytes = ((acts.get(f"{dram.name}.read_bytes", 0.0)
+                       + acts.get(f"{dram.name}.write_bytes", 0.0)) if dram else 0.0)
+        out["cycles"][idx], out["compute"][idx], out["stall"][idx] = cycles, cycles_compute, stall
+        out["dram"][idx] = dram_bytes
+        out["util"][idx] = np.minimum(1.0, layer.macs / (np.maximum(cycles, 1.0) * rows * cols))
+        memory_bound[idx] = stall > 0
+        if levels:
+            worst = per_level.argmax(axis=0)
+            for j, i in enumerate(idx):
+                if stall[j] > 0:
+                    bottleneck[i] = levels[worst[j]]
+    macs = np.full(n, layer.macs, dtype=np.int64)
+    return LayerBatch(
+        cycles=out["cycles"], compute_cycles=out["compute"], stall_cycles=out["stall"],
+        macs_dense=macs, macs_done=macs, macs_skipped=np.zeros(n, dtype=np.int64),
+        macs_gated=np.zeros(n, dtype=np.int64), dram_bytes=out["dram"], utilization=out["util"],
+        memory_bound=memory_bound,
+        engine_mode=["trace" if layer.has_trace else "statistical"] * n,
+        actions=actions, absent={a: ~m for a, m in listed.items() if not m.all()},
+        columns={"bottleneck": bottleneck}, warnings=[[] for _ in range(n)],
     )

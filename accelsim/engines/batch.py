@@ -1,0 +1,113 @@
+"""Counts for one layer on many design points of one kind, point by point in arrays: what an
+engine's optional `simulate_batch(layer, archs)` returns (see `accelsim.kinds`), and what the
+loop over its `simulate` makes of the per-point results for engines without one.
+
+A batch holds no energy (pricing stays in `accelsim.arch.energy`, done by the caller) and no
+per-layer tables (break-even curves): it is what whole-workload totals need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from accelsim.arch.schema import ArchBase
+from accelsim.engines.counts import LayerResult
+from accelsim.workload.layer import Layer
+
+MISSING = object()
+"""Placeholder in `LayerBatch.columns` for a point whose result has no such column."""
+
+
+@dataclass
+class LayerBatch:
+    """One layer's counts on P design points; entry p of every array is point p.
+
+    Cycles are clock cycles of each point's own clock; MACs are multiply-accumulates; bytes are
+    bytes. `actions` maps `<component>.<action>` to counts (0 where a point does not perform
+    the action); `absent` names the actions some point's result does not list at all (their
+    mask is True there), which matters for the `access_*` columns a point has. `columns` holds
+    the engine-specific result columns as one value per point (`MISSING` where a point's
+    result lacks the column); `warnings` the engine's warnings per point.
+    """
+
+    cycles: np.ndarray
+    compute_cycles: np.ndarray
+    stall_cycles: np.ndarray
+    macs_dense: np.ndarray
+    macs_done: np.ndarray
+    macs_skipped: np.ndarray
+    macs_gated: np.ndarray
+    dram_bytes: np.ndarray
+    utilization: np.ndarray
+    memory_bound: np.ndarray
+    """True where the point's layer is memory-bound (`LayerResult.bound == "memory"`)."""
+    engine_mode: list[str]
+    actions: dict[str, np.ndarray]
+    absent: dict[str, np.ndarray] = field(default_factory=dict)
+    columns: dict[str, list] = field(default_factory=dict)
+    warnings: list[list[str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.cycles)
+
+    @classmethod
+    def from_results(cls, results: Sequence[LayerResult]) -> LayerBatch:
+        """Stack per-point results (one `LayerResult` per design point)."""
+        def column(name: str, dtype: type) -> np.ndarray:
+            return np.array([getattr(r, name) for r in results], dtype=dtype)
+
+        names = list(dict.fromkeys(a for r in results for a in r.actions))
+        actions = {a: np.array([r.actions.get(a, 0.0) for r in results], dtype=float)
+                   for a in names}
+        absent = {}
+        for a in names:
+            mask = np.array([a not in r.actions for r in results])
+            if mask.any():
+                absent[a] = mask
+        col_names = list(dict.fromkeys(c for r in results for c in r.columns))
+        return cls(
+            cycles=column("cycles", float),
+            compute_cycles=column("compute_cycles", float),
+            stall_cycles=column("stall_cycles", float),
+            macs_dense=column("macs_dense", np.int64),
+            macs_done=column("macs_done", np.int64),
+            macs_skipped=column("macs_skipped", np.int64),
+            macs_gated=column("macs_gated", np.int64),
+            dram_bytes=column("dram_bytes", float),
+            utilization=column("utilization", float),
+            memory_bound=np.array([r.bound == "memory" for r in results]),
+            engine_mode=[r.engine_mode for r in results],
+            actions=actions,
+            absent=absent,
+            columns={c: [r.columns.get(c, MISSING) for r in results] for c in col_names},
+            warnings=[list(r.warnings) for r in results],
+        )
+
+    def point(self, i: int) -> LayerResult:
+        """Point i's counts as the `LayerResult` its engine's `simulate` gives (no tables)."""
+        return LayerResult(
+            cycles=float(self.cycles[i]),
+            compute_cycles=float(self.compute_cycles[i]),
+            macs_dense=int(self.macs_dense[i]),
+            macs_done=int(self.macs_done[i]),
+            macs_skipped=int(self.macs_skipped[i]),
+            macs_gated=int(self.macs_gated[i]),
+            dram_bytes=float(self.dram_bytes[i]),
+            stall_cycles=float(self.stall_cycles[i]),
+            bound="memory" if self.memory_bound[i] else "compute",
+            engine_mode=self.engine_mode[i],  # type: ignore[arg-type]
+            utilization=float(self.utilization[i]),
+            actions={a: float(v[i]) for a, v in self.actions.items()
+                     if not (a in self.absent and self.absent[a][i])},
+            columns={c: v[i] for c, v in self.columns.items() if v[i] is not MISSING},
+            warnings=list(self.warnings[i]),
+        )
+
+
+def loop(simulate: Callable[[Layer, ArchBase], LayerResult], layer: Layer,
+         archs: Sequence[ArchBase]) -> LayerBatch:
+    """The batch of an engine without `simulate_batch`: its `simulate` on every point."""
+    return LayerBatch.from_results([simulate(layer, arch) for arch in archs])
