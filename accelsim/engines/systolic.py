@@ -43,7 +43,9 @@ import numpy as np
 from pydantic import Field
 
 from accelsim.arch.energy import MAC_COMPUTE
-from accelsim.arch.schema import ArchBase, MemoryLevel, Operand
+from accelsim.arch.pe_storage import PeStorage
+from accelsim.arch.schema import ArchBase, Operand
+from accelsim.engines import traffic
 from accelsim.engines.batch import LayerBatch
 from accelsim.engines.counts import LayerResult, ceil_div
 from accelsim.engines.shared_gemm_operand import GemmProblem, gemm_problem
@@ -69,6 +71,44 @@ class Config(ArchBase):
     dataflow: Dataflow = "ws"
     timing: Timing = "scalesim"
     group_mapping: GroupMapping = "serial"
+    tiling: traffic.Tiling = "search"
+    """How DRAM traffic is tiled (`accelsim.engines.traffic`): a mapper's search, or
+    SCALE-Sim 3.0.0's fixed rules."""
+    pe: PeStorage = PeStorage()
+    """Registers per PE (`accelsim.arch.pe_storage`)."""
+
+
+def pe_stationary_words(arch: Config) -> int:
+    """Values of the dataflow's stationary operand one PE holds."""
+    reg = getattr(arch.pe, traffic.STATIONARY[arch.dataflow])
+    return reg.words
+
+
+def latency_split(p: GemmProblem, arch: Config, stall: float,
+                  actions: dict[str, float]) -> dict[str, object]:
+    """Cycles of a layer by cause (columns `cycles_compute`, `_fill_drain`, `_load`, `_stall`,
+    summing to `cycles`): MACs streaming through the folds, pipeline fill and drain (skew),
+    shifting stationary tiles into the array where it is not overlapped, and memory stalls.
+    `cycles_dram_load` / `cycles_dram_offload`: DRAM read / write time at its bandwidth,
+    overlapped with compute except for what shows as stall."""
+    sr, sc, t = operand_dims(p, arch.dataflow)
+    folds = p.repeat * ceil_div(sr, arch.rows) * ceil_div(sc, arch.cols)
+    rows, cols = arch.rows, arch.cols
+    total = compute_cycles(p, rows, cols, arch.dataflow, arch.timing)
+    stationary_load = 0 if arch.dataflow == "os" else rows
+    if arch.timing == "double_buffered":
+        load = stationary_load + (folds - 1) * max(0, rows - t)
+    else:
+        load = folds * stationary_load
+    compute = folds * t
+    dram = arch.dram()
+    dram_load = dram_offload = 0.0
+    if dram is not None:
+        dram_load = actions.get(f"{dram.name}.read_bytes", 0.0) / dram.read_bandwidth_bytes_per_cycle
+        dram_offload = actions.get(f"{dram.name}.write_bytes", 0.0) / dram.write_bandwidth
+    return {"cycles_compute": compute, "cycles_fill_drain": total - compute - load,
+            "cycles_load": load, "cycles_stall": stall,
+            "cycles_dram_load": dram_load, "cycles_dram_offload": dram_offload}
 
 
 def operand_dims(p: GemmProblem, dataflow: Dataflow) -> tuple[int, int, int]:
@@ -179,56 +219,14 @@ def unique_bytes(layer: Layer, arch: ArchBase) -> dict[Operand, float]:
     }
 
 
-def _buffer_capacity(level: MemoryLevel | None) -> float:
-    """Bytes a buffer offers each operand it holds (split evenly); 0 when there is none."""
-    if level is None:
-        return 0.0
-    return level.size_bytes / len(level.holds)
-
-
 def memory_actions(
-    layer: Layer, arch: ArchBase, traffic: SramTraffic
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Bytes read/written per memory level: (actions, cycles each level needs)."""
-    p = arch.precision
-    act_b, w_b, acc_b = p.act_bits / 8, p.weight_bits / 8, p.acc_bits / 8
-    actions: dict[str, float] = {}
-    level_cycles: dict[str, float] = {}
-
-    def move(level: MemoryLevel | None, read_bytes: float, write_bytes: float) -> None:
-        if level is None:
-            return
-        actions[f"{level.name}.read_bytes"] = actions.get(f"{level.name}.read_bytes", 0.0) + read_bytes
-        actions[f"{level.name}.write_bytes"] = (
-            actions.get(f"{level.name}.write_bytes", 0.0) + write_bytes
-        )
-        level_cycles[level.name] = (
-            level_cycles.get(level.name, 0.0)
-            + read_bytes / level.read_bandwidth_bytes_per_cycle
-            + write_bytes / level.write_bandwidth
-        )
-
-    buffers = {op: arch.buffer_for(op) for op in ("act", "weight", "out")}
-    move(buffers["act"], traffic.act_reads * act_b, 0.0)
-    move(buffers["weight"], traffic.weight_reads * w_b, 0.0)
-    move(buffers["out"], traffic.out_reads * acc_b, traffic.out_writes * acc_b)
-
-    dram = arch.dram()
-    if dram is not None:
-        size = unique_bytes(layer, arch)
-        passes = {"act": traffic.act_passes, "weight": traffic.weight_passes}
-        dram_reads = 0.0
-        for op in ("act", "weight"):
-            fits = size[op] <= _buffer_capacity(buffers[op])
-            fetched = size[op] * (1 if fits else passes[op])
-            move(buffers[op], 0.0, fetched)
-            dram_reads += fetched
-        psum_bytes = size["out"] / act_b * acc_b
-        spill = 0.0 if psum_bytes <= _buffer_capacity(buffers["out"]) else psum_bytes
-        dram_reads += spill * (traffic.psum_passes - 1)
-        dram_writes = size["out"] + spill * (traffic.psum_passes - 1)
-        move(dram, dram_reads, dram_writes)
-    return actions, level_cycles
+    layer: Layer, arch: Config, problem: GemmProblem
+) -> tuple[dict[str, float], dict[str, float], dict[str, object]]:
+    """Bytes read/written per memory level (actions), the cycles each level needs, and the
+    per-level, per-operand access columns (`accelsim.engines.traffic`)."""
+    t = traffic.layer_traffic(layer, arch, problem, arch.rows, arch.cols, arch.dataflow,
+                              arch.tiling, pe_stationary_words(arch))
+    return traffic.level_actions(arch, t)
 
 
 def simulate(layer: Layer, arch: Config) -> LayerResult:
@@ -237,8 +235,7 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
     timed = (packed_problem(problem, arch.rows, arch.cols, arch.dataflow)
              if arch.group_mapping == "packed" and isinstance(layer.shape, ConvShape) else problem)
     cycles_compute = compute_cycles(timed, arch.rows, arch.cols, arch.dataflow, arch.timing)
-    traffic = sram_traffic(problem, arch.rows, arch.cols, arch.dataflow)
-    actions, level_cycles = memory_actions(layer, arch, traffic)
+    actions, level_cycles, access = memory_actions(layer, arch, problem)
     actions[MAC_COMPUTE] = layer.macs
     memory_cycles = max(level_cycles.values(), default=0.0)
     stall = max(0.0, memory_cycles - cycles_compute) if arch.model_memory_stalls else 0.0
@@ -258,7 +255,8 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
         utilization=min(1.0, layer.macs / (max(cycles, 1.0) * arch.rows * arch.cols)),
         actions=actions,
         columns={"bottleneck": max(level_cycles, key=level_cycles.get)
-                 if stall > 0 else "compute"},
+                 if stall > 0 else "compute",
+                 **access, **latency_split(timed, arch, stall, actions)},
     )
 
 
@@ -318,8 +316,11 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
         rows = np.array([archs[i].rows for i in idx], dtype=np.int64)
         cols = np.array([archs[i].cols for i in idx], dtype=np.int64)
         cycles_compute = compute_cycles(problem, rows, cols, arch.dataflow, arch.timing)
-        traffic = sram_traffic(problem, rows, cols, arch.dataflow)
-        acts, level_cycles = memory_actions(layer, arch, traffic)
+        points = [memory_actions(layer, archs[i], problem) for i in idx]
+        acts = {a: np.array([pt[0].get(a, 0.0) for pt in points])
+                for a in dict.fromkeys(a for pt in points for a in pt[0])}
+        level_cycles = {lv: np.array([pt[1].get(lv, 0.0) for pt in points])
+                        for lv in dict.fromkeys(lv for pt in points for lv in pt[1])}
         acts[MAC_COMPUTE] = layer.macs
         levels = list(level_cycles)
         per_level = np.array([np.broadcast_to(np.asarray(level_cycles[lv], dtype=float),

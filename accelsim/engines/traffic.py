@@ -1,0 +1,446 @@
+"""Tiling-aware memory traffic of a GEMM-shaped layer on a fixed-dataflow array: reads and
+writes per operand between DRAM, the on-chip buffers and the PE array.
+
+The array side is fixed by the dataflow (`accelsim.engines.systolic`): what each fold reads from
+the buffers is SCALE-Sim's count (`array_traffic`). Above it, one on-chip level per operand (the
+innermost level that holds it, `ArchBase.buffer_for`) keeps a *tile* of the layer's product, and
+DRAM traffic follows from the tile sizes and the loop order over tiles. Two rules choose them:
+
+* `tiling: search` (a mapper's view, the default): a small search over the order of the three
+  tile loops (pixels p, filters f, window w) and tile sizes (powers of two times the array side
+  along each mapped extent, and the whole extent). Tiles of all operands a level holds must fit
+  together in the half of the level not being filled (buffers are double-buffered: one half
+  feeds the array while the next tiles load into the other), so a shared buffer is allocated by
+  the tiling, never split evenly. Per loop order, an operand is fetched once per iteration of
+  every loop from the outermost down to the innermost loop it depends on (act: p, w; weight:
+  f, w; out: p, f), as in Timeloop's reuse analysis; partial sums leave for DRAM (at `acc_bits`)
+  and come back only when the reduction loop w runs outside the output's innermost loop. The
+  search keeps the order and sizes with the fewest DRAM bytes.
+* `tiling: scalesim` (SCALE-Sim 3.0.0's fixed rules, for comparisons with it): column folds
+  outermost, row folds inside, the whole streamed extent per fold; each operand gets its own
+  buffer (a shared level split evenly) of which SCALE-Sim's read buffer keeps only the last
+  half-buffer of fetched addresses (`read_buffer_estimate_bw.py`, active fraction 0.5): an
+  operand re-read across column folds is fetched once if it fits that half, once per column
+  fold otherwise; every partial sum the array writes goes on to DRAM and none is read back
+  (SCALE-Sim's write buffer drains each OFMAP write), so WS and IS write `row_folds` x outputs.
+
+Activation tiles are counted as the input elements they touch: a pixel tile of whole output rows
+touches `(rows - 1) * stride + dilated kernel` input rows (halo rows are fetched again by the
+next tile), a window tile is a share of the channels; padding is never fetched. Compressed
+operands and zero-skipping arrays are not modelled here (dense traffic only).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+
+from accelsim.arch.energy import memory_level_price
+from accelsim.arch.schema import ArchBase, MemoryLevel, Operand
+from accelsim.engines.counts import ceil_div
+from accelsim.engines.shared_gemm_operand import GemmProblem
+from accelsim.workload.layer import ConvShape, Layer
+
+Tiling = Literal["search", "scalesim"]
+Dataflow = Literal["os", "ws", "is"]
+
+OPERANDS: tuple[Operand, ...] = ("act", "weight", "out")
+DOUBLE_BUFFER_SHARE = 0.5
+"""Share of an on-chip level the tiles in use may take: the rest loads the next tiles."""
+SCALESIM_ACTIVE_FRACTION = 0.5
+"""SCALE-Sim 3.0.0's read-buffer active fraction (`single_layer_sim.py`, `active_buf_frac`)."""
+LOOPS = ("p", "f", "w")
+DEPENDS: dict[Operand, frozenset[str]] = {
+    "act": frozenset({"p", "w"}), "weight": frozenset({"f", "w"}), "out": frozenset({"p", "f"})}
+"""Which tile loops index each operand."""
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """One group's product and the input it touches (all counts in elements)."""
+
+    pixels: int
+    filters: int
+    window: int
+    repeat: int
+    act_elements: int
+    """Input elements the product reads (padding excluded; skipped by a stride > kernel)."""
+    row_pixels: int
+    """Output pixels per output row (F for a conv, 1 for a linear layer)."""
+    image_pixels: int
+    """Output pixels per image (E * F for a conv, the whole M for a linear layer)."""
+    image_in_rows: int
+    """Input rows an image's outputs touch (1 per row of M for a linear layer)."""
+    row_stride: int
+    col_stride: int
+    channels: int
+    """Input channels of one group (1 for a linear layer)."""
+    kernel_rows: int
+    """Input rows one output row reads (dilated kernel height; 1 for a linear layer)."""
+    images: int
+
+    def act_tile(self, pixel_tile: np.ndarray) -> np.ndarray:
+        """Input elements a tile of `pixel_tile` pixels and the whole window touches."""
+        per_row = self.act_elements / max(self.images * self.image_in_rows, 1)
+        whole_images = pixel_tile / self.image_pixels
+        out_rows = np.ceil(pixel_tile / self.row_pixels)
+        in_rows = np.minimum(self.image_in_rows,
+                             (out_rows - 1) * self.row_stride + self.kernel_rows)
+        rows = np.where(pixel_tile >= self.image_pixels, whole_images * self.image_in_rows,
+                        in_rows)
+        return np.minimum(self.act_elements, rows * per_row)
+
+
+def _touched(length: int, pad_before: int, stride: int, dilation: int, kernel: int,
+             outputs: int) -> int:
+    """Distinct unpadded positions along one axis that some output's window reads."""
+    hit = np.zeros(length, dtype=bool)
+    for r in range(kernel):
+        pos = np.arange(outputs) * stride + r * dilation - pad_before
+        hit[pos[(pos >= 0) & (pos < length)]] = True
+    return int(hit.sum())
+
+
+def geometry(layer: Layer, problem: GemmProblem) -> Geometry:
+    """The `Geometry` of one group of `layer` (`problem` is its `gemm_problem`)."""
+    s = layer.shape
+    if isinstance(s, ConvShape):
+        top, _, left, _ = s.padding
+        rows = _touched(s.H, top, s.stride[0], s.dilation[0], s.R, s.E)
+        cols = _touched(s.W, left, s.stride[1], s.dilation[1], s.S, s.F)
+        return Geometry(
+            pixels=problem.pixels, filters=problem.filters, window=problem.window,
+            repeat=problem.repeat, act_elements=s.N * rows * cols * (s.C // s.groups),
+            row_pixels=s.F, image_pixels=s.E * s.F, image_in_rows=rows,
+            row_stride=s.stride[0], col_stride=s.stride[1], channels=s.C // s.groups,
+            kernel_rows=s.dilation[0] * (s.R - 1) + 1, images=s.N)
+    return Geometry(
+        pixels=problem.pixels, filters=problem.filters, window=problem.window,
+        repeat=problem.repeat, act_elements=problem.pixels * problem.window, row_pixels=1,
+        image_pixels=problem.pixels, image_in_rows=problem.pixels, row_stride=1, col_stride=1,
+        channels=1, kernel_rows=1, images=1)
+
+
+@dataclass(frozen=True)
+class ArrayTraffic:
+    """Elements moved between the buffers and the array, one group's product (SCALE-Sim's
+    SRAM counts); `*_passes` is how often each operand is re-streamed."""
+
+    act_reads: int
+    weight_reads: int
+    out_writes: int
+    out_reads: int
+    act_passes: int
+    weight_passes: int
+    psum_passes: int
+
+
+def operand_dims(p: GemmProblem, dataflow: Dataflow) -> tuple[int, int, int]:
+    """(Sr, Sc, T): extents mapped on rows, on columns, and streamed in time."""
+    if dataflow == "os":
+        return p.pixels, p.filters, p.window
+    if dataflow == "ws":
+        return p.window, p.filters, p.pixels
+    return p.window, p.pixels, p.filters
+
+
+def array_traffic(p: GemmProblem, rows: int, cols: int, dataflow: Dataflow) -> ArrayTraffic:
+    """Buffer reads/writes per operand of one of `p`'s `repeat` products."""
+    sr, sc, t = operand_dims(p, dataflow)
+    row_folds, col_folds = ceil_div(sr, rows), ceil_div(sc, cols)
+    if dataflow == "os":
+        return ArrayTraffic(col_folds * sr * t, row_folds * sc * t, sr * sc, 0,
+                            col_folds, row_folds, 1)
+    if dataflow == "ws":
+        return ArrayTraffic(col_folds * sr * t, sr * sc, row_folds * sc * t,
+                            (row_folds - 1) * sc * t, col_folds, 1, row_folds)
+    return ArrayTraffic(sr * sc, col_folds * sr * t, row_folds * sc * t,
+                        (row_folds - 1) * sc * t, 1, col_folds, row_folds)
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """The tiling chosen for the DRAM-to-buffer level (one group's product)."""
+
+    order: tuple[str, ...]
+    """Tile loops outermost first ('p' pixels, 'f' filters, 'w' window)."""
+    pixel_tile: int
+    filter_tile: int
+    window_tile: int
+    fits: bool
+    """False when no tile fits the buffers (the smallest one is taken and overflows)."""
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Reads and writes per operand at DRAM and at the operand's buffer, whole layer (all
+    groups): `reads[(where, op)]` in elements and `read_bytes[(where, op)]` in bytes (the same
+    for writes), `where` being 'dram' or 'buffer'. Buffer fills from DRAM are buffer writes,
+    drains to DRAM buffer reads; partial sums move at `acc_bits`, final outputs at `act_bits`.
+    An operand with no buffer streams between DRAM and the array. `pe[(op, 'reads')]`:
+    accesses of the PE registers, summed over PEs."""
+
+    array: ArrayTraffic
+    mapping: Mapping | None
+    reads: dict[tuple[str, Operand], float]
+    writes: dict[tuple[str, Operand], float]
+    read_bytes: dict[tuple[str, Operand], float]
+    write_bytes: dict[tuple[str, Operand], float]
+    psum_dram_reads: float
+    psum_dram_writes: float
+    pe: dict[tuple[Operand, str], float]
+
+
+def _candidates(extent: int, quantum: int) -> np.ndarray:
+    """Tile sizes along one extent: the quantum times powers of two, and the whole extent."""
+    sizes = {extent}
+    size = max(1, quantum)
+    while size < extent:
+        sizes.add(size)
+        size *= 2
+    if quantum > 1:
+        sizes.add(1)
+    return np.array(sorted(sizes), dtype=float)
+
+
+@lru_cache(maxsize=4096)
+def _search(geo: Geometry, quanta: tuple[int, int, int], bytes_: tuple[float, float, float, float],
+            capacity: tuple[tuple[float, tuple[bool, bool, bool]], ...]
+            ) -> tuple[Mapping, float, float, float, float, float]:
+    """Best mapping and its (act, weight, out-final, psum-write, psum-read) DRAM elements."""
+    act_b, w_b, out_b, acc_b = bytes_
+    pt, ft, wt = np.meshgrid(_candidates(geo.pixels, quanta[0]),
+                             _candidates(geo.filters, quanta[1]),
+                             _candidates(geo.window, quanta[2]), indexing="ij")
+    pt, ft, wt = pt.ravel(), ft.ravel(), wt.ravel()
+    wshare = wt / geo.window
+    act_tile = geo.act_tile(pt) * wshare
+    tiles = (act_tile * act_b, wt * ft * w_b, pt * ft * acc_b)
+    fits = np.ones(pt.shape, dtype=bool)
+    for cap, held in capacity:
+        used = sum(t for t, h in zip(tiles, held, strict=True) if h)
+        fits &= used <= cap
+    trips = {"p": np.ceil(geo.pixels / pt), "f": np.ceil(geo.filters / ft),
+             "w": np.ceil(geo.window / wt)}
+    act_pass = np.maximum(geo.act_elements, trips["p"] * geo.act_tile(pt))
+    weights, outs = geo.window * geo.filters, geo.pixels * geo.filters
+    best: tuple[float, int, tuple[str, ...], np.ndarray] | None = None
+    for order in itertools.permutations(LOOPS):
+        fetches = {}
+        for op in OPERANDS:
+            last = max(i for i, loop in enumerate(order) if loop in DEPENDS[op])
+            fetches[op] = np.prod([trips[loop] for loop in order[:last + 1]], axis=0)
+        act = act_pass * fetches["act"] / (trips["p"] * trips["w"])
+        weight = weights * fetches["weight"] / (trips["f"] * trips["w"])
+        visits = fetches["out"] / (trips["p"] * trips["f"])
+        psum = (visits - 1) * outs
+        cost = act * act_b + weight * w_b + outs * out_b + 2 * psum * acc_b
+        cost = np.where(fits, cost, np.inf)
+        i = int(np.argmin(cost))
+        if best is None or cost[i] < best[0]:
+            best = (float(cost[i]), i, order, np.array([act[i], weight[i], psum[i]]))
+    assert best is not None
+    cost, i, order, (act, weight, psum) = best
+    if not np.isfinite(cost):  # nothing fits: the smallest tiles
+        i = int(np.argmin(pt * ft * wt))
+        return _search_fallback(geo, float(pt[i]), float(ft[i]), float(wt[i]))
+    mapping = Mapping(order, int(pt[i]), int(ft[i]), int(wt[i]), True)
+    return mapping, float(act), float(weight), float(outs), float(psum), float(psum)
+
+
+def _search_fallback(geo: Geometry, pt: float, ft: float, wt: float
+                     ) -> tuple[Mapping, float, float, float, float, float]:  # noqa: ARG001
+    """Traffic of the smallest tiles in loop order p, f, w when even they overflow: every
+    operand re-fetched per tile of the other loops."""
+    n_p, n_f = math.ceil(geo.pixels / pt), math.ceil(geo.filters / ft)
+    act_pass = max(geo.act_elements, n_p * float(geo.act_tile(np.array([pt]))[0]))
+    act = act_pass * n_f
+    weight = geo.window * geo.filters * n_p
+    outs = geo.pixels * geo.filters
+    return (Mapping(LOOPS, int(pt), int(ft), int(wt), False), float(act), float(weight),
+            float(outs), 0.0, 0.0)
+
+
+def _epoch_misses(share: float, reads_per_element: float, x: float) -> float:
+    """Elements SCALE-Sim fetches for `share` input elements, each read `reads_per_element`
+    times, when the input exceeds the half-buffer its read buffer keeps.
+
+    That buffer keeps an address only while fewer than `half` newer ones were fetched
+    (`read_buffer_estimate_bw.py`). Between two reads of an element the array fetches
+    x * half / q elements (x: the requests in between as a share of `half`, at most 1; q: the
+    share of requests that miss), so a re-read hits with probability 1 - x q; the first read
+    always misses. Over a pass, M = share + (K - 1) share x M / (K share) gives
+    M = share / (1 - x + x / K)."""
+    k = max(1.0, reads_per_element)
+    return share / (1.0 - x + x / k)
+
+
+def _scalesim(geo: Geometry, arr: ArrayTraffic, rows: int, cols: int, dataflow: Dataflow,
+              half: dict[str, float]) -> tuple[float, float, float, float]:
+    """SCALE-Sim's (act, weight, out-final, psum-write) DRAM elements of one group."""
+    p = GemmProblem(geo.pixels, geo.filters, geo.window)
+    sr, sc, _ = operand_dims(p, dataflow)
+    row_folds, col_folds = ceil_div(sr, rows), ceil_div(sc, cols)
+    act_u, weight_u = float(geo.act_elements), float(geo.window * geo.filters)
+    outs = float(geo.pixels * geo.filters)
+    psum = float(arr.out_writes) - outs
+    h = half["act"]
+    reuse = geo.pixels * geo.window / max(act_u, 1.0)
+    gap = geo.col_stride * geo.channels
+    if act_u <= h:
+        act = act_u
+    elif dataflow == "ws":
+        # a fold streams every pixel past `rows` window positions: an element is fetched once
+        # per row fold that holds one of its positions, `max(rows, C) * pixels` requests apart
+        per_fold = max(1.0, rows / geo.channels)
+        k = min(row_folds, max(1.0, reuse / per_fold))
+        x = min(1.0, geo.pixels * max(rows, geo.channels) / h)
+        act = col_folds * _epoch_misses(act_u, k, x)
+    else:
+        # OS (IS) folds hold `rows` (`cols`) pixels; each re-reads an element `gap` cycles later
+        side = rows if dataflow == "os" else cols
+        blocks = [side] * (geo.pixels // side) + ([geo.pixels % side] if geo.pixels % side else [])
+        passes = col_folds if dataflow == "os" else 1
+        act = passes * sum(_epoch_misses(act_u * b / geo.pixels, reuse, min(1.0, b * gap / h))
+                           for b in blocks)
+    if dataflow == "os":
+        tile = min(cols, geo.filters) * geo.window
+        weight = weight_u if min(weight_u, tile) <= half["weight"] else row_folds * weight_u
+        return act, weight, outs, 0.0
+    if dataflow == "ws":
+        return act, weight_u, outs, psum
+    weight = weight_u if weight_u <= half["weight"] else col_folds * weight_u
+    return act, weight, outs, psum
+
+
+def _scalesim_half(level: MemoryLevel | None, elem_bytes: float) -> float:
+    """Elements of an operand SCALE-Sim's read buffer keeps: the active fraction of the
+    operand's share of its level (0 without a level)."""
+    if level is None:
+        return 0.0
+    return (level.size_bytes or 0) * SCALESIM_ACTIVE_FRACTION / len(level.holds) / elem_bytes
+
+
+STATIONARY: dict[str, Operand] = {"os": "out", "ws": "weight", "is": "act"}
+"""The operand each dataflow keeps in the PEs."""
+
+
+def layer_traffic(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: int, cols: int,
+                  dataflow: Dataflow, tiling: Tiling = "search",
+                  stationary_words: int = 1) -> Traffic:
+    """Per-operand traffic of `layer` (all groups) at DRAM, its buffers and the PEs.
+    `stationary_words`: values of the stationary operand one PE holds (`accelsim.arch.pe_storage`):
+    the array keeps that many stationary tiles, so the operand streamed across column folds is
+    read once per `stationary_words` of them."""
+    geo = geometry(layer, problem)
+    arr = array_traffic(problem, rows, cols, dataflow)
+    if stationary_words > 1:
+        wide = array_traffic(problem, rows, cols * stationary_words, dataflow)
+        if dataflow == "is":
+            arr = replace(arr, weight_reads=wide.weight_reads, weight_passes=wide.weight_passes)
+        else:
+            arr = replace(arr, act_reads=wide.act_reads, act_passes=wide.act_passes)
+    p = arch.precision
+    act_b, w_b, acc_b = p.act_bits / 8, p.weight_bits / 8, p.acc_bits / 8
+    buffers: dict[Operand, MemoryLevel | None] = {op: arch.buffer_for(op) for op in OPERANDS}
+    array_reads = {"act": arr.act_reads, "weight": arr.weight_reads, "out": arr.out_reads}
+    mapping: Mapping | None = None
+    if tiling == "scalesim":
+        half = {op: _scalesim_half(buffers[op], size) for op, size in (("act", act_b),
+                                                                      ("weight", w_b))}
+        act, weight, outs, psum_w = _scalesim(geo, arr, rows, cols, dataflow, half)
+        psum_r = 0.0
+    else:
+        quanta = {"os": (rows, cols, 1), "ws": (1, cols, rows), "is": (cols, 1, rows)}[dataflow]
+        levels = sorted({b.name: b for b in buffers.values() if b is not None}.values(),
+                        key=lambda b: b.name)
+        capacity = tuple(((lv.size_bytes or 0) * DOUBLE_BUFFER_SHARE,
+                          tuple(buffers[op] is lv for op in OPERANDS)) for lv in levels)
+        mapping, act, weight, outs, psum_w, psum_r = _search(
+            geo, quanta, (act_b, w_b, act_b, acc_b), capacity)
+    fetched = {"act": act, "weight": weight}
+    for op in ("act", "weight"):
+        if buffers[op] is None:
+            fetched[op] = float(array_reads[op])
+    if buffers["out"] is None:
+        psum_w, psum_r = float(arr.out_writes) - outs, float(arr.out_reads)
+    r = geo.repeat
+    reads: dict[tuple[str, Operand], float] = {}
+    writes: dict[tuple[str, Operand], float] = {}
+    rbytes: dict[tuple[str, Operand], float] = {}
+    wbytes: dict[tuple[str, Operand], float] = {}
+    for op, size in (("act", act_b), ("weight", w_b)):
+        reads["dram", op] = fetched[op] * r
+        rbytes["dram", op] = fetched[op] * r * size
+        if buffers[op] is not None:
+            writes["buffer", op] = fetched[op] * r
+            wbytes["buffer", op] = fetched[op] * r * size
+            reads["buffer", op] = float(array_reads[op]) * r
+            rbytes["buffer", op] = float(array_reads[op]) * r * size
+    reads["dram", "out"] = psum_r * r
+    rbytes["dram", "out"] = psum_r * r * acc_b
+    writes["dram", "out"] = (outs + psum_w) * r
+    wbytes["dram", "out"] = (outs * act_b + psum_w * acc_b) * r
+    if buffers["out"] is not None:
+        reads["buffer", "out"] = (arr.out_reads + outs + psum_w) * r
+        rbytes["buffer", "out"] = (arr.out_reads * acc_b + outs * act_b + psum_w * acc_b) * r
+        writes["buffer", "out"] = (arr.out_writes + psum_r) * r
+        wbytes["buffer", "out"] = (arr.out_writes + psum_r) * r * acc_b
+    macs = float(layer.macs)
+    stationary = STATIONARY[dataflow]
+    pe: dict[tuple[Operand, str], float] = {}
+    for op in OPERANDS:
+        pe[op, "reads"] = macs
+        pe[op, "writes"] = (float(array_reads[op]) * r if op == stationary and op != "out"
+                            else macs)
+    return Traffic(array=arr, mapping=mapping, reads=reads, writes=writes, read_bytes=rbytes,
+                   write_bytes=wbytes, psum_dram_reads=psum_r * r, psum_dram_writes=psum_w * r,
+                   pe=pe)
+
+
+def level_actions(arch: ArchBase, t: Traffic
+                  ) -> tuple[dict[str, float], dict[str, float], dict[str, object]]:
+    """(actions: bytes per `<level>.read_bytes` / `.write_bytes`, cycles each level needs at
+    its bandwidth, result columns `<level>_<operand>_reads`, `_writes` (elements),
+    `_read_bytes`, `_write_bytes` (bytes), `energy_<level>_<operand>_pj` and the PE register
+    accesses `pe_<operand>_reads`, `_writes`). Without a DRAM level nothing is counted there."""
+    levels: dict[tuple[str, Operand], MemoryLevel | None] = {}
+    dram = arch.dram()
+    for op in OPERANDS:
+        levels["dram", op] = dram
+        levels["buffer", op] = arch.buffer_for(op)
+    actions: dict[str, float] = {}
+    level_cycles: dict[str, float] = {}
+    columns: dict[str, object] = {}
+    prices = {lv.name: memory_level_price(arch, lv) for lv in arch.memory}
+    for key in sorted(set(t.reads) | set(t.writes)):
+        level = levels[key]
+        if level is None:
+            continue
+        op = key[1]
+        rb, wb = t.read_bytes.get(key, 0.0), t.write_bytes.get(key, 0.0)
+        name = level.name
+        actions[f"{name}.read_bytes"] = actions.get(f"{name}.read_bytes", 0.0) + rb
+        actions[f"{name}.write_bytes"] = actions.get(f"{name}.write_bytes", 0.0) + wb
+        level_cycles[name] = (level_cycles.get(name, 0.0) + rb / level.read_bandwidth_bytes_per_cycle
+                              + wb / level.write_bandwidth)
+        prefix = f"{name}_{op}"
+        columns[f"{prefix}_reads"] = t.reads.get(key, 0.0)
+        columns[f"{prefix}_writes"] = t.writes.get(key, 0.0)
+        columns[f"{prefix}_read_bytes"] = rb
+        columns[f"{prefix}_write_bytes"] = wb
+        lp = prices[name]
+        columns[f"energy_{prefix}_pj"] = rb * lp.read_pj_per_byte + wb * lp.write_pj_per_byte
+    for (op, verb), count in t.pe.items():
+        columns[f"pe_{op}_{verb}"] = count
+    if t.mapping is not None:
+        m = t.mapping
+        columns.update({"tile_loop_order": "".join(m.order), "tile_pixels": m.pixel_tile,
+                        "tile_filters": m.filter_tile, "tile_window": m.window_tile,
+                        "tile_fits": m.fits})
+    return actions, level_cycles, columns
