@@ -15,7 +15,7 @@ from accelsim import __version__, decode
 from accelsim.arch.area import area_mm2
 from accelsim.arch.energy import action_energy_pj, price, price_warnings, pricing_notes
 from accelsim.arch.schema import ArchBase
-from accelsim.engines.batch import MISSING, LayerBatch, loop
+from accelsim.engines.batch import MISSING, LayerBatch, layer_memo, loop
 from accelsim.engines.counts import LayerResult
 from accelsim.errors import AccelsimError
 from accelsim.kinds import engine_for
@@ -403,10 +403,17 @@ def simulate_totals(workload: Workload, archs: Sequence[ArchBase]) -> list[dict]
             for c in SUM_COLUMNS}
     columns = {c: col.totals(has) for c, col in {**dict(sorted(energy.items())),
                                                    **extras}.items()}
-    densities = np.array([[layer.act_density, layer.weight_density]
-                          for layer in workload.layers], dtype=float)
+    densities = np.array([_densities(layer) for layer in workload.layers], dtype=float)
     return [_point_totals(i, archs[i], workload, stacked, sums, columns, modes, densities)
             for i in range(n)]
+
+
+def _densities(layer: Layer) -> tuple[float, float]:
+    """The layer's (act_density, weight_density), measured once per workload."""
+    memo = layer_memo(layer)
+    if "densities" not in memo:
+        memo["densities"] = (layer.act_density, layer.weight_density)
+    return memo["densities"]
 
 
 def _point_totals(i: int, arch: ArchBase, workload: Workload, stacked: dict[str, np.ndarray],

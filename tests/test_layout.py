@@ -88,5 +88,5 @@ def test_each_engine_exposes_the_contract_only(kind):
     assert typing.get_args(engine.Config.model_fields["kind"].annotation) == (kind,)
     assert callable(engine.simulate)
     if engine.__name__ in {m for m in MODULES if MODULES[m].name == "__init__.py"}:
-        assert set(engine.__all__) <= {"Config", "simulate", "prepare"}
+        assert set(engine.__all__) <= {"Config", "simulate", "simulate_batch", "prepare"}
         assert {"Config", "simulate"} <= set(engine.__all__)

@@ -8,6 +8,7 @@ per-layer tables (break-even curves): it is what whole-workload totals need.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -111,3 +112,16 @@ def loop(simulate: Callable[[Layer, ArchBase], LayerResult], layer: Layer,
          archs: Sequence[ArchBase]) -> LayerBatch:
     """The batch of an engine without `simulate_batch`: its `simulate` on every point."""
     return LayerBatch.from_results([simulate(layer, arch) for arch in archs])
+
+
+_LAYER_MEMOS: dict[int, dict] = {}
+
+
+def layer_memo(layer: Layer) -> dict:
+    """A dict that lives as long as `layer` does, for statistics of its trace that do not depend
+    on the arch (computed once per workload, reused by every design point and every batch)."""
+    key = id(layer)
+    if key not in _LAYER_MEMOS:
+        _LAYER_MEMOS[key] = {}
+        weakref.finalize(layer, _LAYER_MEMOS.pop, key, None)
+    return _LAYER_MEMOS[key]

@@ -37,6 +37,7 @@ level, and the group selection of a compress/prune/check pass as `compress.compa
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -45,6 +46,7 @@ from pydantic import Field, PositiveFloat, ValidationInfo, field_validator
 from accelsim.arch.energy import MAC_COMPUTE
 from accelsim.arch.schema import MAX_BITS, ArchBase
 from accelsim.arch.tech import load_tech_table
+from accelsim.engines.batch import LayerBatch, layer_memo
 from accelsim.engines.counts import LayerResult, ceil_div
 from accelsim.engines.shared_gemm_operand import (
     binomial_at_most,
@@ -182,23 +184,43 @@ def _weight_nm(layer: Layer, n: int, m: int) -> tuple[float, float]:
     return nm_conformance(view, n, m), nm_excess(view, n, m)
 
 
+def _nm_measures(layer: Layer, on_act: bool, n: int, m: int) -> tuple[float, float]:
+    """(N:M conformance of the sparse operand, share of its non-zeros pruning drops); NaN
+    where N:M does not apply, or the trace cannot say."""
+    if not gemm_dims(layer).nm_applicable(m):
+        return math.nan, math.nan
+    if not on_act:
+        return _weight_nm(layer, n, m)
+    conformance = operand_for(layer).nm_conformance(n, m)
+    excess = (layer_nm_excess(reduction_view(layer.nonzero(), layer.shape), layer.shape, n, m)
+              if layer.has_trace else None)
+    return conformance, math.nan if excess is None else excess  # None: a shapes-only layer
+
+
 def simulate(layer: Layer, arch: Config) -> LayerResult:
     """Count cycles, MACs, bytes and compress-pass work of one layer (see module docstring)."""
+    return _count(layer, arch, {})
+
+
+def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
+    """`simulate` on many design points: the layer's N:M statistics (conformance, excess,
+    pruning error) measured once per (operand, n, m) and workload, for all of them."""
+    memo = layer_memo(layer).setdefault("sparse_tensor_core", {})
+    return LayerBatch.from_results([_count(layer, arch, memo) for arch in archs])
+
+
+def _count(layer: Layer, arch: Config, memo: dict) -> LayerResult:
+    """`simulate`, with the trace statistics kept in `memo` (one layer, many archs)."""
     dims = gemm_dims(layer)
     p = arch.precision
     act_b, w_b = p.act_bits / 8, p.weight_bits / 8
     n, m = arch.n, arch.m
     on_act = arch.sparse_operand == "act"
     applicable = arch.sparse_enabled and dims.nm_applicable(m)
-    if not dims.nm_applicable(m):
-        conformance, dropped = math.nan, math.nan
-    elif on_act:
-        conformance = operand_for(layer).nm_conformance(n, m)
-        excess = (layer_nm_excess(reduction_view(layer.nonzero(), layer.shape), layer.shape, n, m)
-                  if layer.has_trace else None)
-        dropped = math.nan if excess is None else excess  # None: a shapes-only layer
-    else:
-        conformance, dropped = _weight_nm(layer, n, m)
+    key = (arch.sparse_operand, n, m)
+    if key not in memo:
+        memo[key] = _nm_measures(layer, on_act, n, m)
+    conformance, dropped = memo[key]
     conforming = conformance >= 1.0
     if not applicable:
         sparse, compress_pass, check_pass = False, False, False
@@ -242,8 +264,12 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
         f"{dram.name}.write_bytes": out_bytes + pass_write,
         COMPRESS_COMPARE: float(compares),
     }
-    error = (prune_error(layer, arch.sparse_operand, n, m)
-             if sparse and arch.policy == "prune" else math.nan)
+    if sparse and arch.policy == "prune":
+        if ("error", *key) not in memo:
+            memo[("error", *key)] = prune_error(layer, arch.sparse_operand, n, m)
+        error = memo[("error", *key)]
+    else:
+        error = math.nan
     dense_equivalent_peak = arch.dense_macs_per_cycle * (arch.speedup if sparse else 1.0)
     return LayerResult(
         cycles=cycles,

@@ -27,6 +27,6 @@ fields and time model), `breakeven` (speed-up against density for one shape).
 """
 
 from accelsim.engines.gpu.config import Config
-from accelsim.engines.gpu.count import simulate
+from accelsim.engines.gpu.count import simulate, simulate_batch
 
-__all__ = ["Config", "simulate"]
+__all__ = ["Config", "simulate", "simulate_batch"]

@@ -6,8 +6,10 @@ bytes or more energy than dense, lossy pruning)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from accelsim.arch.energy import action_energy_pj
+from accelsim.engines.batch import LayerBatch, layer_memo
 from accelsim.engines.counts import LayerResult
 from accelsim.engines.gpu.breakeven import layer_curve
 from accelsim.engines.gpu.config import SIMT_FLOP, TENSOR_FLOP, Config
@@ -23,16 +25,21 @@ from accelsim.engines.gpu.kernels import (
     own_measure,
     time_at,
 )
-from accelsim.engines.shared_gemm_operand import operand_for
+from accelsim.engines.shared_gemm_operand import Operand, operand_for
 from accelsim.workload.layer import Layer
 
 _MEASURE_COLUMN = {CsrKernel: None, BsrKernel: "block_density", RowSkipKernel: "union_density",
                    NmKernel: "nm_conformance"}
 
 
-def kernel_times(layer: Layer, arch: Config) -> tuple[dict[str, KernelTime], dict[str, object]]:
-    """Every kernel's time for a layer, and the per-kernel result columns."""
-    op = operand_for(layer)
+def kernel_times(layer: Layer, arch: Config, op: Operand | None = None,
+                 memo: dict | None = None) -> tuple[dict[str, KernelTime], dict[str, object]]:
+    """Every kernel's time for a layer, and the per-kernel result columns. `op` is the layer's
+    operand statistics (`operand_for(layer)`) where the caller keeps them for many archs;
+    with `memo` (a dict the caller keeps for one layer) a kernel timed before on the same
+    machine is not timed again, and the break-even columns (`breakeven_density_*`, which no
+    total needs) are left out."""
+    op = operand_for(layer) if op is None else op
     mc = arch.machine()
     dense = arch.dense_kernel
     times: dict[str, KernelTime] = {}
@@ -45,7 +52,13 @@ def kernel_times(layer: Layer, arch: Config) -> tuple[dict[str, KernelTime], dic
             columns[f"{column}_{name}"] = measure
         if not available(k, mc):
             continue
-        times[name] = time_at(name, k, op.dims, measure, mc, dense)
+        if memo is None:
+            times[name] = time_at(name, k, op.dims, measure, mc, dense)
+        else:
+            key = (name, id(k), mc, measure, id(dense))  # the archs outlive the memo
+            if key not in memo:
+                memo[key] = time_at(name, k, op.dims, measure, mc, dense)
+            times[name] = memo[key]
         if eligible(k, op):
             allowed.append(name)
     dense_s = times["dense"].total_s
@@ -53,7 +66,7 @@ def kernel_times(layer: Layer, arch: Config) -> tuple[dict[str, KernelTime], dic
     for name, k in arch.kernels.items():
         runs = name in times
         columns[f"time_{name}_s"] = times[name].total_s if runs else math.nan
-        if name != "dense":
+        if name != "dense" and memo is None:
             columns[f"breakeven_density_{name}"] = (
                 breakeven(name, k, op.dims, mc, dense, dense_s) if runs else math.nan)
     columns["best_kernel"] = min(allowed, key=lambda n: (times[n].total_s, n != "dense"))
@@ -101,7 +114,25 @@ def choice_warnings(arch: Config, times: dict[str, KernelTime], columns: dict[st
 
 def simulate(layer: Layer, arch: Config) -> LayerResult:
     """Time every kernel choice for one layer; the result is the fastest allowed one."""
-    times, columns = kernel_times(layer, arch)
+    return _count(layer, arch, operand_for(layer), None)
+
+
+def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
+    """`simulate` on many design points, the same counts and totals: the layer's operand
+    statistics measured once per workload for all points, a kernel timed once per distinct machine, and no
+    break-even columns or curves (per-layer detail that no total needs)."""
+    stats = layer_memo(layer)
+    if "operand" not in stats:
+        stats["operand"] = operand_for(layer)
+    op = stats["operand"]
+    memo: dict = {}
+    return LayerBatch.from_results([_count(layer, arch, op, memo) for arch in archs])
+
+
+def _count(layer: Layer, arch: Config, op: Operand, memo: dict | None) -> LayerResult:
+    """`simulate` with the operand statistics given; with a `memo` (`kernel_times`), batch
+    mode: no break-even columns and no break-even table."""
+    times, columns = kernel_times(layer, arch, op, memo)
     best = times[str(columns["best_kernel"])]
     clock = arch.clock_hz
     macs_dense = layer.macs
@@ -122,6 +153,7 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
         utilization=min(1.0, best.flops / (best.total_s * peak)) if best.total_s else 0.0,
         actions=_actions(best, arch),
         columns={**columns, "weight_read_bytes": best.weight_read_bytes},
-        tables={"breakeven": layer_curve(arch, layer, float(columns["a_density"]))},
+        tables={} if memo is not None else {
+            "breakeven": layer_curve(arch, layer, float(columns["a_density"]))},
         warnings=choice_warnings(arch, times, columns),
     )
