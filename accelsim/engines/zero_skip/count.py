@@ -89,13 +89,15 @@ def identical_items_cycles(items: int, lane_work: np.ndarray, issue_cycles: int)
     return items * max(issue_cycles, int(lane_work.max(initial=0)))
 
 
-def _run_row_broadcast(v: work.ConvView, arch: Config, macs: work.MacCounts) -> Work:
+def _run_row_broadcast(v: work.ConvView, arch: Config, macs: work.MacCounts,
+                       t: work.TapCounts) -> Work:
     a: RowBroadcast = arch.array
     lane_work = work.lane_weight_work(v, a.lanes, "weight" in arch.skip)
     s, p, d = v.stride, v.padding, v.dilation
     rows = lane_work.reshape(-1, a.lanes)
-    if "act" not in arch.skip and (rows == rows[:1]).all():
-        items = v.N * v.E * v.F * v.C * v.R * v.S   # every tap broadcast, all the same work
+    if rows.shape[0] and (rows == rows[:1]).all():
+        # every broadcast asks the same work: the taps on a non-zero when skipping, else all
+        items = int(t.nonzero.sum()) if "act" in arch.skip else v.N * v.E * v.F * v.C * v.R * v.S
         cycles = identical_items_cycles(items, rows[0], arch.sync.issue_cycles)
         busy = items * int(rows[0].sum())
     else:
@@ -313,7 +315,7 @@ def _dataflow(layer: Layer, v: work.ConvView, taps: work.TapCounts, macs: work.M
     if isinstance(arch.array, PlanarCartesian):
         return _run_planar(v, arch, macs)
     if isinstance(arch.array, RowBroadcast):
-        return _run_row_broadcast(v, arch, macs)
+        return _run_row_broadcast(v, arch, macs, taps)
     return _run_dense_array(layer, arch, macs)
 
 

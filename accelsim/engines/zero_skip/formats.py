@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from accelsim.arch.schema import StrictModel
+from accelsim.engines.zero_skip import bitmaps
 
 MAX_FIELD_BITS = 64
 """Widest run, index or pointer field, bits."""
@@ -98,20 +99,11 @@ def _segments(size: int, fmt: Format) -> int:
 
 
 def rle_entries(nonzero: np.ndarray, run_bits: int, segment_elements: int | None) -> int:
-    """(run, value) pairs needed to encode the flattened bitmap with `run_bits`-bit runs."""
-    flat = np.ascontiguousarray(nonzero).reshape(-1)
-    idx = np.flatnonzero(flat)
-    if idx.size == 0:
-        return 0
-    seg = flat.size if segment_elements is None else segment_elements
-    pos = idx % seg
-    prev = np.empty_like(idx)
-    prev[0] = -1
-    prev[1:] = idx[:-1]
-    same_segment = np.zeros(idx.size, bool)
-    same_segment[1:] = (idx[1:] // seg) == (idx[:-1] // seg)
-    gaps = np.where(same_segment, idx - prev - 1, pos)
-    return int(idx.size + np.sum(gaps // (2 ** run_bits)))
+    """(run, value) pairs needed to encode the flattened bitmap (C order of the view, read in
+    place) with `run_bits`-bit runs, in segments of `segment_elements` (None: one segment)."""
+    four_d = nonzero if nonzero.ndim == 4 else nonzero.reshape(1, 1, 1, -1)
+    segment = -1 if segment_elements is None else segment_elements
+    return int(bitmaps.rle_pairs(four_d, min(run_bits, 62), segment))
 
 
 def stored_size(nonzero: np.ndarray, fmt: Format, value_bits: int) -> StoredSize:

@@ -19,12 +19,15 @@ densities in closed form (`expected_mac_counts`).
 from __future__ import annotations
 
 import math
+import weakref
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
+from accelsim.engines.zero_skip import bitmaps
 from accelsim.engines.zero_skip.formats import all_nonzero
 from accelsim.workload.layer import ConvShape, GemmShape, Layer
 
@@ -116,8 +119,75 @@ def iid_mask(shape: tuple[int, ...], density: float, key: str) -> np.ndarray:
     count = int(round(min(max(density, 0.0), 1.0) * size))
     rng = np.random.default_rng(zlib.crc32(key.encode()))
     flat = np.zeros(size, bool)
-    flat[rng.choice(size, count, replace=False) if count < size else slice(None)] = True
+    if count >= size:
+        flat[:] = True
+    elif size < 2**32 - 1:
+        bitmaps.iid_choice_mask(size, count, _pcg64_state(rng), flat)
+    else:
+        flat[rng.choice(size, count, replace=False)] = True
     return flat.reshape(shape)
+
+
+def _pcg64_state(rng: np.random.Generator) -> np.ndarray:
+    """The PCG64 state of `rng` as `bitmaps` reads it: uint64 [state high, state low,
+    increment high, increment low, has_uint32, uinteger]."""
+    st = rng.bit_generator.state
+    state, inc = st["state"]["state"], st["state"]["inc"]
+    low = (1 << 64) - 1
+    return np.array([state >> 64, state & low, inc >> 64, inc & low, st["has_uint32"],
+                     st["uinteger"]], np.uint64)
+
+
+@dataclass
+class Bitmaps:
+    """A traced layer's non-zero maps (natural layout) and densities, made once per layer."""
+
+    act: np.ndarray | None
+    act_density: float
+    weight: np.ndarray | None
+    weight_density: float
+
+
+def _nonzero(values: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray | None:
+    """The non-zero map of a stored operand (its mask, or its values != 0, read by bits for
+    float16)."""
+    if mask is not None or values is None:
+        return mask
+    if values.dtype != np.float16:
+        return values != 0
+    out = np.empty(values.shape, bool)
+    bitmaps.nonzero_f16(np.ascontiguousarray(values).view(np.uint16).reshape(-1),
+                        out.reshape(-1))
+    return out
+
+
+def layer_bitmaps(layer: Layer) -> Bitmaps:
+    """The layer's `Bitmaps`, from the last layers seen when `layer` is one of them (a layer's
+    arrays are not changed in place once it is simulated); densities as `Layer` gives them."""
+    hit = _BITMAPS.get(id(layer))
+    if hit is not None and hit[0]() is layer:
+        return hit[1]
+    act = _nonzero(layer.act, layer.act_mask)
+    weight = _nonzero(layer.weight, layer.weight_mask)
+    maps = Bitmaps(
+        act, layer.act_density if act is None else float(np.count_nonzero(act)) / act.size,
+        weight, layer.weight_density if weight is None
+        else float(np.count_nonzero(weight)) / weight.size)
+    _BITMAPS[id(layer)] = (weakref.ref(layer), maps)
+    while len(_BITMAPS) > _BITMAPS_LAYERS:
+        _BITMAPS.pop(next(iter(_BITMAPS)))
+    return maps
+
+
+_BITMAPS: dict[int, tuple[weakref.ref, Bitmaps]] = {}
+_BITMAPS_LAYERS = 4
+"""Layers whose maps are kept: a layer is counted on an arch and on its dense equivalent one
+after the other."""
+
+
+def weights_known(layer: Layer) -> bool:
+    """Whether the layer's weights (values or mask) are in the trace."""
+    return layer.weight is not None or layer.weight_mask is not None
 
 
 def operand_masks(layer: Layer, uniform: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -128,15 +198,16 @@ def operand_masks(layer: Layer, uniform: bool = False) -> tuple[np.ndarray, np.n
     its declared density or, when none is declared, is dense.
     """
     s = layer.shape
-    if layer.has_trace and not uniform:
-        act = layer.nonzero()
+    maps = layer_bitmaps(layer)
+    if maps.act is not None and not uniform:
+        act = maps.act
     else:
-        act = iid_mask(s.act_shape, layer.act_density, f"{layer.name}/act")
-    known = layer.weight_nonzero()
+        act = iid_mask(s.act_shape, maps.act_density, f"{layer.name}/act")
+    known = maps.weight
     if known is not None and not uniform:
         weight = known
     elif known is not None or layer.declared_weight_density is not None:
-        weight = iid_mask(s.weight_shape, layer.weight_density, f"{layer.name}/weight")
+        weight = iid_mask(s.weight_shape, maps.weight_density, f"{layer.name}/weight")
     else:
         weight = dense_view(s.weight_shape)
     return act, weight
@@ -163,11 +234,6 @@ def conv_view(layer: Layer, act: np.ndarray, weight: np.ndarray, planar: bool = 
     return ConvView(conv_a, conv_w, (1, 1), (0, 0, 0, 0), (1, 1), b)
 
 
-def _tap_rows(out: int, stride: int, pad: int, dil: int, k: int) -> np.ndarray:
-    """Input coordinate read by output positions 0..out-1 at filter tap k (may be outside)."""
-    return np.arange(out) * stride - pad + k * dil
-
-
 @dataclass(frozen=True)
 class TapCounts:
     """How many (image, output pixel) pairs read each (channel, r, s) tap.
@@ -185,28 +251,27 @@ class TapCounts:
 
 
 def tap_counts(v: ConvView) -> TapCounts:
-    """Tap statistics by strided slicing of the bitmap, one (r, s) at a time (no im2col)."""
-    nz = np.zeros((v.C, v.R, v.S), np.int64)
-    inside = np.zeros((v.R, v.S), np.int64)
-    for r in range(v.R):
-        rows = _tap_rows(v.E, v.stride[0], v.padding[0], v.dilation[0], r)
-        rows = rows[(rows >= 0) & (rows < v.H)]
-        for s in range(v.S):
-            cols = _tap_rows(v.F, v.stride[1], v.padding[2], v.dilation[1], s)
-            cols = cols[(cols >= 0) & (cols < v.W)]
-            inside[r, s] = v.N * rows.size * cols.size
-            if rows.size and cols.size:
-                window = v.act[:, :, rows][:, :, :, cols]
-                nz[:, r, s] = window.sum(axis=(0, 2, 3))
+    """Tap statistics in one pass over the bitmap (`bitmaps.tap_nonzero`, no im2col); taps
+    inside the input in closed form."""
+    s, p, d = v.stride, v.padding, v.dilation
+    nz = bitmaps.tap_nonzero(v.act, v.E, v.F, v.R, v.S, s[0], s[1], p[0], p[2], d[0], d[1])
+    rows = _inside(v.E, s[0], p[0], d[0], v.R, v.H)
+    cols = _inside(v.F, s[1], p[2], d[1], v.S, v.W)
+    inside = v.N * rows[:, None] * cols[None, :]
     return TapCounts(nz, inside, v.N * v.E * v.F, weight_tap_counts(v), v.Kg)
+
+
+def filters_outer(weight: np.ndarray) -> bool:
+    """Whether a weight map [K, C/groups, R, S] is read filter by filter (C order) rather
+    than channel by channel (a transposed view of a linear layer's [K, N] weights)."""
+    return abs(weight.strides[0]) >= abs(weight.strides[1])
 
 
 def weight_tap_counts(v: ConvView) -> np.ndarray:
     """Non-zero weights over the filters of each (channel, r, s) tap's group: int64 [C, R, S]."""
     if all_nonzero(v.weight):
         return np.full((v.C, v.R, v.S), v.Kg, np.int64)
-    wsum = v.weight.reshape(v.groups, v.Kg, v.Cg, v.R, v.S).sum(axis=1, dtype=np.int64)
-    return wsum.reshape(v.C, v.R, v.S)
+    return bitmaps.weight_counts(v.weight, v.groups, filters_outer(v.weight))
 
 
 def pair_count(t: TapCounts, act_nonzero: bool, weight_nonzero: bool, padding: bool) -> int:
@@ -260,9 +325,7 @@ def brick_work(v: ConvView, brick: int, skip_act: bool) -> tuple[np.ndarray, np.
         dense = np.broadcast_to(lengths[None, None, :, None, None],
                                 (v.groups, v.N, n_cb, v.H, v.W))
         return np.ascontiguousarray(dense), lengths
-    a = v.act.reshape(v.N, v.groups, v.Cg, v.H, v.W)
-    counts = np.add.reduceat(a, np.arange(n_cb) * brick, axis=2, dtype=np.int32)
-    return np.ascontiguousarray(counts.transpose(1, 0, 2, 3, 4)), np.zeros(n_cb, np.int32)
+    return bitmaps.brick_counts(v.act, v.groups, brick), np.zeros(n_cb, np.int32)
 
 
 # --- planar Cartesian product (SCNN-like) ----------------------------------------------------
@@ -298,11 +361,7 @@ def planar_act_count(v: ConvView, pe_rows: int, pe_cols: int, skip_act: bool) ->
     key = tile_index * phases + (ph[:, None] * v.stride[1] + pw[None, :]).reshape(-1)
     width = tiles.size * phases
     if skip_act:
-        order = np.argsort(key, kind="stable")
-        present, starts = np.unique(key[order], return_index=True)
-        counts = np.zeros((v.N * v.C, width), np.int32)
-        flat = v.act.reshape(v.N * v.C, v.H * v.W)[:, order]
-        counts[:, present] = np.add.reduceat(flat, starts, axis=1, dtype=np.int32)
+        counts = bitmaps.planar_counts(v.act, key.astype(np.int64), width)
     else:
         per_key = np.bincount(key, minlength=width).astype(np.int32)
         counts = np.broadcast_to(per_key, (v.N * v.C, width))
@@ -316,27 +375,33 @@ def output_reach(v: ConvView, pe_rows: int, pe_cols: int) -> tuple[np.ndarray, n
     Outputs are owned by the PE at the same place in a near-equal split of the output plane;
     the difference is the halo, partial sums sent to neighbours."""
     rows, cols = pe_grid(v, pe_rows, pe_cols)
-
-    def per_axis(extent, out, parts, stride, pad, dil, k):
-        ib, ob = split_bounds(extent, parts), split_bounds(out, parts)
-        reach, owned_in_reach = [], []
-        for i in range(parts):
-            a, b = ib[i], ib[i + 1]
-            if b <= a:
-                reach.append(0)
-                owned_in_reach.append(0)
-                continue
-            lo = max(0, -(-(a + pad - (k - 1) * dil) // stride))
-            hi = min(out - 1, (b - 1 + pad) // stride)
-            reach.append(max(0, hi - lo + 1))
-            owned_in_reach.append(max(0, min(hi, ob[i + 1] - 1) - max(lo, ob[i]) + 1))
-        return np.array(reach), np.array(owned_in_reach)
-
-    rr, ro = per_axis(v.H, v.E, rows, v.stride[0], v.padding[0], v.dilation[0], v.R)
-    cr, co = per_axis(v.W, v.F, cols, v.stride[1], v.padding[2], v.dilation[1], v.S)
+    rr, ro = map(np.array, _reach_per_axis(v.H, v.E, rows, v.stride[0], v.padding[0],
+                                           v.dilation[0], v.R))
+    cr, co = map(np.array, _reach_per_axis(v.W, v.F, cols, v.stride[1], v.padding[2],
+                                           v.dilation[1], v.S))
     reach = (rr[:, None] * cr[None, :]).reshape(-1)
     halo = reach - (ro[:, None] * co[None, :]).reshape(-1)
     return reach, halo
+
+
+@lru_cache(maxsize=256)
+def _reach_per_axis(extent: int, out: int, parts: int, stride: int, pad: int, dil: int,
+                    k: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Along one axis, per tile of a near-equal split of `extent` into `parts`: (outputs its
+    inputs reach, of those the ones in the tile's own share of the `out` outputs)."""
+    ib, ob = split_bounds(extent, parts), split_bounds(out, parts)
+    reach, owned_in_reach = [], []
+    for i in range(parts):
+        a, b = int(ib[i]), int(ib[i + 1])
+        if b <= a:
+            reach.append(0)
+            owned_in_reach.append(0)
+            continue
+        lo = max(0, -(-(a + pad - (k - 1) * dil) // stride))
+        hi = min(out - 1, (b - 1 + pad) // stride)
+        reach.append(max(0, hi - lo + 1))
+        owned_in_reach.append(max(0, min(hi, int(ob[i + 1]) - 1) - max(lo, int(ob[i])) + 1))
+    return tuple(reach), tuple(owned_in_reach)
 
 
 def output_channel_group(v: ConvView, pe_rows: int, pe_cols: int, accumulator_entries: int) -> int:
@@ -362,12 +427,8 @@ def planar_weight_count(v: ConvView, kc: int, skip_weight: bool) -> np.ndarray:
         per_phase = (filters[:, None] * taps[None, :]).astype(np.int32)
         return np.ascontiguousarray(np.broadcast_to(
             per_phase[None, :, None, :], (v.groups, n_kc, v.Cg, taps.size)))
-    padded = np.zeros((v.groups, n_kc * kc, v.Cg, v.R * v.S), np.float32)
-    padded[:, :v.Kg] = v.weight.reshape(v.groups, v.Kg, v.Cg, v.R * v.S)
-    per_group = padded.reshape(v.groups, n_kc, kc, v.Cg, v.R * v.S).sum(axis=2)
-    onehot = np.zeros((v.R * v.S, phase_count(v)), np.float32)
-    onehot[np.arange(key.size), key] = 1.0
-    return np.ascontiguousarray(np.rint(per_group @ onehot).astype(np.int32))
+    return bitmaps.planar_weight_counts(v.weight, v.groups, kc, key.astype(np.int64),
+                                        phase_count(v), filters_outer(v.weight))
 
 
 # --- row broadcast (EIE-like) ----------------------------------------------------------------
@@ -381,11 +442,7 @@ def lane_weight_work(v: ConvView, lanes: int, skip_weight: bool) -> np.ndarray:
         lane = np.arange(lanes)
         filters = np.maximum(0, -(-(v.Kg - lane) // lanes)).astype(np.int32)
         return np.ascontiguousarray(np.broadcast_to(filters, (v.groups, v.Cg, v.R, v.S, lanes)))
-    per_lane = -(-v.Kg // lanes)
-    padded = np.zeros((v.groups, per_lane * lanes, v.Cg, v.R, v.S), np.int32)
-    padded[:, :v.Kg] = v.weight.reshape(v.groups, v.Kg, v.Cg, v.R, v.S)
-    owned = padded.reshape(v.groups, per_lane, lanes, v.Cg, v.R, v.S).sum(axis=1, dtype=np.int32)
-    return np.ascontiguousarray(owned.transpose(0, 2, 3, 4, 1))
+    return bitmaps.lane_weight_counts(v.weight, v.groups, lanes, filters_outer(v.weight))
 
 
 # --- shapes-only layers too large to count whole ---------------------------------------------
@@ -491,7 +548,7 @@ def statistical_sample(layer: Layer, planar: bool, order: tuple[str, ...],
     (a traced activation bounds the work by the trace itself). `cycles` gives the figure the
     whole's work is extrapolated along (see `Sample`)."""
     iid_act = not layer.has_trace
-    iid_weight = layer.weight_nonzero() is None and layer.declared_weight_density is not None
+    iid_weight = not weights_known(layer) and layer.declared_weight_density is not None
     conv = isinstance(layer.shape, ConvShape)
     axes = [a if conv else GEMM_AXES[planar].get(a) for a in order]
 
@@ -512,7 +569,7 @@ def statistical_sample(layer: Layer, planar: bool, order: tuple[str, ...],
     last = None
     for axis in (a for a in axes if a is not None):
         cuts_act, cuts_weight = _holds(axis, conv)
-        if (cuts_act and not iid_act) or (cuts_weight and layer.weight_nonzero() is not None):
+        if (cuts_act and not iid_act) or (cuts_weight and weights_known(layer)):
             continue
         start = dims[axis]
         while max(over(_shape(layer, dims))) > 1.0 and dims[axis] > _least(layer, axis):
@@ -572,7 +629,7 @@ def expected_mac_counts(layer: Layer, v: ConvView, sample: Sample, part: TapCoun
     inside = v.N * rows[:, None].astype(np.float64) * cols[None, :]
     if not sample.weight_cut:
         per_tap = part.weight_nonzero.astype(np.float64)
-    elif layer.weight_nonzero() is None and layer.declared_weight_density is not None:
+    elif not weights_known(layer) and layer.declared_weight_density is not None:
         per_tap = np.full((v.C, v.R, v.S), layer.weight_density * v.Kg)
     else:
         per_tap = np.full((v.C, v.R, v.S), float(v.Kg))

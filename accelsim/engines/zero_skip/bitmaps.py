@@ -1,0 +1,340 @@
+"""Numba passes over non-zero bitmaps: what the zero-skip dataflows count, read in one pass each
+with no temporaries larger than their result (no im2col, no int64 index arrays).
+
+* `nonzero_f16`: the non-zero map of float16 values (the bits without the sign are not zero);
+* `iid_choice_mask`: the i.i.d. map of `numpy.random.Generator.choice(size, count,
+  replace=False)` from a PCG64 state, the same positions numpy picks, written straight into a
+  map (numpy's draws, Lemire's bounded integers and its tail shuffle / Floyd choice replayed);
+* `tap_nonzero`: per (channel, r, s) tap, the (image, output pixel) pairs reading a non-zero,
+  from per-channel strided prefix sums (one pass over the map, then O(1) per tap and column);
+* `brick_counts`, `planar_counts`: non-zeros per channel brick, per (image, channel, PE tile,
+  stride phase);
+* `weight_counts`, `lane_weight_counts`, `planar_weight_counts`: non-zero weights per tap, per
+  (tap, lane) and per (output-channel group, channel, stride phase);
+* `rle_pairs`: (run, value) pairs of a map read in C order of its (possibly strided) view.
+
+Each has a slow twin in `tests/reference.py`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_M_HI = np.uint64(2549297995355413924)
+_M_LO = np.uint64(4865540595714422341)
+"""PCG64's 128-bit LCG multiplier (0x2360ED051FC65DA44385DF649FCCF645), high and low words."""
+_LOW32 = np.uint64(0xFFFFFFFF)
+
+
+@njit(cache=True)
+def nonzero_f16(bits, out) -> None:
+    """out[i] = the float16 whose bit pattern is bits[i] is not zero (NaN counts as non-zero,
+    as `x != 0` does); `bits` and `out` 1-D of the same size."""
+    mask = np.uint16(0x7FFF)
+    for i in range(bits.shape[0]):
+        out[i] = (bits[i] & mask) != 0
+
+
+@njit(cache=True)
+def _mulhi(a, b):
+    """High 64 bits of the 128-bit product of two uint64."""
+    s32 = np.uint64(32)
+    a_lo, a_hi = a & _LOW32, a >> s32
+    b_lo, b_hi = b & _LOW32, b >> s32
+    p0 = a_lo * b_lo
+    p1 = a_lo * b_hi
+    p2 = a_hi * b_lo
+    mid = (p0 >> s32) + (p1 & _LOW32) + (p2 & _LOW32)
+    return a_hi * b_hi + (p1 >> s32) + (p2 >> s32) + (mid >> s32)
+
+
+@njit(cache=True)
+def _next_uint64(st):
+    """PCG64 (XSL-RR 128/64) as numpy runs it: advance, then output from the new state.
+    st: uint64 [state high, state low, increment high, increment low, has_uint32, uinteger]."""
+    hi, lo = st[0], st[1]
+    new_lo = lo * _M_LO
+    new_hi = _mulhi(lo, _M_LO) + lo * _M_HI + hi * _M_LO
+    sum_lo = new_lo + st[3]
+    carry = np.uint64(1) if sum_lo < new_lo else np.uint64(0)
+    st[0] = new_hi + st[2] + carry
+    st[1] = sum_lo
+    x = st[0] ^ st[1]
+    rot = st[0] >> np.uint64(58)
+    return (x >> rot) | (x << ((np.uint64(64) - rot) & np.uint64(63)))
+
+
+@njit(cache=True)
+def _next_uint32(st):
+    """numpy's PCG64 next_uint32: the low half of a fresh uint64, its high half kept for the
+    next call."""
+    if st[4] != 0:
+        st[4] = np.uint64(0)
+        return st[5]
+    nxt = _next_uint64(st)
+    st[4] = np.uint64(1)
+    st[5] = nxt >> np.uint64(32)
+    return nxt & _LOW32
+
+
+@njit(cache=True)
+def _bounded(st, rng):
+    """A uniform integer in [0, rng] (rng < 2**32 - 1) by Lemire's method on 32-bit draws, as
+    numpy's random_bounded_uint64 does for such ranges."""
+    if rng == 0:
+        return np.uint64(0)
+    excl = rng + np.uint64(1)
+    m = _next_uint32(st) * excl
+    leftover = m & _LOW32
+    if leftover < excl:
+        threshold = (_LOW32 - rng) % excl
+        while leftover < threshold:
+            m = _next_uint32(st) * excl
+            leftover = m & _LOW32
+    return m >> np.uint64(32)
+
+
+@njit(cache=True)
+def _tail_shuffle(data, first: int, st, out) -> None:
+    """numpy's tail shuffle of `data` (= arange(size)) from the end down to `first`, then the
+    last size - first entries marked in `out`."""
+    size = data.shape[0]
+    for i in range(size):
+        data[i] = i
+    for i in range(size - 1, first - 1, -1):
+        j = np.int64(_bounded(st, np.uint64(i)))
+        tmp = data[j]
+        data[j] = data[i]
+        data[i] = tmp
+    for i in range(first, size):
+        out[data[i]] = True
+
+
+@njit(cache=True)
+def iid_choice_mask(size: int, count: int, st, out) -> None:
+    """Set out[i] for the `count` positions numpy's `Generator.choice(size, count,
+    replace=False)` returns (its default shuffle only reorders them): a tail shuffle of
+    arange(size) when size > 10000 and count > size // 50, Floyd's algorithm otherwise.
+    `st`: the PCG64 state (see `_next_uint64`), advanced in place; size < 2**32 - 1."""
+    if size > 10000 and count > size // 50:
+        if size < 2**31:
+            _tail_shuffle(np.empty(size, np.int32), size - count, st, out)
+        else:
+            _tail_shuffle(np.empty(size, np.int64), size - count, st, out)
+    else:
+        for j in range(size - count, size):
+            val = np.int64(_bounded(st, np.uint64(j)))
+            if out[val]:
+                out[j] = True
+            else:
+                out[val] = True
+
+
+@njit(cache=True)
+def _first_last(out: int, stride: int, offset: int, extent: int):
+    """(first, last) output positions o in [0, out) with o * stride + offset in [0, extent);
+    last < first when there is none."""
+    first = 0
+    if offset < 0:
+        first = (-offset + stride - 1) // stride
+    last = out - 1
+    top = extent - 1 - offset
+    if top < 0:
+        return 0, -1
+    if top // stride < last:
+        last = top // stride
+    return first, last
+
+
+@njit(cache=True)
+def tap_nonzero(act, E: int, F: int, R: int, S: int, stride_h: int, stride_w: int,
+                pad_top: int, pad_left: int, dil_h: int, dil_w: int):
+    """nz[c, r, s]: (image, output pixel) pairs whose tap (r, s) lands on a non-zero of channel
+    c, int64 [C, R, S]; act: bool [N, C, H, W]. The map is summed over images once; per channel,
+    prefix sums along each stride's residue classes give every tap's rows (then columns) at once."""
+    n_img, n_ch, H, W = act.shape
+    per_ch = np.zeros((n_ch, H, W), np.int64)
+    for n in range(n_img):
+        for c in range(n_ch):
+            for h in range(H):
+                for w in range(W):
+                    if act[n, c, h, w]:
+                        per_ch[c, h, w] += 1
+    nz = np.zeros((n_ch, R, S), np.int64)
+    col_hi = np.zeros(S, np.int64)
+    col_lo = np.zeros(S, np.int64)
+    col_ok = np.zeros(S, np.bool_)
+    for s in range(S):
+        f0, f1 = _first_last(F, stride_w, s * dil_w - pad_left, W)
+        col_ok[s] = f1 >= f0
+        col_hi[s] = f1 * stride_w + s * dil_w - pad_left
+        col_lo[s] = f0 * stride_w + s * dil_w - pad_left - stride_w
+    prefix = np.zeros((H, W), np.int64)
+    rows = np.zeros((R, W), np.int64)
+    for c in range(n_ch):
+        for h in range(H):
+            for w in range(W):
+                prefix[h, w] = per_ch[c, h, w] + (prefix[h - stride_h, w] if h >= stride_h else 0)
+        for r in range(R):
+            e0, e1 = _first_last(E, stride_h, r * dil_h - pad_top, H)
+            for w in range(W):
+                rows[r, w] = 0
+            if e1 < e0:
+                continue
+            hi = e1 * stride_h + r * dil_h - pad_top
+            lo = e0 * stride_h + r * dil_h - pad_top - stride_h
+            for w in range(W):
+                rows[r, w] = prefix[hi, w] - (prefix[lo, w] if lo >= 0 else 0)
+        for r in range(R):
+            for w in range(stride_w, W):
+                rows[r, w] += rows[r, w - stride_w]
+            for s in range(S):
+                if col_ok[s]:
+                    lo = col_lo[s]
+                    nz[c, r, s] = rows[r, col_hi[s]] - (rows[r, lo] if lo >= 0 else 0)
+    return nz
+
+
+@njit(cache=True)
+def brick_counts(act, groups: int, brick: int):
+    """Non-zeros per brick: int32 [groups, N, bricks per group, H, W]; act bool [N, C, H, W],
+    a brick `brick` consecutive channels of a group at one pixel."""
+    n_img, n_ch, H, W = act.shape
+    cg = n_ch // groups
+    n_cb = (cg + brick - 1) // brick
+    out = np.zeros((groups, n_img, n_cb, H, W), np.int32)
+    for n in range(n_img):
+        for c in range(n_ch):
+            g = c // cg
+            cb = (c - g * cg) // brick
+            for h in range(H):
+                for w in range(W):
+                    if act[n, c, h, w]:
+                        out[g, n, cb, h, w] += 1
+    return out
+
+
+@njit(cache=True)
+def planar_counts(act, key, width: int):
+    """Non-zeros per (image, channel, key): int32 [N, C, width]; act bool [N, C, H, W], key
+    int64 [H * W] the column (PE tile x stride phase) of each pixel."""
+    n_img, n_ch, H, W = act.shape
+    out = np.zeros((n_img, n_ch, width), np.int32)
+    for n in range(n_img):
+        for c in range(n_ch):
+            for h in range(H):
+                for w in range(W):
+                    if act[n, c, h, w]:
+                        out[n, c, key[h * W + w]] += 1
+    return out
+
+
+@njit(cache=True)
+def weight_counts(weight, groups: int, filters_outer: bool):
+    """Non-zero weights over the filters of each (channel, r, s) tap's group: int64 [C, R, S];
+    weight bool [K, C/groups, R, S]. `filters_outer` picks the loop order (the filter axis
+    outermost for C-ordered weights, innermost for a transposed view)."""
+    K, cg, R, S = weight.shape
+    kg = K // groups
+    out = np.zeros((groups * cg, R, S), np.int64)
+    if filters_outer:
+        for k in range(K):
+            base = (k // kg) * cg
+            for c in range(cg):
+                for r in range(R):
+                    for s in range(S):
+                        if weight[k, c, r, s]:
+                            out[base + c, r, s] += 1
+    else:
+        for c in range(cg):
+            for r in range(R):
+                for s in range(S):
+                    for k in range(K):
+                        if weight[k, c, r, s]:
+                            out[(k // kg) * cg + c, r, s] += 1
+    return out
+
+
+@njit(cache=True)
+def lane_weight_counts(weight, groups: int, lanes: int, filters_outer: bool):
+    """Non-zero weights PE l holds for each tap, filter k of a group going to PE k mod lanes:
+    int32 [groups, C/groups, R, S, lanes]; weight bool [K, C/groups, R, S]."""
+    K, cg, R, S = weight.shape
+    kg = K // groups
+    out = np.zeros((groups, cg, R, S, lanes), np.int32)
+    if filters_outer:
+        for k in range(K):
+            g = k // kg
+            lane = (k - g * kg) % lanes
+            for c in range(cg):
+                for r in range(R):
+                    for s in range(S):
+                        if weight[k, c, r, s]:
+                            out[g, c, r, s, lane] += 1
+    else:
+        for c in range(cg):
+            for r in range(R):
+                for s in range(S):
+                    for k in range(K):
+                        if weight[k, c, r, s]:
+                            g = k // kg
+                            out[g, c, r, s, (k - g * kg) % lanes] += 1
+    return out
+
+
+@njit(cache=True)
+def planar_weight_counts(weight, groups: int, kc: int, phase, n_phases: int,
+                         filters_outer: bool):
+    """Non-zero weights per (group, output-channel group of kc filters, channel, stride
+    phase): int32 [groups, ceil(K/groups / kc), C/groups, phases]; weight bool
+    [K, C/groups, R, S], phase int64 [R * S] the stride phase of each tap."""
+    K, cg, R, S = weight.shape
+    kg = K // groups
+    n_kc = (kg + kc - 1) // kc
+    out = np.zeros((groups, n_kc, cg, n_phases), np.int32)
+    if filters_outer:
+        for k in range(K):
+            g = k // kg
+            q = (k - g * kg) // kc
+            for c in range(cg):
+                for r in range(R):
+                    for s in range(S):
+                        if weight[k, c, r, s]:
+                            out[g, q, c, phase[r * S + s]] += 1
+    else:
+        for c in range(cg):
+            for r in range(R):
+                for s in range(S):
+                    ph = phase[r * S + s]
+                    for k in range(K):
+                        if weight[k, c, r, s]:
+                            g = k // kg
+                            out[g, (k - g * kg) // kc, c, ph] += 1
+    return out
+
+
+@njit(cache=True)
+def rle_pairs(nonzero, run_bits: int, segment: int) -> int:
+    """(run, value) pairs encoding the 4-D map `nonzero` read in C order of its view (strided
+    views are read in place), cut into segments of `segment` elements: one pair per non-zero
+    plus one filler per 2**run_bits zeros before it within its segment."""
+    d0, d1, d2, d3 = nonzero.shape
+    period = np.int64(1) << run_bits
+    pairs = 0
+    run = 0
+    pos = 0
+    for i0 in range(d0):
+        for i1 in range(d1):
+            for i2 in range(d2):
+                for i3 in range(d3):
+                    if nonzero[i0, i1, i2, i3]:
+                        pairs += 1 + run // period
+                        run = 0
+                    else:
+                        run += 1
+                    pos += 1
+                    if pos == segment:
+                        pos = 0
+                        run = 0
+    return pairs
