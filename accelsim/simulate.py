@@ -401,8 +401,11 @@ def simulate_totals(workload: Workload, archs: Sequence[ArchBase]) -> list[dict]
     has = stacked["has"]
     sums = {c: np.where(has & ~np.isnan(stacked[c]), stacked[c], 0.0).sum(axis=1)
             for c in SUM_COLUMNS}
-    columns = {c: col.totals(has) for c, col in {**dict(sorted(energy.items())),
-                                                   **extras}.items()}
+    priced = {c: col for c, col in extras.items() if c.startswith("energy_") and c.endswith("_pj")}
+    energy.update(priced)  # a table sorts every energy_*_pj column together
+    ordered = {**dict(sorted(energy.items())), **{c: col for c, col in extras.items()
+                                                   if c not in priced}}
+    columns = {c: col.totals(has) for c, col in ordered.items()}
     densities = np.array([_densities(layer) for layer in workload.layers], dtype=float)
     return [_point_totals(i, archs[i], workload, stacked, sums, columns, modes, densities)
             for i in range(n)]

@@ -21,7 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accelsim.arch.schema import ArchBase, MemoryLevel
-from accelsim.arch.tech import SramPrice, collect_price_notes, load_tech_table
+from accelsim.arch.tech import (
+    SramPrice,
+    TechTable,
+    collect_price_notes,
+    load_tech_table,
+    record_price_note,
+)
 from accelsim.errors import ArchError
 
 MAC_COMPUTE = "mac.compute"
@@ -75,6 +81,27 @@ def memory_level_price(arch: ArchBase, level: MemoryLevel | str) -> LevelPrice:
     name), and how it was priced."""
     lv = _level(arch, level)
     tech = load_tech_table(arch.tech.table)
+    key = (id(tech), lv.name, lv.kind, lv.size_bytes, lv.dram_type, lv.read_energy_pj_per_byte,
+           lv.write_energy_pj_per_byte, arch.tech.node_nm)
+    hit = _LEVEL_PRICES.get(key)
+    if hit is not None and hit[0] is tech:
+        for note in hit[1].read_notes + hit[1].write_notes:
+            record_price_note(note)
+        return hit[1]
+    found = _price_level(arch, lv, tech)
+    if len(_LEVEL_PRICES) >= MAX_CACHED_LEVEL_PRICES:
+        _LEVEL_PRICES.clear()
+    _LEVEL_PRICES[key] = (tech, found)
+    return found
+
+
+_LEVEL_PRICES: dict[tuple, tuple[object, LevelPrice]] = {}
+"""`memory_level_price` by what it depends on (the level's priced fields, the node and the
+table object, kept alive by its entry): a sweep prices the same levels for every layer."""
+MAX_CACHED_LEVEL_PRICES = 4096
+
+
+def _price_level(arch: ArchBase, lv: MemoryLevel, tech: TechTable) -> LevelPrice:
     sram: SramPrice | None = None
     table_notes: tuple[str, ...] = ()
     if lv.kind == "dram":

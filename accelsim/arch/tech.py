@@ -76,6 +76,12 @@ def _record(note: str | None) -> None:
         sink.append(note)
 
 
+def record_price_note(note: str) -> None:
+    """Give a price note to the enclosing `collect_price_notes` block, as a lookup would (for a
+    price taken from a cache instead of the table)."""
+    _record(note)
+
+
 def format_bytes(n: float) -> str:
     """A byte count in binary units: '512 B', '8 KiB', '1.5 MiB'."""
     for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):

@@ -46,7 +46,7 @@ from accelsim.arch.energy import MAC_COMPUTE
 from accelsim.arch.pe_storage import PeStorage
 from accelsim.arch.schema import ArchBase, Operand
 from accelsim.engines import traffic
-from accelsim.engines.batch import LayerBatch
+from accelsim.engines.batch import MISSING, LayerBatch
 from accelsim.engines.counts import LayerResult, ceil_div
 from accelsim.engines.shared_gemm_operand import GemmProblem, gemm_problem
 from accelsim.workload.layer import ConvShape, Layer
@@ -261,9 +261,9 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
 
 
 GEOMETRY = ("rows", "cols")
-"""The fields `simulate_batch` vectorises over: points that differ only in these (and their
-names) share one call of `memory_actions` with array-valued traffic. They price nothing (the
-energy of an action does not depend on them), so such points also share their prices."""
+"""The fields `simulate_batch` vectorises over (points that differ only in these and their
+names form one group). They price nothing (the energy of an action does not depend on them),
+so such points also share their prices (`accelsim.simulate.simulate_totals`)."""
 
 
 def _geometry_groups(archs: Sequence[Config]) -> list[tuple[Config, np.ndarray]]:
@@ -283,18 +283,17 @@ of a workload's layers, so the points are grouped once per workload."""
 
 
 def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
-    """`simulate` on many design points at once, the same numbers: compute cycles and buffer
-    traffic as arrays over the points' rows and cols, and the engine's own `memory_actions`
-    called once per group of points that differ only in rows and cols (with array-valued
-    traffic, element-wise over the group). `group_mapping: packed` on a conv layer runs point
-    by point."""
+    """`simulate` on many design points at once, the same numbers: compute cycles, stalls and
+    utilisation as arrays over the points' rows and cols, the engine's own `memory_actions`
+    (the tiling traffic model) and `latency_split` point by point. `group_mapping: packed` on
+    a conv layer runs `simulate` point by point."""
     if _GROUPS[0] is not archs:
         _GROUPS[:] = [archs, _geometry_groups(archs)]
     n = len(archs)
     problem = gemm_problem(layer)
     out = {name: np.zeros(n) for name in ("cycles", "compute", "stall", "dram", "util")}
     memory_bound = np.zeros(n, dtype=bool)
-    bottleneck: list = ["compute"] * n
+    columns: list[dict[str, object]] = [{} for _ in range(n)]
     actions: dict[str, np.ndarray] = {}
     listed: dict[str, np.ndarray] = {}
 
@@ -309,7 +308,7 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
                 out["cycles"][i], out["compute"][i] = res.cycles, res.compute_cycles
                 out["stall"][i], out["dram"][i] = res.stall_cycles, res.dram_bytes
                 out["util"][i], memory_bound[i] = res.utilization, res.bound == "memory"
-                bottleneck[i] = res.columns["bottleneck"]
+                columns[i] = res.columns
                 for a, v in res.actions.items():
                     record(a, i, v)
             continue
@@ -338,11 +337,12 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
         out["dram"][idx] = dram_bytes
         out["util"][idx] = np.minimum(1.0, layer.macs / (np.maximum(cycles, 1.0) * rows * cols))
         memory_bound[idx] = stall > 0
-        if levels:
-            worst = per_level.argmax(axis=0)
-            for j, i in enumerate(idx):
-                if stall[j] > 0:
-                    bottleneck[i] = levels[worst[j]]
+        worst = per_level.argmax(axis=0) if levels else np.zeros(len(idx), dtype=int)
+        for j, i in enumerate(idx):
+            point_actions = {**points[j][0], MAC_COMPUTE: layer.macs}
+            columns[i] = {"bottleneck": levels[worst[j]] if stall[j] > 0 else "compute",
+                          **points[j][2],
+                          **latency_split(problem, archs[i], float(stall[j]), point_actions)}
     macs = np.full(n, layer.macs, dtype=np.int64)
     return LayerBatch(
         cycles=out["cycles"], compute_cycles=out["compute"], stall_cycles=out["stall"],
@@ -351,5 +351,7 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
         memory_bound=memory_bound,
         engine_mode=["trace" if layer.has_trace else "statistical"] * n,
         actions=actions, absent={a: ~m for a, m in listed.items() if not m.all()},
-        columns={"bottleneck": bottleneck}, warnings=[[] for _ in range(n)],
+        columns={c: [col.get(c, MISSING) for col in columns]
+                 for c in dict.fromkeys(c for col in columns for c in col)},
+        warnings=[[] for _ in range(n)],
     )
