@@ -227,7 +227,9 @@ def _search(geo: Geometry, quanta: tuple[int, int, int], bytes_: tuple[float, fl
         fits &= used <= cap
     trips = {"p": np.ceil(geo.pixels / pt), "f": np.ceil(geo.filters / ft),
              "w": np.ceil(geo.window / wt)}
-    act_pass = np.maximum(geo.act_elements, trips["p"] * geo.act_tile(pt))
+    last = geo.pixels - (trips["p"] - 1) * pt
+    act_pass = np.maximum(geo.act_elements,
+                          (trips["p"] - 1) * geo.act_tile(pt) + geo.act_tile(last))
     weights, outs = geo.window * geo.filters, geo.pixels * geo.filters
     best: tuple[float, int, tuple[str, ...], np.ndarray] | None = None
     for order in itertools.permutations(LOOPS):
@@ -240,7 +242,8 @@ def _search(geo: Geometry, quanta: tuple[int, int, int], bytes_: tuple[float, fl
         visits = fetches["out"] / (trips["p"] * trips["f"])
         psum = (visits - 1) * outs
         cost = act * act_b + weight * w_b + outs * out_b + 2 * psum * acc_b
-        cost = np.where(fits, cost, np.inf)
+        # equal traffic: the fewest tiles (a share of a byte per tile iteration)
+        cost = np.where(fits, cost + 1e-3 * trips["p"] * trips["f"] * trips["w"], np.inf)
         i = int(np.argmin(cost))
         if best is None or cost[i] < best[0]:
             best = (float(cost[i]), i, order, np.array([act[i], weight[i], psum[i]]))
@@ -258,7 +261,9 @@ def _search_fallback(geo: Geometry, pt: float, ft: float, wt: float
     """Traffic of the smallest tiles in loop order p, f, w when even they overflow: every
     operand re-fetched per tile of the other loops."""
     n_p, n_f = math.ceil(geo.pixels / pt), math.ceil(geo.filters / ft)
-    act_pass = max(geo.act_elements, n_p * float(geo.act_tile(np.array([pt]))[0]))
+    last = geo.pixels - (n_p - 1) * pt
+    act_pass = max(geo.act_elements, float(((n_p - 1) * geo.act_tile(np.array([pt]))
+                                            + geo.act_tile(np.array([last])))[0]))
     act = act_pass * n_f
     weight = geo.window * geo.filters * n_p
     outs = geo.pixels * geo.filters

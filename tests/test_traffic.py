@@ -1,0 +1,254 @@
+"""Tiling-aware memory traffic (accelsim.engines.traffic): SCALE-Sim 3.0.0's DRAM counts, the
+tile search against an explicit walk of its loop nest, shared buffers, PE registers, columns."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accelsim.engines import systolic, traffic
+from accelsim.engines.shared_gemm_operand import gemm_problem
+from accelsim.errors import AccelsimError
+from accelsim.kinds import parse_arch
+from accelsim.workload import GemmShape, Layer
+from tests.test_systolic import conv, reference_layer
+
+REFERENCE_TABLE = Path(__file__).parent / "data" / "scalesim_reference.csv"
+
+
+def dram(bw: float = 64.0) -> dict:
+    return {"name": "dram", "kind": "dram", "dram_type": "lpddr4",
+            "read_bandwidth_bytes_per_cycle": bw}
+
+
+def sram(name: str, size: int, holds: list[str] | None = None) -> dict:
+    level = {"name": name, "kind": "sram", "size_bytes": size,
+             "read_bandwidth_bytes_per_cycle": 1024.0}
+    if holds:
+        level["holds"] = holds
+    return level
+
+
+def array(rows: int, cols: int, dataflow: str, memory: list, **kw) -> systolic.Config:
+    return parse_arch({"name": "t", "kind": "systolic", "clock_mhz": 100, "rows": rows,
+                       "cols": cols, "dataflow": dataflow, "memory": memory, **kw})
+
+
+def scalesim_arch(row) -> systolic.Config:
+    """SCALE-Sim's setup of one reference row: three SRAMs, 1-byte words everywhere."""
+    memory = [dram(), sram("ifmap", int(row.ifmap_sram_kb) * 1024, ["act"]),
+              sram("filter", int(row.filter_sram_kb) * 1024, ["weight"]),
+              sram("ofmap", int(row.ofmap_sram_kb) * 1024, ["out"])]
+    return array(int(row.rows), int(row.cols), row.dataflow, memory, tiling="scalesim",
+                 precision={"act_bits": 8, "weight_bits": 8, "acc_bits": 8})
+
+
+def ratios() -> pd.DataFrame:
+    table = pd.read_csv(REFERENCE_TABLE)
+    got = []
+    for row in table.itertuples():
+        layer, a = reference_layer(row), scalesim_arch(row)
+        t = traffic.layer_traffic(layer, a, gemm_problem(layer), a.rows, a.cols, a.dataflow,
+                                  "scalesim")
+        got.append((t.reads["dram", "act"], t.reads["dram", "weight"], t.writes["dram", "out"]))
+    ours = np.array(got)
+    table["act"] = ours[:, 0] / table["dram_ifmap_reads"]
+    table["weight"] = ours[:, 1] / table["dram_filter_reads"]
+    table["out"] = ours[:, 2] / table["dram_ofmap_writes"]
+    return table
+
+
+@pytest.mark.skipif(not REFERENCE_TABLE.is_file(), reason="SCALE-Sim reference table not generated")
+def test_dram_reads_and_writes_follow_scalesim_3_0_0_table():
+    """>= 90 % of the 900 cases within 25 % per operand (recorded: 98.4 % of IFMAP reads,
+    99.6 % of filter reads, 100 % of OFMAP writes), none beyond 2x but the `memory` group.
+
+    That group runs SCALE-Sim's USER-bandwidth mode, whose read buffer (`read_buffer.py`) fills
+    from a prefetch matrix rather than from the demand stream that CALC mode's estimate buffer
+    follows (`read_buffer_estimate_bw.py`, what `tiling: scalesim` models): there it fetches
+    far more than the input (6x on the 2 KiB SRAMs), as the assertion below states."""
+    table = ratios()
+    for op in ("act", "weight", "out"):
+        within = ((table[op] >= 0.8) & (table[op] <= 1.25)).mean()
+        assert within >= 0.9, (op, within)
+    off = table[["act", "weight", "out"]].apply(lambda c: (c > 2) | (c < 0.5)).any(axis=1)
+    assert set(table.loc[off, "group"]) <= {"memory"}
+    user = table["bandwidth"].notna()
+    assert set(table.loc[user, "group"]) == {"memory"}
+    assert (table.loc[off, "dram_ifmap_reads"]
+            > 2 * table.loc[off, "ifmap_h"] * table.loc[off, "ifmap_w"]
+            * table.loc[off, "channels"]).all()
+
+
+@pytest.mark.skipif(not REFERENCE_TABLE.is_file(), reason="SCALE-Sim reference table not generated")
+def test_scalesim_psums_go_to_dram_and_the_search_keeps_them_on_chip():
+    """SCALE-Sim drains every OFMAP write to DRAM: in WS and IS that is row folds x outputs
+    (its DRAM OFMAP writes equal its SRAM ones); a tiling keeps the partial sums in the output
+    buffer when their tile fits and writes each output once."""
+    table = pd.read_csv(REFERENCE_TABLE)
+    ws_is = table[table["dataflow"] != "os"]
+    ratio = ws_is["dram_ofmap_writes"] / ws_is["sram_ofmap_writes"]
+    assert ratio.between(0.99, 1.01).all()
+    small = conv(12, 12, 3, 3, 32, 16, padding=1)
+    memory = [dram(), sram("ifmap", 65536, ["act"]), sram("filter", 65536, ["weight"]),
+              sram("ofmap", 65536, ["out"])]
+    for dataflow in ("ws", "is"):
+        a = array(8, 8, dataflow, memory)
+        t = traffic.layer_traffic(small, a, gemm_problem(small), 8, 8, dataflow, "search")
+        s = traffic.layer_traffic(small, a, gemm_problem(small), 8, 8, dataflow, "scalesim")
+        outputs = small.shape.K * small.shape.E * small.shape.F
+        assert t.writes["dram", "out"] == outputs and t.reads["dram", "out"] == 0
+        assert s.writes["dram", "out"] == t.array.out_writes > outputs
+
+
+def walk(geo: traffic.Geometry, m: traffic.Mapping) -> tuple[float, float, float]:
+    """DRAM (act, weight, partial-sum write) elements of one linear-layer group by walking
+    the tile loops in order with one resident tile per operand: the slow twin of `_search`."""
+    ranges = {"p": range(0, geo.pixels, m.pixel_tile), "f": range(0, geo.filters, m.filter_tile),
+              "w": range(0, geo.window, m.window_tile)}
+    size = {"p": m.pixel_tile, "f": m.filter_tile, "w": m.window_tile}
+    extent = {"p": geo.pixels, "f": geo.filters, "w": geo.window}
+    resident: dict[str, tuple | None] = {"act": None, "weight": None, "out": None}
+    seen_out: set[tuple] = set()
+    moved = {"act": 0.0, "weight": 0.0, "psum": 0.0}
+    for point in itertools.product(*(ranges[loop] for loop in m.order)):
+        at = dict(zip(m.order, point, strict=True))
+
+        def span(loop: str) -> int:
+            return min(size[loop], extent[loop] - at[loop])  # noqa: B023
+
+        for op in ("act", "weight", "out"):
+            key = tuple(at[loop] for loop in sorted(traffic.DEPENDS[op]))
+            if resident[op] == key:
+                continue
+            resident[op] = key
+            elems = math.prod(span(loop) for loop in traffic.DEPENDS[op])
+            if op == "out":
+                if key in seen_out:
+                    moved["psum"] += elems
+                seen_out.add(key)
+            else:
+                moved[op] += elems
+    return moved["act"], moved["weight"], moved["psum"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(m=st.integers(1, 300), k=st.integers(1, 300), n=st.integers(1, 300),
+       buf=st.integers(64, 1 << 17), rows=st.sampled_from([4, 8, 16]),
+       dataflow=st.sampled_from(["os", "ws", "is"]), shared=st.booleans())
+def test_search_counts_equal_an_explicit_walk_of_its_loop_nest(m, k, n, buf, rows, dataflow,
+                                                               shared):
+    layer = Layer("g", "linear", GemmShape(M=m, K=k, N=n))
+    memory = ([dram(), sram("buf", buf)] if shared else
+              [dram(), sram("a", buf, ["act"]), sram("w", buf, ["weight"]),
+               sram("o", 4 * buf, ["out"])])
+    a = array(rows, rows, dataflow, memory)
+    p = gemm_problem(layer)
+    t = traffic.layer_traffic(layer, a, p, rows, rows, dataflow)
+    assert t.mapping is not None
+    if not t.mapping.fits:
+        return
+    act, weight, psum = walk(traffic.geometry(layer, p), t.mapping)
+    assert t.reads["dram", "act"] == pytest.approx(act)
+    assert t.reads["dram", "weight"] == pytest.approx(weight)
+    assert t.psum_dram_writes == pytest.approx(psum)
+    assert t.psum_dram_reads == pytest.approx(psum)
+    # never below compulsory traffic
+    assert act >= m * k and weight >= k * n
+
+
+@settings(max_examples=40, deadline=None)
+@given(H=st.integers(3, 30), C=st.integers(1, 64), K=st.integers(1, 64),
+       R=st.sampled_from([1, 3, 5]), stride=st.integers(1, 3),
+       dataflow=st.sampled_from(["os", "ws", "is"]), kib=st.integers(1, 256))
+def test_a_bigger_buffer_never_moves_more_dram_bytes(H, C, K, R, stride, dataflow, kib):
+    if R > H:
+        return
+    layer = conv(H, H, R, R, C, K, stride=stride)
+    small = systolic.simulate(layer, array(8, 8, dataflow, [dram(), sram("buf", kib * 1024)]))
+    big = systolic.simulate(layer, array(8, 8, dataflow, [dram(), sram("buf", 2 * kib * 1024)]))
+    assert big.dram_bytes <= small.dram_bytes + 1e-6
+
+
+def test_shared_2_mib_buffer_is_allocated_by_the_tiling():
+    """The issue's case: 32x32 int8 WS array, one shared 2 MiB buffer. An even split left
+    699 KB for 803 KB of 32-bit partial sums (63x compulsory DRAM traffic); the tiling keeps
+    the DRAM traffic within 2x of compulsory (here: exactly compulsory)."""
+    a = array(32, 32, "ws", [dram(), sram("buf", 2 * 1024 * 1024)])
+    c = conv(56, 56, 3, 3, 64, 64, padding=1)
+    g = Layer("g", "linear", GemmShape(M=128, K=384, N=1536))
+    for layer, compulsory in ((c, 56 * 56 * 64 + 9 * 64 * 64 + 56 * 56 * 64),
+                              (g, 128 * 384 + 384 * 1536 + 128 * 1536)):
+        r = systolic.simulate(layer, a)
+        assert compulsory <= r.dram_bytes <= 2 * compulsory
+        assert r.stall_cycles == 0
+
+
+def test_access_columns_are_consistent():
+    layer = conv(28, 28, 3, 3, 32, 64, padding=1)
+    memory = [dram(), sram("gb", 65536)]
+    a = array(12, 14, "os", memory, precision={"act_bits": 16, "weight_bits": 16, "acc_bits": 32})
+    r = systolic.simulate(layer, a)
+    cols = r.columns
+    for level, op, word in (("dram", "act", 2), ("dram", "weight", 2), ("gb", "act", 2),
+                            ("gb", "weight", 2)):
+        assert cols[f"{level}_{op}_reads"] * word == cols[f"{level}_{op}_read_bytes"]
+        assert cols[f"{level}_{op}_writes"] * word == cols[f"{level}_{op}_write_bytes"]
+    for level in ("dram", "gb"):
+        for verb in ("read", "write"):
+            total = sum(cols[f"{level}_{op}_{verb}_bytes"] for op in ("act", "weight", "out"))
+            assert total == pytest.approx(r.actions[f"{level}.{verb}_bytes"])
+    # what the buffer receives from DRAM it was written, what it sends it was read
+    assert cols["gb_act_writes"] == cols["dram_act_reads"]
+    assert cols["gb_weight_writes"] == cols["dram_weight_reads"]
+    assert r.dram_bytes == sum(cols[f"dram_{o}_{v}_bytes"] for o in ("act", "weight", "out")
+                               for v in ("read", "write"))
+    split = sum(cols[f"cycles_{part}"] for part in ("compute", "fill_drain", "load", "stall"))
+    assert split == r.cycles
+    assert cols["cycles_compute"] * a.rows * a.cols >= layer.macs
+
+
+def test_stationary_register_words_cut_the_streamed_operand_reads():
+    layer = conv(14, 14, 3, 3, 16, 96, padding=1)
+    memory = [dram(), sram("buf", 1 << 20)]
+    one = systolic.simulate(layer, array(8, 8, "ws", memory))
+    four = systolic.simulate(layer, array(8, 8, "ws", memory, pe={"weight": {"words": 4}}))
+    assert four.compute_cycles == one.compute_cycles
+    assert four.columns["buf_act_reads"] * 4 == one.columns["buf_act_reads"]  # 12 -> 3 folds
+    assert four.columns["buf_weight_reads"] == one.columns["buf_weight_reads"]
+
+
+def test_pe_registers_are_checked():
+    with pytest.raises(AccelsimError, match="words"):
+        parse_arch({"name": "t", "kind": "systolic", "clock_mhz": 100, "rows": 4, "cols": 4,
+                    "pe": {"out": {"words": 0}}})
+
+
+def test_shipped_systolic_configs_on_shipped_traces_keep_their_bounds():
+    """Every shipped systolic config: DRAM bytes at least the compulsory bytes of the
+    layers it runs, and at most what streaming every array access from DRAM would move."""
+    import yaml
+
+    from accelsim.workload import load_workload
+
+    root = Path(__file__).resolve().parents[1]
+    trace = load_workload(root / "workloads" / "digits_cnn.npz")
+    for path in sorted((root / "arch_configs").glob("*.yaml")):
+        spec = yaml.safe_load(path.read_text())
+        if spec.get("kind") != "systolic":
+            continue
+        a = parse_arch(spec)
+        for layer in trace.layers:
+            r = systolic.simulate(layer, a)
+            cols = r.columns
+            p = gemm_problem(layer)
+            arr = traffic.array_traffic(p, a.rows, a.cols, a.dataflow)
+            assert cols["dram_act_reads"] <= arr.act_reads * p.repeat + 1e-6
+            assert cols["dram_weight_reads"] >= p.window * p.filters * p.repeat
