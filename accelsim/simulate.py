@@ -281,6 +281,10 @@ class _PointPrices:
         return found
 
 
+_NUMBER_TYPES = {int, float, np.int64, np.int32, np.float64, np.float32}
+"""Types of values a numeric result column holds (not bool)."""
+
+
 @dataclass
 class _Column:
     """An additive result column of P points over the layers that have it: per such layer
@@ -304,6 +308,10 @@ class _Column:
 
     def add_objects(self, j: int, values: list) -> None:
         """Add a layer's engine column, one Python value (or `MISSING`) per point."""
+        if set(map(type, values)) <= _NUMBER_TYPES:
+            every = np.ones(len(values), dtype=bool)
+            self.add(j, np.array(values, dtype=float), every)
+            return
         listed = np.array([v is not MISSING for v in values])
         filled = listed & np.array([v is not None for v in values])
         numeric = np.array([isinstance(v, int | float | np.integer | np.floating)

@@ -260,6 +260,14 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
     )
 
 
+def _by_column(rows: list[dict[str, object]]) -> dict[str, list]:
+    """Per-point result columns as one list per column (`MISSING` where a point lacks it)."""
+    names = rows[0].keys() if rows else {}.keys()
+    if any(r.keys() != names for r in rows):
+        names = dict.fromkeys(c for r in rows for c in r).keys()
+    return {c: [r.get(c, MISSING) for r in rows] for c in names}
+
+
 GEOMETRY = ("rows", "cols")
 """The fields `simulate_batch` vectorises over (points that differ only in these and their
 names form one group). They price nothing (the energy of an action does not depend on them),
@@ -351,7 +359,6 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
         memory_bound=memory_bound,
         engine_mode=["trace" if layer.has_trace else "statistical"] * n,
         actions=actions, absent={a: ~m for a, m in listed.items() if not m.all()},
-        columns={c: [col.get(c, MISSING) for col in columns]
-                 for c in dict.fromkeys(c for col in columns for c in col)},
+        columns=_by_column(columns),
         warnings=[[] for _ in range(n)],
     )
