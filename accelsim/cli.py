@@ -1,4 +1,10 @@
-"""`accelsim` command line. Results go to stdout; logs, progress and errors to stderr."""
+"""`accelsim` command line. Results go to stdout; logs, progress and errors to stderr.
+
+Every file argument is recognised by its content before anything runs (`accelsim.inputs`), and
+every option is checked before the first simulation, so a mistake costs nothing and is said in
+one paragraph. pandas, the engines and matplotlib are imported inside the sub-commands that
+need them, so that `accelsim --help` starts fast.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +16,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from accelsim.errors import AccelsimError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from accelsim.display import ProgressReport
     from accelsim.results import RunResult
 
 stderr = Console(stderr=True, soft_wrap=True, markup=False)
@@ -26,42 +32,39 @@ stderr = Console(stderr=True, soft_wrap=True, markup=False)
 few calls that style their own words pass `markup=True` and escape the rest."""
 
 
-def progress_bar(description: str, total: int) -> Progress:
-    """A progress bar on stderr, shown only when stderr is a terminal."""
-    progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=stderr, transient=True, disable=not stderr.is_terminal,
-    )
-    progress.add_task(escape(description), total=total)
-    return progress
+def progress(description: str, total: int | None) -> ProgressReport:
+    """Progress of a long command on stderr: a bar on a terminal, plain lines otherwise."""
+    from accelsim.display import ProgressReport
+
+    return ProgressReport(description, total, console=stderr)
 
 
 def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        if value != value:
-            return "-"
-        if value.is_integer() and abs(value) < 1e6:
-            return f"{int(value):,}"
-        if abs(value) >= 1e6 or abs(value) < 1e-3:
-            return f"{value:.3e}"
-        return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+    """A number in running text: fixed point with 3 significant digits, whole numbers with
+    thousands separators, '-' when missing."""
+    from accelsim.report.units import fixed, is_missing
+
+    if is_missing(value):
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{round(value):,}"
+    return fixed(value)
+
+
+def _si(value: object, unit: str) -> str:
+    from accelsim.report.units import si
+
+    return si(value, unit)  # type: ignore[arg-type]
 
 
 def print_table(df: pd.DataFrame, columns: Sequence[str], title: str = "") -> None:
-    """Print selected columns of a DataFrame as a rich table on stdout (title, headers and cells
-    escaped: text from a trace or an arch file is shown as written, never read as markup)."""
-    table = Table(title=escape(title) if title else None, show_lines=False)
-    for col in columns:
-        numeric = pd.api.types.is_numeric_dtype(df[col]) and not pd.api.types.is_bool_dtype(df[col])
-        table.add_column(escape(col.replace("_vs_dense", "")),
-                         justify="right" if numeric else "left", overflow="fold")
-    for _, row in df.iterrows():
-        table.add_row(*(escape(_fmt(row[c])) for c in columns))
-    out = Console()
-    Console(width=out.width if out.is_terminal else 240).print(table)
+    """Print selected columns of a DataFrame on stdout, fitted to the terminal
+    (`accelsim.display.print_table`: SI units, one notation per column, no split number)."""
+    from accelsim.display import print_table as show
+
+    show(df, columns, title)
 
 
 RUN_COLUMNS = [
@@ -72,15 +75,17 @@ RUN_COLUMNS = [
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from accelsim.kinds import load_arch
+    from accelsim.api import load_arch, load_workload
+    from accelsim.inputs import check_swapped
     from accelsim.simulate import simulate
-    from accelsim.workload import load_workload
 
+    check_swapped(args.arch, args.workload, f"accelsim run {args.workload} {args.arch}")
+    options = decode_options(args)
     arch = load_arch(args.arch)
     workload = load_workload(args.workload)
-    with progress_bar(f"{arch.name}", len(workload.layers)) as bar:
-        result = simulate(workload, arch, on_layer=lambda _layer: bar.advance(bar.task_ids[0]),
-                          **decode_options(args))
+    with progress(f"{arch.name}", len(workload.layers)) as bar:
+        result = simulate(workload, arch, on_layer=lambda layer: bar.advance(layer.name),
+                          **options)
     warn_coverage(result)
     if args.out:
         paths = result.save(args.out)
@@ -107,8 +112,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             tot, d = result.totals(), result.meta["decode"]
             print(f"decode: {d['tokens']} tokens in {d['steps']} steps of {d['batch']} against a "
                   f"KV cache of {d['context']}: {_fmt(tot['tokens_per_s'])} tokens/s, "
-                  f"{_fmt(tot['latency_s_per_token'])} s and {_fmt(tot['energy_pj_per_token'])} "
-                  "pJ per token")
+                  f"{_si(tot['latency_s_per_token'], 's')} and "
+                  f"{_si(tot['energy_pj_per_token'] * 1e-12, 'J')} per token")
         warned = int((result.layers["warnings"] != "").sum())
         if warned:
             print(f"{warned} layer(s) with warnings: see the `warnings` column "
@@ -125,12 +130,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def print_kernel_choice(layers: pd.DataFrame, title: str) -> None:
     """Per layer: each kernel's time, the fastest allowed one, its speed-up, the break-evens."""
     cols = list(layers.columns)
-    times = {c: f"{c[5:-2]} s" for c in cols if c.startswith("time_") and c.endswith("_s")}
-    evens = {c: f"{c[18:]} b/e" for c in cols if c.startswith("breakeven_density_")}
-    shown = layers.rename(columns={**times, **evens, "speedup_vs_dense": "speedup"})
-    print_table(shown, ["layer", "a_density", *times.values(), "best_kernel", "speedup",
-                        *evens.values()],
-                title=f"{title} (s: seconds; b/e: break-even density, '-' never)")
+    times = [c for c in cols if c.startswith("time_") and c.endswith("_s")]
+    evens = [c for c in cols if c.startswith("breakeven_density_")]
+    print_table(layers, ["layer", "a_density", *times, "best_kernel", "speedup_vs_dense",
+                         *evens],
+                title=f"{title} (time_<kernel>: its time per layer; breakeven_density_<kernel>: "
+                      "the activation density below which it beats dense, '-' never)")
 
 
 def _json_safe(value: object) -> object:
@@ -166,12 +171,39 @@ def _print_transforms(transforms: list) -> None:
 
 def _print_grouped(df: pd.DataFrame, prefixes: dict[str, str], title: str) -> None:
     """Print `layer` and the columns named by (or starting with) each key, relabelled."""
+    import pandas as pd
+
     shown = pd.DataFrame({"layer": df["layer"]})
     for prefix, label in prefixes.items():
         for col in df.columns:
             if col == prefix or (prefix.endswith("@") and col.startswith(prefix)):
                 shown[label + col[len(prefix):]] = df[col]
     print_table(shown, list(shown.columns), title=title)
+
+
+INSPECT_LEGEND = {
+    "zero_fraction": "share of the layer's input elements that are exactly zero",
+    "act_density": "non-zeros / elements (the declared density for a shapes-only layer)",
+    "near0@T": "share of elements with |x| <= T * max|x| over the tensor (T: --thresholds)",
+    "2:4_ok": "share of 4-element groups along the reduction axis with at most 2 non-zeros "
+              "(what a 2:4 sparse tensor core accepts; '-' where the axis is shorter than 4)",
+    "dead_ch": "input channels zero in every row of the trace",
+    "row_p50": "median over rows (tokens or input pixels) of each row's density",
+    "blk_1x4": "share of non-empty 4-element vectors along the reduction axis",
+    "hoyer": "Hoyer sparsity of the magnitudes: 0 all equal, 1 a single non-zero (JMLR 2004)",
+    "mode": "trace (activations stored) or statistical (shapes and a declared density only)",
+    "alias_of": "the layer whose input this one reads too (e.g. Q/K/V)",
+}
+"""What each column of `accelsim inspect`'s table means (printed below it and in --help)."""
+
+
+def inspect_legend(width: int = 100) -> str:
+    """`INSPECT_LEGEND` as lines of text at most `width` characters wide."""
+    import textwrap
+
+    return "\n".join(textwrap.fill(f"{key}: {text}", width, initial_indent="  ",
+                                   subsequent_indent="    ", break_on_hyphens=False)
+                     for key, text in INSPECT_LEGEND.items())
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -201,6 +233,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 title=f"{workload.model}: {totals['layers']} layers, {len(workload.edges)} edges, "
                       f"{totals['macs_dense']:,} MACs, MAC-weighted act density "
                       f"{_fmt(totals['act_density_mac_weighted'])}")
+    from accelsim.display import output_width
+
+    legend = inspect_legend(min(100, output_width(Console())))
+    print("columns:\n" + legend.replace("near0@T", f"near0@{t}") + "\n  (all statistics, "
+          "more thresholds and patterns: --detail or --json)")
     if args.detail:
         for c in ("rows", "row_length", "dead_channels"):
             df[c] = [_fmt(int(v)) if v == v else "-" for v in df[c]]
@@ -223,15 +260,21 @@ def cmd_sparsify(args: argparse.Namespace) -> int:
     from accelsim.workload.sparsify import REPORT_COLUMNS, sparsify
 
     workload = load_workload(args.workload)
-    with progress_bar(args.method, len(workload.layers)) as bar:
+    with progress(args.method, len(workload.layers)) as bar:
         result = sparsify(
             workload, args.method, target=args.target, threshold=args.threshold,
             scope=args.scope, normalize=args.normalize, k=args.k,
             keep_fraction=args.keep_fraction, n=args.n, m=args.m, step=args.step, glu=args.glu,
             layers=args.layers, output_error=not args.no_output_error,
-            on_layer=lambda _name: bar.advance(bar.task_ids[0]))
+            on_layer=bar.advance)
     for note in result.notes:
         stderr.print(f"note: {note}", highlight=False)
+    emptied = result.report[(result.report["density_after"] == 0)
+                            & (result.report["density_before"] > 0)]
+    for name in emptied["layer"]:
+        stderr.print(f"warning: {name}: every input is now zero (density 0): this layer does "
+                     "no work on any hardware. Keep more (a larger --keep-fraction, --k or a "
+                     "smaller --target) or leave it out with --layers.", highlight=False)
     save_workload(result.workload, args.output)
     record = result.record
     if args.json:
@@ -365,7 +408,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 def _add_inspect(sub: argparse._SubParsersAction) -> None:
     from accelsim.workload.stats import DEFAULT_THRESHOLDS
 
-    p = sub.add_parser("inspect", help="per-layer shapes, MACs and sparsity statistics of a trace")
+    p = sub.add_parser("inspect", help="per-layer shapes, MACs and sparsity statistics of a trace",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="columns of the table:\n" + inspect_legend(78))
     p.add_argument("workload", help="workload trace (.npz)")
     p.add_argument("--json", action="store_true", help="print all statistics as JSON")
     p.add_argument("--detail", action="store_true",
@@ -563,30 +608,107 @@ def warn_coverage(result: RunResult) -> None:
                      highlight=False, markup=True)
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from accelsim.compare import folder_name, run_compare
-    from accelsim.kinds import load_arch
-    from accelsim.results import summary_table
-    from accelsim.workload import load_workload
+COMPARE_EXAMPLE = ("accelsim compare arch_configs/tpu_like_128x128_ws.yaml arch_configs/a100.yaml "
+                   "workloads/digits_cnn.npz")
 
-    *arch_paths, workload_path = args.inputs
-    if not arch_paths or not workload_path.endswith(".npz"):
+
+def split_compare_inputs(inputs: Sequence[str]) -> tuple[list[str], list[str]]:
+    """`compare`'s positional files sorted by content into (architectures, workload traces), in
+    the order given; anything else is refused with what it is and what takes it."""
+    from accelsim.inputs import USE, WHAT, kind_of
+
+    archs, traces = [], []
+    for path in inputs:
+        found = kind_of(path)
+        if found == "arch":
+            archs.append(path)
+        elif found == "trace":
+            traces.append(path)
+        elif found == "missing":
+            raise AccelsimError(f"{path}: no such file. compare takes architecture YAML files "
+                                f"and workload traces (.npz), e.g. {COMPARE_EXAMPLE}")
+        else:
+            hint = USE.get(found, "")
+            raise AccelsimError(
+                f"{path}: this is {WHAT[found]}, and compare takes architecture descriptions "
+                "and workload traces only" + (f"; to use this file, {hint.format(path=path)}"
+                                              if hint else "") + f". Example: {COMPARE_EXAMPLE}")
+    if not archs or not traces:
+        missing = "architecture (YAML)" if not archs else "workload trace (.npz)"
         raise AccelsimError(
-            "compare needs one or more architecture YAML files followed by one workload trace "
-            f"(.npz), got {' '.join(args.inputs)}. Example: accelsim compare "
-            "arch_configs/tpu_like_128x128_ws.yaml arch_configs/a100.yaml workloads/digits_cnn.npz")
+            f"compare needs one or more architecture YAML files and one or more workload traces "
+            f"(.npz); no {missing} among {' '.join(inputs)}. Example: {COMPARE_EXAMPLE}")
+    return archs, traces
+
+
+def check_report_path(path: Path | None) -> None:
+    """Refuse a report name whose suffix is neither HTML nor PDF (before anything runs)."""
+    if path is not None:
+        from accelsim.report import check_output
+
+        check_output(path)
+
+
+def check_decode(archs: Sequence, workloads: Sequence, options: dict) -> None:
+    """Everything decode replay needs, checked before the first simulation: each workload can
+    be planned as decode steps and no architecture maps the network as a whole."""
+    if options["phase"] != "decode":
+        return
+    from accelsim import decode
+    from accelsim.kinds import engine_for
+
+    for workload in workloads:
+        decode.plan(workload, options["batch"], options["context"])
+    for arch in archs:
+        if getattr(engine_for(arch.kind), "prepare", None) is not None:
+            raise AccelsimError(
+                f"{arch.name}: decode replay runs each layer as separate steps, which kind "
+                f"'{arch.kind}' cannot map as one network. Leave it out of a --phase decode "
+                "comparison, or compare without --phase decode.")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from accelsim.api import load_arch, load_workload
+    from accelsim.compare import (
+        CURVE_DENSITIES,
+        distinct_names,
+        folder_name,
+        prepare_out,
+        run_comparison,
+        wants_curve,
+    )
+    from accelsim.inputs import check
+
+    arch_paths, workload_paths = split_compare_inputs(args.inputs)
+    check_report_path(args.report)
+    options = decode_options(args)
     if args.sparsities and args.phase != "decode":
         raise AccelsimError("--sparsities sweeps LLM decode: add `--phase decode` (and a causal "
                             "LM's trace), or drop --sparsities.")
+    if args.sparsities and len(workload_paths) > 1:
+        raise AccelsimError("--sparsities sweeps one workload; give one trace, or compare "
+                            "several without --sparsities.")
+    if args.baseline:
+        check(args.baseline, "arch", "--baseline")
     archs = [load_arch(p) for p in arch_paths]
     baseline = load_arch(args.baseline) if args.baseline else None
-    workload = load_workload(workload_path)
-    out = args.out or Path("reports") / folder_name(f"compare_{workload.model}", set())
-    runs = len(archs) + (baseline is not None)
-    with progress_bar("compare", runs * len(workload.layers)) as bar:
-        results = run_compare(archs, workload, workload_path, out,
-                              on_layer=lambda _a, _l: bar.advance(bar.task_ids[0]),
-                              baseline=baseline, **decode_options(args))
+    workloads = distinct_names([(load_workload(p), p) for p in workload_paths])
+    everyone = ([baseline] if baseline is not None else []) + archs
+    check_decode(everyone, [w for w, _ in workloads], options)
+    default = (workloads[0][0].model if len(workloads) == 1
+               else "_".join(w.model for w, _ in workloads))
+    out = args.out or Path("reports") / folder_name(f"compare_{default}", set())
+    prepare_out(out, args.force)
+    curves = 0 if args.no_curves else sum(wants_curve(a, args.phase) for a in everyone)
+    total = sum(len(everyone) * len(w.layers) + curves * len(CURVE_DENSITIES)
+                for w, _ in workloads)
+    with progress("compare", total) as bar:
+        comparison = run_comparison(
+            archs, workloads, out, baseline=baseline,
+            on_layer=lambda a, layer: bar.advance(f"{a}: {layer.name}"),
+            on_curve=lambda a, d: bar.advance(f"{a}: uniform density {d:g}"),
+            curves=not args.no_curves, **options)
+    results = comparison.runs
     stderr.print(f"wrote results to {out}/ (rebuild a report with `accelsim report {out} -o "
                  "report.html`)", highlight=False)
     for result in results:
@@ -594,27 +716,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.sparsities:
         from accelsim.compare import decode_sparsity_sweep
 
-        with progress_bar("sparsity sweep", len(args.sparsities) * runs) as bar:
+        workload = workloads[0][0]
+        with progress("sparsity sweep", len(args.sparsities) * len(everyone)) as bar:
             sweep = decode_sparsity_sweep(
-                ([baseline] if baseline is not None else []) + archs, workload, args.sparsities,
-                out, method=args.sparsify_method, batch=args.batch, context=args.context,
-                on_point=lambda _a, _s: bar.advance(bar.task_ids[0]))
+                everyone, workload, args.sparsities, out, method=args.sparsify_method,
+                batch=args.batch, context=args.context,
+                on_point=lambda a, sp: bar.advance(f"{a} at sparsity {sp:g}"))
         print_table(sweep, ["arch", "target_sparsity", "sparsity", "tokens_per_s",
                             "energy_pj_per_token", "speedup_vs_dense", "speedup_vs_first"],
                     title=f"decode vs activation sparsity ({args.sparsify_method}); speed-up vs "
                           "each arch's dense equivalent and vs its first point")
-    table = summary_table(results).rename(columns=SUMMARY_SHOWN)
+    table = comparison.summary().rename(columns=SUMMARY_SHOWN)
     from accelsim.report.content import percent
 
     table["coverage"] = [percent(f) for f in table["covered_macs_fraction"]]
     versus = (f"; vs_baseline: against {baseline.name}, over the layers both cover"
               if baseline is not None else "")
-    print_table(table, ["arch", "engine", *(c for c in SUMMARY_SHOWN.values() if c in table),
-                        "bound", "coverage"],
-                title=f"{workload.model} on {len(archs)} architecture(s): one pass over the "
-                      "trace (throughput in passes/s; speed-up and energy saving vs each "
-                      f"arch's own dense equivalent{versus}; coverage: share of the model's "
-                      "MACs the row's figures cover)")
+    several = len(workloads) > 1
+    names = ", ".join(w.model for w, _ in workloads)
+    print_table(table, ["arch", *(["workload"] if several else []), "engine",
+                        *(c for c in SUMMARY_SHOWN.values() if c in table), "bound", "coverage"],
+                title=f"{names} on {len(archs)} architecture(s): one pass over the trace "
+                      "(throughput in passes/s; speed-up and energy saving vs each arch's own "
+                      f"dense equivalent{versus}; coverage: share of the model's MACs the row's "
+                      "figures cover)")
     if args.report:
         from accelsim.report import write_report
 
@@ -623,21 +748,38 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from accelsim.report import write_report
+    from accelsim.inputs import USE, WHAT, kind_of
+    from accelsim.report import check_output, write_report
 
+    check_output(args.output)
+    found = kind_of(args.results)
+    if found not in ("compare_folder", "sweep_folder", "folder", "missing", "unknown"):
+        raise AccelsimError(
+            f"{args.results}: this is {WHAT[found]}; report reads a results folder written by "
+            "`accelsim compare --out DIR` or `accelsim sweep --out DIR`. To use this file, "
+            f"{USE[found].format(path=args.results)}.")
     stderr.print(f"wrote {write_report(args.results, args.output)}", highlight=False)
     return 0
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "compare", help="several architectures side by side on one workload, with a report",
-        description="Run every architecture on the workload (each against its own dense "
-                    "equivalent), save the results into --out and print the summary table.")
-    p.add_argument("inputs", nargs="+", metavar="ARCH.yaml ... WORKLOAD.npz",
-                   help="architecture YAML files, then the workload trace (.npz)")
+        "compare", help="several architectures side by side on one or more workloads, with a "
+                        "report",
+        description="Run every architecture on every workload (each against its own dense "
+                    "equivalent), save the results into --out and print the summary table. "
+                    "Files are told apart by their content, in any order. Everything is "
+                    "checked before the first simulation.")
+    p.add_argument("inputs", nargs="+", metavar="FILE",
+                   help="architecture YAML files and workload traces (.npz)")
     p.add_argument("--out", type=Path,
-                   help="results folder (default reports/compare_<model>)")
+                   help="results folder, empty or new (default reports/compare_<model>)")
+    p.add_argument("--force", action="store_true",
+                   help="clear --out first when an earlier comparison wrote it")
+    p.add_argument("--no-curves", action="store_true",
+                   help="skip the speed-up vs density curves of the architectures whose speed "
+                        "follows the zeros (each reruns the workload at several uniform "
+                        "densities)")
     p.add_argument("--report", type=Path, metavar="REPORT.html|REPORT.pdf",
                    help="also write a report (HTML or PDF, from the file suffix)")
     p.add_argument("--baseline", metavar="BASELINE.yaml",
@@ -671,8 +813,6 @@ SWEEP_COLUMNS = ["point", "workload", "latency_s", "energy_pj", "area_mm2", "spe
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from rich.progress import TaskProgressColumn, TimeRemainingColumn
-
     from accelsim.pareto import analyse, pareto_front
     from accelsim.sweep import run_sweep
     from accelsim.sweep_spec import expand, load_sweep
@@ -680,32 +820,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     options = decode_options(args)
     decode = ({"batch": options["batch"], "context": options["context"]}
               if options["phase"] == "decode" else None)
+    from accelsim.inputs import check
+
+    check(args.sweep, "sweep", "accelsim sweep")
     spec = load_sweep(args.sweep, decode=decode)
     points = expand(spec)
     out = Path(args.out or Path("runs") / spec.name)
     stderr.print(f"{spec.name}: {len(points)} design points x {len(spec.workloads)} workloads "
                  f"-> {out}")
-    progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-        console=stderr, transient=True, disable=not stderr.is_terminal,
-    )
-    task = progress.add_task(spec.name, total=None, rate="")
+    bar = progress(spec.name, None)
 
     def started(total: int, done: int) -> None:
-        progress.update(task, total=total, completed=done)
+        bar.restart(total, done)
         if done:
             stderr.print(f"resuming: {done} of {total} already finished")
 
-    def advanced() -> None:
-        progress.advance(task)
-        speed = progress.tasks[0].speed
-        progress.update(task, rate=f"{speed:.1f} pts/s" if speed else "")
-
-    with progress:
+    with bar:
         df = run_sweep(spec, points, out, executor=args.executor, workers=args.workers,
                        scheduler=args.scheduler, resume=args.resume, on_start=started,
-                       on_task=advanced)
+                       on_task=bar.advance)
     written = analyse(df, [p.name for p in spec.parameters], out)
     stderr.print(f"wrote {out / 'points.csv'}, " + ", ".join(str(p) for p in written.values()))
     front = pareto_front(df)

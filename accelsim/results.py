@@ -86,7 +86,6 @@ class RunResult:
         """
         df = self.layers[self.layers["cycles"].notna()]
         tot: dict = {"layer": "TOTAL", "op": "", "arch": self.meta.get("arch", ""),
-                     "workload": self.meta.get("workload", ""),
                      "layers_without_result": int(len(self.layers) - len(df)),
                      "covered_macs_fraction": self.covered_macs_fraction(),
                      "layers_with_warnings": int((self.layers["warnings"] != "").sum())}
@@ -138,7 +137,9 @@ class RunResult:
                 f"({len(missing)} of {len(self.layers)} layers without a result{why})")
 
     def with_totals(self) -> pd.DataFrame:
-        return pd.concat([self.layers, pd.DataFrame([self.totals()])], ignore_index=True)
+        """The per-layer table with the `totals` row (layer 'TOTAL') below it."""
+        total = {**self.totals(), "workload": self.meta.get("workload", "")}
+        return pd.concat([self.layers, pd.DataFrame([total])], ignore_index=True)
 
     def save(self, out_dir: str | Path, stem: str = "results") -> list[Path]:
         """Write `<stem>.csv`, `<stem>.parquet` (per layer), `<stem>_<table>.csv` and

@@ -121,11 +121,61 @@ def test_partial_folders_give_clear_errors(compared, tmp_path, capsys):
     assert not (tmp_path / "r.html").exists()
 
 
-def test_bad_arguments_exit_2(compared, tmp_path, capsys):
-    assert main(["compare", ARCHS[0]]) == 2
-    assert "one workload trace" in capsys.readouterr().err
+def test_wrong_inputs_are_one_paragraph_before_anything_runs(compared, tmp_path, capsys):
+    """Each mistake exits 2 with one paragraph naming the file and the fix, before any
+    simulation (nothing is written), and a used results folder is left as it was."""
+    sweep = str(ROOT / "arch_configs" / "sweeps" / "cnvlutin_sweep.yaml")
+    out = tmp_path / "never"
+    before = sorted(p.name for p in compared[0].iterdir())
+    cases = [
+        (["compare", ARCHS[0]], "no workload trace"),
+        (["compare", ARCHS[0], str(DIGITS), "--report", str(tmp_path / "r.png")],
+         "unknown report format '.png'"),
+        (["compare", ARCHS[0], sweep, str(DIGITS)], "this is a sweep spec"),
+        (["compare", ARCHS[0], str(tmp_path / "none.npz")], "no such file"),
+        (["compare", ARCHS[0], str(DIGITS), "--sparsities", "0,0.5"], "--phase decode"),
+        (["compare", ARCHS[0], str(DIGITS), "--baseline", str(DIGITS)], "this is a workload trace"),
+        (["compare", ARCHS[0], str(DIGITS), "--out", str(compared[0])], "add --force"),
+    ]
+    for args, needle in cases:
+        argv = args if "--out" in args else [*args, "--out", str(out)]
+        assert main(argv) == 2, args
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1 and "Traceback" not in err, (args, err)
+        assert not out.exists()
+    assert sorted(p.name for p in compared[0].iterdir()) == before
     with pytest.raises(AccelsimError, match="unknown report format"):
         write_report(compared[0], tmp_path / "r.docx")
+
+
+def test_several_workloads_in_any_order_one_report(tmp_path, capsys):
+    """Files are told apart by content; two workloads make one folder per workload, a summary
+    with a workload column, and one report with a section per workload; --force reuses it."""
+    from accelsim.results import load_comparison
+    from tests.conftest import ReportPage
+
+    crepe = ROOT / "workloads" / "crepe_full.npz"
+    out, report = tmp_path / "cmp", tmp_path / "r.html"
+    argv = ["compare", str(DIGITS), ARCHS[0], str(crepe), ARCHS[1], "--out", str(out),
+            "--report", str(report), "--no-curves"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "digits-cnn" in printed and "crepe-full" in printed
+    parts = load_comparison(out)
+    assert [info["model"] for _, info in parts] == ["digits-cnn", "crepe-full"]
+    for results, info in parts:
+        assert [r.meta["arch"] for r in results] == ["tpu-like-128x128-ws", "scnn-like-8x8x4x4"]
+        assert {r.meta["workload"] for r in results} == {info["model"]}
+    page = ReportPage.parse(report.read_text(encoding="utf-8"))
+    overall = page.tables["summary-table"]
+    assert len(overall) == 1 + 4 and overall[0][0] == "workload"
+    assert {"w1-layer-table", "w2-layer-table"} <= set(page.tables)
+    assert len(page.tables["w2-layer-table"]) == 1 + 2 * len(load_workload(crepe).layers)
+    assert main(argv) == 2 and "--force" in capsys.readouterr().err
+    assert main([*argv, "--force"]) == 0
+    pdf = tmp_path / "r.pdf"
+    assert main(["report", str(out), "-o", str(pdf)]) == 0
+    assert pdf.read_bytes().startswith(b"%PDF")
 
 
 def test_neuromorphic_core_beside_dense_and_zero_skip(tmp_path):
@@ -191,7 +241,7 @@ def test_partial_coverage_is_said_in_the_same_row(tmp_path, capsys):
     assert main(["compare", *archs, str(crepe), "--out", str(out),
                  "--report", str(tmp_path / "r.html")]) == 0
     captured = capsys.readouterr()
-    assert "akd1000: covers" in captured.err and "tpu-like" not in captured.err
+    assert "warning: akd1000: covers" in captured.err and "warning: tpu-like" not in captured.err
     runs, _ = load_compare(out)
     workload = load_workload(crepe)
     mapped = runs[0].layers["cycles"].notna()

@@ -9,6 +9,15 @@ from accelsim.errors import AccelsimError
 FORMATS = (".html", ".htm", ".pdf")
 
 
+def check_output(output: str | Path) -> Path:
+    """`output` as a report path, refused unless its suffix names HTML or PDF."""
+    out = Path(output)
+    if out.suffix.lower() not in FORMATS:
+        raise AccelsimError(f"{out}: unknown report format '{out.suffix}'; name the report "
+                            "*.html or *.pdf.")
+    return out
+
+
 def write_report(results_dir: str | Path, output: str | Path) -> Path:
     """Write an HTML or PDF report (by `output`'s suffix) from saved results only: a sweep
     report when `results_dir` holds a sweep manifest (`sweep.json`), else a comparison."""
@@ -16,10 +25,7 @@ def write_report(results_dir: str | Path, output: str | Path) -> Path:
 
     from accelsim.report.sweep import read_manifest
 
-    out = Path(output)
-    if out.suffix.lower() not in FORMATS:
-        raise AccelsimError(f"{out}: unknown report format '{out.suffix}'; name the report "
-                            "*.html or *.pdf.")
+    out = check_output(output)
     manifest = read_manifest(Path(results_dir))
     if manifest is not None:
         args, figs, kind = _sweep_args(Path(results_dir), manifest)
@@ -31,12 +37,12 @@ def write_report(results_dir: str | Path, output: str | Path) -> Path:
             from accelsim.report import pdf
 
             writer = pdf.write_sweep_pdf if kind == "sweep" else pdf.write_pdf
-            writer(out, figures=figs, **args)
+            writer(out, **args)
         else:
             from accelsim.report import html
 
             render = html.render_sweep_html if kind == "sweep" else html.render_html
-            out.write_text(render(figures=figs, **args), encoding="utf-8")
+            out.write_text(render(**args), encoding="utf-8")
     finally:
         for _fid, _caption, fig in figs:
             plt.close(fig)
@@ -44,16 +50,28 @@ def write_report(results_dir: str | Path, output: str | Path) -> Path:
 
 
 def _compare_args(results_dir: str | Path) -> tuple[dict, list, str]:
+    """The renderers' arguments for a compare folder of one workload or several (one section
+    each, and a summary across them), and every figure drawn (to close)."""
     from accelsim.report import content, figures
-    from accelsim.results import load_compare, load_decode_sweep
+    from accelsim.results import load_comparison, load_decode_sweep
 
-    results, info = load_compare(results_dir)
-    archs = [str(r.meta.get("arch")) for r in results]
-    args = dict(model=str(info.get("model")), batch=int(info.get("batch") or 1), archs=archs,
-                summary=content.summary(results), notes=content.notes(results),
-                layers=content.per_layer(results),
-                provenance=content.provenance(results, info))
-    return args, figures.all_figures(results, info, load_decode_sweep(results_dir)), "compare"
+    parts = load_comparison(results_dir)
+    several = len(parts) > 1
+    sections, figs, runs = [], [], []
+    for results, info in parts:
+        drawn = figures.all_figures(results, info,
+                                    None if several else load_decode_sweep(results_dir))
+        sections.append(dict(model=str(info.get("model")), batch=int(info.get("batch") or 1),
+                             summary=content.summary(results), notes=content.notes(results),
+                             layers=content.per_layer(results),
+                             provenance=content.provenance(results, info), figures=drawn))
+        figs += drawn
+        runs += results
+    archs = list(dict.fromkeys(str(r.meta.get("arch")) for r in runs))
+    model = " + ".join(s["model"] for s in sections)
+    args = dict(model=model, archs=archs, sections=sections,
+                overall=content.summary(runs, by_workload=True) if several else None)
+    return args, figs, "compare"
 
 
 def _sweep_args(folder: Path, manifest: dict) -> tuple[dict, list, str]:
@@ -68,4 +86,4 @@ def _sweep_args(folder: Path, manifest: dict) -> tuple[dict, list, str]:
                 n_points=len(data.points), tables=tables, top_n=sweep.TOP_N)
     figs = [("pareto", "Pareto front: latency vs energy per pass, colour = area",
              front_figure(data.points, data.pareto))]
-    return args, figs, "sweep"
+    return {**args, "figures": figs}, figs, "sweep"

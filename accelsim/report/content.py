@@ -75,9 +75,11 @@ def _table(df: pd.DataFrame, headers: dict[str, str]) -> Table:
     return Table([headers[c] for c in cols], shown, numeric, raw)
 
 
-def summary(results: Sequence[RunResult]) -> Table:
-    """The per-architecture summary table."""
-    return _table(summary_table(results), SUMMARY_HEADERS)
+def summary(results: Sequence[RunResult], by_workload: bool = False) -> Table:
+    """The per-architecture summary table (with a workload column when `by_workload`)."""
+    headers = ({"workload": "workload", **SUMMARY_HEADERS} if by_workload
+               else SUMMARY_HEADERS)
+    return _table(summary_table(results), headers)
 
 
 def notes(results: Sequence[RunResult]) -> list[str]:

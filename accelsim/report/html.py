@@ -48,12 +48,17 @@ def _figures(figures: list[tuple[str, str, Figure]]) -> list[dict[str, str]]:
     return [{"id": fid, "caption": caption, "svg": figure_svg(fig)} for fid, caption, fig in figures]
 
 
-def render_html(model: str, batch: int, archs: list[str], summary: Table, notes: list[str],
-                layers: Table, provenance: Table, figures: list[tuple[str, str, Figure]]) -> str:
-    """The whole report as one HTML string; every user-provided string is escaped."""
+def render_html(model: str, archs: list[str], sections: list[dict],
+                overall: Table | None = None) -> str:
+    """The whole comparison report as one HTML string; every user-provided string is escaped.
+    `sections`: one per workload, each with `model`, `batch`, `summary`, `notes`, `layers`,
+    `provenance` and `figures` ((id, caption, figure) triples); `overall`, when several
+    workloads were compared, the summary of every (workload, arch)."""
+    shown = [{**s, "prefix": f"w{i + 1}-" if overall is not None else "",
+              "layer_cells": _cells(s["layers"]), "figures": _figures(s["figures"])}
+             for i, s in enumerate(sections)]
     return _environment().get_template("report.html.j2").render(
-        model=model, batch=batch, archs=archs, summary=summary, notes=notes, layers=layers,
-        layer_cells=_cells(layers), provenance=provenance, figures=_figures(figures))
+        model=model, archs=archs, sections=shown, overall=overall)
 
 
 def render_sweep_html(name: str, base_arch: str, params: list[str], n_points: int,
