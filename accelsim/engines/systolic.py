@@ -44,7 +44,7 @@ from pydantic import Field
 
 from accelsim.arch.energy import MAC_COMPUTE
 from accelsim.arch.pe_storage import PeStorage
-from accelsim.arch.schema import ArchBase, Operand
+from accelsim.arch.schema import ArchBase
 from accelsim.engines import traffic
 from accelsim.engines.batch import MISSING, LayerBatch
 from accelsim.engines.counts import LayerResult, ceil_div
@@ -201,22 +201,6 @@ def sram_traffic(p: GemmProblem, rows: int | np.ndarray, cols: int | np.ndarray,
         traffic.act_reads * r, traffic.weight_reads * r, traffic.out_writes * r,
         traffic.out_reads * r, traffic.act_passes, traffic.weight_passes, traffic.psum_passes,
     )
-
-
-def unique_bytes(layer: Layer, arch: ArchBase) -> dict[Operand, float]:
-    """Bytes of each operand as stored in DRAM: unpadded input, weights, final output."""
-    s, p = layer.shape, arch.precision
-    if isinstance(s, ConvShape):
-        act = s.N * s.C * s.H * s.W
-        weight = s.K * (s.C // s.groups) * s.R * s.S
-        out = s.N * s.K * s.E * s.F
-    else:
-        act, weight, out = s.batch * s.M * s.K, s.batch * s.K * s.N, s.batch * s.M * s.N
-    return {
-        "act": act * p.act_bits / 8,
-        "weight": weight * p.weight_bits / 8,
-        "out": out * p.act_bits / 8,
-    }
 
 
 def memory_actions(
