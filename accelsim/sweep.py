@@ -1,8 +1,12 @@
 """Run a sweep: every (design point, workload) once, results journaled as they finish.
 
-Each finished task is one JSON line appended to `<out>/points.jsonl` and fsync'd, so a SIGKILL
-loses at most the task in flight; a torn last line is detected and cut on `--resume`, and
-finished tasks, keyed by (`point_hash`, workload name), are skipped. `points.csv` /
+Tasks run in chunks: the design points of one chunk share a workload and a kind and are
+evaluated together (`accelsim.simulate.simulate_totals`: each layer counted on all of them at
+once). Each finished task is one JSON line appended to `<out>/points.jsonl`, the lines of a
+chunk fsync'd together, so a SIGKILL loses at most the chunks in flight; a torn last line is
+detected and cut on `--resume`, and finished tasks, keyed by (`point_hash`, workload name), are
+skipped. With `--workers N` the chunks go to N forked processes (Linux; spawned elsewhere),
+which inherit the workloads the sweep loaded. `points.csv` /
 `points.parquet` (ordered by point, then workload, so they do not depend on completion order)
 are rebuilt from the journal at the end.
 
@@ -29,10 +33,12 @@ from typing import Any
 import pandas as pd
 
 from accelsim.arch.area import area_um2_by_component
+from accelsim.arch.schema import ArchBase
 from accelsim.errors import AccelsimError, ArchError
 from accelsim.kinds import parse_arch
 from accelsim.sweep_spec import Point, SweepError, SweepSpec, point_hash
 from accelsim.workload.format import file_hash, load_workload
+from accelsim.workload.layer import Workload
 
 JOURNAL = "points.jsonl"
 TABLE = "points.csv"
@@ -42,20 +48,53 @@ CHECK = "check"
 PR_SET_PDEATHSIG = 1
 """prctl option from <linux/prctl.h>."""
 
-_WORKLOADS: dict[str, object] = {}
+_WORKLOADS: dict[str, Workload] = {}
+
+
+ROW_KEYS_DROPPED = ("layer", "op", "workload")
+"""Totals keys a sweep row does not keep: the task's own `workload` field (the file's name,
+part of the task key) names the workload."""
+CHUNK_MAX = 64
+"""Most tasks evaluated together in one chunk."""
+CHUNKS_PER_WORKER = 4
+"""Chunks per pool worker a sweep aims for (so that workers finish together)."""
+
+
+def _workload(workload_path: str) -> Workload:
+    """The workload file, loaded once per process."""
+    if workload_path not in _WORKLOADS:
+        _WORKLOADS[workload_path] = load_workload(workload_path)
+    return _WORKLOADS[workload_path]
 
 
 def run_point(arch_data: dict, workload_path: str, decode: dict | None = None) -> dict:
     """Simulate one arch mapping on one workload file (cached per process), as LLM decode when
     `decode` gives the setup: totals + area."""
-    from accelsim.simulate import simulate
+    return run_points([arch_data], workload_path, decode)[0]
 
-    if workload_path not in _WORKLOADS:
-        _WORKLOADS[workload_path] = load_workload(workload_path)
-    arch = parse_arch(arch_data, "sweep point")
-    phase = {} if decode is None else {"phase": "decode", **decode}
-    totals = simulate(_WORKLOADS[workload_path], arch, **phase).totals()
-    row = {k: v for k, v in totals.items() if k not in ("layer", "op")}
+
+def run_points(arch_datas: list[dict], workload_path: str,
+               decode: dict | None = None) -> list[dict]:
+    """`run_point` for many arch mappings on one workload: the points of each kind evaluated
+    together (`accelsim.simulate.simulate_totals`; point by point for LLM decode)."""
+    from accelsim.simulate import simulate, simulate_totals
+
+    workload = _workload(workload_path)
+    archs = [parse_arch(data, "sweep point") for data in arch_datas]
+    totals: list[dict] = [{} for _ in archs]
+    if decode is not None:
+        totals = [simulate(workload, arch, phase="decode", **decode).totals() for arch in archs]
+    else:
+        for kind in dict.fromkeys(a.kind for a in archs):
+            idx = [i for i, a in enumerate(archs) if a.kind == kind]
+            for i, tot in zip(idx, simulate_totals(workload, [archs[i] for i in idx])):
+                totals[i] = tot
+    return [_with_area({k: v for k, v in tot.items() if k not in ROW_KEYS_DROPPED}, arch)
+            for tot, arch in zip(totals, archs)]
+
+
+def _with_area(row: dict, arch: ArchBase) -> dict:
+    """A point's totals with its modelled area (mm^2; NaN where the kind has no area model)."""
     try:
         areas = area_um2_by_component(arch)
     except ArchError:  # the area model does not cover this kind (GPUs, neuromorphic cores)
@@ -64,6 +103,21 @@ def run_point(arch_data: dict, workload_path: str, decode: dict | None = None) -
     row.update({f"area_{k}_mm2": v / 1e6 for k, v in areas.items()})
     row["area_mm2"] = sum(areas.values()) / 1e6
     return row
+
+
+def chunks(todo: list[Task], workers: int) -> list[list[Task]]:
+    """The tasks in chunks of one workload each, at most `CHUNK_MAX` long and about
+    `CHUNKS_PER_WORKER` per worker, in task order."""
+    size = max(1, min(CHUNK_MAX, math.ceil(len(todo) / max(1, workers * CHUNKS_PER_WORKER))))
+    by_workload: dict[Path, list[Task]] = {}
+    for task in todo:
+        by_workload.setdefault(task[2], []).append(task)
+    return [group[i:i + size] for group in by_workload.values()
+            for i in range(0, len(group), size)]
+
+
+def _run_chunk(chunk: list[Task], decode: dict | None) -> list[dict]:
+    return run_points([t[1].arch for t in chunk], str(chunk[0][2]), decode)
 
 
 Task = tuple[str, Point, Path]
@@ -150,30 +204,57 @@ def check_journal(rows: list[dict], all_tasks: list[Task], out: Path) -> None:
 def _append(f, row: dict) -> None:
     row = {**row, CHECK: line_check(row)}
     f.write(json.dumps(row, separators=(",", ":"), allow_nan=True) + "\n")
+
+
+def _sync(f) -> None:
     f.flush()
     os.fsync(f.fileno())
 
 
-def _local(todo: list[Task], workers: int, decode: dict | None) -> Iterator[tuple[Task, dict]]:
+Finished = list[tuple[Task, dict]]
+"""One chunk's tasks with their result rows."""
+
+
+def _local(todo: list[Task], workers: int, decode: dict | None) -> Iterator[Finished]:
+    parts = chunks(todo, workers)
     if workers <= 1:
-        for task in todo:
+        for chunk in parts:
             try:
-                row = run_point(task[1].arch, str(task[2]), decode)
+                rows = _run_chunk(chunk, decode)
             except AccelsimError as exc:
-                raise _failed(task, exc) from None
-            yield task, row
+                raise _failed_chunk(chunk, exc, decode) from None
+            yield list(zip(chunk, rows))
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+    for path in dict.fromkeys(t[2] for t in todo):  # loaded once, inherited by forked workers
+        _workload(str(path))
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method),
                                initializer=_die_with_parent)
     try:
-        futures = {pool.submit(run_point, t[1].arch, str(t[2]), decode): t for t in todo}
+        futures = {pool.submit(_run_chunk, chunk, decode): chunk for chunk in parts}
         for fut in as_completed(futures):
-            yield futures[fut], _result(fut, futures[fut])
+            chunk = futures[fut]
+            try:
+                rows = fut.result()
+            except AccelsimError as exc:
+                raise _failed_chunk(chunk, exc, decode) from None
+            yield list(zip(chunk, rows))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _failed_chunk(chunk: list[Task], exc: AccelsimError, decode: dict | None) -> SweepError:
+    """The first design point of a failed chunk that fails on its own, named (the chunk's
+    error where none does)."""
+    for task in chunk:
+        try:
+            run_point(task[1].arch, str(task[2]), decode)
+        except AccelsimError as own:
+            return _failed(task, own)
+    return _failed(chunk[0], exc)
 
 
 def _die_with_parent() -> None:
@@ -198,7 +279,7 @@ def _result(future: Any, task: Task) -> dict:
 
 
 def _dask(todo: list[Task], workers: int, scheduler: str | None,
-          decode: dict | None) -> Iterator[tuple[Task, dict]]:
+          decode: dict | None) -> Iterator[Finished]:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -215,7 +296,7 @@ def _dask(todo: list[Task], workers: int, scheduler: str | None,
         futures = {client.submit(run_point, t[1].arch, str(t[2].resolve()), decode, pure=False): t
                    for t in todo}
         for fut in as_completed(list(futures)):
-            yield futures[fut], _result(fut, futures[fut])
+            yield [(futures[fut], _result(fut, futures[fut]))]
     finally:
         client.close()
         if cluster is not None:
@@ -258,17 +339,20 @@ def run_sweep(
     else:
         raise SweepError(f"unknown executor {executor!r}; use local or dask.")
     with open(out / JOURNAL, "a", encoding="utf-8") as f:
-        for (phash, point, workload), row in results:
-            clash = sorted(set(point.params) & set(row))
-            if clash:
-                raise SweepError(f"{spec.source}: parameter(s) {clash} are named like result "
-                                 "column(s) of this engine and would overwrite them; rename "
-                                 "them with 'name' in the sweep file.")
-            record = {"point_hash": phash, "point": point.index, "workload": workload.stem,
-                      **point.params, **row}
-            _append(f, record)
-            if on_task is not None:
-                on_task()
+        for finished in results:
+            for (phash, point, workload), row in finished:
+                clash = sorted(set(point.params) & set(row))
+                if clash:
+                    raise SweepError(f"{spec.source}: parameter(s) {clash} are named like "
+                                     "result column(s) of this engine and would overwrite "
+                                     "them; rename them with 'name' in the sweep file.")
+                record = {"point_hash": phash, "point": point.index, "workload": workload.stem,
+                          **point.params, **row}
+                _append(f, record)
+            _sync(f)
+            for _ in finished:
+                if on_task is not None:
+                    on_task()
     write_manifest(spec, points, all_tasks, out)
     return consolidate(spec, all_tasks, out)
 

@@ -213,10 +213,9 @@ def test_rerun_without_resume_is_refused_and_resume_skips_all(tmp_path: Path) ->
 
 
 def _pool_workers(pid: int) -> list[int]:
-    """Process-pool worker pids of `pid` (Linux /proc)."""
+    """Process-pool worker pids of `pid` (Linux /proc: its child processes, forked workers)."""
     children = Path(f"/proc/{pid}/task/{pid}/children")
-    pids = [int(c) for c in children.read_text().split()] if children.exists() else []
-    return [c for c in pids if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return [int(c) for c in children.read_text().split()] if children.exists() else []
 
 
 def _alive(pid: int) -> bool:
