@@ -58,8 +58,9 @@ SUM_COLUMNS = [
     "stall_cycles", "latency_s", "energy_pj", "dram_bytes", "dense_cycles", "dense_latency_s",
     "dense_energy_pj",
 ]
-ADDITIVE = re.compile(r"^(cycles|time|macs)_|_(s|pj|bytes|cycles)$|^(events|synaptic_ops|hops)$")
-"""Engine-specific columns that add up over layers (counts, times, energies)."""
+ADDITIVE = re.compile(r"^(cycles|time|macs)_|_(s|pj|bytes|cycles|reads|writes)$"
+                      r"|^(events|synaptic_ops|hops)$")
+"""Engine-specific columns that add up over layers (counts, times, energies, accesses)."""
 
 
 @dataclass
@@ -104,6 +105,8 @@ class RunResult:
                                    if tot["latency_s"] else float("nan"))
         tot["energy_saving_vs_dense"] = (tot["dense_energy_pj"] / tot["energy_pj"]
                                          if tot["energy_pj"] else float("nan"))
+        tot["energy_pj_per_mac"] = (tot["energy_pj"] / tot["macs_dense"]
+                                    if tot["macs_dense"] else float("nan"))
         tot["utilization"] = (float(np.dot(df["utilization"], df["cycles"]) / df["cycles"].sum())
                               if df["cycles"].sum() else 0.0)
         tot["bound"] = "memory" if (df["bound"] == "memory").mean() > 0.5 else "compute"
