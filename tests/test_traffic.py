@@ -215,20 +215,34 @@ def test_access_columns_are_consistent():
     assert cols["cycles_compute"] * a.rows * a.cols >= layer.macs
 
 
-def test_stationary_register_words_cut_the_streamed_operand_reads():
-    layer = conv(14, 14, 3, 3, 16, 96, padding=1)
+def test_pe_registers_let_the_array_read_its_buffers_as_a_larger_one():
+    layer = conv(14, 14, 3, 3, 16, 96, padding=1)  # WS: 144 x 96 on 8 x 8, 18 x 12 folds
     memory = [dram(), sram("buf", 1 << 20)]
     one = systolic.simulate(layer, array(8, 8, "ws", memory))
-    four = systolic.simulate(layer, array(8, 8, "ws", memory, pe={"weight": {"words": 4}}))
-    assert four.compute_cycles == one.compute_cycles
-    assert four.columns["buf_act_reads"] * 4 == one.columns["buf_act_reads"]  # 12 -> 3 folds
-    assert four.columns["buf_weight_reads"] == one.columns["buf_weight_reads"]
+    # four weights, one partial sum in flight: four window positions per PE, psums 18 -> 5 folds
+    deep = systolic.simulate(layer, array(8, 8, "ws", memory, pe={"weight": {"words": 4}}))
+    assert deep.compute_cycles == one.compute_cycles
+    assert deep.columns["buf_act_reads"] == one.columns["buf_act_reads"]
+    pixels = 14 * 14
+    assert one.columns["buf_out_writes"] == 18 * 96 * pixels  # each row fold's partial sums
+    assert deep.columns["buf_out_writes"] == 5 * 96 * pixels
+    # four output words as well: the cheaper split wins, never worse than either
+    wide = systolic.simulate(layer, array(8, 8, "ws", memory,
+                                          pe={"weight": {"words": 4}, "out": {"words": 4}}))
+    buffer = [sum(r.columns[f"buf_{o}_{v}_bytes"] for o in ("act", "weight", "out")
+                  for v in ("read", "write")) for r in (one, deep, wide)]
+    assert buffer[2] <= buffer[1] < buffer[0]
+    assert traffic.register_split(gemm_problem(layer), 8, 8, "os", 1, 6, (1, 1, 4)) in {
+        (1, 4), (2, 2), (4, 1), (1, 2), (2, 1), (1, 1)}
 
 
 def test_pe_registers_are_checked():
+    base = {"name": "t", "kind": "systolic", "clock_mhz": 100, "rows": 4, "cols": 4}
     with pytest.raises(AccelsimError, match="words"):
-        parse_arch({"name": "t", "kind": "systolic", "clock_mhz": 100, "rows": 4, "cols": 4,
-                    "pe": {"out": {"words": 0}}})
+        parse_arch({**base, "pe": {"out": {"words": 0}}})
+    with pytest.raises(AccelsimError, match=r"pe\.out\.bits"):
+        parse_arch({**base, "pe": {"out": {"bits": 16}}})
+    assert parse_arch({**base, "pe": {"out": {"bits": 32, "words": 2}}}).pe.out.words == 2
 
 
 def test_shipped_systolic_configs_on_shipped_traces_keep_their_bounds():

@@ -1,12 +1,15 @@
 """Storage inside one processing element: the registers a PE keeps operands in.
 
 `pe:` in an array description gives, per operand, how many words one PE holds and how wide a
-word is. The register of the operand a dataflow keeps stationary (the output in OS, the weight
-in WS, the input in IS) must hold at least one word; holding n words lets the PE keep n
-stationary values at once, so the array keeps n stationary tiles and each streamed element it
-reads serves up to n of them (`accelsim.engines.traffic`). The other operands pass through
-their PE registers one word at a time. Register reads and writes are counted per MAC and priced
-as a storage of `words * bits` at the tech table.
+word is (at least the operand's width: the accumulator width for outputs). Every register holds
+at least one word. The register of the operand a dataflow keeps stationary (the output in OS,
+the weight in WS, the input in IS) with n words lets a PE keep n stationary values at once, so
+the array reads its buffers as a larger array would: OS accumulates a pixels x b filters per PE
+(a * b <= n); WS (IS) holds a window positions x b filters (pixels), sums its a products into
+one partial sum before passing it on, and keeps b partial sums in flight, so b is at most the
+output register's words (`accelsim.engines.traffic.register_split` picks a and b). Register
+reads and writes are counted per MAC (result columns `pe_<operand>_reads`, `_writes`), not
+priced; cycles stay those of the array's `timing`.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from accelsim.arch.energy import MAC_COMPUTE
 from accelsim.arch.pe_storage import PeStorage
@@ -77,11 +77,23 @@ class Config(ArchBase):
     pe: PeStorage = PeStorage()
     """Registers per PE (`accelsim.arch.pe_storage`)."""
 
+    @model_validator(mode="after")
+    def _registers_hold_their_operands(self) -> Config:
+        p = self.precision
+        for op, need, what in (("act", p.act_bits, "precision.act_bits"),
+                               ("weight", p.weight_bits, "precision.weight_bits"),
+                               ("out", p.acc_bits, "precision.acc_bits")):
+            bits = getattr(self.pe, op).bits
+            if bits is not None and bits < need:
+                raise ValueError(
+                    f"pe.{op}.bits is {bits}, narrower than the {need}-bit values it holds "
+                    f"({what}); widen the register or leave bits out to take {what}")
+        return self
 
-def pe_stationary_words(arch: Config) -> int:
-    """Values of the dataflow's stationary operand one PE holds."""
-    reg = getattr(arch.pe, traffic.STATIONARY[arch.dataflow])
-    return reg.words
+
+def pe_register_words(arch: Config) -> tuple[int, int]:
+    """Words of the dataflow's stationary operand's PE register and of the output's."""
+    return getattr(arch.pe, traffic.STATIONARY[arch.dataflow]).words, arch.pe.out.words
 
 
 def latency_split(p: GemmProblem, arch: Config, stall: float,
@@ -209,7 +221,7 @@ def memory_actions(
     """Bytes read/written per memory level (actions), the cycles each level needs, and the
     per-level, per-operand access columns (`accelsim.engines.traffic`)."""
     t = traffic.layer_traffic(layer, arch, problem, arch.rows, arch.cols, arch.dataflow,
-                              arch.tiling, pe_stationary_words(arch))
+                              arch.tiling, pe_register_words(arch))
     return traffic.level_actions(arch, t)
 
 

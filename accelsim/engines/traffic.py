@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
@@ -335,23 +335,49 @@ STATIONARY: dict[str, Operand] = {"os": "out", "ws": "weight", "is": "act"}
 """The operand each dataflow keeps in the PEs."""
 
 
+def _powers_of_two(limit: int) -> list[int]:
+    return [1 << i for i in range(max(1, limit).bit_length()) if 1 << i <= limit]
+
+
+def register_split(p: GemmProblem, rows: int, cols: int, dataflow: Dataflow,
+                   stationary_words: int, out_words: int,
+                   bytes_: tuple[float, float, float]) -> tuple[int, int]:
+    """How a PE uses its registers: (a, b) stationary values per PE along the array's row and
+    column sides, so that the array reads its buffers as a (rows * a) x (cols * b) array would.
+
+    OS: a pixels x b filters accumulate in the output register (a * b <= its words). WS (IS):
+    the weight (input) register holds a window positions x b filters (pixels), a * b <= its
+    words; the PE sums its a products into one partial sum before passing it on, and keeps b
+    partial sums in flight (b <= the output register's words). Of the powers of two allowed,
+    the split reading and writing the fewest buffer bytes (act, weight, partial-sum bytes per
+    element in `bytes_`)."""
+    limit = out_words if dataflow == "os" else stationary_words
+    best: tuple[float, int, int] = (math.inf, 1, 1)
+    for a in _powers_of_two(limit):
+        for b in _powers_of_two(limit // a):
+            if dataflow != "os" and b > out_words:
+                continue
+            t = array_traffic(p, rows * a, cols * b, dataflow)
+            cost = (t.act_reads * bytes_[0] + t.weight_reads * bytes_[1]
+                    + (t.out_writes + t.out_reads) * bytes_[2])
+            if cost < best[0]:
+                best = (cost, a, b)
+    return best[1], best[2]
+
+
 def layer_traffic(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: int, cols: int,
                   dataflow: Dataflow, tiling: Tiling = "search",
-                  stationary_words: int = 1) -> Traffic:
+                  registers: tuple[int, int] = (1, 1)) -> Traffic:
     """Per-operand traffic of `layer` (all groups) at DRAM, its buffers and the PEs.
-    `stationary_words`: values of the stationary operand one PE holds (`accelsim.arch.pe_storage`):
-    the array keeps that many stationary tiles, so the operand streamed across column folds is
-    read once per `stationary_words` of them."""
+    `registers`: words of the stationary operand's and of the output's PE register
+    (`accelsim.arch.pe_storage`); more than one lets the array read its buffers as a larger
+    array would (`register_split`)."""
     geo = geometry(layer, problem)
-    arr = array_traffic(problem, rows, cols, dataflow)
-    if stationary_words > 1:
-        wide = array_traffic(problem, rows, cols * stationary_words, dataflow)
-        if dataflow == "is":
-            arr = replace(arr, weight_reads=wide.weight_reads, weight_passes=wide.weight_passes)
-        else:
-            arr = replace(arr, act_reads=wide.act_reads, act_passes=wide.act_passes)
     p = arch.precision
     act_b, w_b, acc_b = p.act_bits / 8, p.weight_bits / 8, p.acc_bits / 8
+    a, b = register_split(problem, rows, cols, dataflow, registers[0], registers[1],
+                          (act_b, w_b, acc_b))
+    arr = array_traffic(problem, rows * a, cols * b, dataflow)
     buffers: dict[Operand, MemoryLevel | None] = {op: arch.buffer_for(op) for op in OPERANDS}
     array_reads = {"act": arr.act_reads, "weight": arr.weight_reads, "out": arr.out_reads}
     mapping: Mapping | None = None
