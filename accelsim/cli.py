@@ -94,8 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         result.layers.to_csv(sys.stdout, index=False)
     elif args.format == "json":
         payload = {"meta": result.meta, "totals": result.totals(),
-                   "layers": json.loads(result.layers.to_json(orient="records"))}
-        json.dump(payload, sys.stdout, indent=2, default=str)
+                   "layers": result.layers.to_dict(orient="records")}
+        json.dump(_json_safe(payload), sys.stdout, indent=2, default=str, allow_nan=False)
         sys.stdout.write("\n")
     else:
         from accelsim.kinds import KINDS
@@ -139,12 +139,15 @@ def print_kernel_choice(layers: pd.DataFrame, title: str) -> None:
 
 
 def _json_safe(value: object) -> object:
-    """NaN/Inf become None so that the output is strict JSON."""
+    """NaN/Inf become None and numpy scalars Python numbers, so that the output is strict
+    JSON at full precision."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()
     if isinstance(value, float) and (value != value or abs(value) == float("inf")):
         return None
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value
 
@@ -207,7 +210,7 @@ def inspect_legend(width: int = 100) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from accelsim.workload import load_workload
+    from accelsim.api import load_workload
     from accelsim.workload.stats import flatten_stats, model_totals, threshold_key, workload_stats
 
     workload = load_workload(args.workload)
@@ -256,7 +259,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_sparsify(args: argparse.Namespace) -> int:
-    from accelsim.workload import load_workload, save_workload
+    from accelsim.api import load_workload
+    from accelsim.workload import save_workload
     from accelsim.workload.sparsify import REPORT_COLUMNS, sparsify
 
     workload = load_workload(args.workload)
@@ -461,6 +465,9 @@ def _add_sparsify(sub: argparse._SubParsersAction) -> None:
 
 def cmd_breakeven(args: argparse.Namespace) -> int:
     from accelsim.breakeven import breakeven
+    from accelsim.inputs import check
+
+    check(args.arch, "arch", "breakeven's ARCH argument")
 
     result = breakeven(args.arch, args.shape, dtype=args.dtype, pattern=args.pattern,
                        plot=args.plot)
@@ -484,7 +491,7 @@ def cmd_breakeven(args: argparse.Namespace) -> int:
                           f"{args.pattern} zeros: speed-up over dense")
         print_table(summary, ["kernel", "type", "measure", "breakeven_measure",
                               "breakeven_density", "breakeven_sparsity", "chosen_for_activations"],
-                    title="break-even with dense (NaN: never)")
+                    title="break-even with dense ('-': never)")
     return 0
 
 
@@ -865,11 +872,109 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_sweep)
 
 
+def shipped_archs() -> Path:
+    """The folder of shipped architecture descriptions (beside the package in a checkout)."""
+    return Path(__file__).resolve().parents[1] / "arch_configs"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    if args.what == "kinds":
+        from accelsim.kinds import KINDS
+
+        rows = [{"kind": kind, "engine": k.engine.__name__,
+                 "what": " ".join((k.engine.Config.__doc__ or "").split("\n\n")[0].split())}
+                for kind, k in KINDS.items()]
+        title = "hardware kinds (`accelsim describe KIND` lists a kind's YAML keys)"
+    elif args.what == "recipes":
+        from accelsim.workload.recipes import RECIPES
+
+        rows = [{"recipe": r.name, "what": r.summary} for r in RECIPES.values()]
+        title = "capture recipes (`accelsim capture RECIPE -o TRACE.npz`, needs torch)"
+    else:
+        from accelsim.api import load_arch
+
+        folder = shipped_archs()
+        if not folder.is_dir():
+            raise AccelsimError(f"{folder}: no shipped architectures here (an installed package "
+                                "without the repository); pass your own YAML files instead.")
+        rows = []
+        for path in sorted(folder.glob("*.yaml")):
+            try:
+                arch = load_arch(path)
+            except AccelsimError as exc:
+                rows.append({"file": str(path.relative_to(folder.parent)), "name": "-",
+                             "kind": "-", "clock_mhz": float("nan"),
+                             "notes": f"does not load: {str(exc).splitlines()[0][:80]}"})
+                continue
+            rows.append({"file": str(path.relative_to(folder.parent)), "name": arch.name,
+                         "kind": arch.kind, "clock_mhz": arch.clock_mhz,
+                         "notes": " ".join(arch.notes.split())[:90]})
+        title = f"shipped architectures in {folder}"
+    if args.format == "json":
+        json.dump(_json_safe(rows), sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+        return 0
+    df = pd.DataFrame(rows)
+    print_table(df, list(df.columns), title=title)
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    import dataclasses
+    import textwrap
+
+    from accelsim.display import output_width, schema_rows
+    from accelsim.kinds import KINDS
+
+    if args.kind not in KINDS:
+        raise AccelsimError(f"unknown kind '{args.kind}'; the kinds are {', '.join(KINDS)} "
+                            "(`accelsim list kinds`).")
+    config = KINDS[args.kind].engine.Config
+    rows = schema_rows(config)
+    if args.format == "json":
+        json.dump([dataclasses.asdict(r) for r in rows], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    width = min(100, output_width(Console()))
+    intro = " ".join((config.__doc__ or "").split())
+    print(textwrap.fill(f"kind: {args.kind}: {intro}", width))
+    print(textwrap.fill("Keys of an architecture YAML of this kind (dotted keys are nested "
+                        "mappings, [] a list item, [dataflow=x] the keys of one variant):", width))
+    for r in rows:
+        facts = ", ".join(f for f in (r.type, f"default {r.default}" if r.default != "required"
+                                      else "required", r.bounds, r.unit and f"unit {r.unit}")
+                          if f)
+        print(textwrap.fill(f"{r.key}: {facts}", width, subsequent_indent="      ",
+                            break_on_hyphens=False))
+        if r.doc:
+            print(textwrap.fill(r.doc, width, initial_indent="    ", subsequent_indent="    ",
+                                break_on_hyphens=False))
+    return 0
+
+
+def _add_list(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="the shipped architectures, the capture recipes or the "
+                                    "hardware kinds")
+    p.add_argument("what", choices=["archs", "recipes", "kinds"])
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_list)
+
+
+def _add_describe(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("describe", help="the YAML keys of one hardware kind: types, defaults, "
+                                        "bounds, units (from its schema)")
+    p.add_argument("kind", help="a kind, e.g. zero_skip (`accelsim list kinds`)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=cmd_describe)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_run, _add_inspect, _add_import_scalesim, _add_import_akida, _add_import_llm,
     _add_sparsify, _add_capture, _add_breakeven,
     _add_compare, _add_report,
-    _add_sweep,
+    _add_sweep, _add_list, _add_describe,
 ]
 
 

@@ -5,6 +5,9 @@ whole counts, no exponents), numbers never split across lines. When the columns 
 width, they are folded into further tables that repeat the first (key) column; only text
 columns (layer names, warnings) may wrap.
 
+Schemas: `schema_rows` lists an architecture kind's YAML keys from its pydantic `Config`
+(types, defaults, bounds, units and the schema's own docstrings) for `accelsim describe`.
+
 Progress: on a terminal a rich bar with the count, elapsed time, time left and the item in
 progress; otherwise (piped, CI logs) a plain line on stderr at the start, every
 `PROGRESS_INTERVAL_S` seconds (environment variable `ACCELSIM_PROGRESS_INTERVAL_S`) and at the
@@ -17,6 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 
@@ -31,6 +35,8 @@ if TYPE_CHECKING:
 
 TEXT_WIDTH = 28
 """Widest a text column (names, warnings) is drawn before its cells wrap, characters."""
+KEY_WIDTH = 40
+"""Widest the first (key) column is drawn before its cells wrap, characters."""
 PIPED_WIDTH = 240
 """Table width when stdout is not a terminal and `COLUMNS` is not set, characters."""
 PROGRESS_INTERVAL_S = 10.0
@@ -70,9 +76,9 @@ def wrap_header(head: str, width: int) -> str:
     return "\n".join(lines)
 
 
-def _cell_width(cells: list[str], numeric: bool) -> int:
+def _cell_width(cells: list[str], numeric: bool, key: bool = False) -> int:
     widest = max((len(c) for c in cells), default=1)
-    return widest if numeric else min(widest, TEXT_WIDTH)
+    return widest if numeric else min(widest, KEY_WIDTH if key else TEXT_WIDTH)
 
 
 def _groups(columns: Sequence[str], widths: dict[str, int], width: int) -> list[list[str]]:
@@ -101,9 +107,11 @@ def fit_tables(df: pd.DataFrame, columns: Sequence[str], title: str = "",
                for c in columns}
     cells = {c: column_text(c, df[c].tolist()) for c in columns}
     heads = {c: header(c) for c in columns}
-    widths = {c: max(_cell_width(cells[c], numeric[c]), len(heads[c])) for c in columns}
+    key = columns[0]
+    widths = {c: max(_cell_width(cells[c], numeric[c], c == key), len(heads[c]))
+              for c in columns}
     if sum(widths.values()) + 3 * len(columns) + 1 > width:
-        widths = {c: max(_cell_width(cells[c], numeric[c]),
+        widths = {c: max(_cell_width(cells[c], numeric[c], c == key),
                          *(len(p) for p in header_pieces(heads[c]))) for c in columns}
         heads = {c: wrap_header(heads[c], widths[c]) for c in columns}
     groups = _groups(columns, widths, width)
@@ -204,3 +212,141 @@ class ProgressReport:
                  trace: TracebackType | None) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+UNIT_SUFFIXES = (
+    ("_bytes_per_cycle", "bytes/cycle"), ("_pj_per_byte", "pJ/byte"), ("_pj_per_bit", "pJ/bit"),
+    ("_per_cycle", "per cycle"), ("_mhz", "MHz"), ("_ghz", "GHz"), ("_bytes", "bytes"),
+    ("_bits", "bits"), ("_pj", "pJ"), ("_mw", "mW"), ("_w", "W"), ("_nm", "nm"), ("_s", "s"),
+    ("_us", "us"), ("_mm2", "mm²"), ("_fraction", "share, 0..1"), ("_gbps", "GB/s"),
+    ("_tflops", "TFLOP/s"),
+)
+"""Field-name endings and the unit they mean (the schemas put units in field names)."""
+
+
+@dataclass(frozen=True)
+class FieldRow:
+    """One YAML key of an architecture kind: `key` (dotted path; `[]` marks a list item and
+    `[dataflow=x]` the variant a key belongs to), `type`, `default` ('required' when there is
+    none), `bounds`, `unit` and `doc` (the schema's own words)."""
+
+    key: str
+    type: str
+    default: str
+    bounds: str
+    unit: str
+    doc: str
+
+
+def _attribute_docs(model: type) -> dict[str, str]:
+    """The docstrings written under each field of `model` and its bases (first paragraph)."""
+    import ast
+    import inspect
+    import textwrap
+
+    docs: dict[str, str] = {}
+    for cls in reversed(model.__mro__):
+        if not hasattr(cls, "model_fields") or cls.__module__.startswith("pydantic"):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, after in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                    and isinstance(after.value.value, str)):
+                docs[node.target.id] = " ".join(after.value.value.split("\n\n")[0].split())
+    return docs
+
+
+def _type_name(annotation: object) -> str:
+    import types
+    import typing
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return " or ".join(names) + (" or null" if type(None) in args else "")
+    if origin in (tuple, list):
+        inner = args[0] if args else object
+        return f"list of {_type_name(inner)}"
+    if origin is dict:
+        return f"mapping {_type_name(args[0])} -> {_type_name(args[1])}"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _bounds(metadata: Sequence[object]) -> str:
+    signs = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="), ("max_length", "items <="),
+             ("min_length", "items >="), ("pattern", "matches"))
+    out = []
+    for item in metadata:
+        for attr, sign in signs:
+            value = getattr(item, attr, None)
+            if value is not None:
+                out.append(f"{sign} {value:g}" if isinstance(value, float) else f"{sign} {value}")
+    return ", ".join(out)
+
+
+def _unit(name: str) -> str:
+    return next((unit for ending, unit in UNIT_SUFFIXES if name.endswith(ending)), "")
+
+
+def _models_in(annotation: object) -> list[type]:
+    """The pydantic models a field holds (itself, list items or union variants)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found = []
+    for arg in typing.get_args(annotation):
+        found += _models_in(arg)
+    return found
+
+
+def schema_rows(model: type, prefix: str = "") -> list[FieldRow]:
+    """Every key of the pydantic `model` (an architecture kind's `Config`), nested models
+    flattened into dotted keys, with what the schema says of each."""
+    import typing
+
+    from pydantic_core import PydanticUndefined
+
+    docs = _attribute_docs(model)
+    rows = []
+    for name, field in model.model_fields.items():
+        key = prefix + (field.alias or name)
+        nested = _models_in(field.annotation)
+        is_list = typing.get_origin(field.annotation) in (tuple, list)
+        if field.is_required():
+            default = "required"
+        elif field.default is PydanticUndefined:
+            default = "(empty)"
+        elif nested and not is_list and len(nested) == 1:
+            default = "(see below)"
+        else:
+            value = field.default
+            default = ("(empty)" if value in ((), [], {}, "") else "none" if value is None
+                       else str(value))
+        disc = field.discriminator if isinstance(field.discriminator, str) else None
+        doc = docs.get(name, "")
+        if disc is not None and not doc:
+            doc = f"one of {len(nested)} variants, chosen by its `{disc}` key"
+        elif len(nested) == 1 and not doc:
+            doc = " ".join((nested[0].__doc__ or "").split("\n\n")[0].split())
+        rows.append(FieldRow(key, _type_name(field.annotation), default,
+                             _bounds(field.metadata), _unit(name), doc))
+        for sub in nested:
+            if disc is not None:
+                tag = typing.get_args(sub.model_fields[disc].annotation)[0]
+                inner = f"{key}[{disc}={tag}]."
+            else:
+                inner = f"{key}[]." if is_list else f"{key}."
+            rows += [r for r in schema_rows(sub, inner) if r.key != inner + (disc or "")]
+    return rows

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +134,120 @@ def test_console_script_end_to_end(trace):
     proc = subprocess.run([str(exe), "run", TPU, str(trace), "--format", "csv"],
                           capture_output=True, text=True, check=True)
     assert proc.stdout.splitlines()[0].startswith("layer,op,arch")
+
+
+DIGITS = ROOT / "workloads" / "digits_cnn.npz"
+NUMBER = re.compile(r"^-?[\d.,]+( [a-zA-Z/·²]+)?$")
+
+
+def cli(*args: str, columns: int = 80, **env: str) -> subprocess.CompletedProcess:
+    """`accelsim ARGS` in a fresh interpreter, stdout piped, at a `columns` wide terminal."""
+    return subprocess.run([sys.executable, "-m", "accelsim.cli", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "COLUMNS": str(columns), **env})
+
+
+def table_cells(text: str) -> list[str]:
+    """Every cell of the rich tables in `text`."""
+    return [cell.strip() for line in text.splitlines() if line.startswith("│")
+            for cell in line.strip("│").split("│")]
+
+
+@pytest.mark.skipif(not DIGITS.is_file(), reason="workloads/digits_cnn.npz not shipped")
+@pytest.mark.parametrize("columns", [80, 150])
+def test_run_table_fits_the_width_and_never_splits_a_number(columns):
+    from accelsim.report.units import column_text
+
+    done = cli("run", TPU, str(DIGITS), columns=columns)
+    assert done.returncode == 0, done.stderr
+    assert max(len(line) for line in done.stdout.splitlines()) <= columns
+    csv = cli("run", TPU, str(DIGITS), "--format", "csv")
+    df = pd.read_csv(io.StringIO(csv.stdout))
+    whole = {text for c in df.columns if pd.api.types.is_numeric_dtype(df[c])
+             for text in column_text(c, df[c].tolist())}
+    numbers = [cell for cell in table_cells(done.stdout) if NUMBER.match(cell)]
+    assert numbers and "e+" not in done.stdout and "e-0" not in done.stdout
+    totals = [cell for cell in numbers if cell not in whole]
+    # cells of the TOTAL row are sums, the others are exactly a result column's values
+    assert len(totals) <= len(numbers) // (len(df) + 1) + 1, totals
+    assert any(cell.endswith(" us") for cell in numbers)
+    assert any(cell.endswith("J") for cell in numbers)
+
+
+def test_machine_formats_keep_full_precision(trace):
+    csv = cli("run", TPU, str(trace), "--format", "csv")
+    js = json.loads(cli("run", TPU, str(trace), "--format", "json").stdout)
+    df = pd.read_csv(io.StringIO(csv.stdout))
+    assert list(df["latency_s"]) == [row["latency_s"] for row in js["layers"]]
+    assert df["latency_s"].max() < 1e-3  # seconds, the base unit, not microseconds
+
+
+def test_progress_is_plain_lines_on_stderr_when_piped(trace):
+    done = cli("run", TPU, str(trace), ACCELSIM_PROGRESS_INTERVAL_S="0")
+    lines = [line for line in done.stderr.splitlines() if line.startswith("tpu-like")]
+    n = len(load_workload(trace).layers)
+    assert len(lines) == n
+    assert lines[-1].startswith(f"tpu-like-128x128-ws: {n}/{n} (")
+    assert "s elapsed" in lines[-1] and "left" in lines[0]
+
+
+def test_inspect_prints_a_legend_for_its_columns(trace):
+    from accelsim.cli import INSPECT_LEGEND
+
+    done = cli("inspect", str(trace))
+    assert done.returncode == 0
+    legend = done.stdout.split("columns:", 1)[1]
+    for key in INSPECT_LEGEND:
+        assert f"  {key.replace('@T', '@0.01')}: " in legend
+    assert "2:4_ok" in cli("inspect", "--help").stdout
+
+
+def test_list_and_describe_come_from_the_registry_and_schemas():
+    from accelsim.display import schema_rows
+    from accelsim.kinds import KINDS
+    from accelsim.workload.recipes import RECIPES
+
+    kinds = json.loads(cli("list", "kinds", "--format", "json").stdout)
+    assert [k["kind"] for k in kinds] == list(KINDS)
+    recipes = json.loads(cli("list", "recipes", "--format", "json").stdout)
+    assert [r["recipe"] for r in recipes] == list(RECIPES)
+    archs = json.loads(cli("list", "archs", "--format", "json").stdout)
+    shipped = sorted((ROOT / "arch_configs").glob("*.yaml"))
+    assert [a["file"] for a in archs] == [f"arch_configs/{p.name}" for p in shipped]
+    assert {a["kind"] for a in archs} <= set(KINDS)
+    fields = json.loads(cli("describe", "zero_skip", "--format", "json").stdout)
+    keys = {f["key"]: f for f in fields}
+    assert keys["clock_mhz"]["default"] == "required" and keys["clock_mhz"]["unit"] == "MHz"
+    assert "> 0" in keys["clock_mhz"]["bounds"]
+    assert keys["gated_mac_energy_fraction"]["default"] == "0.2"
+    assert "array[dataflow=channel_lanes].lanes" in keys
+    assert keys["memory[].size_bytes"]["doc"].startswith("Capacity in bytes")
+    # every top-level field of every kind is described
+    for kind, k in KINDS.items():
+        described = {r.key for r in schema_rows(k.engine.Config)}
+        assert set(k.engine.Config.model_fields) <= described, kind
+    text = cli("describe", "systolic")
+    assert text.returncode == 0 and "clock_mhz: float, required" in text.stdout
+    bad = cli("describe", "tpu")
+    assert bad.returncode == 2 and "unknown kind 'tpu'" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "workloads/digits_cnn.npz", TPU], "in the wrong order"),
+        (["run", "arch_configs/sweeps/cnvlutin_sweep.yaml", "workloads/digits_cnn.npz"],
+         "accelsim sweep arch_configs/sweeps/cnvlutin_sweep.yaml"),
+        (["run", "arch_configs/tech/horowitz_45nm.yaml", "workloads/digits_cnn.npz"],
+         "tech table"),
+        (["run", TPU, TPU], "needs a workload trace"),
+        (["sweep", TPU], "needs a sweep spec"),
+        (["report", "workloads/digits_cnn.npz", "-o", "r.html"], "results folder"),
+        (["inspect", TPU], "needs a workload trace"),
+    ],
+)
+def test_files_in_the_wrong_place_are_one_paragraph(args, needle):
+    done = cli(*args)
+    assert done.returncode == 2
+    assert needle in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and done.stdout == ""
