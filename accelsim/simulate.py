@@ -369,6 +369,8 @@ def simulate_totals(workload: Workload, archs: Sequence[ArchBase]) -> list[dict]
     energy: dict[str, _Column] = {}
     extras: dict[str, _Column] = {}
     modes: list[list[str]] = []
+    orders: list[tuple[list[tuple[str, ...]], list[tuple[str, ...]]]] = []
+    access_of: dict[str, tuple[str, ...]] = {}
     for j, layer in enumerate(workload.layers):
         b = count_batch(layer, archs)
         dense = b if same else count_batch(layer, dense_archs)
@@ -401,23 +403,38 @@ def simulate_totals(workload: Workload, archs: Sequence[ArchBase]) -> list[dict]
             if ADDITIVE.search(c) and c not in BASE_COLUMNS:
                 extras.setdefault(c, _Column()).add_objects(j, v)
         for action, count in b.actions.items():
-            for c in access_columns({action: 0.0}):
+            if action not in access_of:
+                access_of[action] = tuple(access_columns({action: 0.0}))
+            for c in access_of[action]:
                 absent = b.absent.get(action)
                 listed = np.ones(n, dtype=bool) if absent is None else ~absent
                 extras.setdefault(c, _Column()).add(j, np.where(listed, count, np.nan), listed)
         modes.append(b.engine_mode)
+        orders.append((b.column_order or [tuple(b.columns)] * n,
+                       b.action_order or [tuple(b.actions)] * n))
     stacked = {c: np.stack(v, axis=1) for c, v in per_layer.items()}
     has = stacked["has"]
     sums = {c: np.where(has & ~np.isnan(stacked[c]), stacked[c], 0.0).sum(axis=1)
             for c in SUM_COLUMNS}
     priced = {c: col for c, col in extras.items() if c.startswith("energy_") and c.endswith("_pj")}
     energy.update(priced)  # a table sorts every energy_*_pj column together
-    ordered = {**dict(sorted(energy.items())), **{c: col for c, col in extras.items()
-                                                   if c not in priced}}
-    columns = {c: col.totals(has) for c, col in ordered.items()}
+    columns = {c: col.totals(has) for c, col in {**energy, **extras}.items()}
+    first = sorted(energy)
+    named: dict[tuple[int, ...], list[str]] = {}
     densities = np.array([_densities(layer) for layer in workload.layers], dtype=float)
-    return [_point_totals(i, archs[i], workload, stacked, sums, columns, modes, densities)
-            for i in range(n)]
+    out = []
+    for i in range(n):
+        key = tuple(x for order, acts in orders for x in (id(order[i]), id(acts[i])))
+        if key not in named:  # the point's columns in a per-layer table's order
+            seen = dict.fromkeys(first)
+            for order, acts in orders:
+                access = (c for a in acts[i] for c in access_of.get(a, ()))
+                seen.update(dict.fromkeys(c for c in (*order[i], *access)
+                                          if c in extras and c not in priced))
+            named[key] = list(seen)
+        out.append(_point_totals(i, archs[i], stacked, sums, columns, named[key], modes,
+                                 densities))
+    return out
 
 
 def _densities(layer: Layer) -> tuple[float, float]:
@@ -428,14 +445,15 @@ def _densities(layer: Layer) -> tuple[float, float]:
     return memo["densities"]
 
 
-def _point_totals(i: int, arch: ArchBase, workload: Workload, stacked: dict[str, np.ndarray],
+def _point_totals(i: int, arch: ArchBase, stacked: dict[str, np.ndarray],
                   sums: dict[str, np.ndarray], columns: dict[str, tuple[np.ndarray, np.ndarray]],
-                  modes: list[list[str]], densities: np.ndarray) -> dict:
-    """Point i's `RunResult.totals()` from the arrays of `simulate_totals`, keys in its order."""
+                  names: list[str], modes: list[list[str]], densities: np.ndarray) -> dict:
+    """Point i's `RunResult.totals()` from the arrays of `simulate_totals`, keys in its order
+    (the same rules as `RunResult.totals`, which `tests/test_batch.py` holds them to)."""
     has = stacked["has"][i]
     macs = stacked["macs_dense"][i]
     total_macs = macs.sum()
-    tot: dict = {"layer": "TOTAL", "op": "", "arch": arch.name, "workload": workload.model,
+    tot: dict = {"layer": "TOTAL", "op": "", "arch": arch.name,
                  "layers_without_result": int(len(has) - has.sum()),
                  "covered_macs_fraction": float(macs[has].sum() / total_macs) if total_macs
                  else 1.0,
@@ -443,7 +461,8 @@ def _point_totals(i: int, arch: ArchBase, workload: Workload, stacked: dict[str,
     for c in BASE_COLUMNS:
         if c in SUM_COLUMNS:
             tot[c] = float(sums[c][i])
-    for c, (summed, total) in columns.items():
+    for c in names:
+        summed, total = columns[c]
         if summed[i] and c not in tot:
             tot[c] = float(total[i])
     weights = macs[has]
@@ -457,6 +476,8 @@ def _point_totals(i: int, arch: ArchBase, workload: Workload, stacked: dict[str,
                                if tot["latency_s"] else float("nan"))
     tot["energy_saving_vs_dense"] = (tot["dense_energy_pj"] / tot["energy_pj"]
                                      if tot["energy_pj"] else float("nan"))
+    tot["energy_pj_per_mac"] = (tot["energy_pj"] / tot["macs_dense"]
+                                if tot["macs_dense"] else float("nan"))
     cycles = stacked["cycles"][i][has]
     tot["utilization"] = (float(np.dot(stacked["util"][i][has], cycles) / cycles.sum())
                           if cycles.sum() else 0.0)

@@ -50,6 +50,11 @@ class LayerBatch:
     absent: dict[str, np.ndarray] = field(default_factory=dict)
     columns: dict[str, list] = field(default_factory=dict)
     warnings: list[list[str]] = field(default_factory=list)
+    column_order: list[tuple[str, ...]] = field(default_factory=list)
+    """Each point's engine column names in its result's order (equal tuples are one object);
+    empty when every point has the order of `columns`."""
+    action_order: list[tuple[str, ...]] = field(default_factory=list)
+    """Each point's action names in its result's order, as `column_order` for `actions`."""
 
     def __len__(self) -> int:
         return len(self.cycles)
@@ -85,6 +90,8 @@ class LayerBatch:
             absent=absent,
             columns={c: [r.columns.get(c, MISSING) for r in results] for c in col_names},
             warnings=[list(r.warnings) for r in results],
+            column_order=interned([tuple(r.columns) for r in results]),
+            action_order=interned([tuple(r.actions) for r in results]),
         )
 
     def point(self, i: int) -> LayerResult:
@@ -101,11 +108,20 @@ class LayerBatch:
             bound="memory" if self.memory_bound[i] else "compute",
             engine_mode=self.engine_mode[i],  # type: ignore[arg-type]
             utilization=float(self.utilization[i]),
-            actions={a: float(v[i]) for a, v in self.actions.items()
+            actions={a: float(self.actions[a][i]) for a in
+                     (self.action_order[i] if self.action_order else self.actions)
                      if not (a in self.absent and self.absent[a][i])},
-            columns={c: v[i] for c, v in self.columns.items() if v[i] is not MISSING},
+            columns={c: self.columns[c][i] for c in
+                     (self.column_order[i] if self.column_order else self.columns)
+                     if self.columns[c][i] is not MISSING},
             warnings=list(self.warnings[i]),
         )
+
+
+def interned(orders: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """`orders` with equal tuples replaced by one object (points of one design share it)."""
+    seen: dict[tuple[str, ...], tuple[str, ...]] = {}
+    return [seen.setdefault(o, o) for o in orders]
 
 
 def loop(simulate: Callable[[Layer, ArchBase], LayerResult], layer: Layer,

@@ -46,7 +46,7 @@ from accelsim.arch.energy import MAC_COMPUTE
 from accelsim.arch.pe_storage import PeStorage
 from accelsim.arch.schema import ArchBase
 from accelsim.engines import traffic
-from accelsim.engines.batch import MISSING, LayerBatch
+from accelsim.engines.batch import MISSING, LayerBatch, interned
 from accelsim.engines.counts import LayerResult, ceil_div
 from accelsim.engines.shared_gemm_operand import GemmProblem, gemm_problem
 from accelsim.workload.layer import ConvShape, Layer
@@ -298,6 +298,7 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
     out = {name: np.zeros(n) for name in ("cycles", "compute", "stall", "dram", "util")}
     memory_bound = np.zeros(n, dtype=bool)
     columns: list[dict[str, object]] = [{} for _ in range(n)]
+    action_order: list[tuple[str, ...]] = [() for _ in range(n)]
     actions: dict[str, np.ndarray] = {}
     listed: dict[str, np.ndarray] = {}
 
@@ -312,7 +313,7 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
                 out["cycles"][i], out["compute"][i] = res.cycles, res.compute_cycles
                 out["stall"][i], out["dram"][i] = res.stall_cycles, res.dram_bytes
                 out["util"][i], memory_bound[i] = res.utilization, res.bound == "memory"
-                columns[i] = res.columns
+                columns[i], action_order[i] = res.columns, tuple(res.actions)
                 for a, v in res.actions.items():
                     record(a, i, v)
             continue
@@ -344,6 +345,7 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
         worst = per_level.argmax(axis=0) if levels else np.zeros(len(idx), dtype=int)
         for j, i in enumerate(idx):
             point_actions = {**points[j][0], MAC_COMPUTE: layer.macs}
+            action_order[i] = tuple(point_actions)
             columns[i] = {"bottleneck": levels[worst[j]] if stall[j] > 0 else "compute",
                           **points[j][2],
                           **latency_split(problem, archs[i], float(stall[j]), point_actions)}
@@ -355,6 +357,7 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
         memory_bound=memory_bound,
         engine_mode=["trace" if layer.has_trace else "statistical"] * n,
         actions=actions, absent={a: ~m for a, m in listed.items() if not m.all()},
-        columns=_by_column(columns),
+        columns=_by_column(columns), column_order=interned([tuple(c) for c in columns]),
+        action_order=interned(action_order),
         warnings=[[] for _ in range(n)],
     )
