@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -140,3 +141,35 @@ def test_compare_refuses_a_used_folder_unless_forced(tmp_path):
     with pytest.raises(AccelsimError, match="holds other files"):
         accelsim.compare(TPU, DIGITS, out=other, force=True)
     assert (other / "notes.txt").read_text() == "keep me"
+
+
+def readme_api_block() -> str:
+    """The README's Python API example: the python block that calls `accelsim.simulate(`."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    found = [b for b in blocks if "accelsim.simulate(" in b]
+    assert len(found) == 1, "the README has one API example"
+    return found[0]
+
+
+def test_the_readme_api_example_runs_as_written():
+    code = readme_api_block()
+    done = plain_python(code)
+    assert done.returncode == 0, done.stderr
+    summary = done.stdout
+    assert "speedup_vs_baseline" in summary and "crepe-full" in summary
+    assert (ROOT / "reports" / "api_demo" / "report.html").is_file()
+    assert "density" in summary and "speedup_vs_dense" in summary
+
+
+def test_the_shipped_scalesim_topology_is_resnet18(tmp_path):
+    from accelsim.cli import main
+
+    out = tmp_path / "r18.npz"
+    assert main(["import-scalesim", str(ROOT / "examples" / "resnet18.csv"), "-o", str(out),
+                 "--act-density", "0.5"]) == 0
+    workload = accelsim.load_workload(out)
+    assert sum(layer.macs for layer in workload.layers) == 1_814_073_344
+    outputs = {layer.name: layer.shape.E for layer in workload.layers}
+    assert [outputs[n] for n in ("conv1", "layer1.0.conv1", "layer2.0.conv1",
+                                 "layer3.0.downsample", "layer4.1.conv2")] == [112, 56, 28, 14, 7]
