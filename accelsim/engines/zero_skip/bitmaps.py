@@ -151,17 +151,23 @@ def _first_last(out: int, stride: int, offset: int, extent: int):
 def tap_nonzero(act, E: int, F: int, R: int, S: int, stride_h: int, stride_w: int,
                 pad_top: int, pad_left: int, dil_h: int, dil_w: int):
     """nz[c, r, s]: (image, output pixel) pairs whose tap (r, s) lands on a non-zero of channel
-    c, int64 [C, R, S]; act: bool [N, C, H, W]. The map is summed over images once; per channel,
-    prefix sums along each stride's residue classes give every tap's rows (then columns) at once."""
+    c, int64 [C, R, S]; act: C-contiguous uint8 [N, C, H, W] (0/1). The map is summed over
+    images once; per channel, prefix sums along each stride's residue classes give every tap's
+    rows (then columns) at once."""
     n_img, n_ch, H, W = act.shape
-    per_ch = np.zeros((n_ch, H, W), np.int64)
+    plane = n_ch * H * W
+    flat = act.reshape(n_img, plane)
+    total = np.zeros(plane, np.int64)
     for n in range(n_img):
-        for c in range(n_ch):
-            for h in range(H):
-                for w in range(W):
-                    if act[n, c, h, w]:
-                        per_ch[c, h, w] += 1
+        for i in range(plane):
+            total[i] += flat[n, i]
+    per_ch = total.reshape(n_ch, H, W)
     nz = np.zeros((n_ch, R, S), np.int64)
+    if H == 1 and W == 1 and E == 1 and F == 1 and R == 1 and S == 1:
+        if pad_top == 0 and pad_left == 0:
+            for c in range(n_ch):
+                nz[c, 0, 0] = total[c]
+        return nz
     col_hi = np.zeros(S, np.int64)
     col_lo = np.zeros(S, np.int64)
     col_ok = np.zeros(S, np.bool_)
@@ -198,36 +204,43 @@ def tap_nonzero(act, E: int, F: int, R: int, S: int, stride_h: int, stride_w: in
 
 @njit(cache=True)
 def brick_counts(act, groups: int, brick: int):
-    """Non-zeros per brick: int32 [groups, N, bricks per group, H, W]; act bool [N, C, H, W],
-    a brick `brick` consecutive channels of a group at one pixel."""
+    """Non-zeros per brick: int32 [groups, N, bricks per group, H, W]; act C-contiguous uint8
+    [N, C, H, W] (0/1), a brick `brick` consecutive channels of a group at one pixel."""
     n_img, n_ch, H, W = act.shape
+    hw = H * W
     cg = n_ch // groups
     n_cb = (cg + brick - 1) // brick
-    out = np.zeros((groups, n_img, n_cb, H, W), np.int32)
+    flat = act.reshape(n_img, n_ch, hw)
+    by_channel = act.reshape(n_img, n_ch * hw)
+    out = np.zeros((groups, n_img, n_cb, hw), np.int32)
     for n in range(n_img):
-        for c in range(n_ch):
-            g = c // cg
-            cb = (c - g * cg) // brick
-            for h in range(H):
-                for w in range(W):
-                    if act[n, c, h, w]:
-                        out[g, n, cb, h, w] += 1
-    return out
+        for g in range(groups):
+            for cb in range(n_cb):
+                first, end = g * cg + cb * brick, g * cg + min(cg, (cb + 1) * brick)
+                if hw == 1:
+                    acc = np.int32(0)
+                    for c in range(first, end):
+                        acc += np.int32(by_channel[n, c])
+                    out[g, n, cb, 0] = acc
+                    continue
+                for c in range(first, end):
+                    for i in range(hw):
+                        out[g, n, cb, i] += flat[n, c, i]
+    return out.reshape(groups, n_img, n_cb, H, W)
 
 
 @njit(cache=True)
 def planar_counts(act, key, width: int):
-    """Non-zeros per (image, channel, key): int32 [N, C, width]; act bool [N, C, H, W], key
-    int64 [H * W] the column (PE tile x stride phase) of each pixel."""
+    """Non-zeros per (image, channel, key): int32 [N, C, width]; act C-contiguous uint8
+    [N, C, H, W] (0/1), key int64 [H * W] the column (PE tile x stride phase) of each pixel."""
     n_img, n_ch, H, W = act.shape
-    out = np.zeros((n_img, n_ch, width), np.int32)
-    for n in range(n_img):
-        for c in range(n_ch):
-            for h in range(H):
-                for w in range(W):
-                    if act[n, c, h, w]:
-                        out[n, c, key[h * W + w]] += 1
-    return out
+    hw = H * W
+    flat = act.reshape(n_img * n_ch, hw)
+    out = np.zeros((n_img * n_ch, width), np.int32)
+    for row in range(n_img * n_ch):
+        for i in range(hw):
+            out[row, key[i]] += flat[row, i]
+    return out.reshape(n_img, n_ch, width)
 
 
 @njit(cache=True)
@@ -315,26 +328,49 @@ def planar_weight_counts(weight, groups: int, kc: int, phase, n_phases: int,
 
 
 @njit(cache=True)
-def rle_pairs(nonzero, run_bits: int, segment: int) -> int:
-    """(run, value) pairs encoding the 4-D map `nonzero` read in C order of its view (strided
-    views are read in place), cut into segments of `segment` elements: one pair per non-zero
-    plus one filler per 2**run_bits zeros before it within its segment."""
-    d0, d1, d2, d3 = nonzero.shape
-    period = np.int64(1) << run_bits
+def rle_pairs(flat, run_bits: int, segment: int) -> int:
+    """(run, value) pairs encoding the 0/1 uint8 sequence `flat`, cut into segments of
+    `segment` elements (-1: one segment): one pair per non-zero plus one filler per
+    2**run_bits zeros before it within its segment. Without segments, runs of 8 non-zeros or
+    8 zeros are taken a word at a time."""
+    n = flat.shape[0]
     pairs = 0
     run = 0
-    pos = 0
-    for i0 in range(d0):
-        for i1 in range(d1):
-            for i2 in range(d2):
-                for i3 in range(d3):
-                    if nonzero[i0, i1, i2, i3]:
-                        pairs += 1 + run // period
+    if segment < 0:
+        words = n // 8
+        packed = flat[:words * 8].view(np.uint64)
+        ones = np.uint64(0x0101010101010101)
+        zero = np.uint64(0)
+        for k in range(words):
+            word = packed[k]
+            if word == ones:
+                pairs += 8 + (run >> run_bits)
+                run = 0
+            elif word == zero:
+                run += 8
+            else:
+                for i in range(k * 8, k * 8 + 8):
+                    if flat[i]:
+                        pairs += 1 + (run >> run_bits)
                         run = 0
                     else:
                         run += 1
-                    pos += 1
-                    if pos == segment:
-                        pos = 0
-                        run = 0
+        for i in range(words * 8, n):
+            if flat[i]:
+                pairs += 1 + (run >> run_bits)
+                run = 0
+            else:
+                run += 1
+        return pairs
+    pos = 0
+    for i in range(n):
+        if flat[i]:
+            pairs += 1 + (run >> run_bits)
+            run = 0
+        else:
+            run += 1
+        pos += 1
+        if pos == segment:
+            pos = 0
+            run = 0
     return pairs

@@ -53,7 +53,7 @@ def _run_channel_lanes(v: work.ConvView, arch: Config, macs: work.MacCounts,
     s, p, d = v.stride, v.padding, v.dilation
     cycles, busy, _ = kern.channel_lanes_cycles(
         bricks, pad, v.E, v.F, v.R, v.S, s[0], s[1], p[0], p[2], d[0], d[1], a.lanes, passes,
-        arch.barrier_mode, arch.fifo_depth, arch.sync.issue_cycles)
+        arch.barrier_mode, arch.fifo_depth, arch.sync.issue_cycles, not skip_act)
     act_values = int(t.nonzero.sum()) if skip_act else int(t.inside.sum()) * v.C
     notes = []
     if skip_act and v.Cg < a.brick_size:
@@ -69,9 +69,14 @@ def _run_planar(v: work.ConvView, arch: Config, macs: work.MacCounts) -> Work:
     kc = work.output_channel_group(v, a.pe_rows, a.pe_cols, a.accumulator_entries)
     acts = work.planar_act_count(v, a.pe_rows, a.pe_cols, "act" in arch.skip)
     weights = work.planar_weight_count(v, kc, "weight" in arch.skip)
-    cycles, busy, products, act_reads, weight_reads = kern.planar_cartesian_cycles(
-        acts, weights, a.mult_f, a.mult_i, arch.barrier_mode, arch.fifo_depth,
-        arch.sync.issue_cycles)
+    if (arch.barrier_mode == kern.BARRIER_PASS and arch.fifo_depth < 0
+            and arch.sync.issue_cycles == 0):
+        cycles, busy, products, act_reads, weight_reads = kern.planar_decoupled_cycles(
+            acts, weights, a.mult_f, a.mult_i)
+    else:
+        cycles, busy, products, act_reads, weight_reads = kern.planar_cartesian_cycles(
+            acts, weights, a.mult_f, a.mult_i, arch.barrier_mode, arch.fifo_depth,
+            arch.sync.issue_cycles)
     _, halo = work.output_reach(v, a.pe_rows, a.pe_cols)
     halo_psums = int(halo.sum()) * v.N * v.K
     return Work(int(cycles), int(busy), int(products), act_reads=float(act_reads),
@@ -304,7 +309,8 @@ def _counted(layer: Layer, arch: Config, uniform: bool, planar: bool
     """The layer's view over its (traced or i.i.d.) maps, tap statistics and MAC counts."""
     act, weight = work.operand_masks(layer, uniform)
     v = work.conv_view(layer, act, weight, planar=planar)
-    taps = work.tap_counts(v)
+    taps = work.tap_counts(v, "act" in arch.skip or "act" in arch.gate,
+                           "weight" in arch.skip or "weight" in arch.gate)
     return v, taps, work.mac_counts(v, taps, arch.skip, arch.gate, padding_processed(arch))
 
 

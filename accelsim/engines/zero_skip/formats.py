@@ -99,11 +99,11 @@ def _segments(size: int, fmt: Format) -> int:
 
 
 def rle_entries(nonzero: np.ndarray, run_bits: int, segment_elements: int | None) -> int:
-    """(run, value) pairs needed to encode the flattened bitmap (C order of the view, read in
-    place) with `run_bits`-bit runs, in segments of `segment_elements` (None: one segment)."""
-    four_d = nonzero if nonzero.ndim == 4 else nonzero.reshape(1, 1, 1, -1)
+    """(run, value) pairs needed to encode the flattened bitmap (C order) with `run_bits`-bit
+    runs, in segments of `segment_elements` (None: one segment)."""
+    flat = np.ascontiguousarray(nonzero).reshape(-1).view(np.uint8)
     segment = -1 if segment_elements is None else segment_elements
-    return int(bitmaps.rle_pairs(four_d, min(run_bits, 62), segment))
+    return int(bitmaps.rle_pairs(flat, min(run_bits, 62), segment))
 
 
 def stored_size(nonzero: np.ndarray, fmt: Format, value_bits: int) -> StoredSize:

@@ -95,11 +95,17 @@ def lane_cycles(work, pass_ends, fifo_depth: int, issue_cycles: int):
 def channel_lanes_cycles(brick_work, pad_work, E: int, F: int, R: int, S: int,
                          stride_h: int, stride_w: int, pad_top: int, pad_left: int,
                          dil_h: int, dil_w: int, lanes: int, filter_passes: int,
-                         barrier_mode: int, fifo_depth: int, issue_cycles: int):
+                         barrier_mode: int, fifo_depth: int, issue_cycles: int,
+                         same_windows: bool):
     """Cnvlutin-like lanes: one pass per output window (and filter pass); the window's bricks
     (r, s, channel brick), channel brick fastest, are dealt round-robin over the lanes; a lane
     spends `brick_work[g, n, cb, h, w]` cycles on its brick (its non-zero count when skipping),
     or `pad_work[cb]` on a brick that lies in the padding.
+
+    With a barrier per pass every window starts on idle lanes, so each window is timed once
+    and counted for every filter pass, and when `same_windows` (every brick, padding included,
+    asks the same work at every pixel) one window is timed for all; depth-1 FIFOs (lockstep)
+    make an item last max(issue_cycles, its slowest lane).
 
     brick_work: int32 [groups, N, bricks per window position, H, W].
     Returns (cycles, busy lane-cycles, items issued).
@@ -107,35 +113,67 @@ def channel_lanes_cycles(brick_work, pad_work, E: int, F: int, R: int, S: int,
     groups, n_img, n_cb, H, W = brick_work.shape
     lane_free, ring, state = new_timing_state(lanes, fifo_depth)
     row = np.zeros(lanes, np.int64)
-    per_window = R * S * n_cb
-    steps = (per_window + lanes - 1) // lanes
+    per_pass = barrier_mode == BARRIER_PASS
+    lockstep = per_pass and fifo_depth == 1
+    runs = 1 if per_pass else filter_passes
+    windows = groups * n_img * E * F
     busy = 0
     items = 0
+    timed = 0
     for g in range(groups):
-        for _ in range(filter_passes):
+        for _ in range(runs):
             for n in range(n_img):
                 for e in range(E):
                     for f in range(F):
-                        for step in range(steps):
-                            for lane in range(lanes):
-                                j = step * lanes + lane
-                                if j >= per_window:
-                                    row[lane] = 0
-                                    continue
-                                cb = j % n_cb
-                                rs = j // n_cb
-                                h = e * stride_h - pad_top + (rs // S) * dil_h
-                                w = f * stride_w - pad_left + (rs % S) * dil_w
-                                if 0 <= h < H and 0 <= w < W:
-                                    row[lane] = brick_work[g, n, cb, h, w]
-                                else:
-                                    row[lane] = pad_work[cb]
-                                busy += row[lane]
-                            issue_item(row, lane_free, ring, state, fifo_depth, issue_cycles)
+                        if same_windows and per_pass and timed == 1:
+                            break
+                        start = state[0]
+                        took = 0
+                        lane = 0
+                        for r in range(R):
+                            h = e * stride_h - pad_top + r * dil_h
+                            for s_ in range(S):
+                                w = f * stride_w - pad_left + s_ * dil_w
+                                inside = 0 <= h < H and 0 <= w < W
+                                for cb in range(n_cb):
+                                    x = brick_work[g, n, cb, h, w] if inside else pad_work[cb]
+                                    row[lane] = x
+                                    busy += x
+                                    lane += 1
+                                    if lane == lanes:
+                                        if lockstep:
+                                            most = issue_cycles
+                                            for i in range(lanes):
+                                                if row[i] > most:
+                                                    most = row[i]
+                                            took += most
+                                        else:
+                                            issue_item(row, lane_free, ring, state, fifo_depth,
+                                                       issue_cycles)
+                                        items += 1
+                                        lane = 0
+                        if lane > 0:
+                            for i in range(lane, lanes):
+                                row[i] = 0
+                            if lockstep:
+                                most = issue_cycles
+                                for i in range(lanes):
+                                    if row[i] > most:
+                                        most = row[i]
+                                took += most
+                            else:
+                                issue_item(row, lane_free, ring, state, fifo_depth, issue_cycles)
                             items += 1
-                        if barrier_mode == BARRIER_PASS:
+                        if lockstep:
+                            state[0] = start + took
+                            lane_free[:] = state[0]
+                        elif per_pass:
                             barrier(lane_free, state)
-    return barrier(lane_free, state), busy, items
+                        timed += 1
+    if not per_pass:
+        return barrier(lane_free, state), busy, items
+    scale = filter_passes * (windows if same_windows and timed == 1 else 1)
+    return state[0] * scale, busy * scale, items * scale
 
 
 @njit(cache=True)
@@ -183,6 +221,65 @@ def planar_cartesian_cycles(act_count, weight_count, mult_f: int, mult_i: int,
                 if barrier_mode == BARRIER_PASS:
                     barrier(lane_free, state)
     return barrier(lane_free, state), busy, products, act_reads, weight_reads
+
+
+@njit(cache=True)
+def planar_decoupled_cycles(act_count, weight_count, mult_f: int, mult_i: int):
+    """`planar_cartesian_cycles` with a barrier per pass, unbounded FIFOs and no issue limit:
+    within a pass no PE ever waits, so a pass lasts as long as its busiest PE's channels
+    back to back, sum over channels and phases of ceil(nW/F) * ceil(nA/I). Same arrays and
+    returns as `planar_cartesian_cycles`."""
+    groups, n_img, n_ch, pes, phases = act_count.shape
+    n_kc = weight_count.shape[1]
+    a_vec = np.zeros((groups, n_img, n_ch, phases, pes), np.int64)
+    for g in range(groups):
+        for n in range(n_img):
+            for c in range(n_ch):
+                for p in range(pes):
+                    for ph in range(phases):
+                        a_vec[g, n, c, ph, p] = (act_count[g, n, c, p, ph] + mult_i - 1) // mult_i
+    total = np.zeros(pes, np.int64)
+    cycles = 0
+    busy = 0
+    for g in range(groups):
+        for n in range(n_img):
+            for kc in range(n_kc):
+                total[:] = 0
+                for c in range(n_ch):
+                    for ph in range(phases):
+                        w_vec = (weight_count[g, kc, c, ph] + mult_f - 1) // mult_f
+                        if w_vec == 0:
+                            continue
+                        for p in range(pes):
+                            total[p] += w_vec * a_vec[g, n, c, ph, p]
+                most = 0
+                for p in range(pes):
+                    busy += total[p]
+                    if total[p] > most:
+                        most = total[p]
+                cycles += most
+    products = 0
+    act_reads = 0
+    weight_reads = 0
+    for g in range(groups):
+        for c in range(n_ch):
+            for ph in range(phases):
+                weights = 0
+                groups_with_weights = 0
+                for kc in range(n_kc):
+                    weights += weight_count[g, kc, c, ph]
+                    if weight_count[g, kc, c, ph] > 0:
+                        groups_with_weights += 1
+                acts = 0
+                a_vectors = 0
+                for n in range(n_img):
+                    for p in range(pes):
+                        acts += act_count[g, n, c, p, ph]
+                        a_vectors += a_vec[g, n, c, ph, p]
+                products += weights * acts
+                act_reads += groups_with_weights * acts
+                weight_reads += weights * a_vectors
+    return cycles, busy, products, act_reads, weight_reads
 
 
 @njit(cache=True)

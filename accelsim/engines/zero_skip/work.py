@@ -238,27 +238,44 @@ def conv_view(layer: Layer, act: np.ndarray, weight: np.ndarray, planar: bool = 
 class TapCounts:
     """How many (image, output pixel) pairs read each (channel, r, s) tap.
 
-    nonzero[c, r, s]: taps landing on a non-zero activation; inside[r, s]: taps landing inside
-    the input (per channel); total: taps per (c, r, s) including padding, N * E * F.
-    weight_nonzero[c, r, s]: non-zero weights over the filters of channel c's group.
+    nonzero[c, r, s]: taps landing on a non-zero activation (None when not asked for);
+    inside[r, s]: taps landing inside the input (per channel); total: taps per (c, r, s)
+    including padding, N * E * F. weight_nonzero[c, r, s]: non-zero weights over the filters of
+    channel c's group (None when not asked for).
     """
 
-    nonzero: np.ndarray
+    nonzero: np.ndarray | None
     inside: np.ndarray
     total: int
-    weight_nonzero: np.ndarray
+    weight_nonzero: np.ndarray | None
     filters_per_group: int
+    channels: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, R, S) of the per-tap counts."""
+        return (self.channels, *self.inside.shape)
 
 
-def tap_counts(v: ConvView) -> TapCounts:
-    """Tap statistics in one pass over the bitmap (`bitmaps.tap_nonzero`, no im2col); taps
-    inside the input in closed form."""
+def tap_counts(v: ConvView, act_nonzero: bool = True, weight_nonzero: bool = True) -> TapCounts:
+    """Tap statistics: taps on a non-zero activation in one pass over the bitmap
+    (`bitmaps.tap_nonzero`, no im2col; only when `act_nonzero`), taps inside the input in
+    closed form, non-zero weights per tap (only when `weight_nonzero`)."""
     s, p, d = v.stride, v.padding, v.dilation
-    nz = bitmaps.tap_nonzero(v.act, v.E, v.F, v.R, v.S, s[0], s[1], p[0], p[2], d[0], d[1])
+    nz = None
+    if act_nonzero:
+        nz = bitmaps.tap_nonzero(as_bytes(v.act), v.E, v.F, v.R, v.S, s[0], s[1], p[0], p[2],
+                                 d[0], d[1])
     rows = _inside(v.E, s[0], p[0], d[0], v.R, v.H)
     cols = _inside(v.F, s[1], p[2], d[1], v.S, v.W)
     inside = v.N * rows[:, None] * cols[None, :]
-    return TapCounts(nz, inside, v.N * v.E * v.F, weight_tap_counts(v), v.Kg)
+    weights = weight_tap_counts(v) if weight_nonzero else None
+    return TapCounts(nz, inside, v.N * v.E * v.F, weights, v.Kg, v.C)
+
+
+def as_bytes(nonzero: np.ndarray) -> np.ndarray:
+    """A boolean map as C-contiguous 0/1 bytes (a view where it already is contiguous)."""
+    return np.ascontiguousarray(nonzero).view(np.uint8)
 
 
 def filters_outer(weight: np.ndarray) -> bool:
@@ -280,9 +297,9 @@ def pair_count(t: TapCounts, act_nonzero: bool, weight_nonzero: bool, padding: b
     if act_nonzero:
         taps = t.nonzero
     elif padding:
-        taps = np.full(t.nonzero.shape, t.total, np.int64)
+        taps = np.full(t.shape, t.total, np.int64)
     else:
-        taps = np.broadcast_to(t.inside, t.nonzero.shape)
+        taps = np.broadcast_to(t.inside, t.shape)
     per_tap = t.weight_nonzero if weight_nonzero else t.filters_per_group
     return int(np.sum(taps * per_tap))
 
@@ -325,7 +342,7 @@ def brick_work(v: ConvView, brick: int, skip_act: bool) -> tuple[np.ndarray, np.
         dense = np.broadcast_to(lengths[None, None, :, None, None],
                                 (v.groups, v.N, n_cb, v.H, v.W))
         return np.ascontiguousarray(dense), lengths
-    return bitmaps.brick_counts(v.act, v.groups, brick), np.zeros(n_cb, np.int32)
+    return bitmaps.brick_counts(as_bytes(v.act), v.groups, brick), np.zeros(n_cb, np.int32)
 
 
 # --- planar Cartesian product (SCNN-like) ----------------------------------------------------
@@ -361,7 +378,7 @@ def planar_act_count(v: ConvView, pe_rows: int, pe_cols: int, skip_act: bool) ->
     key = tile_index * phases + (ph[:, None] * v.stride[1] + pw[None, :]).reshape(-1)
     width = tiles.size * phases
     if skip_act:
-        counts = bitmaps.planar_counts(v.act, key.astype(np.int64), width)
+        counts = bitmaps.planar_counts(as_bytes(v.act), key.astype(np.int64), width)
     else:
         per_key = np.bincount(key, minlength=width).astype(np.int32)
         counts = np.broadcast_to(per_key, (v.N * v.C, width))
@@ -628,7 +645,8 @@ def expected_mac_counts(layer: Layer, v: ConvView, sample: Sample, part: TapCoun
     cols = _inside(v.F, v.stride[1], v.padding[2], v.dilation[1], v.S, v.W)
     inside = v.N * rows[:, None].astype(np.float64) * cols[None, :]
     if not sample.weight_cut:
-        per_tap = part.weight_nonzero.astype(np.float64)
+        per_tap = (None if part.weight_nonzero is None
+                   else part.weight_nonzero.astype(np.float64))
     elif not weights_known(layer) and layer.declared_weight_density is not None:
         per_tap = np.full((v.C, v.R, v.S), layer.weight_density * v.Kg)
     else:
