@@ -89,8 +89,8 @@ class Geometry:
         per_row = self.act_elements / max(self.images * self.image_in_rows, 1)
         whole_images = pixel_tile / self.image_pixels
         out_rows = np.ceil(pixel_tile / self.row_pixels)
-        in_rows = np.minimum(self.image_in_rows,
-                             (out_rows - 1) * self.row_stride + self.kernel_rows)
+        step = min(self.row_stride, self.kernel_rows)  # a stride past the kernel skips rows
+        in_rows = np.minimum(self.image_in_rows, (out_rows - 1) * step + self.kernel_rows)
         rows = np.where(pixel_tile >= self.image_pixels, whole_images * self.image_in_rows,
                         in_rows)
         return np.minimum(self.act_elements, rows * per_row)
