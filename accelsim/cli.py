@@ -507,7 +507,8 @@ def _shape(text: str) -> tuple[int, int, int]:
 
 
 def _add_breakeven(sub: argparse._SubParsersAction) -> None:
-    from accelsim.breakeven import DTYPES, PATTERNS
+    from accelsim.engines.gpu.breakeven import PATTERNS
+    from accelsim.engines.gpu.kernels import DTYPES
 
     p = sub.add_parser("breakeven", help="GPU kernels vs dense across densities for one GEMM shape")
     p.add_argument("arch", help="architecture YAML of kind gpu")

@@ -8,12 +8,20 @@ which `accelsim.simulate.simulate` calls once per (workload, arch) before the la
 the arch and for its dense equivalent) for engines whose results depend on the whole network
 (mapping, pipelining); `simulate` must still work on a layer that was never prepared. The
 returned dict (JSON-safe) is stored in the run metadata under `engine_summary` (`arch` /
-`dense`). Adding a kind is adding its engine and one line to `KINDS`.
+`dense`). It may provide `simulate_batch(layer, archs) -> accelsim.engines.batch.LayerBatch`,
+the same counts for many design points of its kind at once (what a sweep uses; without it,
+`accelsim.simulate.count_batch` loops over `simulate`). Adding a kind is adding its engine and
+one line to `KINDS`.
+
+Engines are imported when first used: `parse_arch` validates a mapping that names a known
+`kind` with that kind's `Config` alone (the same checks and messages as the union), so a
+command imports only the engines it runs.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -24,27 +32,33 @@ from pydantic import Field, TypeAdapter
 from accelsim.arch.loader import read_arch_yaml
 from accelsim.arch.schema import ArchBase
 from accelsim.arch.validation import validate
-from accelsim.engines import gpu, neuromorphic, sparse_tensor_core, systolic, zero_skip
 
 
 @dataclass(frozen=True)
 class Kind:
-    """One kind of hardware: its engine, and the engine-specific result columns that
-    `accelsim run` shows in its table (every column is in the saved results)."""
+    """One kind of hardware: its engine (the module's dotted name, imported on first use), and
+    the engine-specific result columns that `accelsim run` shows in its table (every column is
+    in the saved results)."""
 
-    engine: ModuleType
+    module: str
     shown_columns: tuple[str, ...] = ()
+
+    @property
+    def engine(self) -> ModuleType:
+        return importlib.import_module(self.module)
 
 
 KINDS: dict[str, Kind] = {
-    "systolic": Kind(systolic),
-    "zero_skip": Kind(zero_skip),
-    "gpu": Kind(gpu),
-    "sparse_tensor_core": Kind(sparse_tensor_core),
-    "neuromorphic": Kind(neuromorphic, ("events", "synaptic_ops", "nps_used", "mapping")),
+    "systolic": Kind("accelsim.engines.systolic"),
+    "zero_skip": Kind("accelsim.engines.zero_skip"),
+    "gpu": Kind("accelsim.engines.gpu"),
+    "sparse_tensor_core": Kind("accelsim.engines.sparse_tensor_core"),
+    "neuromorphic": Kind("accelsim.engines.neuromorphic",
+                         ("events", "synaptic_ops", "nps_used", "mapping")),
 }
 
 
+@functools.cache
 def engine_for(kind: str) -> ModuleType:
     """The engine that simulates architectures of `kind`."""
     return KINDS[kind].engine
@@ -57,7 +71,12 @@ def _schema() -> TypeAdapter:
 
 
 def parse_arch(data: Any, source: str = "<arch>") -> ArchBase:
-    """Validate a mapping as an architecture description of any registered kind."""
+    """Validate a mapping as an architecture description of any registered kind: with its
+    kind's `Config` when it names a known kind (no other engine imported), else with the union
+    of all, whose error names the kinds allowed."""
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if isinstance(kind, str) and kind in KINDS:
+        return validate(engine_for(kind).Config, data, source, list(KINDS))
     return validate(_schema(), data, source, list(KINDS))
 
 

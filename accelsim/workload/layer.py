@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import networkx as nx
 import numpy as np
 
 from accelsim.errors import WorkloadError
+
+if TYPE_CHECKING:  # networkx is imported where a graph is made (start-up)
+    import networkx as nx
 
 Op = Literal["linear", "conv2d", "matmul"]
 OPS: tuple[str, ...] = ("linear", "conv2d", "matmul")
@@ -187,6 +189,8 @@ class Workload:
 
     @property
     def graph(self) -> nx.DiGraph:
+        import networkx as nx
+
         g = nx.DiGraph()
         for layer in self.layers:
             g.add_node(layer.name, op=layer.op)

@@ -41,13 +41,16 @@ from __future__ import annotations
 import fnmatch
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from accelsim.errors import WorkloadError
 from accelsim.workload.layer import ConvShape, Layer, Shape, Workload
 from accelsim.workload.reduction import ROW_DEFINITION, nm_segments, reduction_view, segment_length
+
+if TYPE_CHECKING:  # pandas is imported where a table is made (start-up)
+    import pandas as pd
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.001, 0.01, 0.05, 0.1)
 """Near-zero thresholds, relative to the tensor's (or row's) max |x|."""
@@ -90,6 +93,8 @@ def _summary_row(layer: Layer) -> dict:
 
 def layer_summary(workload: Workload) -> pd.DataFrame:
     """One row per layer: op, shape, dense MACs, exact-zero fraction and density."""
+    import pandas as pd
+
     return pd.DataFrame([_summary_row(layer) for layer in workload.layers])
 
 
@@ -299,6 +304,8 @@ def flatten_stats(stats: Sequence[dict]) -> pd.DataFrame:
             else:
                 row[key] = np.nan if value is None else value
         rows.append(row)
+    import pandas as pd
+
     return pd.DataFrame(rows)
 
 

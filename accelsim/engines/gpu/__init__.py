@@ -26,7 +26,18 @@ Modules: `config` (the YAML schema), `count` (`simulate`), `kernels` (each kerne
 fields and time model), `breakeven` (speed-up against density for one shape).
 """
 
+from typing import Any
+
 from accelsim.engines.gpu.config import Config
-from accelsim.engines.gpu.count import simulate, simulate_batch
 
 __all__ = ["Config", "simulate", "simulate_batch"]
+
+
+def __getattr__(name: str) -> Any:
+    """`simulate` and `simulate_batch`, from `count` when first used (so that the parser can
+    read this package's names without importing the count step and its tables)."""
+    if name in ("simulate", "simulate_batch"):
+        from accelsim.engines.gpu import count
+
+        return getattr(count, name)
+    raise AttributeError(f"module 'accelsim.engines.gpu' has no attribute {name!r}")

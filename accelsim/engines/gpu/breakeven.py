@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from accelsim.engines.gpu.config import Config
 from accelsim.engines.gpu.kernels import (
@@ -40,6 +40,9 @@ from accelsim.engines.shared_gemm_operand import (
     gemm_dims,
 )
 from accelsim.workload.layer import GemmShape, Layer
+
+if TYPE_CHECKING:  # pandas is imported where a table is made (start-up)
+    import pandas as pd
 
 PATTERNS = ("random", "structured")
 TABLE_DENSITIES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.03, 0.02, 0.01, 0.005,
@@ -76,6 +79,8 @@ def curve(arch: Config, dims: GemmDims, densities: Sequence[float], pattern: str
     `speedup_<kernel>` is NaN where the kernel may not run that activation (N:M data that does
     not conform under `exact`, a static-pattern kernel) or where the GPU lacks it.
     """
+    import pandas as pd
+
     rows = []
     for density in densities:
         op = operand(dims, density, pattern)
@@ -98,6 +103,8 @@ def curve(arch: Config, dims: GemmDims, densities: Sequence[float], pattern: str
 
 def summary(arch: Config, dims: GemmDims, pattern: str) -> pd.DataFrame:
     """Per sparse kernel: its break-even in its own measure and in element density."""
+    import pandas as pd
+
     mc = arch.machine()
     dense = arch.dense_kernel
     dense_s = dense_time(dims, mc, dense).total_s
@@ -130,6 +137,8 @@ def layer_curve(arch: Config, layer: Layer, density: float) -> pd.DataFrame:
     """`curve` of the layer's shape at `LAYER_CURVE_DENSITIES` (random zeros), plus one row at
     the layer's own activation density, the one with `at_layer_density` true. The curve of a
     shape is computed once per GPU (decode replays one shape many times)."""
+    import pandas as pd
+
     dims = gemm_dims(layer)
     key = (arch.config_hash(), dims)
     line = _CURVES.get(key)
