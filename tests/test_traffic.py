@@ -288,3 +288,21 @@ def test_shipped_systolic_configs_on_shipped_traces_keep_their_bounds():
             arr = traffic.array_traffic(p, a.rows, a.cols, a.dataflow)
             assert cols["dram_act_reads"] <= arr.act_reads * p.repeat + 1e-6
             assert cols["dram_weight_reads"] >= p.window * p.filters * p.repeat
+
+
+def test_run_columns_price_each_operand_and_give_pj_per_mac():
+    from accelsim.kinds import load_arch
+    from accelsim.simulate import simulate
+    from accelsim.workload import load_workload
+
+    root = Path(__file__).resolve().parents[1]
+    arch = load_arch(root / "arch_configs" / "eyeriss_like.yaml")
+    run = simulate(load_workload(root / "workloads" / "digits_cnn.npz"), arch)
+    df = run.layers
+    assert (df["energy_pj_per_mac"] == df["energy_pj"] / df["macs_dense"]).all()
+    for level in ("dram", "global_buffer"):
+        per_op = sum(df[f"energy_{level}_{op}_pj"] for op in ("act", "weight", "out"))
+        np.testing.assert_allclose(per_op, df[f"energy_{level}_pj"], rtol=1e-9)
+    tot = run.totals()
+    assert tot["energy_pj_per_mac"] == pytest.approx(tot["energy_pj"] / tot["macs_dense"])
+    assert tot["dram_act_reads"] == pytest.approx(df["dram_act_reads"].sum())
