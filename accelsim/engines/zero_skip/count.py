@@ -48,12 +48,19 @@ def _run_channel_lanes(v: work.ConvView, arch: Config, macs: work.MacCounts,
                        t: work.TapCounts) -> Work:
     a: ChannelLanes = arch.array
     skip_act = "act" in arch.skip
-    bricks, pad = work.brick_work(v, a.brick_size, skip_act)
     passes = ceil_div(v.Kg, a.filters_per_pass)
-    s, p, d = v.stride, v.padding, v.dilation
-    cycles, busy, _ = kern.channel_lanes_cycles(
-        bricks, pad, v.E, v.F, v.R, v.S, s[0], s[1], p[0], p[2], d[0], d[1], a.lanes, passes,
-        arch.barrier_mode, arch.fifo_depth, arch.sync.issue_cycles, not skip_act)
+    issue = arch.sync.issue_cycles
+    if skip_act and min(a.brick_size, v.Cg) <= issue:
+        # no brick outlasts the issue interval: every item takes exactly issue_cycles
+        steps = ceil_div(v.R * v.S * ceil_div(v.Cg, a.brick_size), a.lanes)
+        cycles = v.groups * passes * v.N * v.E * v.F * steps * issue
+        busy = passes * int(t.nonzero.sum())
+    else:
+        bricks, pad = work.brick_work(v, a.brick_size, skip_act)
+        s, p, d = v.stride, v.padding, v.dilation
+        cycles, busy, _ = kern.channel_lanes_cycles(
+            bricks, pad, v.E, v.F, v.R, v.S, s[0], s[1], p[0], p[2], d[0], d[1], a.lanes,
+            passes, arch.barrier_mode, arch.fifo_depth, issue, not skip_act)
     act_values = int(t.nonzero.sum()) if skip_act else int(t.inside.sum()) * v.C
     notes = []
     if skip_act and v.Cg < a.brick_size:
@@ -421,7 +428,7 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
     i.i.d. bitmap is run only when the cycles can depend on it). A planar (SCNN-like) array
     that skips zeros also names vector rounding where it lifts the speed-up over its dense
     equivalent above dense MACs / MACs done."""
-    key = (id(layer), arch.config_hash())
+    key = (id(layer), _config_hash(arch))
     hit = _COUNTED.get(key)
     if hit is not None and hit[0]() is layer:
         return hit[1]
@@ -432,13 +439,39 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
     else:
         result.columns["cycles_if_uniform"] = result.cycles
     if arch.skip and isinstance(arch.array, PlanarCartesian):
-        result.warnings += _vector_rounding(result, simulate(layer, arch.dense_equivalent()), arch)
+        result.warnings += _vector_rounding(result, simulate(layer, _dense_of(arch)), arch)
     _COUNTED[key] = (weakref.ref(layer), result)
     while len(_COUNTED) > _COUNTED_LAYERS:
         _COUNTED.pop(next(iter(_COUNTED)))
     return result
 
 
+def _config_hash(arch: Config) -> str:
+    """`arch.config_hash()`, kept for the archs last seen (descriptions are frozen)."""
+    hit = _HASHES.get(id(arch))
+    if hit is not None and hit[0]() is arch:
+        return hit[1]
+    digest = arch.config_hash()
+    _HASHES[id(arch)] = (weakref.ref(arch), digest)
+    while len(_HASHES) > _COUNTED_LAYERS:
+        _HASHES.pop(next(iter(_HASHES)))
+    return digest
+
+
+def _dense_of(arch: Config) -> Config:
+    """`arch.dense_equivalent()`, kept for the archs last seen."""
+    hit = _DENSE.get(id(arch))
+    if hit is not None and hit[0]() is arch:
+        return hit[1]
+    dense = arch.dense_equivalent()
+    _DENSE[id(arch)] = (weakref.ref(arch), dense)
+    while len(_DENSE) > _COUNTED_LAYERS:
+        _DENSE.pop(next(iter(_DENSE)))
+    return dense
+
+
+_HASHES: dict[int, tuple[weakref.ref, str]] = {}
+_DENSE: dict[int, tuple[weakref.ref, Config]] = {}
 _COUNTED: dict[tuple[int, str], tuple[weakref.ref, LayerResult]] = {}
 """The last layers counted, so the dense equivalent counted for `_vector_rounding` is not
 counted again when `accelsim.simulate` asks for it."""
