@@ -419,6 +419,86 @@ def rle_entries_reference(flat, run_bits: int, segment: int | None) -> int:
     return pairs
 
 
+def iid_mask_reference(size: int, count: int, seed: int) -> list[bool]:
+    """The positions numpy's Generator.choice(size, count, replace=False) returns, as a map."""
+    import numpy as np
+
+    out = [False] * size
+    for i in np.random.default_rng(seed).choice(size, count, replace=False):
+        out[int(i)] = True
+    return out
+
+
+def tap_nonzero_reference(act, r_: int, s_: int, stride, padding, dilation) -> list:
+    """nz[c][r][s]: walk every (image, output pixel, tap) and count those on a non-zero."""
+    n_, c_, h_, w_ = act.shape
+    e_ = _out_size(h_, r_, stride[0], padding[0] + padding[1], dilation[0])
+    f_ = _out_size(w_, s_, stride[1], padding[2] + padding[3], dilation[1])
+    nz = [[[0] * s_ for _ in range(r_)] for _ in range(c_)]
+    for n in range(n_):
+        for c in range(c_):
+            for e in range(e_):
+                for f in range(f_):
+                    for r in range(r_):
+                        for s in range(s_):
+                            h = e * stride[0] - padding[0] + r * dilation[0]
+                            w = f * stride[1] - padding[2] + s * dilation[1]
+                            if 0 <= h < h_ and 0 <= w < w_ and act[n, c, h, w]:
+                                nz[c][r][s] += 1
+    return nz
+
+
+def brick_counts_reference(act, groups: int, brick: int) -> list:
+    """out[g][n][cb][h][w]: non-zeros among the channels of brick cb of group g at (h, w)."""
+    n_, c_, h_, w_ = act.shape
+    cg = c_ // groups
+    n_cb = math.ceil(cg / brick)
+    return [[[[[sum(int(act[n, g * cg + c, h, w])
+                    for c in range(cb * brick, min(cg, (cb + 1) * brick)))
+                for w in range(w_)] for h in range(h_)] for cb in range(n_cb)]
+             for n in range(n_)] for g in range(groups)]
+
+
+def planar_counts_reference(act, key, width: int) -> list:
+    """out[n][c][k]: non-zeros of image n, channel c at the pixels whose key is k."""
+    n_, c_, h_, w_ = act.shape
+    out = [[[0] * width for _ in range(c_)] for _ in range(n_)]
+    for n in range(n_):
+        for c in range(c_):
+            for h in range(h_):
+                for w in range(w_):
+                    out[n][c][int(key[h * w_ + w])] += int(act[n, c, h, w])
+    return out
+
+
+def weight_counts_reference(weight, groups: int, lanes: int, kc: int, phase) -> tuple:
+    """Walk every weight of a [K, C/groups, R, S] map: (non-zeros per (channel, r, s) over its
+    group's filters, per (group, c, r, s, PE k mod lanes), per (group, k // kc, c, phase))."""
+    k_, cg, r_, s_ = weight.shape
+    kg = k_ // groups
+    n_phases = max(int(x) for x in phase) + 1
+    taps, lane, planar = {}, {}, {}
+    for k in range(k_):
+        g, kk = divmod(k, kg)
+        for c in range(cg):
+            for r in range(r_):
+                for s in range(s_):
+                    x = int(weight[k, c, r, s])
+                    key = (g * cg + c, r, s)
+                    taps[key] = taps.get(key, 0) + x
+                    key = (g, c, r, s, kk % lanes)
+                    lane[key] = lane.get(key, 0) + x
+                    key = (g, kk // kc, c, int(phase[r * s_ + s]))
+                    planar[key] = planar.get(key, 0) + x
+    tap_list = [[[taps[(c, r, s)] for s in range(s_)] for r in range(r_)]
+                for c in range(groups * cg)]
+    lane_list = [[[[[lane.get((g, c, r, s, x), 0) for x in range(lanes)] for s in range(s_)]
+                   for r in range(r_)] for c in range(cg)] for g in range(groups)]
+    planar_list = [[[[planar.get((g, q, c, p), 0) for p in range(n_phases)] for c in range(cg)]
+                    for q in range(math.ceil(kg / kc))] for g in range(groups)]
+    return tap_list, lane_list, planar_list
+
+
 # --- gpu and sparse tensor core -----------------------------------------------------------
 
 

@@ -1,0 +1,187 @@
+"""zero_skip bitmap passes (`engines/zero_skip/bitmaps.py`) and the closed-form timing paths
+against their slow twins in tests/reference.py, on random (hypothesis) and real bitmaps."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from accelsim.engines.zero_skip import bitmaps
+from accelsim.engines.zero_skip import kernels as kern
+from accelsim.engines.zero_skip import work
+from accelsim.engines.zero_skip.formats import rle_entries
+from accelsim.workload import load_workload
+from tests.reference import (
+    brick_counts_reference,
+    iid_mask_reference,
+    planar_counts_reference,
+    rle_entries_reference,
+    tap_nonzero_reference,
+    weight_counts_reference,
+)
+from tests.test_zero_skip import SETTINGS, conv_layers, gemm_layers
+
+DIGITS = Path(__file__).resolve().parents[1] / "workloads" / "digits_cnn.npz"
+
+
+def views(layer) -> list[work.ConvView]:
+    """The layer as the dataflows see it: plain and planar (transposed for linear layers)."""
+    maps = work.operand_masks(layer)
+    return [work.conv_view(layer, *maps), work.conv_view(layer, *maps, planar=True)]
+
+
+@SETTINGS
+@given(size=st.integers(0, 30000), density=st.floats(0.0, 1.0), key=st.text(max_size=8))
+def test_iid_mask_places_what_numpy_choice_places(size, density, key):
+    count = int(round(density * size))
+    got = work.iid_mask((size,), density, key)
+    assert int(got.sum()) == count
+    if count < size:
+        assert got.tolist() == iid_mask_reference(size, count, zlib.crc32(key.encode()))
+
+
+@pytest.mark.parametrize("size, count", [(20000, 399), (20000, 401), (10001, 10000),
+                                         (10000, 9000), (50000, 1)])
+def test_iid_mask_both_numpy_algorithms(size, count):
+    """Floyd's algorithm below size // 50 (or up to 10000 elements), the tail shuffle above."""
+    st_ = work._pcg64_state(np.random.default_rng(size + count))
+    out = np.zeros(size, bool)
+    bitmaps.iid_choice_mask(size, count, st_, out)
+    assert out.tolist() == iid_mask_reference(size, count, size + count)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 3000))
+def test_float16_nonzero_by_bits_equals_comparison(seed, n):
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 2**16, n, dtype=np.uint16)
+    bits[rng.random(n) < 0.3] = 0x8000 * rng.integers(0, 2)   # +0 and -0
+    values = bits.view(np.float16).reshape(-1, 1)
+    maps = work._nonzero(values, None)
+    with np.errstate(invalid="ignore"):
+        assert np.array_equal(maps, values != 0)
+
+
+@SETTINGS
+@given(layer=st.one_of(conv_layers(), gemm_layers()))
+def test_tap_bricks_and_planar_counts_match_walks(layer):
+    for v in views(layer):
+        taps = work.tap_counts(v)
+        assert taps.nonzero.tolist() == tap_nonzero_reference(v.act, v.R, v.S, v.stride,
+                                                              v.padding, v.dilation)
+        for brick in (1, 3):
+            got, _ = work.brick_work(v, brick, True)
+            assert got.tolist() == brick_counts_reference(v.act, v.groups, brick)
+        key = np.random.default_rng(v.H * v.W).integers(0, 5, v.H * v.W)
+        got = bitmaps.planar_counts(work.as_bytes(v.act), key, 5)
+        assert got.tolist() == planar_counts_reference(v.act, key, 5)
+
+
+@SETTINGS
+@given(layer=st.one_of(conv_layers(), gemm_layers()), lanes=st.integers(1, 4),
+       kc=st.integers(1, 3))
+def test_weight_counts_match_walk(layer, lanes, kc):
+    for v in views(layer):   # C-ordered conv weights and transposed linear ones
+        phase = ((np.arange(v.R) * v.dilation[0]) % v.stride[0])[:, None] * v.stride[1] \
+            + ((np.arange(v.S) * v.dilation[1]) % v.stride[1])[None, :]
+        phase = phase.reshape(-1).astype(np.int64)
+        n_phases = v.stride[0] * v.stride[1]
+        taps, lane, planar = weight_counts_reference(v.weight, v.groups, lanes, kc, phase)
+        assert work.weight_tap_counts(v).tolist() == taps
+        assert work.lane_weight_work(v, lanes, True).tolist() == lane
+        got = bitmaps.planar_weight_counts(v.weight, v.groups, kc, phase, n_phases,
+                                           work.filters_outer(v.weight))
+        assert got[..., :int(phase.max()) + 1].tolist() == planar
+        assert int(got.sum()) == int(v.weight.sum())
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 400), density=st.floats(0.0, 1.0),
+       run_bits=st.integers(1, 5), segment=st.one_of(st.none(), st.integers(1, 40)),
+       runs=st.booleans())
+def test_rle_pairs_match_sequential_encoder(seed, n, density, run_bits, segment, runs):
+    rng = np.random.default_rng(seed)
+    flat = rng.random(n) < density
+    if runs:   # long zero runs and whole words of non-zeros
+        flat[: n // 2] = False
+        flat[n // 2: n // 2 + 16] = True
+    assert rle_entries(flat, run_bits, segment) == rle_entries_reference(flat.tolist(),
+                                                                        run_bits, segment)
+    grid = flat[: (n // 4) * 4].reshape(4, -1)
+    view = grid.T.reshape(1, -1, 4, 1)   # a transposed view is read in its own C order
+    assert rle_entries(view, run_bits, segment) == rle_entries_reference(
+        np.ascontiguousarray(view).reshape(-1).tolist(), run_bits, segment)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), shape=st.tuples(st.integers(1, 2), st.integers(1, 2),
+       st.integers(1, 4), st.integers(1, 5), st.integers(1, 3)), n_kc=st.integers(1, 3),
+       fi=st.tuples(st.integers(1, 3), st.integers(1, 3)))
+def test_planar_decoupled_pass_equals_lane_timing(seed, shape, n_kc, fi):
+    """Barrier per pass, unbounded FIFOs, no issue interval: the busiest PE's sum."""
+    groups, n_img, n_ch, pes, phases = shape
+    rng = np.random.default_rng(seed)
+    acts = rng.integers(0, 6, shape).astype(np.int32) * (rng.random(shape) < 0.7)
+    weights = rng.integers(0, 6, (groups, n_kc, n_ch, phases)).astype(np.int32)
+    general = kern.planar_cartesian_cycles(acts, weights, fi[0], fi[1], kern.BARRIER_PASS, -1, 0)
+    assert kern.planar_decoupled_cycles(acts, weights, fi[0], fi[1]) == general
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), lanes=st.integers(1, 4), depth=st.sampled_from([-1, 1, 2]),
+       issue=st.integers(0, 2), passes=st.integers(1, 3), same=st.booleans())
+def test_channel_lanes_timed_once_per_window_equals_every_window(seed, lanes, depth, issue,
+                                                                 passes, same):
+    """A barrier per pass: each window timed once (for all filter passes, and for all windows
+    when they are alike) equals timing the layer item by item (barrier per item index)."""
+    rng = np.random.default_rng(seed)
+    n_cb, h, w = int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    bricks = rng.integers(0, 4, (2, 1, n_cb, h, w)).astype(np.int32)
+    pad = rng.integers(0, 4, n_cb).astype(np.int32)
+    if same:
+        bricks[:] = pad[None, None, :, None, None]
+    args = (h, w, 2, 2, 1, 1, 1, 1, 1, 1, lanes, passes)
+    got = kern.channel_lanes_cycles(bricks, pad, *args, kern.BARRIER_PASS, depth, issue, same)
+    ref = kern.channel_lanes_cycles(bricks, pad, *args, kern.BARRIER_PASS, depth, issue, False)
+    assert got == ref
+    rows, ends = [], []
+    for g in range(2):
+        for _ in range(passes):
+            for e in range(h):
+                for f in range(w):
+                    window = [bricks[g, 0, cb, e - 1 + r, f - 1 + s]
+                              if 0 <= e - 1 + r < h and 0 <= f - 1 + s < w else pad[cb]
+                              for r in range(2) for s in range(2) for cb in range(n_cb)]
+                    for i in range(0, len(window), lanes):
+                        chunk = list(window[i:i + lanes])
+                        rows.append(chunk + [0] * (lanes - len(chunk)))
+                    ends.append(len(rows) - 1)
+    cycles, busy = kern.lane_cycles(np.array(rows, np.int64).reshape(-1, lanes),
+                                    np.array(ends, np.int64), depth, issue)
+    assert (got[0], got[1]) == (cycles, busy)
+
+
+@pytest.mark.skipif(not DIGITS.is_file(), reason="workloads/digits_cnn.npz not shipped")
+def test_bitmap_passes_on_real_digits_layers():
+    wl = load_workload(DIGITS)
+    for layer in wl.layers:
+        maps = work.layer_bitmaps(layer)
+        assert np.array_equal(maps.act, layer.nonzero())
+        assert maps.act_density == layer.act_density
+        assert maps.weight_density == layer.weight_density
+        v = work.conv_view(layer, *work.operand_masks(layer))
+        small = work.ConvView(v.act[:2], v.weight, v.stride, v.padding, v.dilation, v.groups)
+        assert work.tap_counts(small).nonzero.tolist() == tap_nonzero_reference(
+            small.act, small.R, small.S, small.stride, small.padding, small.dilation)
+        assert rle_entries(v.act, 4, None) == rle_entries_reference(
+            np.ascontiguousarray(v.act).reshape(-1).tolist(), 4, None)
+        size = v.act.size
+        count = int(round(maps.act_density * size))
+        assert work.iid_mask(v.act.shape, maps.act_density, layer.name).reshape(-1).tolist() \
+            == (iid_mask_reference(size, count, zlib.crc32(layer.name.encode()))
+                if count < size else [True] * size)
