@@ -11,9 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accelsim.engines.zero_skip import bitmaps
+from accelsim.engines.zero_skip import bitmaps, work
 from accelsim.engines.zero_skip import kernels as kern
-from accelsim.engines.zero_skip import work
 from accelsim.engines.zero_skip.formats import rle_entries
 from accelsim.workload import load_workload
 from tests.reference import (
