@@ -7,18 +7,28 @@
 2. Zero-skip engine (cnvlutin_like) on every shipped trace: activation elements per second of a
    warm `simulate`, against a plain numpy pass over the same bitmaps (build each layer's
    non-zero mask and count it: the least any trace-driven model must do).
-3. Sweep throughput: the shipped 500-point sweep `arch_configs/sweeps/cnvlutin_sweep.yaml` on
-   digits_cnn with the local pool (`--workers`, default 2), pool start-up included.
-4. CLI cold vs warm start: `accelsim run arch_configs/cnvlutin_like.yaml workloads/digits_cnn.npz`
-   as a fresh process; cold = NUMBA_CACHE_DIR pointed at an empty folder (JIT compile), warm =
-   the second run on that cache.
+3. Analytical layer evaluations per second on the MiniLM trace, per-point path
+   (`simulate(workload, arch).totals()` per design point) against the batched path a sweep uses
+   (`simulate_totals(workload, archs)`), same run: a grid of systolic points (rows x cols x
+   dataflow x timing), of GPU points (SMs x clock x DRAM bandwidth) and of sparse tensor-core
+   points (N:M x policy x array size). The per-point path is timed on the first points of each
+   grid, the batched one on the whole grid (warm: per-workload statistics already measured).
+4. Sweep throughput: the shipped 501-point sweep `arch_configs/sweeps/cnvlutin_sweep.yaml` on
+   digits_cnn through `run_sweep` with 1 and 2 local workers (pool start-up included), against
+   the per-point path on the first points.
+5. CLI start: `accelsim run arch_configs/tpu_like_128x128_ws.yaml workloads/digits_cnn.npz` and
+   `accelsim --help` as fresh processes (wall time of the whole process; best and median of
+   `--repeat` runs); cold = NUMBA_CACHE_DIR pointed at an empty folder, warm = later runs.
 
-    .venv/bin/python benchmarks/run_all.py [--with-scalesim] [--workers 2] [--repeat 3]
+    .venv/bin/python benchmarks/run_all.py [--with-scalesim] [--repeat 3] [--readme]
+
+`--readme` rewrites the table under README.md's `## Speed` heading from the figures just taken.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import subprocess
@@ -33,8 +43,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelsim.kinds import load_arch  # noqa: E402
-from accelsim.simulate import simulate  # noqa: E402
+from accelsim.kinds import load_arch, parse_arch  # noqa: E402
+from accelsim.simulate import simulate, simulate_totals  # noqa: E402
 from accelsim.sweep import run_sweep  # noqa: E402
 from accelsim.sweep_spec import expand, load_sweep  # noqa: E402
 from accelsim.workload import load_workload  # noqa: E402
@@ -44,6 +54,8 @@ HERE = Path(__file__).resolve().parent
 SCALESIM_CSV = HERE / "results" / "systolic_vs_scalesim.csv"
 OUT_CSV = HERE / "results.csv"
 SWEEP = ROOT / "arch_configs" / "sweeps" / "cnvlutin_sweep.yaml"
+README = ROOT / "README.md"
+MINILM = ROOT / "workloads" / "minilm.npz"
 TRACES = ["digits_cnn", "minilm", "efficientnet_lite0", "crepe_full"]
 
 
@@ -96,49 +108,223 @@ def zero_skip(repeat: int) -> list[dict]:
     return rows
 
 
-def sweep(workers: int) -> list[dict]:
+def _variants(base: str, vary: dict[str, list]) -> list:
+    """Every combination of `vary` (dotted paths into the base arch) on a shipped config."""
+    import itertools
+
+    data = load_arch(ROOT / "arch_configs" / f"{base}.yaml").model_dump(mode="json")
+    out = []
+    for i, values in enumerate(itertools.product(*vary.values())):
+        d = json.loads(json.dumps(data))
+        for path, value in zip(vary, values):
+            node = d
+            *head, last = path.split(".")
+            for key in head:
+                node = node[int(key)] if key.isdigit() else node[key]
+            if isinstance(value, tuple):
+                for k, v in zip(last.split("+"), value):
+                    node[k] = v
+            else:
+                node[int(last) if last.isdigit() else last] = value
+        d["name"] = f"{base}-{i}"
+        out.append(parse_arch(d, f"benchmark point {i}"))
+    return out
+
+
+GRIDS = {
+    "systolic": ("tpu_like_128x128_ws", {"rows": [8, 16, 32, 64, 128, 256],
+                                         "cols": [8, 16, 32, 64, 128, 256],
+                                         "dataflow": ["os", "ws", "is"],
+                                         "timing": ["scalesim", "double_buffered"]}, 12),
+    "gpu": ("a100", {"num_sms": [40, 80, 108, 132], "clock_mhz": [1000, 1410, 1800],
+                     "memory.0.read_bandwidth_bytes_per_cycle": [500.0, 1000.0, 1446.1, 2500.0],
+                     "split_k_max": [1, 4, 16]}, 4),
+    "sparse_tensor_core": ("a100_sparse_tc", {"n+m": [(1, 2), (2, 4), (1, 4), (4, 8)],
+                                              "policy": ["dense", "prune",
+                                                         "compress-if-conforming"],
+                                              "dense_macs_per_cycle": [1024, 16384, 110592],
+                                              "kernel_launch_cycles": [0.0, 5640.0]}, 8),
+}
+"""kind: (shipped config, grid over its fields, points timed on the per-point path)."""
+
+
+def layer_evals(repeat: int) -> list[dict]:
+    workload = load_workload(MINILM)
+    layers = len(workload.layers)
+    rows = []
+    for kind, (base, vary, per_point) in GRIDS.items():
+        archs = _variants(base, vary)
+        sample = archs[:per_point]
+        simulate_totals(workload, archs)
+        point_s = best_of(repeat, lambda s=sample: [simulate(workload, a).totals() for a in s])
+        batch_s = best_of(repeat, lambda a=archs: simulate_totals(workload, a))
+        per_point_rate = len(sample) * layers / point_s
+        batched_rate = len(archs) * layers / batch_s
+        note = (f"{len(archs)} {base} points x {layers} MiniLM layers batched; "
+                f"{len(sample)} points per point")
+        rows += [
+            row("layer evaluations", kind, "per-point layer-evals/s", per_point_rate, "1/s",
+                note=note),
+            row("layer evaluations", kind, "batched layer-evals/s", batched_rate, "1/s",
+                ">= 1e5"),
+            row("layer evaluations", kind, "batched / per-point", batched_rate / per_point_rate,
+                "x"),
+        ]
+    return rows
+
+
+def sweep(repeat: int) -> list[dict]:
+    from accelsim.sweep import run_point
+
     spec = load_sweep(SWEEP)
     start = time.perf_counter()
     points = expand(spec)
     expand_s = time.perf_counter() - start
-    with tempfile.TemporaryDirectory() as tmp:
+    workload = str(spec.workloads[0])
+    sample = points[:40]
+    run_point(sample[0].arch, workload)
+    per_point_s = best_of(repeat, lambda: [_per_point(p.arch, workload) for p in sample])
+    per_point_rate = len(sample) / per_point_s
+    rows = [row("sweep throughput", f"{len(points)}-point cnvlutin_sweep, per-point path",
+                "points/s", per_point_rate, "1/s",
+                note=f"simulate().totals() + area on the first {len(sample)} points, warm")]
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            run_sweep(spec, points, Path(tmp) / "out", workers=workers)
+            run_s = time.perf_counter() - start
+        rows.append(row("sweep throughput", f"{len(points)}-point cnvlutin_sweep, {workers} "
+                        f"worker{'s' if workers > 1 else ''}", "points/s", len(points) / run_s,
+                        "1/s", ">= 20x per-point" if workers == 1 else "> 1 worker",
+                        f"run {run_s:.1f} s incl. journal and pool start-up; expand+validate "
+                        f"{expand_s:.1f} s"))
+    one, two = rows[1]["value"], rows[2]["value"]
+    rows += [row("sweep throughput", "1 worker / per-point path", "ratio", one / per_point_rate,
+                 "x", ">= 20x"),
+             row("sweep throughput", "2 workers / 1 worker", "ratio", two / one, "x", "> 1")]
+    return rows
+
+
+def _per_point(arch_data: dict, workload: str) -> dict:
+    """One sweep point the way `accelsim sweep` ran it before batching: a full per-layer run."""
+    from accelsim.sweep import _with_area, _workload
+
+    arch = parse_arch(arch_data, "sweep point")
+    return _with_area(simulate(_workload(workload), arch).totals(), arch)
+
+
+def _process_s(cmd: list[str], env: dict, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
         start = time.perf_counter()
-        run_sweep(spec, points, Path(tmp) / "out", workers=workers)
-        run_s = time.perf_counter() - start
-    return [
-        row("sweep throughput", f"{len(points)} points, digits_cnn, {workers} workers",
-            "points/s", len(points) / run_s, "1/s",
-            note=f"run {run_s:.1f} s incl. pool start-up; expand+validate {expand_s:.1f} s"),
-    ]
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return times
 
 
-def cli_start() -> list[dict]:
-    cmd = [sys.executable, "-m", "accelsim.cli", "run", "arch_configs/cnvlutin_like.yaml",
-           "workloads/digits_cnn.npz", "--format", "csv"]
+def cli_start(repeat: int) -> list[dict]:
+    run = [sys.executable, "-m", "accelsim.cli", "run", "arch_configs/tpu_like_128x128_ws.yaml",
+           "workloads/digits_cnn.npz"]
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
-            times.append(time.perf_counter() - start)
+        cold = _process_s(run, env, 1)[0]
+        warm = _process_s(run, env, max(3, repeat + 2))
+        helps = _process_s([sys.executable, "-m", "accelsim.cli", "--help"], env, 3)
+        bare = _process_s([sys.executable, "-c", "import numpy, pydantic"], env, 3)
+    load = os.getloadavg()[0]
+    note = f"load average {load:.1f} on {os.cpu_count()} cores at the end"
     return [
-        row("CLI start", "accelsim run digits_cnn (cold, empty numba cache)", "seconds",
-            times[0], "s"),
-        row("CLI start", "accelsim run digits_cnn (warm, numba cache)", "seconds",
-            min(times[1:]), "s", "< 2 s"),
+        row("CLI start", "accelsim run tpu_like digits_cnn (cold, empty numba cache)", "seconds",
+            cold, "s", note=note),
+        row("CLI start", "accelsim run tpu_like digits_cnn (warm, best)", "seconds", min(warm),
+            "s", "< 0.6 s"),
+        row("CLI start", "accelsim run tpu_like digits_cnn (warm, median)", "seconds",
+            float(np.median(warm)), "s"),
+        row("CLI start", "accelsim --help (best)", "seconds", min(helps), "s"),
+        row("CLI start", "python -c 'import numpy, pydantic' (best)", "seconds", min(bare), "s",
+            note="the floor any command pays"),
     ]
+
+
+def readme_table(df: pd.DataFrame) -> str:
+    """The README's Speed table from the figures of one run."""
+    v = {(r.section, r.case, r.metric): r.value for r in df.itertuples()}
+
+    def get(section: str, case: str, metric: str) -> float:
+        return v.get((section, case, metric), math.nan)
+
+    lines = ["| what | figure |", "|---|---|"]
+    sec = "systolic vs SCALE-Sim"
+    if (sec, "SCALE-Sim full", "seconds") in v:
+        ours = get(sec, "accelsim simulate (warm)", "seconds")
+        lines.append(f"| dense systolic, ResNet-18 (21 layers, 128x128 WS) vs SCALE-Sim 3.0.0 full "
+                     f"run | {get(sec, 'SCALE-Sim full', 'seconds'):.1f} s vs {ours:.2g} s: "
+                     f"**{get(sec, 'speed-up vs full', 'ratio'):,.0f}x** (from "
+                     f"{SCALESIM_CSV.name}) |")
+    traces = [t for t in TRACES if ("zero-skip speed", t, "numpy pass / engine time") in v]
+    if traces:
+        lines.append("| zero-skip (cnvlutin_like) time of a numpy pass over the bitmaps / engine "
+                     "time | " + ", ".join(
+                         f"{t} {get('zero-skip speed', t, 'numpy pass / engine time'):.2g}"
+                         for t in traces) + " (1.0 = at the floor) |")
+    for kind in GRIDS:
+        sec = "layer evaluations"
+        lines.append(f"| {kind} layer evaluations/s on MiniLM, per-point / batched | "
+                     f"{get(sec, kind, 'per-point layer-evals/s'):,.0f} / "
+                     f"**{get(sec, kind, 'batched layer-evals/s'):,.0f}** "
+                     f"({get(sec, kind, 'batched / per-point'):.1f}x; target 1e5) |")
+    sec = "sweep throughput"
+    cases = sorted(c for s_, c, m in v if s_ == sec and m == "points/s")
+    per_point = next((c for c in cases if "per-point" in c), None)
+    one = next((c for c in cases if c.endswith(", 1 worker")), None)
+    two = next((c for c in cases if c.endswith(", 2 workers")), None)
+    if per_point and one and two:
+        lines.append(f"| shipped 501-point cnvlutin sweep, points/s: per-point path / 1 worker / "
+                     f"2 workers | {get(sec, per_point, 'points/s'):.0f} / "
+                     f"{get(sec, one, 'points/s'):.0f} / {get(sec, two, 'points/s'):.0f} "
+                     f"({get(sec, '1 worker / per-point path', 'ratio'):.1f}x, 2 workers / 1: "
+                     f"{get(sec, '2 workers / 1 worker', 'ratio'):.2f}x) |")
+    sec = "CLI start"
+    run = "accelsim run tpu_like digits_cnn"
+    best, median = get(sec, f"{run} (warm, best)", "seconds"), get(sec, f"{run} (warm, median)",
+                                                                    "seconds")
+    cold = get(sec, f"{run} (cold, empty numba cache)", "seconds")
+    lines.append(f"| `accelsim run tpu_like_128x128_ws digits_cnn` whole process, warm best / "
+                 f"median / cold | {best:.2f} s / {median:.2f} s / {cold:.2f} s (target < 0.6 s) |")
+    floor = get(sec, "python -c 'import numpy, pydantic' (best)", "seconds")
+    lines.append(f"| `accelsim --help` / `python -c 'import numpy, pydantic'` | "
+                 f"{get(sec, 'accelsim --help (best)', 'seconds'):.2f} s / {floor:.2f} s |")
+    return "\n".join(lines)
+
+
+def write_readme(df: pd.DataFrame, load: str) -> None:
+    """Replace the table under `## Speed` in README.md (the lines starting with '|')."""
+    text = README.read_text()
+    head = text.index("\n## Speed\n")
+    start = text.index("\n|", head) + 1
+    end = start
+    while end < len(text) and text.startswith("|", end):
+        end = text.index("\n", end) + 1
+    intro_end = text.rfind("\n", head, start - 1)
+    intro = text[head:intro_end]
+    lead = intro.rsplit("Latest figures", 1)[0]
+    intro = f"{lead}Latest figures, {os.cpu_count()} cores ({load}):\n\n"
+    README.write_text(text[:head] + intro + readme_table(df) + "\n" + text[end:])
+    print(f"rewrote the Speed table of {README}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--with-scalesim", action="store_true",
                         help="re-run SCALE-Sim first (own venv, ~3 min)")
-    parser.add_argument("--workers", type=int, default=2, help="sweep workers (default 2)")
     parser.add_argument("--repeat", type=int, default=3, help="timing repeats (best of)")
+    parser.add_argument("--readme", action="store_true",
+                        help="rewrite README.md's Speed table from this run")
     args = parser.parse_args(argv)
+    load_start = os.getloadavg()[0]
     rows = scalesim(args.with_scalesim)
-    for step in (lambda: zero_skip(args.repeat), lambda: sweep(args.workers), cli_start):
+    for step in (lambda: zero_skip(args.repeat), lambda: layer_evals(args.repeat),
+                 lambda: sweep(args.repeat), lambda: cli_start(args.repeat)):
         rows += step()
     df = pd.DataFrame(rows)
     df.to_csv(OUT_CSV, index=False)
@@ -148,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     for note in df["note"][df["note"] != ""]:
         print(f"  note: {note}")
     print(f"wrote {OUT_CSV}")
+    if args.readme:
+        write_readme(df, f"load average {load_start:.1f} at the start, "
+                         f"{os.getloadavg()[0]:.1f} at the end of the run")
     return 0
 
 

@@ -256,12 +256,13 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
     )
 
 
-def _by_column(rows: list[dict[str, object]]) -> dict[str, list]:
-    """Per-point result columns as one list per column (`MISSING` where a point lacks it)."""
+def _by_column(rows: list[dict], absent: object = MISSING) -> dict[str, list]:
+    """Per-point dicts as one list per key (`absent` where a point lacks the key)."""
     names = rows[0].keys() if rows else {}.keys()
     if any(r.keys() != names for r in rows):
         names = dict.fromkeys(c for r in rows for c in r).keys()
-    return {c: [r.get(c, MISSING) for r in rows] for c in names}
+        return {c: [r.get(c, absent) for r in rows] for c in names}
+    return dict(zip(names, map(list, zip(*(r.values() for r in rows)))))
 
 
 GEOMETRY = ("rows", "cols")
@@ -321,10 +322,10 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
         cols = np.array([archs[i].cols for i in idx], dtype=np.int64)
         cycles_compute = compute_cycles(problem, rows, cols, arch.dataflow, arch.timing)
         points = [memory_actions(layer, archs[i], problem) for i in idx]
-        acts = {a: np.array([pt[0].get(a, 0.0) for pt in points])
-                for a in dict.fromkeys(a for pt in points for a in pt[0])}
-        level_cycles = {lv: np.array([pt[1].get(lv, 0.0) for pt in points])
-                        for lv in dict.fromkeys(lv for pt in points for lv in pt[1])}
+        acts = {a: np.array(v, dtype=float)
+                for a, v in _by_column([pt[0] for pt in points], 0.0).items()}
+        level_cycles = {lv: np.array(v, dtype=float)
+                        for lv, v in _by_column([pt[1] for pt in points], 0.0).items()}
         acts[MAC_COMPUTE] = layer.macs
         levels = list(level_cycles)
         per_level = np.array([np.broadcast_to(np.asarray(level_cycles[lv], dtype=float),
