@@ -16,7 +16,7 @@ import pytest
 from accelsim.compare import run_compare
 from accelsim.kinds import load_arch
 from accelsim.report import write_report
-from accelsim.report.content import fmt
+from accelsim.report.content import shown
 from accelsim.report.figures import neuromorphic_use
 from accelsim.results import RunResult, load_compare, summary_table
 from accelsim.workload import load_workload
@@ -51,21 +51,25 @@ def test_html_tables_hold_the_results(folder, html):
     summary = parser.tables["summary-table"]
     expected = summary_table(results)
     assert len(summary) == 1 + len(results)
-    for row, (_, want) in zip(summary[1:], expected.iterrows()):
-        assert row[0] == want["arch"]
+    cells = {c: shown(c, expected[c].tolist()) for c in expected.columns}
+    for i, row in enumerate(summary[1:]):
+        assert row[0] == expected.loc[i, "arch"]
         for col in ("latency_s", "throughput_per_s", "energy_j", "edp_js", "speedup_vs_dense",
                     "energy_saving_vs_dense"):
-            assert fmt(want[col]) in row, (col, row)
-        assert row[6] == fmt(want["area_mm2"])  # '-' for the GPU, no area model
+            assert cells[col][i] in row, (col, row)
+        assert row[6] == cells["area_mm2"][i]  # '-' for the GPU, no area model
+    assert summary[0][2] == "latency" and summary[1 + 2][2].endswith("s")  # SI units in cells
     layers = parser.tables["layer-table"]
     assert len(layers) == 1 + sum(len(r.layers) for r in results)
     header = layers[0]
-    for r in results:
-        for _, want in r.layers.iterrows():
-            got = next(x for x in layers[1:] if x[0] == want["arch"] and x[1] == want["layer"])
-            assert got[header.index("cycles")] == fmt(want["cycles"])
-            assert got[header.index("energy (pJ)")] == fmt(want["energy_pj"])
-            assert got[header.index("speed-up")] == fmt(want["speedup_vs_dense"])
+    every = pd.concat([r.layers for r in results], ignore_index=True)
+    text = {c: shown(c, every[c].tolist()) for c in ("cycles", "energy_pj", "speedup_vs_dense")}
+    for i, want in every.iterrows():
+        got = next(x for x in layers[1:] if x[0] == want["arch"] and x[1] == want["layer"])
+        assert got[header.index("cycles")] == text["cycles"][i]
+        assert got[header.index("energy")] == text["energy_pj"][i]
+        assert got[header.index("speed-up")] == text["speedup_vs_dense"][i]
+        assert "e-" not in got[header.index("energy")] and "e+" not in " ".join(got)
     prov = dict((row[0], row[1]) for row in parser.tables["provenance-table"])
     assert results[0].meta["workload_hash"] in prov["workload"]
     assert any(r.meta["arch_hash"] in v for r in results for v in prov.values())
@@ -74,8 +78,10 @@ def test_html_tables_hold_the_results(folder, html):
 def test_html_sections_follow_the_data_and_are_self_contained(html):
     parser = ReportPage.parse(html[1])
     # gpu curves only for the a100 (3rd), trace-vs-uniform only for the zero-skip arch (2nd)
-    assert parser.figures == ["fig-speedup", "fig-energy", "fig-scatter", "fig-uniform-1",
-                              "fig-breakeven-2", "fig-graph"]
+    assert parser.figures == [
+        "fig-speedup", "fig-scatter", "fig-energy", "fig-roofline",
+        "fig-latency-0", "fig-layer-energy-0", "fig-latency-1", "fig-layer-energy-1",
+        "fig-uniform-1", "fig-latency-2", "fig-layer-energy-2", "fig-breakeven-2", "fig-graph"]
     assert html[1].count("<svg") == len(parser.figures)
     assert all(link.startswith(("#", "data:image/png;base64,")) for link in parser.links)
     assert "<link" not in html[1] and "@import" not in html[1]
@@ -88,13 +94,13 @@ def test_pdf_text_holds_the_results(folder):
     reader = PdfReader(path)
     text = "\n".join(page.extract_text() for page in reader.pages)
     results, _ = load_compare(folder)
-    for _, want in summary_table(results).iterrows():
-        assert want["arch"] in text
-        for col in ("latency_s", "energy_j", "speedup_vs_dense"):
-            assert fmt(want[col]) in text, col
-    for r in results:
-        for _, want in r.layers.iterrows():
-            assert fmt(want["cycles"]) in text
+    table = summary_table(results)
+    for col in ("arch", "latency_s", "energy_j", "speedup_vs_dense"):
+        for cell in shown(col, table[col].tolist()):
+            assert cell in text, col
+    every = pd.concat([r.layers for r in results], ignore_index=True)
+    for cell in shown("cycles", every["cycles"].tolist()):
+        assert cell in text
     assert results[0].meta["workload_hash"] in text
     # figures are vector drawings: the only raster is the graph's colour bar (a thin strip)
     sizes = {im.image.size for page in reader.pages for im in page.images}
@@ -186,15 +192,15 @@ document.addEventListener("DOMContentLoaded", function () {
 @pytest.mark.slow
 def test_browser_screenshot_shows_the_figures(html, tmp_path):
     binary, page = _scripted_page(html[1], RECTS_JS, tmp_path)
-    width = 1400
+    width = 1280
     dom = _browser(binary, f"--window-size={width},2000", "--dump-dom", page.as_uri())
     rects = {}
     for line in _pre_text(dom, "rects").split("\n"):
         if line.strip():
             fid, *nums = line.split()
             rects[fid] = [float(v) for v in nums]
-    assert set(rects) == {"fig-speedup", "fig-energy", "fig-scatter", "fig-breakeven-2",
-                          "fig-uniform-1", "fig-graph"}
+    assert set(rects) == set(ReportPage.parse(html[1]).figures)
+    assert all(left >= 0 and left + w <= width for left, _, w, _ in rects.values())
     height = int(max(t + h for _, t, _, h in rects.values())) + 50
     shot = tmp_path / "shot.png"
     _browser(binary, f"--window-size={width},{height}", f"--screenshot={shot}", page.as_uri())
@@ -232,3 +238,40 @@ def test_browser_sorts_the_layer_table(html, tmp_path):
     values = [float(v) for v in _pre_text(dom, "sorted").split()]
     assert len(values) == 12  # 4 layers x 3 archs
     assert values == sorted(values) and values != sorted(values, reverse=True)
+
+
+def test_energy_components_merge_plurals_and_leave_operand_splits_out():
+    from accelsim.report.figures import energy_breakdown, energy_components, merged_component
+
+    layers = pd.DataFrame({"energy_pj": [10.0], "energy_dram_pj": [6.0],
+                           "energy_dram_act_pj": [4.0], "energy_dram_weight_pj": [2.0],
+                           "energy_accumulators_pj": [3.0], "energy_mac_pj": [1.0],
+                           "energy_saving_vs_dense": [1.0]})
+    parts = energy_components(layers)
+    assert set(parts) == {"dram", "accumulators", "mac"}
+    assert merged_component("accumulators", {"accumulator", "accumulators"}) == "accumulator"
+    assert merged_component("accumulators", {"accumulators"}) == "accumulators"
+    other = layers.rename(columns={"energy_accumulators_pj": "energy_accumulator_pj"})
+    runs = [RunResult(layers=layers, meta={"arch": "a"}), RunResult(layers=other * 1000,
+                                                                    meta={"arch": "b"})]
+    fig = energy_breakdown(runs)
+    ax = fig.axes[0]
+    assert len(ax.get_legend().get_texts()) == 3  # accumulator(s) drawn once
+    for x in (0, 1):  # each bar is its components' shares, 100 % in all
+        bar = [p.get_height() for p in ax.patches if abs(p.get_x() + p.get_width() / 2 - x) < 1e-9]
+        assert sum(bar) == pytest.approx(100.0)
+
+
+def test_front_line_and_roofline_peak(folder):
+    from accelsim.report.figures import peak_macs_per_s, two_objective_front
+
+    rng = np.random.default_rng(3)
+    points = pd.DataFrame({"latency_s": rng.random(40), "energy_pj": rng.random(40)})
+    front = two_objective_front(points)
+    for _, p in points.iterrows():
+        dominated = ((front["latency_s"] <= p["latency_s"]) & (front["energy_pj"] <= p["energy_pj"])
+                     & ((front["latency_s"] < p["latency_s"]) | (front["energy_pj"] < p["energy_pj"])))
+        assert dominated.any() != (p.name in front.index)
+    results, _ = load_compare(folder)
+    tpu = load_arch(ARCHS[0])
+    assert peak_macs_per_s(results[0]) == pytest.approx(tpu.rows * tpu.cols * tpu.clock_hz)

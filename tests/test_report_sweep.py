@@ -14,7 +14,7 @@ from accelsim.cli import main
 from accelsim.errors import AccelsimError
 from accelsim.pareto import analyse
 from accelsim.report import write_report
-from accelsim.report.content import fmt
+from accelsim.report.content import shown
 from accelsim.sweep import run_sweep
 from accelsim.sweep_spec import expand, load_sweep
 from tests.conftest import ReportPage
@@ -67,17 +67,17 @@ def test_html_best_and_pareto_tables_carry_the_csv_numbers(sweep_dir: Path, html
     shown_best = page.tables["best-table"]
     assert len(shown_best) - 1 == len(best) == 3
     for header, col in (("objective", "objective"), ("point", "point"), ("lanes", "lanes"),
-                        ("filters", "filters"), ("latency (s)", "latency_s"),
-                        ("energy (pJ)", "energy_pj"), ("area (mm²)", "area_mm2"),
+                        ("filters", "filters"), ("latency", "latency_s"),
+                        ("energy", "energy_pj"), ("area", "area_mm2"),
                         ("speed-up vs dense", "speedup_vs_dense")):
-        assert _column(shown_best, header) == [fmt(v) for v in best[col]], header
+        assert _column(shown_best, header) == shown(col, best[col].tolist()), header
     shown_front = page.tables["pareto-table"]
     assert len(shown_front) - 1 == len(front)
-    for header, col in (("point", "point"), ("latency (s)", "latency_s"),
-                        ("energy (pJ)", "energy_pj"), ("area (mm²)", "area_mm2")):
-        assert _column(shown_front, header) == [fmt(v) for v in front[col]], header
+    for header, col in (("point", "point"), ("latency", "latency_s"),
+                        ("energy", "energy_pj"), ("area", "area_mm2")):
+        assert _column(shown_front, header) == shown(col, front[col].tolist()), header
     edp = front["latency_s"] * front["energy_pj"] * 1e-12
-    assert _column(shown_front, "EDP (J·s)") == [fmt(v) for v in edp]
+    assert _column(shown_front, "EDP") == shown("edp_js", edp.tolist())
 
 
 def test_html_top_points_sensitivity_figure_and_provenance(sweep_dir: Path, html_page) -> None:
@@ -86,13 +86,14 @@ def test_html_top_points_sensitivity_figure_and_provenance(sweep_dir: Path, html
     edp = points["latency_s"] * points["energy_pj"]
     top = page.tables["top-table"]
     assert len(top) - 1 == len(points) == 4
-    assert _column(top, "point") == [fmt(v) for v in points.loc[edp.sort_values().index, "point"]]
+    assert _column(top, "point") == shown("point", points.loc[edp.sort_values().index,
+                                                               "point"].tolist())
     sens = pd.read_csv(sweep_dir / "sensitivity.csv")
-    shown = page.tables["sensitivity-table"]
-    assert _column(shown, "parameter") == list(sens["parameter"])
-    assert _column(shown, "swing (fraction of mean)") == [fmt(v) for v in sens["swing"]]
-    assert page.figures == ["fig-pareto"]
-    assert page.tags.get("svg") == 1
+    table = page.tables["sensitivity-table"]
+    assert _column(table, "parameter") == list(sens["parameter"])
+    assert _column(table, "swing (fraction of mean)") == shown("swing", sens["swing"].tolist())
+    assert page.figures == ["fig-pareto", "fig-parameters"]
+    assert page.tags.get("svg") == 2
     assert all(link.startswith(("#", "data:")) for link in page.links)  # self-contained
     prov = dict((row[0], row[1]) for row in page.tables["provenance-table"])
     assert prov["parameter lanes"] == "array.lanes: values [4, 8]"
@@ -119,8 +120,8 @@ def test_pdf_report_has_searchable_numbers(sweep_dir: Path, tmp_path: Path) -> N
     front = pd.read_csv(sweep_dir / "pareto.csv")
     for df in (best, front):
         for col in ("latency_s", "energy_pj", "area_mm2"):
-            for value in df[col]:
-                assert fmt(value) in text, (col, value)
+            for cell in shown(col, df[col].tolist()):
+                assert cell in text, (col, cell)
     assert "Sensitivity" in text and "Provenance" in text
 
 

@@ -76,7 +76,7 @@ def _compare_args(results_dir: str | Path) -> tuple[dict, list, str]:
 
 def _sweep_args(folder: Path, manifest: dict) -> tuple[dict, list, str]:
     from accelsim.report import sweep
-    from accelsim.report.figures import front_figure
+    from accelsim.report.figures import front_figure, parameter_effects
 
     data = sweep.load_sweep_folder(folder, manifest)
     tables = {"best": sweep.best(data), "pareto": sweep.pareto(data),
@@ -86,4 +86,8 @@ def _sweep_args(folder: Path, manifest: dict) -> tuple[dict, list, str]:
                 n_points=len(data.points), tables=tables, top_n=sweep.TOP_N)
     figs = [("pareto", "Pareto front: latency vs energy per pass, colour = area",
              front_figure(data.points, data.pareto))]
+    effects = parameter_effects(data.points, data.params)
+    if effects is not None:
+        figs.append(("parameters", "Each swept parameter against latency, energy and area",
+                     effects))
     return {**args, "figures": figs}, figs, "sweep"

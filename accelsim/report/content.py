@@ -9,51 +9,35 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from accelsim import __version__
+from accelsim.report.units import column_text
 from accelsim.results import RunResult, git_revision, summary_table
 
 SUMMARY_HEADERS = {
-    "arch": "architecture", "engine": "engine", "latency_s": "latency (s)",
-    "throughput_per_s": "throughput (passes/s)", "energy_j": "energy (J)", "edp_js": "EDP (J·s)",
-    "area_mm2": "area (mm²)", "speedup_vs_dense": "speed-up vs dense",
+    "arch": "architecture", "engine": "engine", "latency_s": "latency",
+    "throughput_per_s": "throughput (passes/s)", "energy_j": "energy", "edp_js": "EDP",
+    "area_mm2": "area", "speedup_vs_dense": "speed-up vs dense",
     "energy_saving_vs_dense": "energy saving vs dense", "bound": "bound",
     "covered_macs_fraction": "coverage (share of MACs)",
-    "tokens_per_s": "decode tokens/s", "latency_s_per_token": "latency per token (s)",
-    "energy_pj_per_token": "energy per token (pJ)",
+    "tokens_per_s": "decode tokens/s", "latency_s_per_token": "latency per token",
+    "energy_pj_per_token": "energy per token",
     "speedup_vs_baseline": "speed-up vs baseline",
     "energy_saving_vs_baseline": "energy saving vs baseline",
 }
+"""Summary headers; the cells carry their units (`accelsim.report.units`)."""
 LAYER_HEADERS = {
     "arch": "architecture", "layer": "layer", "op": "op", "macs_dense": "dense MACs",
-    "act_density": "act density", "cycles": "cycles", "latency_s": "latency (s)",
-    "energy_pj": "energy (pJ)", "dram_bytes": "DRAM bytes", "utilization": "utilization",
+    "act_density": "act density", "cycles": "cycles", "latency_s": "latency",
+    "energy_pj": "energy", "dram_bytes": "DRAM traffic", "utilization": "utilization",
     "bound": "bound", "speedup_vs_dense": "speed-up", "energy_saving_vs_dense": "energy saving",
     "speedup_vs_baseline": "speed-up vs baseline", "warnings": "warnings",
 }
 SHOWN_AS = {"covered_macs_fraction": lambda f: percent(float(f))}
-"""Columns shown other than by `fmt`."""
+"""Columns shown other than by `shown`."""
 
 
 def percent(fraction: float) -> str:
     """A share as shown in tables: '100 %', '0.0523 %', '-' when missing."""
     return "-" if math.isnan(fraction) else f"{100 * fraction:.3g} %"
-
-
-def fmt(value: object) -> str:
-    """A number as shown in reports: 4 significant digits, '-' for missing values."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, (int, float)):
-        v = float(value)
-        if math.isnan(v):
-            return "-"
-        if v.is_integer() and abs(v) < 1e9:
-            return f"{int(v):,}"
-        if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-2):
-            return f"{v:.4g}"
-        return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
-    return str(value)
 
 
 @dataclass
@@ -66,13 +50,23 @@ class Table:
     raw: list[list[object]] = field(default_factory=list)
 
 
+def shown(column: str, values: Sequence[object]) -> list[str]:
+    """A column's cells as reports show them: `SHOWN_AS` where it names the column, else
+    `accelsim.report.units.column_text` (SI units, one notation per column)."""
+    if column in SHOWN_AS:
+        return [SHOWN_AS[column](v) for v in values]
+    return column_text(column, values)
+
+
 def _table(df: pd.DataFrame, headers: dict[str, str]) -> Table:
     cols = [c for c in headers if c in df]
     numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
                for c in cols]
-    raw = [[row[c] for c in cols] for _, row in df.iterrows()]
-    shown = [[SHOWN_AS.get(c, fmt)(v) for c, v in zip(cols, r)] for r in raw]
-    return Table([headers[c] for c in cols], shown, numeric, raw)
+    values = {c: df[c].tolist() for c in cols}
+    text = {c: shown(c, values[c]) for c in cols}
+    raw = [[values[c][i] for c in cols] for i in range(len(df))]
+    return Table([headers[c] for c in cols], [[text[c][i] for c in cols] for i in range(len(df))],
+                 numeric, raw)
 
 
 def summary(results: Sequence[RunResult], by_workload: bool = False) -> Table:

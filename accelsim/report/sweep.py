@@ -15,7 +15,7 @@ import pandas as pd
 
 from accelsim import __version__
 from accelsim.errors import AccelsimError
-from accelsim.report.content import Table, fmt
+from accelsim.report.content import Table, shown
 from accelsim.results import git_revision
 
 KIND = "accelsim-sweep"
@@ -24,8 +24,8 @@ TOP_N = 20
 TABLES = ("points", "pareto", "best", "sensitivity")
 OBJECTIVE_COLUMNS = ["latency_s", "energy_pj", "area_mm2"]
 RESULT_HEADERS = {
-    "edp_js": "EDP (J·s)", "latency_s": "latency (s)", "energy_pj": "energy (pJ)",
-    "area_mm2": "area (mm²)", "speedup_vs_dense": "speed-up vs dense",
+    "edp_js": "EDP", "latency_s": "latency", "energy_pj": "energy",
+    "area_mm2": "area", "speedup_vs_dense": "speed-up vs dense",
     "energy_saving_vs_dense": "energy saving vs dense", "utilization": "utilization",
     "bound": "bound",
 }
@@ -112,9 +112,11 @@ def _table(df: pd.DataFrame, columns: list[str], headers: dict[str, str]) -> Tab
     cols = [c for c in dict.fromkeys(columns) if c in df]
     numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
                for c in cols]
-    raw = [[row[c] for c in cols] for _, row in df.iterrows()]
-    return Table([headers.get(c, c) for c in cols], [[fmt(v) for v in r] for r in raw],
-                 numeric, raw)
+    values = {c: df[c].tolist() for c in cols}
+    text = {c: shown(c, values[c]) for c in cols}
+    rows = range(len(df))
+    return Table([headers.get(c, c) for c in cols], [[text[c][i] for c in cols] for i in rows],
+                 numeric, [[values[c][i] for c in cols] for i in rows])
 
 
 def _with_edp(df: pd.DataFrame) -> pd.DataFrame:

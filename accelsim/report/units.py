@@ -9,7 +9,7 @@ Terminal tables (`accelsim.display`) and report figures and tables use these fun
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"),
@@ -101,7 +101,8 @@ def is_missing(value: object) -> bool:
 
 def column_text(column: str, values: Sequence[object]) -> list[str]:
     """Every cell of `column` as people read it, in one notation for the whole column: SI
-    prefixes for quantities with a unit, whole numbers for counts, fixed point with 3
+    prefixes for quantities with a unit, whole numbers for counts (and for a column of whole
+    numbers only), fixed point with 3
     significant digits for the rest (ratios, densities), never an exponent; text as written,
     '-' for missing values."""
     q = quantity(column)
@@ -109,6 +110,7 @@ def column_text(column: str, values: Sequence[object]) -> list[str]:
                and not is_missing(v)]
     if not numbers:
         return ["-" if is_missing(v) else str(v) for v in values]
+    whole = all(float(v).is_integer() for v in numbers if not math.isinf(v))
     out = []
     for v in values:
         if is_missing(v):
@@ -117,7 +119,7 @@ def column_text(column: str, values: Sequence[object]) -> list[str]:
             out.append(str(v))
         elif q.notation == "si":
             out.append(si(float(v) * q.scale, q.unit))
-        elif q.notation == "count" or isinstance(v, int):
+        elif q.notation == "count" or isinstance(v, int) or (whole and q.notation == "plain"):
             out.append("inf" if math.isinf(v) else f"{round(v):,}")
         elif math.isinf(v):
             out.append(("-" if v < 0 else "") + "inf")
@@ -131,13 +133,3 @@ def axis_label(column: str, unit_prefix: str = "") -> str:
     q = quantity(column)
     words = q.label.replace("_", " ")
     return f"{words} ({unit_prefix}{q.unit})" if q.unit else words
-
-
-def best_prefix(values: Iterable[float], unit: str) -> tuple[float, str]:
-    """One SI prefix for a figure axis: (factor, prefix) such that the largest magnitude of
-    `values` (in `unit`) reads between 1 and 1000."""
-    finite = [abs(v) for v in values if v == v and not math.isinf(v) and v != 0]
-    if not finite:
-        return 1.0, ""
-    top = max(finite)
-    return next(((f, p) for f, p in PREFIXES if top >= f), PREFIXES[-1])
