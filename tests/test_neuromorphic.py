@@ -343,44 +343,51 @@ def test_mapping_respects_np_memory(c, k, r, h, w, separable):
     assert unit.weight_bytes_per_np <= arch.np_weight_memory_bytes
     sep = total if separable else None
     assert conv_weight_bytes(unit.filters_per_np, s, 4, arch, sep) <= arch.np_weight_memory_bytes
+    assert _tile_fits(s.H, s.W, s.C, s.R, 4, unit.stripes, unit.col_stripes, arch)
     for _, _, lo, hi in stripe_rows(s, unit.stripes):
-        assert (hi - lo) * s.W * s.C * 4 / 8 <= arch.np_input_memory_bytes
         assert hi - lo <= arch.max_stripe_rows + s.R
-    assert len(set(unit.nps)) == unit.np_count == unit.stripes * unit.groups
+    assert len(set(unit.nps)) == unit.np_count == unit.stripes * unit.col_stripes * unit.groups
     mesh = build_mesh(arch)
     assert set(unit.nps) <= set(mesh.slots)
 
 
 def _tile_fits(h: int, w: int, c: int, kernel: int, bits: int, rows: int, cols: int,
-               arch) -> bool:
-    """Whether a rows x cols cut of an h x w x c input fits one Akida 2.0 NP, by the rule
-    the config states: each tile at most `max_stripe_rows` x `max_tile_cols` pixels, and
-    ceil(h / rows) rows plus a halo of (kernel - 1) // 2 per neighbouring tile, packed in
-    32-bit words per column and channel, times its columns (same rule) and channels within
-    the input memory."""
+               arch, align: int = 1) -> bool:
+    """Whether a rows x cols cut of an h x w x c input fits one NP, by the rule the configs
+    state: along each cut axis a tile holds ceil(size / cuts) pixels, rounded up to `align`
+    (a max pooling's stride) when the axis is cut, at most `max_stripe_rows` x `max_tile_cols`;
+    with a halo of (kernel - 1) // 2 per neighbouring tile, the rows of each column and
+    channel packed in `input_word_bits`-bit words, times its columns and channels within the
+    input memory."""
+    def own(size: int, cuts: int) -> int:
+        n = -(-size // cuts)
+        return -(-n // align) * align if cuts > 1 else n
+
     halo = (kernel - 1) // 2
-    tile_h = -(-h // rows) + halo * min(2, rows - 1)
-    tile_w = -(-w // cols) + halo * min(2, cols - 1)
-    if -(-h // rows) > arch.max_stripe_rows or -(-w // cols) > arch.max_tile_cols:
+    if own(h, rows) > arch.max_stripe_rows or own(w, cols) > arch.max_tile_cols:
         return False
+    tile_h = own(h, rows) + halo * min(2, rows - 1)
+    tile_w = own(w, cols) + halo * min(2, cols - 1)
     words = -(-tile_h * bits // arch.input_word_bits)
     return c * tile_w * words * arch.input_word_bits // 8 <= arch.np_input_memory_bytes
 
 
+@pytest.mark.parametrize("config", [AKD1000, AKIDA2], ids=["akd1000", "akida2"])
 @given(st.integers(1, 90), st.integers(1, 90), st.integers(1, 300), st.sampled_from([1, 3, 5, 7]),
-       st.sampled_from([4, 8]), st.sampled_from([2048, 8192, 65536]))
-@settings(max_examples=60, deadline=None)
-def test_akida2_tiles_are_the_fewest_that_fit(h, w, c, kernel, bits, memory):
-    """Akida 2.0 cuts a layer's input in the fewest row x column tiles that fit an NP, the most
-    row cuts among equal counts: the engine's choice against every cut of the input."""
-    arch = load_arch(AKIDA2).model_copy(update={"np_input_memory_bytes": memory,
+       st.sampled_from([1, 2, 4, 8]), st.sampled_from([2048, 8192, 65536]),
+       st.sampled_from([1, 2]))
+@settings(max_examples=40, deadline=None)
+def test_tiles_are_the_fewest_that_fit(config, h, w, c, kernel, bits, memory, align):
+    """Both IP versions cut a layer's input in the fewest row x column tiles that fit an NP,
+    the most row cuts among equal counts: the engine's choice against every cut."""
+    arch = load_arch(config).model_copy(update={"np_input_memory_bytes": memory,
                                                 "max_stripe_rows": 32, "max_tile_cols": 64})
     s = ConvShape(N=1, C=c, H=h, W=w, K=8, R=kernel, S=kernel,
                   padding=(kernel // 2,) * 4)
     fits = [(r * q, -r, r, q) for r in range(1, h + 1) for q in range(1, w + 1)
-            if _tile_fits(h, w, c, kernel, bits, r, q, arch)]
+            if _tile_fits(h, w, c, kernel, bits, r, q, arch, align)]
     expected = min(fits)[2:] if fits else (0, 0)
-    assert _tiles_needed(s, bits, c, arch) == expected
+    assert _tiles_needed(s, bits, c, arch, (align, align)) == expected
 
 
 def test_column_tiles_split_the_events_and_keep_the_synops():

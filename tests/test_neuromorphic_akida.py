@@ -11,8 +11,9 @@
   those as the next layer's input values, our event count equals their non-zeros exactly.
 * Akida 2.0 config (arch_configs/akida2_scalable.yaml): its precision is the v2 layers' default
   width (8 bits), its conv strides are the ones the v2 layer constructors accept, and on
-  SixNodesIPv2 layers whose trace states 4 bits map onto the NPs the SDK gives 4-bit layers
-  (at 8 bits our memory rules need as many NPs or more; see the config's [SDK] note).
+  SixNodesIPv2 layers map onto as many NPs as the SDK gives them, at 4 and at 8 bits.
+* Input tiles: single-layer probes near the memory limits on AKD1000 are cut in the same row x
+  column tiles as akida cuts them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from accelsim.engines.neuromorphic.akida_device import config_for_device
 from accelsim.engines.neuromorphic.count import network
 from accelsim.engines.neuromorphic.mapping import build_mesh, map_workload
 from accelsim.kinds import load_arch
+from accelsim.workload.akida_import import import_akida
 from tests import reference
 from tests.neuromorphic_nets import (
     Net,
@@ -208,16 +210,16 @@ def test_akida2_maps_4_and_8_bit_layers_as_the_sdk(akida2):
 def test_random_models_map_like_akida_on_every_device_type(seeds):
     """Four random v1 and four random v2 models on AKD1000, AKD1500, TwoNodesIPv1 / the four
     v2 devices, an `akida.create_device` mesh and the model's `compute_min_device`, both
-    modes: at least 90 % of layers exact and 95 % within one NP (measured over 60 models:
-    95 % exact, 97 % within one; the misses are v2 layers on wide inputs, which akida tiles
-    in two dimensions, and v1 separable layers of unaligned filter counts)."""
+    modes: at least 95 % of layers exact and 97 % within one NP (measured over 60 models:
+    1236 of 1238 exact; the misses, here as there, are multi-pass v2 models in spread mode
+    where akida keeps its minimal mapping and ours spreads over more NPs)."""
     rows = [r for version in ("v1", "v2") for seed in seeds
             for r in compare(version, seed, BASES) if r["akida"] is not None]
     assert len(rows) >= 40
     exact = sum(r["akida"] == r["ours"] for r in rows)
     near = sum(r["ours"] >= 0 and abs(r["akida"] - r["ours"]) <= 1 for r in rows)
-    assert exact >= 0.9 * len(rows), [r for r in rows if r["akida"] != r["ours"]]
-    assert near >= 0.95 * len(rows)
+    assert exact >= 0.95 * len(rows), [r for r in rows if r["akida"] != r["ours"]]
+    assert near >= 0.97 * len(rows)
 
 
 def test_a_device_config_has_the_devices_nps_and_roles():
@@ -233,3 +235,46 @@ def test_a_device_config_has_the_devices_nps_and_roles():
     m = build_mesh(small)
     assert len(m.slots) == 8 and len(m.fc_only) == 1 and m.fc_only <= m.fnp_slots
     assert m.rank(next(iter(m.fc_only)), "fnp") == 1          # an FNP2: streams from DRAM
+
+
+# --- input tiles, probed one layer at a time ------------------------------------------------
+
+V1_TILE_PROBES = [   # (H, W, C, kernel, input bits, max pooling): chosen to sit near the limits
+    (9, 34, 448, 3, 4, False), (62, 69, 304, 3, 4, False), (49, 69, 304, 3, 4, False),
+    (56, 69, 304, 3, 4, False), (31, 20, 256, 3, 4, False), (10, 66, 256, 3, 4, False),
+    (9, 20, 256, 3, 1, False), (33, 8, 8, 1, 4, False), (30, 20, 256, 3, 4, True),
+    (10, 34, 256, 3, 4, True), (62, 69, 304, 3, 4, True), (17, 20, 256, 3, 4, True),
+]
+
+
+def _tile_probe(h: int, w: int, c: int, kernel: int, bits: int, pool: bool):
+    """InputConvolutional -> the probed Convolutional -> a 1x1 Convolutional (akida maps no max
+    pooling on a model's last layer), random variables."""
+    from tests.neuromorphic_nets import set_random_variables
+
+    model = akida.Model()
+    model.add(akida.InputConvolutional(input_shape=(h, w, 1), kernel_size=(3, 3), filters=c,
+                                       weights_bits=8, act_bits=bits, name="in"))
+    extra = dict(pool_type=akida.PoolType.Max, pool_size=(2, 2)) if pool else {}
+    model.add(akida.Convolutional(kernel_size=(kernel, kernel), filters=8, weights_bits=4,
+                                  act_bits=4, name="x", **extra))
+    model.add(akida.Convolutional(kernel_size=(1, 1), filters=8, weights_bits=4, act_bits=4,
+                                  name="y"))
+    set_random_variables(model, np.random.default_rng(0))
+    return model
+
+
+@pytest.mark.parametrize("probe", V1_TILE_PROBES, ids=str)
+def test_v1_input_tiles_are_akidas(probe):
+    """AKD1000 cuts a layer's input in row x column tiles as our rule does: rows packed in bytes
+    per column and channel (4-bit: rows in pairs; 1-bit: in eights), the kernel's halo on the
+    sides with a neighbour, cut axes aligned to a following 2x2 max pooling."""
+    model = _tile_probe(*probe)
+    device = akida.AKD1000()
+    model.map(device, hw_only=True, mode=akida.MapMode.Minimal)
+    parts = [n.spatial_partition for n in model.layers[1].mapping.nps]
+    theirs = (len({p.x for p in parts}), len({p.y for p in parts}))
+    arch = config_for_device(device, BASES["v1"])
+    unit = next(u for u in map_workload(import_akida(model, frames=1), arch) if "x" in u.name)
+    assert (unit.stripes, unit.col_stripes) == theirs
+    assert unit.np_count == len(parts)

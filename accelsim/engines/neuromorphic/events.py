@@ -63,10 +63,10 @@ def event_mask(layer: Layer, act_bits: int, percentile: float = 100.0) -> np.nda
     `act_bits` is the width the layer runs at (see the module docstring for the scale)."""
     if layer.act is None:
         return None if layer.act_mask is None else layer.act_mask
-    mag = np.abs(layer.act.astype(np.float32))
+    mag = np.abs(layer.act.astype(np.float64))      # exact for float16 traces
     scale = trace_scale(layer)
     if scale is not None and act_bits >= layer.act_bits:
-        return mag > np.float32(0.5 * scale)
+        return mag > 0.5 * scale
     nonzero = mag[mag > 0]
     if nonzero.size == 0:
         return np.zeros(mag.shape, dtype=bool)

@@ -5,10 +5,13 @@ Units: a layer, or a depthwise conv fused with the 1x1 conv it feeds (`separable
 
 * `input_unit`: the first conv on raw pixels (C <= `input_unit_max_channels`) runs on the
   dense input unit next to the DMA and uses no NP;
-* `cnp`: `stripes x groups` NPs. Stripes split the input along its first spatial axis (rows)
-  into at most `max_stripe_rows` rows each, more when a stripe's input rows (with the kernel
-  halo, rounded up to `stripe_rows_round`) x W x C x the layer's stored activation width exceed
-  `np_input_memory_bytes`. Groups split the filters so that one NP's weights fit
+* `cnp`: `stripes x col_stripes x groups` NPs. With `max_tile_cols` (both Akida IP versions
+  as akida 2.19.3 maps them) the input is cut in the fewest row x column tiles of at most
+  `max_stripe_rows` x `max_tile_cols` pixels whose largest, with the kernel halo and its rows
+  packed in `input_word_bits`-bit words per column and channel, fits `np_input_memory_bytes`
+  (cut axes aligned to the stride of a max pooling the layer ends with); without it, in row
+  stripes only, each stripe's input rows (with the halo, rounded up to `stripe_rows_round`)
+  x W x C x the stored activation width within the input memory. Groups split the filters so that one NP's weights fit
   `np_weight_memory_bytes`. With the word tables (`conv_weight_words`, as akida 2.19.3 lays
   weights out on both IP versions): per input channel, k filters rounded up to `filter_align`
   take ceil(k / filters) x words words of `weight_word_bits`, rounded up to
@@ -287,25 +290,44 @@ def _stripes_needed(s: ConvShape, act_bits: int, channels: int, arch: Config) ->
     return 0
 
 
+def _tile_extent(size: int, kernel: int, cuts: int, align: int) -> tuple[int, int]:
+    """(pixels, pixels with the kernel's halo) of the largest of `cuts` tiles along one axis of
+    `size` pixels: ceil(size / cuts), rounded up to a multiple of `align` when the axis is cut
+    (a max pooling's stride: each tile pools whole windows), plus (kernel - 1) // 2 on each side
+    that has a neighbouring tile."""
+    own = math.ceil(size / cuts)
+    if cuts > 1:
+        own = _roundup(own, align)
+    return own, own + (kernel - 1) // 2 * min(2, cuts - 1)
+
+
 def _tile_bytes(s: ConvShape, rows: int, cols: int, act_bits: int, channels: int,
-                arch: Config) -> int:
+                arch: Config, align: tuple[int, int] = (1, 1)) -> int:
     """Input memory of the largest tile when the input is cut in `rows` x `cols` tiles (the
-    tile rule, `max_tile_cols` set): ceil(size / cuts) rows and columns plus the kernel's
-    halo, (kernel - 1) // 2 on each side that has a neighbour, the rows of each column and
+    tile rule, `max_tile_cols` set; extents by `_tile_extent`), the rows of each column and
     channel packed into `input_word_bits`-bit words."""
-    def extent(size: int, kernel: int, cuts: int) -> int:
-        return math.ceil(size / cuts) + (kernel - 1) // 2 * min(2, cuts - 1)
-
     word = arch.input_word_bits
-    words = math.ceil(extent(s.H, s.R, rows) * act_bits / word)
-    return channels * extent(s.W, s.S, cols) * words * word // 8
+    words = math.ceil(_tile_extent(s.H, s.R, rows, align[0])[1] * act_bits / word)
+    return channels * _tile_extent(s.W, s.S, cols, align[1])[1] * words * word // 8
 
 
-def _tiles_needed(s: ConvShape, act_bits: int, channels: int, arch: Config) -> tuple[int, int]:
+def _pool_align(layer: Layer) -> tuple[int, int]:
+    """Pixels each tile of the layer's input is aligned to along (H, W): the stride of the max
+    pooling the layer ends with (`info.pool` of an akida import), else 1."""
+    pool = layer.extra.get("pool")
+    if isinstance(pool, dict) and pool.get("type") == "max":
+        stride = pool.get("stride") or pool.get("size")
+        return int(stride[0]), int(stride[1])
+    return 1, 1
+
+
+def _tiles_needed(s: ConvShape, act_bits: int, channels: int, arch: Config,
+                  align: tuple[int, int] = (1, 1)) -> tuple[int, int]:
     """(row cuts, column cuts) of the input over NPs: row stripes only (`_stripes_needed`)
     without `max_tile_cols`; with it, the fewest tiles, at most `max_stripe_rows` x
-    `max_tile_cols` each, whose largest fits the NP input memory, more row cuts first among
-    equal counts (as the akida 2.19.3 mapper tiles Akida 2.0 layers); (0, 0) if none fits."""
+    `max_tile_cols` pixels each (halo aside), whose largest fits the NP input memory, more row
+    cuts first among equal counts (as the akida 2.19.3 mapper tiles layers on both IP
+    versions); `align` the max pooling's stride (`_tile_extent`); (0, 0) if none fits."""
     if arch.max_tile_cols is None:
         stripes = _stripes_needed(s, act_bits, channels, arch)
         return (stripes, 1) if stripes else (0, 0)
@@ -314,24 +336,28 @@ def _tiles_needed(s: ConvShape, act_bits: int, channels: int, arch: Config) -> t
     for rows in range(math.ceil(s.H / arch.max_stripe_rows), s.H + 1):
         if best[0] and rows * least_cols > best[0] * best[1]:
             break
+        if _tile_extent(s.H, s.R, rows, align[0])[0] > arch.max_stripe_rows:
+            continue
         for cols in range(least_cols, s.W + 1):
             if best[0] and rows * cols > best[0] * best[1]:
                 break
-            if _tile_bytes(s, rows, cols, act_bits, channels, arch) \
+            if _tile_extent(s.W, s.S, cols, align[1])[0] > arch.max_tile_cols:
+                continue
+            if _tile_bytes(s, rows, cols, act_bits, channels, arch, align) \
                     <= arch.np_input_memory_bytes:
                 best = (rows, cols)
                 break
     return best
 
 
-def _channel_split(s: ConvShape, act_bits: int, least: int,
-                   arch: Config) -> tuple[int, int, int]:
+def _channel_split(s: ConvShape, act_bits: int, least: int, arch: Config,
+                   align: tuple[int, int] = (1, 1)) -> tuple[int, int, int]:
     """(channel groups, row cuts, column cuts) of a standalone depthwise conv: the fewest NPs,
     at least `least` groups (its weights), fewer groups on a tie; the input memory can call
     for more channel groups as well as more tiles. (groups, 0, 0) when no split fits."""
     best = (least, 0, 0)
     for groups in range(least, s.C + 1):
-        rows, cols = _tiles_needed(s, act_bits, math.ceil(s.C / groups), arch)
+        rows, cols = _tiles_needed(s, act_bits, math.ceil(s.C / groups), arch, align)
         if rows and (not best[1] or groups * rows * cols < math.prod(best)):
             best = (groups, rows, cols)
         if best[1] and groups >= math.prod(best):
@@ -428,10 +454,11 @@ def conv_unit(layer: Layer, producers: tuple[str, ...], arch: Config, bits: Laye
                            f"{'s' if channels > 1 else ''} at {bits.weight} bits needs "
                            f"{weight_bytes(1):,} B of weights, an NP holds "
                            f"{arch.np_weight_memory_bytes:,} B")
+    align = _pool_align(pointwise if pointwise is not None else layer)
     if channel_split:
-        groups, stripes, cols = _channel_split(s, bits.act, groups, arch)
+        groups, stripes, cols = _channel_split(s, bits.act, groups, arch, align)
     else:
-        stripes, cols = _tiles_needed(s, bits.act, s.C, arch)
+        stripes, cols = _tiles_needed(s, bits.act, s.C, arch, align)
     per_np = math.ceil(total / groups)
     channels_per_np = per_np if channel_split else s.C
     if stripes == 0:
