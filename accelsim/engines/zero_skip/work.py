@@ -22,7 +22,7 @@ import math
 import weakref
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -140,12 +140,22 @@ def _pcg64_state(rng: np.random.Generator) -> np.ndarray:
 
 @dataclass
 class Bitmaps:
-    """A traced layer's non-zero maps (natural layout) and densities, made once per layer."""
+    """A layer's non-zero maps (natural layout, None where not traced) and densities, and the
+    i.i.d. maps drawn for it (`iid`, by operand), made once per layer."""
 
     act: np.ndarray | None
     act_density: float
     weight: np.ndarray | None
     weight_density: float
+    iid: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def iid_map(self, layer: Layer, operand: str) -> np.ndarray:
+        """The operand's i.i.d. map at its density (`iid_mask`, drawn once)."""
+        if operand not in self.iid:
+            shape, density = ((layer.shape.act_shape, self.act_density) if operand == "act"
+                              else (layer.shape.weight_shape, self.weight_density))
+            self.iid[operand] = iid_mask(shape, density, f"{layer.name}/{operand}")
+        return self.iid[operand]
 
 
 def _nonzero(values: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray | None:
@@ -162,27 +172,28 @@ def _nonzero(values: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray |
 
 
 def layer_bitmaps(layer: Layer) -> Bitmaps:
-    """The layer's `Bitmaps`, from the last layers seen when `layer` is one of them (a layer's
-    arrays are not changed in place once it is simulated); densities as `Layer` gives them."""
-    hit = _BITMAPS.get(id(layer))
-    if hit is not None and hit[0]() is layer:
-        return hit[1]
+    """The layer's `Bitmaps`, kept while the layer lives and holds the same arrays (arrays are
+    not changed in place once a layer is simulated), so every pass and every arch a layer is
+    counted on reads the same maps; densities as `Layer` gives them."""
+    arrays = (id(layer.act), id(layer.act_mask), id(layer.weight), id(layer.weight_mask))
+    key = id(layer)
+    hit = _BITMAPS.get(key)
+    if hit is not None and hit[0]() is layer and hit[1] == arrays:
+        return hit[2]
     act = _nonzero(layer.act, layer.act_mask)
     weight = _nonzero(layer.weight, layer.weight_mask)
     maps = Bitmaps(
         act, layer.act_density if act is None else float(np.count_nonzero(act)) / act.size,
         weight, layer.weight_density if weight is None
         else float(np.count_nonzero(weight)) / weight.size)
-    _BITMAPS[id(layer)] = (weakref.ref(layer), maps)
-    while len(_BITMAPS) > _BITMAPS_LAYERS:
-        _BITMAPS.pop(next(iter(_BITMAPS)))
+    _BITMAPS[key] = (weakref.ref(layer, lambda _, key=key: _BITMAPS.pop(key, None)), arrays,
+                     maps)
     return maps
 
 
-_BITMAPS: dict[int, tuple[weakref.ref, Bitmaps]] = {}
-_BITMAPS_LAYERS = 4
-"""Layers whose maps are kept: a layer is counted on an arch and on its dense equivalent one
-after the other."""
+_BITMAPS: dict[int, tuple[weakref.ref, tuple[int, int, int, int], Bitmaps]] = {}
+"""Per live layer: its `Bitmaps` (O(trace) in all: one byte per traced element, and as much
+again for the i.i.d. maps), dropped when the layer is."""
 
 
 def weights_known(layer: Layer) -> bool:
@@ -199,15 +210,12 @@ def operand_masks(layer: Layer, uniform: bool = False) -> tuple[np.ndarray, np.n
     """
     s = layer.shape
     maps = layer_bitmaps(layer)
-    if maps.act is not None and not uniform:
-        act = maps.act
-    else:
-        act = iid_mask(s.act_shape, maps.act_density, f"{layer.name}/act")
+    act = maps.act if maps.act is not None and not uniform else maps.iid_map(layer, "act")
     known = maps.weight
     if known is not None and not uniform:
         weight = known
     elif known is not None or layer.declared_weight_density is not None:
-        weight = iid_mask(s.weight_shape, maps.weight_density, f"{layer.name}/weight")
+        weight = maps.iid_map(layer, "weight")
     else:
         weight = dense_view(s.weight_shape)
     return act, weight
