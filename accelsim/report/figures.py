@@ -13,7 +13,7 @@ import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
 
 from accelsim.report.units import axis_label, quantity, si  # noqa: E402
 from accelsim.results import RunResult  # noqa: E402
@@ -22,6 +22,9 @@ BREAKEVEN_LAYERS = 6
 """Break-even curves drawn per GPU: the layers with the longest dense time."""
 HORIZONTAL_LAYERS = 16
 """Per-layer figures with more layers than this draw one row per layer (every layer labelled)."""
+PARAMETER_BINS = 8
+"""A swept range (more distinct values than this) is summarised by medians over this many
+quantile bins in the parameter-vs-objective plots."""
 OPERANDS = ("act", "weight", "out")
 """Operand names an engine may add to a component's energy column (`energy_dram_act_pj`): the
 split of `energy_dram_pj`, not another component."""
@@ -562,18 +565,37 @@ def parameter_effects(df: pd.DataFrame, params: Sequence[str],
             for workload, g in df.groupby("workload", sort=False):
                 values = g[objective] * q.scale
                 ax.scatter(g[param], values, s=10, alpha=0.4)
-                median = values.groupby(g[param]).median()
-                ax.plot(median.index, median.to_numpy(), "o-", markersize=3,
-                        label=label(workload))
+                if g[param].nunique() > PARAMETER_BINS:  # a range: medians of quantile bins
+                    bins = pd.qcut(g[param], PARAMETER_BINS, duplicates="drop")
+                    median = values.groupby(bins, observed=True).median()
+                    centres = g[param].groupby(bins, observed=True).median()
+                    ax.plot(centres.to_numpy(), median.to_numpy(), "o-", markersize=3,
+                            label=label(workload))
+                else:
+                    median = values.groupby(g[param]).median()
+                    ax.plot(median.index, median.to_numpy(), "o-", markersize=3,
+                            label=label(workload))
             if q.notation == "si":
                 si_axis(ax, q.unit)
+            xs = df[param].to_numpy(dtype=float)
+            if xs.min() > 0 and xs.max() / xs.min() > 20:
+                ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(NullFormatter())
+            p = quantity(param)
+            if df[param].nunique() <= PARAMETER_BINS:
+                ticks = sorted(df[param].unique())
+                ax.set_xticks(ticks)
+                ax.set_xticklabels([si(float(t) * p.scale, p.unit) if p.notation == "si"
+                                    else f"{t:g}" for t in ticks], fontsize=7)
+            elif p.notation == "si":
+                si_axis(ax, p.unit, "x")
             ax.set_xlabel(label(param))
             ax.set_ylabel(axis_label(objective) if q.notation != "si" else q.label)
             ax.grid(True, alpha=0.3)
     axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.suptitle("Each parameter against each objective (dots: points; line: median per value)",
-                 fontsize=10)
-    fig.tight_layout()
+    fig.suptitle("Each parameter against each objective (dots: points; line: median per value, "
+                 f"or per {PARAMETER_BINS} quantile bins of a range)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
     return fig
 
 
