@@ -151,9 +151,10 @@ def _first_last(out: int, stride: int, offset: int, extent: int):
 def tap_nonzero(act, E: int, F: int, R: int, S: int, stride_h: int, stride_w: int,
                 pad_top: int, pad_left: int, dil_h: int, dil_w: int):
     """nz[c, r, s]: (image, output pixel) pairs whose tap (r, s) lands on a non-zero of channel
-    c, int64 [C, R, S]; act: C-contiguous uint8 [N, C, H, W] (0/1). The map is summed over
-    images once; per channel, prefix sums along each stride's residue classes give every tap's
-    rows (then columns) at once."""
+    c, int64 [C, R, S]; act: C-contiguous uint8 [N, C, H, W] (0/1), or any integer map, whose
+    values are then summed over the taps landing on them. The map is summed over images once;
+    per channel, prefix sums along each stride's residue classes give every tap's rows (then
+    columns) at once."""
     n_img, n_ch, H, W = act.shape
     plane = n_ch * H * W
     flat = act.reshape(n_img, plane)

@@ -13,8 +13,8 @@ from accelsim.arch.schema import MemoryLevel
 from accelsim.engines import systolic
 from accelsim.engines.counts import LayerResult, ceil_div
 from accelsim.engines.shared_gemm_operand import gemm_problem
+from accelsim.engines.zero_skip import bitmaps, work
 from accelsim.engines.zero_skip import kernels as kern
-from accelsim.engines.zero_skip import work
 from accelsim.engines.zero_skip.config import (
     MAC_IDLE,
     ChannelLanes,
@@ -55,6 +55,10 @@ def _run_channel_lanes(v: work.ConvView, arch: Config, macs: work.MacCounts,
         steps = ceil_div(v.R * v.S * ceil_div(v.Cg, a.brick_size), a.lanes)
         cycles = v.groups * passes * v.N * v.E * v.F * steps * issue
         busy = passes * int(t.nonzero.sum())
+    elif (skip_act and arch.fifo_depth == 1 and arch.barrier_mode == kern.BARRIER_PASS
+          and (v.R * v.S == 1 or ceil_div(v.Cg, a.brick_size) % a.lanes == 0)):
+        cycles = _lockstep_channel_lanes(v, a, issue) * passes
+        busy = passes * int(t.nonzero.sum())
     else:
         bricks, pad = work.brick_work(v, a.brick_size, skip_act)
         s, p, d = v.stride, v.padding, v.dilation
@@ -69,6 +73,21 @@ def _run_channel_lanes(v: work.ConvView, arch: Config, macs: work.MacCounts,
                      "reads (energy) more than cycles")
     return Work(int(cycles), int(busy), macs.done, act_reads=act_values * passes,
                 weight_reads=macs.done, act_passes=passes, notes=notes)
+
+
+def _lockstep_channel_lanes(v: work.ConvView, a: ChannelLanes, issue: int) -> int:
+    """Cycles of one filter pass of lockstep lanes whose items each sit at one window position
+    (`kern.item_maxima`): every window's items summed over the window taps by the strided
+    prefix sums of the tap statistics, padding taps at the padding items' time."""
+    bricks, pad = work.brick_work(v, a.brick_size, True)
+    per_pixel, per_pad = kern.item_maxima(bricks, pad, a.lanes, issue)
+    g, n, k, h, w = per_pixel.shape
+    s, p, d = v.stride, v.padding, v.dilation
+    inside = bitmaps.tap_nonzero(per_pixel.reshape(1, g * n * k, h, w), v.E, v.F, v.R, v.S,
+                                 s[0], s[1], p[0], p[2], d[0], d[1])
+    rows = work.tap_inside(v)
+    outside_taps = v.groups * v.N * (v.R * v.S * v.E * v.F) - v.groups * int(rows.sum())
+    return int(inside.sum()) + outside_taps * int(per_pad.sum())
 
 
 def _run_planar(v: work.ConvView, arch: Config, macs: work.MacCounts) -> Work:

@@ -177,6 +177,36 @@ def channel_lanes_cycles(brick_work, pad_work, E: int, F: int, R: int, S: int,
 
 
 @njit(cache=True)
+def item_maxima(brick_work, pad_work, lanes: int, issue_cycles: int):
+    """Lockstep channel lanes whose items never straddle two window positions (a 1 x 1 window,
+    or bricks per position a multiple of `lanes`): item k of a position takes bricks
+    k * lanes .. (k + 1) * lanes - 1 there, and lasts max(issue_cycles, its slowest brick).
+    Returns (that time per item at every pixel, int64 [groups, N, items per position, H, W];
+    the same for a position in the padding, int64 [items per position])."""
+    groups, n_img, n_cb, H, W = brick_work.shape
+    per_pos = (n_cb + lanes - 1) // lanes
+    out = np.empty((groups, n_img, per_pos, H, W), np.int64)
+    for g in range(groups):
+        for n in range(n_img):
+            for k in range(per_pos):
+                for h in range(H):
+                    for w in range(W):
+                        most = issue_cycles
+                        for cb in range(k * lanes, min(n_cb, (k + 1) * lanes)):
+                            if brick_work[g, n, cb, h, w] > most:
+                                most = brick_work[g, n, cb, h, w]
+                        out[g, n, k, h, w] = most
+    pad = np.empty(per_pos, np.int64)
+    for k in range(per_pos):
+        most = issue_cycles
+        for cb in range(k * lanes, min(n_cb, (k + 1) * lanes)):
+            if pad_work[cb] > most:
+                most = pad_work[cb]
+        pad[k] = most
+    return out, pad
+
+
+@njit(cache=True)
 def planar_cartesian_cycles(act_count, weight_count, mult_f: int, mult_i: int,
                             barrier_mode: int, fifo_depth: int, issue_cycles: int):
     """SCNN-like PEs (PT-IS-CP): one pass per (group, image, output-channel group); items are

@@ -274,11 +274,16 @@ def tap_counts(v: ConvView, act_nonzero: bool = True, weight_nonzero: bool = Tru
     if act_nonzero:
         nz = bitmaps.tap_nonzero(as_bytes(v.act), v.E, v.F, v.R, v.S, s[0], s[1], p[0], p[2],
                                  d[0], d[1])
-    rows = _inside(v.E, s[0], p[0], d[0], v.R, v.H)
-    cols = _inside(v.F, s[1], p[2], d[1], v.S, v.W)
-    inside = v.N * rows[:, None] * cols[None, :]
+    inside = tap_inside(v)
     weights = weight_tap_counts(v) if weight_nonzero else None
     return TapCounts(nz, inside, v.N * v.E * v.F, weights, v.Kg, v.C)
+
+
+def tap_inside(v: ConvView) -> np.ndarray:
+    """(image, output pixel) pairs whose tap (r, s) lands inside the input: int64 [R, S]."""
+    s, p, d = v.stride, v.padding, v.dilation
+    return v.N * np.outer(_inside(v.E, s[0], p[0], d[0], v.R, v.H),
+                          _inside(v.F, s[1], p[2], d[1], v.S, v.W))
 
 
 def as_bytes(nonzero: np.ndarray) -> np.ndarray:
