@@ -4,7 +4,7 @@ actions (MACs done, gated and skipped from the bitmaps; buffer and DRAM bytes wi
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -451,7 +451,15 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
     hit = _COUNTED.get(key)
     if hit is not None and hit[0]() is layer:
         return hit[1]
+    same_shape = _shape_key(layer, arch)
+    if same_shape in _BY_SHAPE:
+        return _copy(_BY_SHAPE[same_shape])
     result = count_layer(layer, arch)
+    if same_shape is not None:
+        _BY_SHAPE[same_shape] = _copy(result)
+        _BY_SHAPE[same_shape].columns["cycles_if_uniform"] = result.cycles
+        while len(_BY_SHAPE) > _COUNTED_LAYERS:
+            _BY_SHAPE.pop(next(iter(_BY_SHAPE)))
     if layer.has_trace and cycles_depend_on_bitmaps(arch):
         uniform = count_layer(layer, arch, uniform=True)
         result.columns["cycles_if_uniform"] = uniform.cycles
@@ -463,6 +471,21 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
     while len(_COUNTED) > _COUNTED_LAYERS:
         _COUNTED.pop(next(iter(_COUNTED)))
     return result
+
+
+def _shape_key(layer: Layer, arch: Config) -> tuple | None:
+    """What the counts of a traced layer depend on when the arch neither skips, gates nor
+    compresses (its dense equivalent): the shapes, never the maps; None on other archs."""
+    if arch.skip or arch.gate or cycles_depend_on_bitmaps(arch) or not layer.has_trace:
+        return None
+    return (_config_hash(arch), layer.op, layer.shape, work.weights_known(layer),
+            layer.declared_weight_density)
+
+
+def _copy(result: LayerResult) -> LayerResult:
+    """A result whose dicts and lists can be changed without changing `result`."""
+    return replace(result, actions=dict(result.actions), columns=dict(result.columns),
+                   tables=dict(result.tables), warnings=list(result.warnings))
 
 
 def _config_hash(arch: Config) -> str:
@@ -490,6 +513,8 @@ def _dense_of(arch: Config) -> Config:
 
 
 _HASHES: dict[int, tuple[weakref.ref, str]] = {}
+_BY_SHAPE: dict[tuple, LayerResult] = {}
+"""Counts of traced layers on archs without skipping, gating or compression, by shape."""
 _DENSE: dict[int, tuple[weakref.ref, Config]] = {}
 _COUNTED: dict[tuple[int, str], tuple[weakref.ref, LayerResult]] = {}
 """The last layers counted, so the dense equivalent counted for `_vector_rounding` is not

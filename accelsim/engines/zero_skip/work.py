@@ -280,10 +280,19 @@ def tap_counts(v: ConvView, act_nonzero: bool = True, weight_nonzero: bool = Tru
 
 
 def tap_inside(v: ConvView) -> np.ndarray:
-    """(image, output pixel) pairs whose tap (r, s) lands inside the input: int64 [R, S]."""
-    s, p, d = v.stride, v.padding, v.dilation
-    return v.N * np.outer(_inside(v.E, s[0], p[0], d[0], v.R, v.H),
-                          _inside(v.F, s[1], p[2], d[1], v.S, v.W))
+    """(image, output pixel) pairs whose tap (r, s) lands inside the input: int64 [R, S]
+    (read-only, shared by layers of the same geometry)."""
+    return _tap_inside(v.N, v.E, v.F, v.H, v.W, v.R, v.S, v.stride, v.padding, v.dilation)
+
+
+@lru_cache(maxsize=1024)
+def _tap_inside(n: int, e: int, f: int, h: int, w: int, r: int, s: int,
+                stride: tuple[int, int], padding: tuple[int, int, int, int],
+                dilation: tuple[int, int]) -> np.ndarray:
+    out = n * np.outer(_inside(e, stride[0], padding[0], dilation[0], r, h),
+                       _inside(f, stride[1], padding[2], dilation[1], s, w))
+    out.flags.writeable = False
+    return out
 
 
 def as_bytes(nonzero: np.ndarray) -> np.ndarray:
@@ -405,12 +414,21 @@ def output_reach(v: ConvView, pe_rows: int, pe_cols: int) -> tuple[np.ndarray, n
     Outputs are owned by the PE at the same place in a near-equal split of the output plane;
     the difference is the halo, partial sums sent to neighbours."""
     rows, cols = pe_grid(v, pe_rows, pe_cols)
-    rr, ro = map(np.array, _reach_per_axis(v.H, v.E, rows, v.stride[0], v.padding[0],
-                                           v.dilation[0], v.R))
-    cr, co = map(np.array, _reach_per_axis(v.W, v.F, cols, v.stride[1], v.padding[2],
-                                           v.dilation[1], v.S))
+    return _output_reach(v.H, v.W, v.E, v.F, v.R, v.S, rows, cols, v.stride, v.padding,
+                         v.dilation)
+
+
+@lru_cache(maxsize=1024)
+def _output_reach(h: int, w: int, e: int, f: int, r: int, s: int, rows: int, cols: int,
+                  stride: tuple[int, int], padding: tuple[int, int, int, int],
+                  dilation: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """`output_reach` of one geometry (read-only arrays, shared by layers that have it)."""
+    rr, ro = map(np.array, _reach_per_axis(h, e, rows, stride[0], padding[0], dilation[0], r))
+    cr, co = map(np.array, _reach_per_axis(w, f, cols, stride[1], padding[2], dilation[1], s))
     reach = (rr[:, None] * cr[None, :]).reshape(-1)
     halo = reach - (ro[:, None] * co[None, :]).reshape(-1)
+    reach.flags.writeable = False
+    halo.flags.writeable = False
     return reach, halo
 
 
