@@ -11,10 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from accelsim.engines import zero_skip
 from accelsim.engines.zero_skip import bitmaps, work
 from accelsim.engines.zero_skip import kernels as kern
+from accelsim.engines.zero_skip.config import ChannelLanes
+from accelsim.engines.zero_skip.count import _lockstep_channel_lanes, count_layer
 from accelsim.engines.zero_skip.formats import rle_entries
-from accelsim.workload import load_workload
+from accelsim.kinds import load_arch
+from accelsim.workload import ConvShape, Layer, load_workload
 from tests.reference import (
     brick_counts_reference,
     iid_mask_reference,
@@ -25,7 +29,8 @@ from tests.reference import (
 )
 from tests.test_zero_skip import SETTINGS, conv_layers, gemm_layers
 
-DIGITS = Path(__file__).resolve().parents[1] / "workloads" / "digits_cnn.npz"
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = ROOT / "workloads" / "digits_cnn.npz"
 
 
 def views(layer) -> list[work.ConvView]:
@@ -184,3 +189,39 @@ def test_bitmap_passes_on_real_digits_layers():
         assert work.iid_mask(v.act.shape, maps.act_density, layer.name).reshape(-1).tolist() \
             == (iid_mask_reference(size, count, zlib.crc32(layer.name.encode()))
                 if count < size else [True] * size)
+
+
+@SETTINGS
+@given(layer=st.one_of(conv_layers(), gemm_layers()), lanes=st.integers(1, 4),
+       brick=st.integers(1, 3), issue=st.integers(0, 2))
+def test_lockstep_channel_lanes_closed_form_equals_kernel(layer, lanes, brick, issue):
+    """Items at one window position: per-pixel item times summed over the window taps equal
+    the lockstep kernel, window by window."""
+    v = work.conv_view(layer, *work.operand_masks(layer))
+    if not (v.R * v.S == 1 or -(-v.Cg // brick) % lanes == 0):
+        lanes = -(-v.Cg // brick)   # every position's bricks make one whole item
+    a = ChannelLanes(dataflow="channel_lanes", lanes=lanes, brick_size=brick,
+                     filters_per_pass=1)
+    bricks, pad = work.brick_work(v, brick, True)
+    s, p, d = v.stride, v.padding, v.dilation
+    expected, _, _ = kern.channel_lanes_cycles(
+        bricks, pad, v.E, v.F, v.R, v.S, s[0], s[1], p[0], p[2], d[0], d[1], lanes, 1,
+        kern.BARRIER_PASS, 1, issue, False)
+    assert _lockstep_channel_lanes(v, a, issue) == expected
+
+
+def test_dense_counts_by_shape_do_not_read_the_maps():
+    """Two layers of one shape and different maps count the same on a dense equivalent, and a
+    kept result is a copy (changing it changes no later result)."""
+    rng = np.random.default_rng(3)
+    shape = ConvShape(N=1, C=4, H=5, W=5, K=3, R=3, S=3, padding=(1, 1, 1, 1))
+    layers = [Layer(f"l{i}", "conv2d", shape, act_mask=rng.random(shape.act_shape) < x)
+              for i, x in enumerate((0.1, 0.9))]
+    for name in ("cnvlutin_like", "scnn_like", "eie_like", "eyeriss_gating"):
+        dense = load_arch(ROOT / "arch_configs" / f"{name}.yaml").dense_equivalent()
+        first = zero_skip.simulate(layers[0], dense)
+        first.columns["cycles_if_uniform"] = -1
+        second = zero_skip.simulate(layers[1], dense)
+        fresh = count_layer(layers[1], dense)
+        assert second.cycles == fresh.cycles == second.columns["cycles_if_uniform"]
+        assert second.actions == fresh.actions
