@@ -123,13 +123,8 @@ def latency_split(p: GemmProblem, arch: Config, stall: float,
             "cycles_dram_load": dram_load, "cycles_dram_offload": dram_offload}
 
 
-def operand_dims(p: GemmProblem, dataflow: Dataflow) -> tuple[int, int, int]:
-    """(Sr, Sc, T): extents mapped on rows, on columns, and streamed in time."""
-    if dataflow == "os":
-        return p.pixels, p.filters, p.window
-    if dataflow == "ws":
-        return p.window, p.filters, p.pixels
-    return p.window, p.pixels, p.filters
+operand_dims = traffic.operand_dims
+"""(Sr, Sc, T) of a product: extents mapped on rows, on columns, and streamed in time."""
 
 
 def _larger(a: int | np.ndarray, b: int | np.ndarray) -> int | np.ndarray:
@@ -188,31 +183,10 @@ def sram_traffic(p: GemmProblem, rows: int | np.ndarray, cols: int | np.ndarray,
     """Buffer reads/writes per operand; `*_passes` is how often each operand is re-streamed.
     With integer arrays of `rows` and `cols` (design points), the fields that depend on them
     are arrays."""
-    sr, sc, t = operand_dims(p, dataflow)
-    row_folds, col_folds = ceil_div(sr, rows), ceil_div(sc, cols)
-    if dataflow == "os":
-        traffic = SramTraffic(
-            act_reads=col_folds * sr * t, weight_reads=row_folds * sc * t,
-            out_writes=sr * sc, out_reads=0,
-            act_passes=col_folds, weight_passes=row_folds, psum_passes=1,
-        )
-    elif dataflow == "ws":
-        traffic = SramTraffic(
-            act_reads=col_folds * sr * t, weight_reads=sr * sc,
-            out_writes=row_folds * sc * t, out_reads=(row_folds - 1) * sc * t,
-            act_passes=col_folds, weight_passes=1, psum_passes=row_folds,
-        )
-    else:
-        traffic = SramTraffic(
-            act_reads=sr * sc, weight_reads=col_folds * sr * t,
-            out_writes=row_folds * sc * t, out_reads=(row_folds - 1) * sc * t,
-            act_passes=1, weight_passes=col_folds, psum_passes=row_folds,
-        )
+    t = traffic.array_traffic(p, rows, cols, dataflow)
     r = p.repeat
-    return SramTraffic(
-        traffic.act_reads * r, traffic.weight_reads * r, traffic.out_writes * r,
-        traffic.out_reads * r, traffic.act_passes, traffic.weight_passes, traffic.psum_passes,
-    )
+    return SramTraffic(t.act_reads * r, t.weight_reads * r, t.out_writes * r, t.out_reads * r,
+                       t.act_passes, t.weight_passes, t.psum_passes)
 
 
 def memory_actions(

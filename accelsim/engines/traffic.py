@@ -149,8 +149,10 @@ def operand_dims(p: GemmProblem, dataflow: Dataflow) -> tuple[int, int, int]:
     return p.window, p.pixels, p.filters
 
 
-def array_traffic(p: GemmProblem, rows: int, cols: int, dataflow: Dataflow) -> ArrayTraffic:
-    """Buffer reads/writes per operand of one of `p`'s `repeat` products."""
+def array_traffic(p: GemmProblem, rows: int | np.ndarray, cols: int | np.ndarray,
+                  dataflow: Dataflow) -> ArrayTraffic:
+    """Buffer reads/writes per operand of one of `p`'s `repeat` products (SCALE-Sim's SRAM
+    counts; with integer arrays of `rows` and `cols`, element-wise over them)."""
     sr, sc, t = operand_dims(p, dataflow)
     row_folds, col_folds = ceil_div(sr, rows), ceil_div(sc, cols)
     if dataflow == "os":
