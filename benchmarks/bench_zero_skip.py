@@ -1,14 +1,25 @@
-"""Speed of the zero-skip engine, and the trace-vs-uniform gap on the shipped traces.
+"""Speed and memory of the zero-skip engine, and the trace-vs-uniform gap on the shipped traces.
 
-For every shipped trace in `workloads/` on every zero-skip config: seconds for a cold run
-(numba compiles into an empty cache directory first) and a warm run of `simulate`, and input
-activation elements processed per second. Then, per dataflow, the numba path against its
-slow reference twin (tests/reference.py) on the same small real bitmap. Finally the per-layer
-table of cycles on the real trace next to `cycles_if_uniform`, the density-only prediction.
+1. Floor fractions: for every zero-skip config on every shipped trace in `workloads/`, the
+   warm time of counting the workload (the engine on the arch and on its dense equivalent,
+   layer by layer, as `accelsim.simulate` asks it, the i.i.d. rerun for `cycles_if_uniform`
+   included), of the trace pass alone (`count_layer` on the real maps) and of the whole
+   `simulate`, each over the time of a bare numpy pass over the same bitmaps (each traced
+   layer's non-zero map made and counted, `np.count_nonzero(layer.nonzero())`, as
+   `benchmarks/run_all.py` measures it), all in the same run; best of --repeat, every repeat on
+   freshly loaded layers (nothing served from the engine's per-layer caches). The first
+   `simulate` of each config is timed too (numba compiles into an empty cache).
+2. Peak RSS (a subprocess per case, `resource.getrusage`): every config on the largest shipped
+   layer (most activation plus weight elements) and on a synthetic lm_head, linear M64 K640
+   N262144 at 50 % random activation density, without and with a traced 50 % weight mask.
+3. Per dataflow, the numba path against its slow twin (tests/reference.py) on a small real map.
+4. The per-layer table of cycles on the real trace next to `cycles_if_uniform`.
 
-    .venv/bin/python benchmarks/bench_zero_skip.py [--out benchmarks/results]
+    .venv/bin/python benchmarks/bench_zero_skip.py [--out benchmarks/results] [--repeat 3]
+        [--no-rss]
 
-Writes `zero_skip_speed.csv` and `zero_skip_gap.csv` under --out and prints both.
+Writes `zero_skip_speed.csv`, `zero_skip_rss.csv` and `zero_skip_gap.csv` under --out and prints
+them.
 """
 
 from __future__ import annotations
@@ -19,16 +30,20 @@ import tempfile
 os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="accelsim-numba-cold-")
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import math  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from accelsim.engines import zero_skip  # noqa: E402
 from accelsim.engines.zero_skip.count import count_layer  # noqa: E402
 from accelsim.engines.zero_skip.work import conv_view, operand_masks  # noqa: E402
 from accelsim.kinds import load_arch  # noqa: E402
@@ -38,31 +53,115 @@ from tests import reference  # noqa: E402
 
 CONFIGS = ["cnvlutin_like", "scnn_like", "eie_like", "eyeriss_gating"]
 
+RSS_SCRIPT = """
+import json, resource, sys
+import numpy as np
+from accelsim.kinds import load_arch
+from accelsim.simulate import simulate
+from accelsim.workload import GemmShape, Layer, Workload, load_workload
+config, case = sys.argv[1], sys.argv[2]
+arch = load_arch(f"arch_configs/{config}.yaml")
+if case.startswith("lm_head"):
+    rng = np.random.default_rng(1)
+    act = rng.standard_normal((64, 640)).astype(np.float16)
+    act[rng.random(act.shape) < 0.5] = 0
+    wmask = None
+    if case == "lm_head+weights":
+        wmask = np.random.default_rng(2).integers(0, 2, (640, 262144), dtype=np.uint8).view(bool)
+    layer = Layer("lm_head", "linear", GemmShape(M=64, K=640, N=262144), act=act,
+                  weight_mask=wmask)
+else:
+    path, name = case.split(":")
+    layer = load_workload(path).layer(name)
+workload = Workload("rss", [layer])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+simulate(workload, arch)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"before_kib": before, "peak_kib": peak}))
+"""
+
 
 def act_elements(layers: list[Layer]) -> int:
     return sum(math.prod(layer.shape.act_shape) for layer in layers)
 
 
-def timed(fn) -> tuple[float, object]:
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
+def best_fresh(repeat: int, path: Path, fn) -> tuple[float, object]:
+    """Best wall time of `fn(workload)` over `repeat` freshly loaded copies of the workload at
+    `path` (so nothing is served from the engine's per-layer caches), and the last result."""
+    best, out = math.inf, None
+    for _ in range(repeat):
+        wl = load_workload(path)
+        start = time.perf_counter()
+        out = fn(wl)
+        best = min(best, time.perf_counter() - start)
+    return best, out
 
 
-def speed_rows(workloads: dict[str, object]) -> tuple[list[dict], list[pd.DataFrame]]:
+def engine_pass(wl, arch, dense) -> None:
+    """The engine's share of `simulate`: every layer on the arch and on its dense equivalent."""
+    for layer in wl.layers:
+        zero_skip.simulate(layer, arch)
+        zero_skip.simulate(layer, dense)
+
+
+def floor_fraction_rows(paths: list[Path], repeat: int) -> tuple[list[dict], list[pd.DataFrame]]:
     rows, results = [], []
-    for cfg in CONFIGS:
-        arch = load_arch(ROOT / "arch_configs" / f"{cfg}.yaml")
-        for name, wl in workloads.items():
-            elements = act_elements(wl.layers)
-            cold, _ = timed(lambda arch=arch, wl=wl: simulate(wl, arch))
-            warm, result = timed(lambda arch=arch, wl=wl: simulate(wl, arch))
-            rows.append({"what": "simulate", "workload": name, "config": cfg,
-                         "act_elements": elements, "cold_s": cold, "warm_s": warm,
-                         "act_elements_per_s": elements / warm})
-            df = result.layers.assign(workload=name, config=cfg)
-            results.append(df)
+    archs = {cfg: load_arch(ROOT / "arch_configs" / f"{cfg}.yaml") for cfg in CONFIGS}
+    for cfg, arch in archs.items():
+        start = time.perf_counter()
+        simulate(load_workload(paths[0]), arch)
+        archs[cfg] = (arch, time.perf_counter() - start)
+    for path in paths:
+        wl = load_workload(path)
+        layers = [x for x in wl.layers if x.has_trace]
+        elements = act_elements(layers)
+        floor_s, _ = best_fresh(repeat, path, lambda w: [np.count_nonzero(x.nonzero())
+                                                         for x in w.layers if x.has_trace])
+        for cfg, (arch, cold_s) in archs.items():
+            dense = arch.dense_equivalent()
+            engine_pass(load_workload(path), arch, dense)   # compiles what this trace needs
+            engine_s, _ = best_fresh(repeat, path, lambda w, a=arch, d=dense: engine_pass(w, a, d))
+            trace_s, _ = best_fresh(repeat, path, lambda w, a=arch: [count_layer(x, a)
+                                                                     for x in w.layers])
+            sim_s, result = best_fresh(repeat, path, lambda w, a=arch: simulate(w, a))
+            rows.append({"workload": path.stem, "config": cfg, "layers": len(wl.layers),
+                         "act_elements": elements, "floor_s": floor_s, "engine_s": engine_s,
+                         "trace_pass_s": trace_s, "simulate_s": sim_s,
+                         "engine_over_floor": engine_s / floor_s,
+                         "trace_pass_over_floor": trace_s / floor_s,
+                         "simulate_over_floor": sim_s / floor_s,
+                         "act_elements_per_s": elements / engine_s,
+                         "first_simulate_s": cold_s if path == paths[0] else float("nan")})
+            results.append(result.layers.assign(workload=path.stem, config=cfg))
     return rows, results
+
+
+def largest_layer(paths: list[Path]) -> str:
+    """'path:layer' of the shipped layer with the most activation plus weight elements."""
+    best, where = -1, ""
+    for path in paths:
+        for layer in load_workload(path).layers:
+            size = math.prod(layer.shape.act_shape) + math.prod(layer.shape.weight_shape)
+            if size > best:
+                best, where = size, f"{path.relative_to(ROOT)}:{layer.name}"
+    return where
+
+
+def rss_rows(paths: list[Path]) -> list[dict]:
+    rows = []
+    cases = [largest_layer(paths), "lm_head", "lm_head+weights"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for case in cases:
+        for cfg in CONFIGS:
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, "-c", RSS_SCRIPT, cfg, case], cwd=ROOT,
+                                  env=env, capture_output=True, text=True, check=True)
+            seconds = time.perf_counter() - start
+            rss = json.loads(done.stdout.strip().splitlines()[-1])
+            rows.append({"case": case, "config": cfg,
+                         "rss_before_simulate_mb": rss["before_kib"] / 1024,
+                         "peak_rss_mb": rss["peak_kib"] / 1024, "process_s": seconds})
+    return rows
 
 
 def twin_rows(layer: Layer) -> list[dict]:
@@ -83,48 +182,61 @@ def twin_rows(layer: Layer) -> list[dict]:
     elements = act_elements([layer])
     for cfg, ref in cases.items():
         arch = load_arch(ROOT / "arch_configs" / f"{cfg}.yaml")
-        fast, res = timed(lambda arch=arch: count_layer(layer, arch))
-        slow, ref_out = timed(ref)
-        ref_cycles = ref_out[0]
+        start = time.perf_counter()
+        res = count_layer(layer, arch)
+        fast = time.perf_counter() - start
+        start = time.perf_counter()
+        ref_cycles = ref()[0]
+        slow = time.perf_counter() - start
         assert res.compute_cycles == ref_cycles, (cfg, res.compute_cycles, ref_cycles)
-        rows.append({"what": "kernel_vs_twin", "workload": layer.name, "config": cfg,
-                     "act_elements": elements, "warm_s": fast, "reference_s": slow,
-                     "act_elements_per_s": elements / fast,
-                     "reference_act_elements_per_s": elements / slow})
+        rows.append({"workload": layer.name, "config": cfg, "act_elements": elements,
+                     "engine_s": fast, "reference_s": slow,
+                     "reference_over_engine": slow / fast})
     return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--repeat", type=int, default=3, help="timing repeats (best of)")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS subprocesses")
     args = parser.parse_args()
     paths = sorted((ROOT / "workloads").glob("*.npz"))
     if not paths:
         print("no shipped traces in workloads/", file=sys.stderr)
         return 1
-    workloads = {p.stem: load_workload(p) for p in paths}
-    rows, results = speed_rows(workloads)
-    digits = workloads.get("digits_cnn")
-    if digits is not None:
-        conv = next(x for x in digits.layers if x.op == "conv2d")
+    rows, results = floor_fraction_rows(paths, args.repeat)
+    speed = pd.DataFrame(rows)
+    twins = pd.DataFrame()
+    digits = ROOT / "workloads" / "digits_cnn.npz"
+    if digits.is_file():
+        conv = next(x for x in load_workload(digits).layers if x.op == "conv2d")
         small = Layer(f"{conv.name}[:4]", "conv2d",
                       conv.shape.__class__(**{**conv.shape.__dict__, "N": 4}),
                       act_mask=conv.nonzero()[:4])
-        rows += twin_rows(small)
+        twins = pd.DataFrame(twin_rows(small))
     args.out.mkdir(parents=True, exist_ok=True)
-    speed = pd.DataFrame(rows)
     speed.to_csv(args.out / "zero_skip_speed.csv", index=False)
     gap = pd.concat(results, ignore_index=True)
     gap = gap.assign(uniform_over_trace=gap["cycles_if_uniform"] / gap["cycles"])
     cols = ["workload", "config", "layer", "act_density", "cycles", "cycles_if_uniform",
             "uniform_over_trace", "speedup_vs_dense", "energy_saving_vs_dense"]
     gap[cols].to_csv(args.out / "zero_skip_gap.csv", index=False)
+    fmt = {"float_format": lambda x: f"{x:.4g}", "index": False}
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(speed.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        print(speed.to_string(**fmt))
         print()
-        print(gap[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-    print(f"\nwrote {args.out / 'zero_skip_speed.csv'} and {args.out / 'zero_skip_gap.csv'}",
-          file=sys.stderr)
+        print(twins.to_string(**fmt))
+        print()
+        print(gap[cols].to_string(**fmt))
+    written = [args.out / "zero_skip_speed.csv", args.out / "zero_skip_gap.csv"]
+    if not args.no_rss:
+        rss = pd.DataFrame(rss_rows(paths))
+        rss.to_csv(args.out / "zero_skip_rss.csv", index=False)
+        print()
+        print(rss.to_string(**fmt))
+        written.append(args.out / "zero_skip_rss.csv")
+    print("\nwrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0
 
 

@@ -333,7 +333,9 @@ def _scaled_size(size: StoredSize, elements: int, nonzeros: int) -> StoredSize:
 def _counted(layer: Layer, arch: Config, uniform: bool, planar: bool
              ) -> tuple[work.ConvView, work.TapCounts, work.MacCounts]:
     """The layer's view over its (traced or i.i.d.) maps, tap statistics and MAC counts."""
-    act, weight = work.operand_masks(layer, uniform)
+    weights_read = ("weight" in arch.skip or "weight" in arch.gate
+                    or arch.weight_format.compressed)
+    act, weight = work.operand_masks(layer, uniform, weights_read)
     v = work.conv_view(layer, act, weight, planar=planar)
     taps = work.tap_counts(v, "act" in arch.skip or "act" in arch.gate,
                            "weight" in arch.skip or "weight" in arch.gate)

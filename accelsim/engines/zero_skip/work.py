@@ -201,18 +201,20 @@ def weights_known(layer: Layer) -> bool:
     return layer.weight is not None or layer.weight_mask is not None
 
 
-def operand_masks(layer: Layer, uniform: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def operand_masks(layer: Layer, uniform: bool = False,
+                  weights_read: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(activation, weight) non-zero maps in natural layout.
 
     A traced operand gives its own map, unless `uniform`, which replaces it by an i.i.d. map at
-    its measured density; an untraced activation uses its declared density, an untraced weight
-    its declared density or, when none is declared, is dense.
+    its measured density (traced weights only when `weights_read`: an arch that neither skips,
+    gates nor compresses them never reads their map); an untraced activation uses its declared
+    density, an untraced weight its declared density or, when none is declared, is dense.
     """
     s = layer.shape
     maps = layer_bitmaps(layer)
     act = maps.act if maps.act is not None and not uniform else maps.iid_map(layer, "act")
     known = maps.weight
-    if known is not None and not uniform:
+    if known is not None and (not uniform or not weights_read):
         weight = known
     elif known is not None or layer.declared_weight_density is not None:
         weight = maps.iid_map(layer, "weight")
