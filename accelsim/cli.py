@@ -81,6 +81,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     check_swapped(args.arch, args.workload, f"accelsim run {args.workload} {args.arch}")
     options = decode_options(args)
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise AccelsimError(f"{args.out}: --out names a folder for the results (CSV, Parquet, "
+                            "JSON), and this is a file; choose a folder.")
     arch = load_arch(args.arch)
     workload = load_workload(args.workload)
     with progress(f"{arch.name}", len(workload.layers)) as bar:
