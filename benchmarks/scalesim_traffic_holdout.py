@@ -98,7 +98,7 @@ def ours(case: dict) -> dict:
     t = traffic.layer_traffic(layer, arch, gemm_problem(layer), arch.rows, arch.cols,
                               arch.dataflow, "scalesim")
     return {"act": t.reads["dram", "act"], "weight": t.reads["dram", "weight"],
-            "out": t.writes["dram", "out"]}
+            "out": t.writes["dram", "out"] + t.writes["dram", "psum"]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -118,7 +118,9 @@ def ours(layer: Layer, arch: systolic.Config) -> dict:
     row = {"macs": layer.macs}
     for level in ("dram", "buffer"):
         for op in ("act", "weight", "out"):
-            row[f"{level}_{op}"] = c.get(f"{level}_{op}_reads", 0.0) + c.get(f"{level}_{op}_writes", 0.0)
+            spaces = ("psum", "out") if op == "out" else (op,)
+            row[f"{level}_{op}"] = sum(c.get(f"{level}_{sp}_reads", 0.0)
+                                       + c.get(f"{level}_{sp}_writes", 0.0) for sp in spaces)
     energy = (mac_energy_pj(arch) * layer.macs
               + sum(v for k, v in c.items() if k.startswith("energy_") and k.endswith("_pj")))
     row["pj_per_mac"] = energy / layer.macs

@@ -57,7 +57,8 @@ def ratios() -> pd.DataFrame:
         layer, a = reference_layer(row), scalesim_arch(row)
         t = traffic.layer_traffic(layer, a, gemm_problem(layer), a.rows, a.cols, a.dataflow,
                                   "scalesim")
-        got.append((t.reads["dram", "act"], t.reads["dram", "weight"], t.writes["dram", "out"]))
+        got.append((t.reads["dram", "act"], t.reads["dram", "weight"],
+                    t.writes["dram", "out"] + t.writes["dram", "psum"]))
     ours = np.array(got)
     table["act"] = ours[:, 0] / table["dram_ifmap_reads"]
     table["weight"] = ours[:, 1] / table["dram_filter_reads"]
@@ -105,7 +106,9 @@ def test_scalesim_psums_go_to_dram_and_the_search_keeps_them_on_chip():
         s = traffic.layer_traffic(small, a, gemm_problem(small), 8, 8, dataflow, "scalesim")
         outputs = small.shape.K * small.shape.E * small.shape.F
         assert t.writes["dram", "out"] == outputs and t.reads["dram", "out"] == 0
-        assert s.writes["dram", "out"] == t.array.out_writes > outputs
+        assert t.writes["dram", "psum"] == t.reads["dram", "psum"] == 0
+        assert s.writes["dram", "out"] + s.writes["dram", "psum"] == t.array.out_writes > outputs
+        assert s.reads["dram", "psum"] == 0
 
 
 @pytest.mark.skipif(not REFERENCE_TABLE.is_file(), reason="SCALE-Sim reference table not generated")
@@ -219,18 +222,19 @@ def test_access_columns_are_consistent():
     a = array(12, 14, "os", memory, precision={"act_bits": 16, "weight_bits": 16, "acc_bits": 32})
     r = systolic.simulate(layer, a)
     cols = r.columns
-    for level, op, word in (("dram", "act", 2), ("dram", "weight", 2), ("gb", "act", 2),
-                            ("gb", "weight", 2)):
-        assert cols[f"{level}_{op}_reads"] * word == cols[f"{level}_{op}_read_bytes"]
-        assert cols[f"{level}_{op}_writes"] * word == cols[f"{level}_{op}_write_bytes"]
+    spaces = ("act", "weight", "psum", "out")
     for level in ("dram", "gb"):
+        for space, word in zip(spaces, (2, 2, 4, 2), strict=True):
+            assert cols[f"{level}_{space}_reads"] * word == cols[f"{level}_{space}_read_bytes"]
+            assert cols[f"{level}_{space}_writes"] * word == cols[f"{level}_{space}_write_bytes"]
         for verb in ("read", "write"):
-            total = sum(cols[f"{level}_{op}_{verb}_bytes"] for op in ("act", "weight", "out"))
+            total = sum(cols[f"{level}_{space}_{verb}_bytes"] for space in spaces)
             assert total == pytest.approx(r.actions[f"{level}.{verb}_bytes"])
+    assert cols["gb_out_reads"] == cols["dram_out_writes"] == layer.shape.K * 28 * 28
     # what the buffer receives from DRAM it was written, what it sends it was read
     assert cols["gb_act_writes"] == cols["dram_act_reads"]
     assert cols["gb_weight_writes"] == cols["dram_weight_reads"]
-    assert r.dram_bytes == sum(cols[f"dram_{o}_{v}_bytes"] for o in ("act", "weight", "out")
+    assert r.dram_bytes == sum(cols[f"dram_{o}_{v}_bytes"] for o in spaces
                                for v in ("read", "write"))
     split = sum(cols[f"cycles_{part}"] for part in ("compute", "fill_drain", "load", "stall"))
     assert split == r.cycles
@@ -246,12 +250,12 @@ def test_pe_registers_let_the_array_read_its_buffers_as_a_larger_one():
     assert deep.compute_cycles == one.compute_cycles
     assert deep.columns["buf_act_reads"] == one.columns["buf_act_reads"]
     pixels = 14 * 14
-    assert one.columns["buf_out_writes"] == 18 * 96 * pixels  # each row fold's partial sums
-    assert deep.columns["buf_out_writes"] == 5 * 96 * pixels
+    assert one.columns["buf_psum_writes"] == 18 * 96 * pixels  # each row fold's partial sums
+    assert deep.columns["buf_psum_writes"] == 5 * 96 * pixels
     # four output words as well: the cheaper split wins, never worse than either
     wide = systolic.simulate(layer, array(8, 8, "ws", memory,
                                           pe={"weight": {"words": 4}, "out": {"words": 4}}))
-    buffer = [sum(r.columns[f"buf_{o}_{v}_bytes"] for o in ("act", "weight", "out")
+    buffer = [sum(r.columns[f"buf_{o}_{v}_bytes"] for o in ("act", "weight", "psum", "out")
                   for v in ("read", "write")) for r in (one, deep, wide)]
     assert buffer[2] <= buffer[1] < buffer[0]
     assert traffic.register_split(gemm_problem(layer), 8, 8, "os", 1, 6, (1, 1, 4)) in {
@@ -301,7 +305,7 @@ def test_run_columns_price_each_operand_and_give_pj_per_mac():
     df = run.layers
     assert (df["energy_pj_per_mac"] == df["energy_pj"] / df["macs_dense"]).all()
     for level in ("dram", "global_buffer"):
-        per_op = sum(df[f"energy_{level}_{op}_pj"] for op in ("act", "weight", "out"))
+        per_op = sum(df[f"energy_{level}_{op}_pj"] for op in ("act", "weight", "psum", "out"))
         np.testing.assert_allclose(per_op, df[f"energy_{level}_pj"], rtol=1e-9)
     tot = run.totals()
     assert tot["energy_pj_per_mac"] == pytest.approx(tot["energy_pj"] / tot["macs_dense"])

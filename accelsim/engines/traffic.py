@@ -50,6 +50,8 @@ Tiling = Literal["search", "scalesim"]
 Dataflow = Literal["os", "ws", "is"]
 
 OPERANDS: tuple[Operand, ...] = ("act", "weight", "out")
+SPACES = ("act", "weight", "psum", "out")
+"""Data spaces of the access columns: outputs as partial sums and as final outputs."""
 DOUBLE_BUFFER_SHARE = 0.5
 """Share of an on-chip level the tiles in use may take: the rest loads the next tiles."""
 SCALESIM_ACTIVE_FRACTION = 0.5
@@ -180,19 +182,21 @@ class Mapping:
 
 @dataclass(frozen=True)
 class Traffic:
-    """Reads and writes per operand at DRAM and at the operand's buffer, whole layer (all
-    groups): `reads[(where, op)]` in elements and `read_bytes[(where, op)]` in bytes (the same
-    for writes), `where` being 'dram' or 'buffer'. Buffer fills from DRAM are buffer writes,
-    drains to DRAM buffer reads; partial sums move at `acc_bits`, final outputs at `act_bits`.
-    An operand with no buffer streams between DRAM and the array. `pe[(op, 'reads')]`:
-    accesses of the PE registers, summed over PEs."""
+    """Reads and writes per data space at DRAM and at its buffer, whole layer (all groups):
+    `reads[(where, space)]` in elements and `read_bytes[(where, space)]` in bytes (the same
+    for writes), `where` being 'dram' or 'buffer', `space` one of `SPACES`. Outputs are two
+    spaces: `psum`, the partial sums the array writes and reads back (at `acc_bits`, including
+    the spills to DRAM), and `out`, the final outputs that leave for DRAM (at `act_bits`), so
+    that in every column elements x word size = bytes. Buffer fills from DRAM are buffer writes,
+    drains to DRAM buffer reads. An operand with no buffer streams between DRAM and the array.
+    `pe[(op, 'reads')]`: accesses of the PE registers, summed over PEs."""
 
     array: ArrayTraffic
     mapping: Mapping | None
-    reads: dict[tuple[str, Operand], float]
-    writes: dict[tuple[str, Operand], float]
-    read_bytes: dict[tuple[str, Operand], float]
-    write_bytes: dict[tuple[str, Operand], float]
+    reads: dict[tuple[str, str], float]
+    writes: dict[tuple[str, str], float]
+    read_bytes: dict[tuple[str, str], float]
+    write_bytes: dict[tuple[str, str], float]
     psum_dram_reads: float
     psum_dram_writes: float
     pe: dict[tuple[Operand, str], float]
@@ -403,10 +407,10 @@ def layer_traffic(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: int,
     if buffers["out"] is None:
         psum_w, psum_r = float(arr.out_writes) - outs, float(arr.out_reads)
     r = geo.repeat
-    reads: dict[tuple[str, Operand], float] = {}
-    writes: dict[tuple[str, Operand], float] = {}
-    rbytes: dict[tuple[str, Operand], float] = {}
-    wbytes: dict[tuple[str, Operand], float] = {}
+    reads: dict[tuple[str, str], float] = {}
+    writes: dict[tuple[str, str], float] = {}
+    rbytes: dict[tuple[str, str], float] = {}
+    wbytes: dict[tuple[str, str], float] = {}
     for op, size in (("act", act_b), ("weight", w_b)):
         reads["dram", op] = fetched[op] * r
         rbytes["dram", op] = fetched[op] * r * size
@@ -415,15 +419,13 @@ def layer_traffic(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: int,
             wbytes["buffer", op] = fetched[op] * r * size
             reads["buffer", op] = float(array_reads[op]) * r
             rbytes["buffer", op] = float(array_reads[op]) * r * size
-    reads["dram", "out"] = psum_r * r
-    rbytes["dram", "out"] = psum_r * r * acc_b
-    writes["dram", "out"] = (outs + psum_w) * r
-    wbytes["dram", "out"] = (outs * act_b + psum_w * acc_b) * r
+    counts = {("dram", "psum"): (psum_r, psum_w, acc_b), ("dram", "out"): (0.0, outs, act_b)}
     if buffers["out"] is not None:
-        reads["buffer", "out"] = (arr.out_reads + outs + psum_w) * r
-        rbytes["buffer", "out"] = (arr.out_reads * acc_b + outs * act_b + psum_w * acc_b) * r
-        writes["buffer", "out"] = (arr.out_writes + psum_r) * r
-        wbytes["buffer", "out"] = (arr.out_writes + psum_r) * r * acc_b
+        counts["buffer", "psum"] = (arr.out_reads + psum_w, arr.out_writes + psum_r, acc_b)
+        counts["buffer", "out"] = (outs, 0.0, act_b)
+    for key, (n_read, n_write, size) in counts.items():
+        reads[key], writes[key] = n_read * r, n_write * r
+        rbytes[key], wbytes[key] = n_read * r * size, n_write * r * size
     macs = float(layer.macs)
     stationary = STATIONARY[dataflow]
     pe: dict[tuple[Operand, str], float] = {}
@@ -439,14 +441,14 @@ def layer_traffic(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: int,
 def level_actions(arch: ArchBase, t: Traffic
                   ) -> tuple[dict[str, float], dict[str, float], dict[str, object]]:
     """(actions: bytes per `<level>.read_bytes` / `.write_bytes`, cycles each level needs at
-    its bandwidth, result columns `<level>_<operand>_reads`, `_writes` (elements),
-    `_read_bytes`, `_write_bytes` (bytes), `energy_<level>_<operand>_pj` and the PE register
+    its bandwidth, result columns `<level>_<space>_reads`, `_writes` (elements),
+    `_read_bytes`, `_write_bytes` (bytes), `energy_<level>_<space>_pj` (`SPACES`), the PE register
     accesses `pe_<operand>_reads`, `_writes`). Without a DRAM level nothing is counted there."""
-    levels: dict[tuple[str, Operand], MemoryLevel | None] = {}
+    levels: dict[tuple[str, str], MemoryLevel | None] = {}
     dram = arch.dram()
-    for op in OPERANDS:
-        levels["dram", op] = dram
-        levels["buffer", op] = arch.buffer_for(op)
+    for space in SPACES:
+        levels["dram", space] = dram
+        levels["buffer", space] = arch.buffer_for("out" if space == "psum" else space)
     actions: dict[str, float] = {}
     level_cycles: dict[str, float] = {}
     columns: dict[str, object] = {}
