@@ -40,7 +40,12 @@ def kernel_times(layer: Layer, arch: Config, op: Operand | None = None,
     machine is not timed again, and the break-even columns (`breakeven_density_*`, which no
     total needs) are left out."""
     op = operand_for(layer) if op is None else op
-    mc = arch.machine()
+    if memo is None:
+        mc = arch.machine()
+    else:
+        if ("machine", id(arch)) not in memo:
+            memo["machine", id(arch)] = arch.machine()
+        mc = memo["machine", id(arch)]
     dense = arch.dense_kernel
     times: dict[str, KernelTime] = {}
     columns: dict[str, object] = {"a_density": op.density}

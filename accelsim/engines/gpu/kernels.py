@@ -280,13 +280,26 @@ def tiled_gemm(M: int, N: int, K: float, groups: int, mc: Machine, flops_per_s: 
     only while s x its tiles <= SMs (infinite time otherwise). Each candidate's time is
     non-decreasing in M, N and K, and the set of candidates only shrinks as M or N grows.
     """
-    tm, tn, eff, split = _candidates(mc.tiles, mc.split_k_max)
-    grid = np.ceil(M / tm) * np.ceil(N / tn)
-    waves = np.ceil(groups * grid * split / mc.num_sms)
-    cta_s = 2.0 * tm * tn * (np.ceil(K / split) + k_half) / (flops_per_s / mc.num_sms * eff)
+    grid, work, cta_flops, eff, split, workspace = _tile_shapes(
+        M, N, K, groups, mc.tiles, mc.split_k_max, mc.acc_bytes, k_half)
+    waves = np.ceil(work / mc.num_sms)
+    cta_s = cta_flops / (flops_per_s / mc.num_sms * eff)
     allowed = (split == 1) | (grid * split <= mc.num_sms)
-    workspace = 2.0 * (split - 1.0) * groups * M * N * mc.acc_bytes
     return Tiled(np.where(allowed, waves * cta_s, np.inf), workspace)
+
+
+@functools.lru_cache(maxsize=4096)
+def _tile_shapes(M: int, N: int, K: float, groups: int, tiles: tuple[tuple[int, int, float], ...],
+                 split_k_max: int, acc_bytes: float, k_half: float) -> tuple[np.ndarray, ...]:
+    """What `tiled_gemm` needs of the product and the tile menu alone, per candidate: (CTAs
+    of one split, CTAs of all groups and splits, FLOPs of one CTA, tile efficiency, split,
+    split-K workspace bytes): the same for every GPU with this menu (a sweep's points). Not
+    to be written to."""
+    tm, tn, eff, split = _candidates(tiles, split_k_max)
+    grid = np.ceil(M / tm) * np.ceil(N / tn)
+    cta_flops = 2.0 * tm * tn * (np.ceil(K / split) + k_half)
+    workspace = 2.0 * (split - 1.0) * groups * M * N * acc_bytes
+    return grid, groups * grid * split, cta_flops, eff, split, workspace
 
 
 def _efficiency(table: dict[str, float], dtype: str, kernel: str) -> float:
