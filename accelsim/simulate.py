@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from accelsim import __version__, decode
-from accelsim.arch.area import area_mm2
+from accelsim.arch.area import UM2_PER_MM2, area_mm2, area_um2_by_component
 from accelsim.arch.energy import action_energy_pj, price, price_warnings, pricing_notes
 from accelsim.arch.schema import ArchBase
 from accelsim.engines.batch import MISSING, LayerBatch, layer_memo, loop
@@ -188,6 +188,7 @@ def simulate(
         "arch_hash": arch.config_hash(),
         "arch_config": arch.model_dump(mode="json"),
         "area_mm2": _area_mm2(arch),
+        "area_mm2_by_component": _area_by_component(arch),
         "workload": workload.model,
         "workload_hash": workload.content_hash,
         "workload_source": workload.source,
@@ -211,6 +212,15 @@ def _area_mm2(arch: ArchBase) -> float | None:
     """Modelled die area (`accelsim.arch.area`), None where the model does not cover the kind."""
     try:
         return area_mm2(arch)
+    except AccelsimError:
+        return None
+
+
+def _area_by_component(arch: ArchBase) -> dict[str, float] | None:
+    """Modelled area per component in mm² (`mac`, `sram_<level>`), None where the model does
+    not cover the kind."""
+    try:
+        return {k: v / UM2_PER_MM2 for k, v in area_um2_by_component(arch).items()}
     except AccelsimError:
         return None
 

@@ -79,7 +79,7 @@ def test_html_sections_follow_the_data_and_are_self_contained(html):
     parser = ReportPage.parse(html[1])
     # gpu curves only for the a100 (3rd), trace-vs-uniform only for the zero-skip arch (2nd)
     assert parser.figures == [
-        "fig-speedup", "fig-scatter", "fig-energy", "fig-roofline",
+        "fig-speedup", "fig-scatter", "fig-energy", "fig-roofline", "fig-area",
         "fig-latency-0", "fig-layer-energy-0", "fig-latency-1", "fig-layer-energy-1",
         "fig-uniform-1", "fig-latency-2", "fig-layer-energy-2", "fig-breakeven-2", "fig-graph"]
     assert html[1].count("<svg") == len(parser.figures)
@@ -275,3 +275,18 @@ def test_front_line_and_roofline_peak(folder):
     results, _ = load_compare(folder)
     tpu = load_arch(ARCHS[0])
     assert peak_macs_per_s(results[0]) == pytest.approx(tpu.rows * tpu.cols * tpu.clock_hz)
+
+
+def test_area_figure_is_the_saved_components(folder):
+    from accelsim.arch.area import area_mm2
+    from accelsim.report.figures import area_breakdown
+
+    results, _ = load_compare(folder)
+    fig = area_breakdown(results)
+    ax = fig.axes[0]
+    bars = list(ax.patches)
+    modelled = [r for r in results if r.meta.get("area_mm2_by_component")]
+    assert [r.meta["arch_kind"] for r in modelled] == ["systolic", "zero_skip"]  # no GPU model
+    for i in range(len(modelled)):
+        widths = [p.get_width() for p in bars if abs(p.get_y() + p.get_height() / 2 - i) < 1e-9]
+        assert sum(widths) == pytest.approx(area_mm2(load_arch(ARCHS[i])))

@@ -181,6 +181,36 @@ def energy_breakdown(results: Sequence[RunResult]) -> Figure:
     return fig
 
 
+def area_breakdown(results: Sequence[RunResult]) -> Figure | None:
+    """Modelled die area per architecture split by component (MAC units, each SRAM level), in
+    mm²; None when no run has an area model (GPUs, sparse tensor cores, neuromorphic cores)."""
+    areas = [(r, r.meta.get("area_mm2_by_component")) for r in results]
+    areas = [(r, a) for r, a in areas if a]
+    if not areas:
+        return None
+    components = sorted({c for _, a in areas for c in a})
+    fig, ax = plt.subplots(figsize=(9, max(2.5, 0.6 * len(areas) + 1.5)))
+    left = np.zeros(len(areas))
+    for comp in components:
+        values = np.array([a.get(comp, 0.0) for _, a in areas])
+        ax.barh(range(len(areas)), values, left=left, label=label(comp))
+        left += values
+    for i, total in enumerate(left):
+        ax.annotate(f"{total:.3g} mm²", (total, i), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize=8)
+    ax.set_yticks(range(len(areas)))
+    ax.set_yticklabels([label(r.meta.get("arch")) for r, _ in areas], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, left.max() * 1.2)
+    ax.set_xlabel("modelled area (mm²): MAC units and SRAM cells")
+    skipped = len(results) - len(areas)
+    ax.set_title("Area by component" + (f" ({skipped} architecture(s) without an area model "
+                                        "left out)" if skipped else ""), fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
 def energy_per_layer(result: RunResult) -> Figure:
     """One architecture's energy per layer, split by component (stacked, SI axis)."""
     layers = list(result.layers["layer"].astype(str))
@@ -645,6 +675,7 @@ def all_figures(results: Sequence[RunResult], info: dict,
          density_scatter(results)),
         ("energy", "Energy by component", energy_breakdown(results)),
         ("roofline", "Per-layer roofline", roofline(results)),
+        ("area", "Area by component", area_breakdown(results)),
     ]
     if sweep is not None:
         figs.append(("decode-sweep", "LLM decode: tokens/s and energy per token vs activation "
