@@ -34,8 +34,15 @@ layers also report `cycles_if_uniform`, the same layer on an i.i.d. bitmap with 
 number of non-zeros, which is what a density-only model assumes.
 
 Modules: `config` (the YAML schema), `count` (the count step: `simulate`), `work` (bitmaps to
-work per lane and exact MAC counts), `kernels` (numba lane timing: FIFOs and barriers),
-`formats` (compressed storage sizes and metadata).
+work per lane and exact MAC counts), `bitmaps` (numba passes over the maps: non-zero maps,
+i.i.d. maps, tap, brick, tile and weight counts, RLE sizes), `kernels` (numba lane timing:
+FIFOs and barriers, and their closed forms where the lanes never wait), `formats` (compressed
+storage sizes and metadata).
+
+Each layer's maps (and its i.i.d. maps) are made once and kept while the layer lives, so the
+trace pass, the i.i.d. rerun, the dense equivalent and every other arch counted on the same
+layer read them; counts on an arch that neither skips, gates nor compresses depend on the
+layer's shape only and are kept by shape.
 """
 
 from accelsim.engines.zero_skip.config import Config
