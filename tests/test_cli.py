@@ -38,15 +38,10 @@ def test_run_csv_is_exactly_the_per_layer_table(trace, capsys):
     assert list(df["layer"]) == [layer.name for layer in load_workload(trace).layers]
     assert all(c in df.columns for c in BASE_COLUMNS)
     assert (df["macs_done"] + df["macs_skipped"] == df["macs_dense"]).all()
-    from accelsim.report.figures import OPERANDS, energy_components
+    from accelsim.report.figures import energy_components
 
     parts = energy_components(df)
     assert np.allclose(df["energy_pj"], df[list(parts.values())].sum(axis=1))
-    for name, column in parts.items():  # a component split by operand adds up to it
-        split = [f"energy_{name}_{operand}_pj" for operand in OPERANDS
-                 if f"energy_{name}_{operand}_pj" in df]
-        if split:
-            assert np.allclose(df[split].sum(axis=1), df[column])
     assert set(df["engine_mode"]) == {"trace", "statistical"}
 
 

@@ -244,7 +244,7 @@ def test_energy_components_merge_plurals_and_leave_operand_splits_out():
     from accelsim.report.figures import energy_breakdown, energy_components, merged_component
 
     layers = pd.DataFrame({"energy_pj": [10.0], "energy_dram_pj": [6.0],
-                           "energy_dram_act_pj": [4.0], "energy_dram_weight_pj": [2.0],
+                           "energy_dram_act_pj": [4.0], "energy_dram_psum_pj": [2.0],
                            "energy_accumulators_pj": [3.0], "energy_mac_pj": [1.0],
                            "energy_saving_vs_dense": [1.0]})
     parts = energy_components(layers)

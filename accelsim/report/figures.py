@@ -25,9 +25,6 @@ HORIZONTAL_LAYERS = 16
 PARAMETER_BINS = 8
 """A swept range (more distinct values than this) is summarised by medians over this many
 quantile bins in the parameter-vs-objective plots."""
-OPERANDS = ("act", "weight", "out")
-"""Operand names an engine may add to a component's energy column (`energy_dram_act_pj`): the
-split of `energy_dram_pj`, not another component."""
 
 
 def label(text: object) -> str:
@@ -44,19 +41,13 @@ def si_axis(ax: plt.Axes, unit: str, which: str = "y") -> None:
 
 
 def energy_components(layers: pd.DataFrame) -> dict[str, str]:
-    """Component name -> its `energy_<component>_pj` column: every component once, per-operand
-    splits of a component left out, and a plural merged with its singular ('accumulators' and
-    'accumulator' are one component)."""
+    """Component name -> its `energy_<component>_pj` column, every component once: a split of
+    another component (`energy_dram_act_pj`, `energy_dram_psum_pj` of `energy_dram_pj`: a name
+    that extends another with `_`) is left out, so the components add up to `energy_pj`."""
     found = [c[7:-3] for c in layers.columns if c.startswith("energy_") and c.endswith("_pj")
              and c != "energy_pj"]
-    names = set(found)
-    out = {}
-    for name in found:
-        base, _, operand = name.rpartition("_")
-        if operand in OPERANDS and base in names:
-            continue
-        out[name] = f"energy_{name}_pj"
-    return out
+    return {name: f"energy_{name}_pj" for name in found
+            if not any(name.startswith(other + "_") for other in found)}
 
 
 def merged_component(name: str, names: set[str]) -> str:
