@@ -324,7 +324,8 @@ def test_agreement_with_zigzag_recorded():
     fold's partial sums from the buffer, so a 2-fold 1 x 1 conv moves 5 words per output there
     against accelsim's 4. Eyeriss-like (12 x 14 OS, 108 KB buffer): ZigZag searches the temporal
     loop order over all seven conv loops, accelsim keeps its output-stationary fold order and
-    tiles only the buffer: DRAM 0.69-1.67x, buffer 0.32-0.82x, energy per MAC 0.58-1.18x."""
+    tiles only the buffer (and pays for re-loading the array when it tiles the streamed
+    extent): DRAM 0.69-1.44x, buffer 0.33-1.11x, energy per MAC 0.64-1.26x."""
     from benchmarks.zigzag_crosscheck import ARCHS, accelsim_arch, layers, ours
 
     table = pd.read_csv(ZIGZAG_TABLE).set_index(["arch", "layer"])
@@ -342,8 +343,8 @@ def test_agreement_with_zigzag_recorded():
                     assert mine[f"dram_{o}"] == pytest.approx(peer[f"dram_{o}_zigzag"], rel=1e-3)
                 assert 0.85 <= buf / buf_peer <= 1.0 and 0.85 <= energy <= 1.0
             else:
-                assert 0.65 <= dram / dram_peer <= 1.7
-                assert 0.3 <= buf / buf_peer <= 0.85 and 0.55 <= energy <= 1.2
+                assert 0.65 <= dram / dram_peer <= 1.5
+                assert 0.3 <= buf / buf_peer <= 1.15 and 0.6 <= energy <= 1.3
 
 
 HOLDOUT_TABLE = (Path(__file__).resolve().parents[1] / "benchmarks" / "results"

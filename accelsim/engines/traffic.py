@@ -13,9 +13,13 @@ DRAM traffic follows from the tile sizes and the loop order over tiles. Two rule
   feeds the array while the next tiles load into the other), so a shared buffer is allocated by
   the tiling, never split evenly. Per loop order, an operand is fetched once per iteration of
   every loop from the outermost down to the innermost loop it depends on (act: p, w; weight:
-  f, w; out: p, f), as in Timeloop's reuse analysis; partial sums leave for DRAM (at `acc_bits`)
-  and come back only when the reduction loop w runs outside the output's innermost loop. The
-  search keeps the order and sizes with the fewest DRAM bytes.
+  f, w; out: p, f) that has more than one trip, as in Timeloop's reuse analysis; partial sums
+  leave for DRAM (at `acc_bits`) and come back only when the reduction loop w runs outside the
+  output's innermost loop. The array holds one fold, so a tiled streamed extent (WS: pixels,
+  IS: filters, OS: window) re-loads the stationary operand per tile (OS: partial sums go
+  through the buffer), unless a tile's stationary part is one fold and the streamed loop is
+  innermost. The search keeps the order and sizes with the least DRAM energy plus re-load
+  energy at the stationary operand's buffer; compute cycles are not changed by the tiling.
 * `tiling: scalesim` (SCALE-Sim 3.0.0's fixed rules, for comparisons with it): column folds
   outermost, row folds inside, the whole streamed extent per fold; each operand gets its own
   buffer (a shared level split evenly) of which SCALE-Sim's read buffer keeps only the last
@@ -34,7 +38,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -178,6 +182,9 @@ class Mapping:
     window_tile: int
     fits: bool
     """False when no tile fits the buffers (the smallest one is taken and overflows)."""
+    array_reloads: int = 1
+    """How often the array loads each stationary value: the streamed extent's tile count,
+    unless a tile's stationary part is one fold and the streamed loop is innermost."""
 
 
 @dataclass(frozen=True)
@@ -214,12 +221,37 @@ def _candidates(extent: int, quantum: int) -> np.ndarray:
     return np.array(sorted(sizes), dtype=float)
 
 
+STREAMED = {"os": "w", "ws": "p", "is": "f"}
+"""The tile loop over each dataflow's streamed extent."""
+
+
+def _fetches(order: tuple[str, ...], trips: dict[str, np.ndarray], op: Operand) -> np.ndarray:
+    """How often a tile of `op` is brought in: the product of the trips of every loop from the
+    outermost down to the innermost loop that indexes `op` and has more than one trip (a loop
+    of one trip never changes the tile)."""
+    fetches = np.ones_like(trips["p"])
+    live = np.zeros(trips["p"].shape, dtype=bool)
+    for loop in reversed(order):
+        if loop in DEPENDS[op]:
+            live |= trips[loop] > 1
+        fetches = np.where(live, fetches * trips[loop], fetches)
+    return fetches
+
+
 @lru_cache(maxsize=4096)
-def _search(geo: Geometry, quanta: tuple[int, int, int], bytes_: tuple[float, float, float, float],
-            capacity: tuple[tuple[float, tuple[bool, bool, bool]], ...]
+def _search(geo: Geometry, dataflow: Dataflow, fold: tuple[int, int],
+            bytes_: tuple[float, float, float, float],
+            capacity: tuple[tuple[float, tuple[bool, bool, bool]], ...],
+            prices: tuple[float, float]
             ) -> tuple[Mapping, float, float, float, float, float]:
-    """Best mapping and its (act, weight, out-final, psum-write, psum-read) DRAM elements."""
+    """Best mapping and its (act, weight, out-final, psum-write, psum-read) DRAM elements.
+
+    `fold`: the array's rows and cols; `prices`: pJ per byte at DRAM and at the buffer of the
+    stationary operand. Cost: DRAM energy plus the buffer energy of re-loading the array when
+    the streamed extent is tiled (`Mapping.array_reloads`)."""
     act_b, w_b, out_b, acc_b = bytes_
+    rows, cols = fold
+    quanta = {"os": (rows, cols, 1), "ws": (1, cols, rows), "is": (cols, 1, rows)}[dataflow]
     pt, ft, wt = np.meshgrid(_candidates(geo.pixels, quanta[0]),
                              _candidates(geo.filters, quanta[1]),
                              _candidates(geo.window, quanta[2]), indexing="ij")
@@ -237,35 +269,41 @@ def _search(geo: Geometry, quanta: tuple[int, int, int], bytes_: tuple[float, fl
     act_pass = np.maximum(geo.act_elements,
                           (trips["p"] - 1) * geo.act_tile(pt) + geo.act_tile(last))
     weights, outs = geo.window * geo.filters, geo.pixels * geo.filters
+    # the stationary part of a buffer tile, and what one more load of it into the array costs
+    stationary = {"os": (pt, ft, 2 * outs * acc_b), "ws": (wt, ft, weights * w_b),
+                  "is": (wt, pt, geo.pixels * geo.window * act_b)}[dataflow]
+    one_fold = (stationary[0] <= rows) & (stationary[1] <= cols)
+    streamed = STREAMED[dataflow]
     best: tuple[float, int, tuple[str, ...], np.ndarray] | None = None
     for order in itertools.permutations(LOOPS):
-        fetches = {}
-        for op in OPERANDS:
-            last = max(i for i, loop in enumerate(order) if loop in DEPENDS[op])
-            fetches[op] = np.prod([trips[loop] for loop in order[:last + 1]], axis=0)
+        fetches = {op: _fetches(order, trips, op) for op in OPERANDS}
         act = act_pass * fetches["act"] / (trips["p"] * trips["w"])
         weight = weights * fetches["weight"] / (trips["f"] * trips["w"])
         visits = fetches["out"] / (trips["p"] * trips["f"])
         psum = (visits - 1) * outs
-        cost = act * act_b + weight * w_b + outs * out_b + 2 * psum * acc_b
-        # equal traffic: the fewest tiles (a share of a byte per tile iteration)
+        # the array holds one fold: a tiled streamed extent re-loads the stationary operand,
+        # unless the tile is one fold and the streamed loop is innermost
+        reloads = np.where(one_fold & (order[-1] == streamed), 1.0, trips[streamed])
+        dram = act * act_b + weight * w_b + outs * out_b + 2 * psum * acc_b
+        cost = dram * prices[0] + (reloads - 1) * stationary[2] * prices[1]
+        # equal cost: the fewest tiles (a share of a byte per tile iteration)
         cost = np.where(fits, cost + 1e-3 * trips["p"] * trips["f"] * trips["w"], np.inf)
         i = int(np.argmin(cost))
         if best is None or cost[i] < best[0]:
-            best = (float(cost[i]), i, order, np.array([act[i], weight[i], psum[i]]))
+            best = (float(cost[i]), i, order, np.array([act[i], weight[i], psum[i], reloads[i]]))
     assert best is not None
-    cost, i, order, (act, weight, psum) = best
+    cost, i, order, (act, weight, psum, reloads) = best
     if not np.isfinite(cost):  # nothing fits: the smallest tiles
         i = int(np.argmin(pt * ft * wt))
-        return _search_fallback(geo, float(pt[i]), float(ft[i]), float(wt[i]))
-    mapping = Mapping(order, int(pt[i]), int(ft[i]), int(wt[i]), True)
+        return _search_fallback(geo, dataflow, float(pt[i]), float(ft[i]), float(wt[i]))
+    mapping = Mapping(order, int(pt[i]), int(ft[i]), int(wt[i]), True, int(reloads))
     return mapping, float(act), float(weight), float(outs), float(psum), float(psum)
 
 
-def _search_fallback(geo: Geometry, pt: float, ft: float, wt: float
-                     ) -> tuple[Mapping, float, float, float, float, float]:  # noqa: ARG001
+def _search_fallback(geo: Geometry, dataflow: Dataflow, pt: float, ft: float, wt: float
+                     ) -> tuple[Mapping, float, float, float, float, float]:
     """Traffic of the smallest tiles in loop order p, f, w when even they overflow: every
-    operand re-fetched per tile of the other loops."""
+    operand re-fetched per tile of the other loops, the array re-loaded per streamed tile."""
     n_p, n_f = math.ceil(geo.pixels / pt), math.ceil(geo.filters / ft)
     last = geo.pixels - (n_p - 1) * pt
     act_pass = max(geo.act_elements, float(((n_p - 1) * geo.act_tile(np.array([pt]))
@@ -273,8 +311,10 @@ def _search_fallback(geo: Geometry, pt: float, ft: float, wt: float
     act = act_pass * n_f
     weight = geo.window * geo.filters * n_p
     outs = geo.pixels * geo.filters
-    return (Mapping(LOOPS, int(pt), int(ft), int(wt), False), float(act), float(weight),
-            float(outs), 0.0, 0.0)
+    extent = {"p": (geo.pixels, pt), "f": (geo.filters, ft), "w": (geo.window, wt)}
+    total, tile = extent[STREAMED[dataflow]]
+    return (Mapping(LOOPS, int(pt), int(ft), int(wt), False, math.ceil(total / tile)),
+            float(act), float(weight), float(outs), 0.0, 0.0)
 
 
 def _epoch_misses(share: float, reads_per_element: float, x: float) -> float:
@@ -385,7 +425,6 @@ def layer_traffic(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: int,
                           (act_b, w_b, acc_b))
     arr = array_traffic(problem, rows * a, cols * b, dataflow)
     buffers: dict[Operand, MemoryLevel | None] = {op: arch.buffer_for(op) for op in OPERANDS}
-    array_reads = {"act": arr.act_reads, "weight": arr.weight_reads, "out": arr.out_reads}
     mapping: Mapping | None = None
     if tiling == "scalesim":
         half = {op: _scalesim_half(buffers[op], size) for op, size in (("act", act_b),
@@ -393,13 +432,25 @@ def layer_traffic(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: int,
         act, weight, outs, psum_w = _scalesim(geo, arr, rows, cols, dataflow, half)
         psum_r = 0.0
     else:
-        quanta = {"os": (rows, cols, 1), "ws": (1, cols, rows), "is": (cols, 1, rows)}[dataflow]
-        levels = sorted({b.name: b for b in buffers.values() if b is not None}.values(),
-                        key=lambda b: b.name)
+        levels = sorted({lv.name: lv for lv in buffers.values() if lv is not None}.values(),
+                        key=lambda lv: lv.name)
         capacity = tuple(((lv.size_bytes or 0) * DOUBLE_BUFFER_SHARE,
                           tuple(buffers[op] is lv for op in OPERANDS)) for lv in levels)
+        dram, held = arch.dram(), buffers[STATIONARY[dataflow]]
+        prices = (memory_level_price(arch, dram).read_pj_per_byte if dram else 1.0,
+                  memory_level_price(arch, held).read_pj_per_byte if held else 0.0)
         mapping, act, weight, outs, psum_w, psum_r = _search(
-            geo, quanta, (act_b, w_b, act_b, acc_b), capacity)
+            geo, dataflow, (rows * a, cols * b), (act_b, w_b, act_b, acc_b), capacity, prices)
+        n = mapping.array_reloads
+        if n > 1:
+            if dataflow == "ws":
+                arr = replace(arr, weight_reads=arr.weight_reads * n)
+            elif dataflow == "is":
+                arr = replace(arr, act_reads=arr.act_reads * n)
+            else:
+                arr = replace(arr, out_writes=arr.out_writes * n,
+                              out_reads=arr.out_writes * n - arr.out_writes)
+    array_reads = {"act": arr.act_reads, "weight": arr.weight_reads, "out": arr.out_reads}
     fetched = {"act": act, "weight": weight}
     for op in ("act", "weight"):
         if buffers[op] is None:
@@ -477,5 +528,5 @@ def level_actions(arch: ArchBase, t: Traffic
         m = t.mapping
         columns.update({"tile_loop_order": "".join(m.order), "tile_pixels": m.pixel_tile,
                         "tile_filters": m.filter_tile, "tile_window": m.window_tile,
-                        "tile_fits": m.fits})
+                        "tile_fits": m.fits, "tile_array_reloads": m.array_reloads})
     return actions, level_cycles, columns
