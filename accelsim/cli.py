@@ -2,8 +2,8 @@
 
 Every file argument is recognised by its content before anything runs (`accelsim.inputs`), and
 every option is checked before the first simulation, so a mistake costs nothing and is said in
-one paragraph. pandas, the engines and matplotlib are imported inside the sub-commands that
-need them, so that `accelsim --help` starts fast.
+one paragraph. pandas and matplotlib are imported inside the sub-commands that need them, so
+that `accelsim --help` starts fast.
 """
 
 from __future__ import annotations
