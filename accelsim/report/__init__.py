@@ -21,16 +21,19 @@ def check_output(output: str | Path) -> Path:
 def write_report(results_dir: str | Path, output: str | Path) -> Path:
     """Write an HTML or PDF report (by `output`'s suffix) from saved results only: a sweep
     report when `results_dir` holds a sweep manifest (`sweep.json`), else a comparison."""
+    import matplotlib
     import matplotlib.pyplot as plt
 
     from accelsim.report.sweep import read_manifest
 
     out = check_output(output)
     manifest = read_manifest(Path(results_dir))
-    if manifest is not None:
-        args, figs, kind = _sweep_args(Path(results_dir), manifest)
-    else:
-        args, figs, kind = _compare_args(results_dir)
+    # every figure stays open until the file is written, then all are closed (below)
+    with matplotlib.rc_context({"figure.max_open_warning": 0}):
+        if manifest is not None:
+            args, figs, kind = _sweep_args(Path(results_dir), manifest)
+        else:
+            args, figs, kind = _compare_args(results_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         if out.suffix.lower() == ".pdf":
