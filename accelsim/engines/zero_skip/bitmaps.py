@@ -232,16 +232,38 @@ def brick_counts(act, groups: int, brick: int):
 
 @njit(cache=True)
 def planar_counts(act, key, width: int):
-    """Non-zeros per (image, channel, key): int32 [N, C, width]; act C-contiguous uint8
-    [N, C, H, W] (0/1), key int64 [H * W] the column (PE tile x stride phase) of each pixel."""
+    """Non-zeros per (image, channel, key): int32 [N, C, width]; act uint8 [N, C, H, W] (0/1,
+    any strides), key int64 [H * W] the column (PE tile x stride phase) of each pixel."""
     n_img, n_ch, H, W = act.shape
-    hw = H * W
-    flat = act.reshape(n_img * n_ch, hw)
-    out = np.zeros((n_img * n_ch, width), np.int32)
-    for row in range(n_img * n_ch):
-        for i in range(hw):
-            out[row, key[i]] += flat[row, i]
-    return out.reshape(n_img, n_ch, width)
+    out = np.zeros((n_img, n_ch, width), np.int32)
+    for n in range(n_img):
+        for c in range(n_ch):
+            for h in range(H):
+                for w in range(W):
+                    out[n, c, key[h * W + w]] += act[n, c, h, w]
+    return out
+
+
+@njit(cache=True)
+def channel_counts(act, channels_inner: bool):
+    """Non-zeros per channel, int64 [C]; act uint8 [N, C, H, W] (0/1, any strides), read with
+    the channel axis innermost when `channels_inner` (a transposed view of a [rows, channels]
+    map) and outermost but one otherwise."""
+    n_img, n_ch, H, W = act.shape
+    out = np.zeros(n_ch, np.int64)
+    if channels_inner:
+        for n in range(n_img):
+            for h in range(H):
+                for w in range(W):
+                    for c in range(n_ch):
+                        out[c] += act[n, c, h, w]
+    else:
+        for n in range(n_img):
+            for c in range(n_ch):
+                for h in range(H):
+                    for w in range(W):
+                        out[c] += act[n, c, h, w]
+    return out
 
 
 @njit(cache=True)

@@ -273,7 +273,12 @@ def tap_counts(v: ConvView, act_nonzero: bool = True, weight_nonzero: bool = Tru
     closed form, non-zero weights per tap (only when `weight_nonzero`)."""
     s, p, d = v.stride, v.padding, v.dilation
     nz = None
-    if act_nonzero:
+    if act_nonzero and v.R * v.S == 1 and v.E == v.H and v.F == v.W and not any(p):
+        # a 1 x 1 window over every pixel once: counts per channel, read in memory order
+        nz = bitmaps.channel_counts(v.act.view(np.uint8),
+                                    abs(v.act.strides[1]) < abs(v.act.strides[2])
+                                    ).reshape(v.C, 1, 1)
+    elif act_nonzero:
         nz = bitmaps.tap_nonzero(as_bytes(v.act), v.E, v.F, v.R, v.S, s[0], s[1], p[0], p[2],
                                  d[0], d[1])
     inside = tap_inside(v)
@@ -402,7 +407,7 @@ def planar_act_count(v: ConvView, pe_rows: int, pe_cols: int, skip_act: bool) ->
     key = tile_index * phases + (ph[:, None] * v.stride[1] + pw[None, :]).reshape(-1)
     width = tiles.size * phases
     if skip_act:
-        counts = bitmaps.planar_counts(as_bytes(v.act), key.astype(np.int64), width)
+        counts = bitmaps.planar_counts(v.act.view(np.uint8), key.astype(np.int64), width)
     else:
         per_key = np.bincount(key, minlength=width).astype(np.int32)
         counts = np.broadcast_to(per_key, (v.N * v.C, width))
