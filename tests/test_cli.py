@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from accelsim.cli import main
 from accelsim.results import BASE_COLUMNS, RunResult
@@ -254,3 +256,28 @@ def test_files_in_the_wrong_place_are_one_paragraph(args, needle):
     assert done.returncode == 2
     assert needle in done.stderr and "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1 and done.stdout == ""
+
+
+SI_FACTOR = {"T": 1e12, "G": 1e9, "M": 1e6, "k": 1e3, "": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9,
+             "p": 1e-12, "f": 1e-15}
+
+
+@given(st.floats(min_value=1e-14, max_value=1e14) | st.floats(min_value=-1e14, max_value=-1e-14))
+def test_si_reads_back_within_three_digits_and_never_an_exponent(value):
+    from accelsim.report.units import si
+
+    text = si(value, "s")
+    number, unit = text.split(" ")
+    assert "e" not in number and unit.endswith("s")
+    mantissa = float(number)
+    assert 1 <= abs(mantissa) < 1000 or unit[0] == "f"
+    assert mantissa * SI_FACTOR[unit[:-1]] == pytest.approx(value, rel=5e-3)
+
+
+@given(st.floats(min_value=-1e7, max_value=1e7, allow_nan=False))
+def test_fixed_point_keeps_three_significant_digits(value):
+    from accelsim.report.units import fixed
+
+    text = fixed(value)
+    assert "e" not in text
+    assert float(text.replace(",", "")) == pytest.approx(value, rel=5e-3, abs=5e-9)
