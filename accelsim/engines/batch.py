@@ -118,6 +118,49 @@ class LayerBatch:
         )
 
 
+def merged(parts: Sequence[tuple[Sequence[int], LayerBatch]], n: int) -> LayerBatch:
+    """One batch of n points from batches of some of them: `(indices, batch)` pairs that
+    together cover every point once."""
+    def scatter(field_: str, dtype: type) -> np.ndarray:
+        out = np.zeros(n, dtype=dtype)
+        for idx, b in parts:
+            out[list(idx)] = getattr(b, field_)
+        return out
+
+    def spread(get: Callable[[LayerBatch], list], fill: object) -> list:
+        out = [fill] * n
+        for idx, b in parts:
+            for i, v in zip(idx, get(b)):
+                out[i] = v
+        return out
+
+    actions: dict[str, np.ndarray] = {}
+    absent: dict[str, np.ndarray] = {}
+    names = list(dict.fromkeys(a for _, b in parts for a in b.actions))
+    for a in names:
+        actions[a], absent[a] = np.zeros(n), np.ones(n, dtype=bool)
+        for idx, b in parts:
+            if a in b.actions:
+                actions[a][list(idx)] = b.actions[a]
+                absent[a][list(idx)] = b.absent.get(a, np.zeros(len(idx), dtype=bool))
+    col_names = list(dict.fromkeys(c for _, b in parts for c in b.columns))
+    return LayerBatch(
+        cycles=scatter("cycles", float), compute_cycles=scatter("compute_cycles", float),
+        stall_cycles=scatter("stall_cycles", float), macs_dense=scatter("macs_dense", np.int64),
+        macs_done=scatter("macs_done", np.int64), macs_skipped=scatter("macs_skipped", np.int64),
+        macs_gated=scatter("macs_gated", np.int64), dram_bytes=scatter("dram_bytes", float),
+        utilization=scatter("utilization", float), memory_bound=scatter("memory_bound", bool),
+        engine_mode=spread(lambda b: b.engine_mode, ""), actions=actions,
+        absent={a: m for a, m in absent.items() if m.any()},
+        columns={c: spread(lambda b, c=c: b.columns.get(c, [MISSING] * len(b)), MISSING)
+                 for c in col_names},
+        warnings=spread(lambda b: b.warnings, []),
+        column_order=interned(spread(lambda b: b.column_order or [tuple(b.columns)] * len(b),
+                                     ())),
+        action_order=interned(spread(lambda b: b.action_order or [tuple(b.actions)] * len(b),
+                                     ())))
+
+
 def interned(orders: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
     """`orders` with equal tuples replaced by one object (points of one design share it)."""
     seen: dict[tuple[str, ...], tuple[str, ...]] = {}

@@ -1,0 +1,375 @@
+"""`simulate_batch` of the GPU engine: every kernel's time for one layer on many GPUs at once,
+as arrays over the design points.
+
+Points whose descriptions differ only in the machine's numbers (`MACHINE_FIELDS`: SMs, clock,
+peaks, DRAM bandwidth, launch overhead, board power) form a group; per group each kernel's time
+model of `accelsim.engines.gpu.kernels` runs once with the machine as arrays (tiled-GEMM
+candidates as a points x candidates array), the same arithmetic element by element, and the
+fastest allowed kernel is picked per point as `count.kernel_times` picks it. Groups of one
+point, and any group whose description the time models refuse, run point by point through
+`count` (which raises the engine's own error). `tests/test_batch.py` holds the two paths equal.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from accelsim.engines.batch import LayerBatch, interned
+from accelsim.engines.counts import ceil_div
+from accelsim.engines.gpu.config import SIMT_FLOP, TENSOR_FLOP, Config
+from accelsim.engines.gpu.kernels import (
+    DTYPE_BITS,
+    BsrKernel,
+    CsrKernel,
+    DenseKernel,
+    KernelTime,
+    NmKernel,
+    RowSkipKernel,
+    _candidates,
+    _efficiency,
+    _tile_shapes,
+    available,
+    eligible,
+    own_measure,
+)
+from accelsim.engines.shared_gemm_operand import GemmDims, Operand, compressed_fraction
+from accelsim.errors import AccelsimError
+from accelsim.workload.layer import Layer
+
+MACHINE_FIELDS = ("name", "num_sms", "clock_mhz", "peak_tflops", "sparse_peak_tflops",
+                  "simt_peak_tflops", "memory", "launch_overhead_s", "board_power_w", "sources",
+                  "notes")
+"""Fields a group's points may differ in (the rest of the description is the group's)."""
+
+
+@dataclass(frozen=True)
+class Machines:
+    """`kernels.Machine` of P GPUs: numbers as arrays over the points, the rest shared."""
+
+    element_bytes: float
+    tensor: np.ndarray
+    sparse: np.ndarray | None
+    simt: np.ndarray
+    bandwidth: np.ndarray
+    """DRAM bytes per second."""
+    launch_s: np.ndarray
+    sms: np.ndarray
+    tiles: tuple[tuple[int, int, float], ...]
+    split_k_max: int
+    acc_bytes: float = 4.0
+
+    @classmethod
+    def of(cls, archs: Sequence[Config]) -> Machines:
+        mcs = [a.machine() for a in archs]
+        sparse = [m.sparse_flops_per_s for m in mcs]
+        return cls(
+            element_bytes=mcs[0].element_bytes,
+            tensor=np.array([m.tensor_flops_per_s for m in mcs]),
+            sparse=None if sparse[0] is None else np.array(sparse, dtype=float),
+            simt=np.array([m.simt_flops_per_s for m in mcs]),
+            bandwidth=np.array([m.dram_bytes_per_s for m in mcs]),
+            launch_s=np.array([m.launch_s for m in mcs]),
+            sms=np.array([m.num_sms for m in mcs]),
+            tiles=mcs[0].tiles, split_k_max=mcs[0].split_k_max, acc_bytes=mcs[0].acc_bytes)
+
+    def label(self, i: np.ndarray) -> list[str]:
+        """The algorithm label (`kernels.Tiled.label`) of candidate i[p] of each point."""
+        names = _labels(self.tiles, self.split_k_max)
+        return [names[c] for c in i.tolist()]
+
+
+@functools.lru_cache(maxsize=64)
+def _labels(tiles: tuple[tuple[int, int, float], ...], split_k_max: int) -> tuple[str, ...]:
+    tm, tn, _, split = _candidates(tiles, split_k_max)
+    return tuple(f"{int(m)}x{int(n)}/split{int(s)}" for m, n, s in zip(tm, tn, split))
+
+
+@dataclass
+class Times:
+    """One kernel's `KernelTime` on every point (arrays; FLOPs and MACs are the same on all)."""
+
+    total_s: np.ndarray
+    compute_s: np.ndarray
+    memory_s: np.ndarray
+    overhead_s: np.ndarray
+    flops: float
+    tensor: np.ndarray
+    read_bytes: np.ndarray
+    write_bytes: np.ndarray
+    macs_done: int
+    algorithm: list[str]
+    weight_read_bytes: float
+
+    def point(self, i: int) -> KernelTime:
+        return KernelTime(float(self.total_s[i]), float(self.compute_s[i]),
+                          float(self.memory_s[i]), float(self.overhead_s[i]), self.flops,
+                          "tensor" if self.tensor[i] else "simt", float(self.read_bytes[i]),
+                          float(self.write_bytes[i]), self.macs_done, self.algorithm[i],
+                          self.weight_read_bytes)
+
+
+def _tiled(M: int, N: int, K: float, groups: int, pm: Machines, flops_per_s: np.ndarray,
+           k_half: float) -> tuple[np.ndarray, np.ndarray]:
+    """`kernels.tiled_gemm` on every point: (math seconds [points, candidates], workspace)."""
+    grid, work, cta_flops, eff, split, workspace = _tile_shapes(
+        M, N, K, groups, pm.tiles, pm.split_k_max, pm.acc_bytes, k_half)
+    sms = pm.sms[:, None]
+    waves = np.ceil(work / sms)
+    cta_s = cta_flops / (flops_per_s[:, None] / sms * eff)
+    allowed = (split == 1) | (grid * split <= sms)
+    return np.where(allowed, waves * cta_s, np.inf), workspace
+
+
+def _fastest(compute: np.ndarray, memory: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per point, the candidate with the least max(compute, memory): (index, compute, memory)."""
+    i = np.argmin(np.maximum(compute, memory), axis=1)
+    rows = np.arange(len(i))
+    return i, compute[rows, i], memory[rows, i]
+
+
+def _im2col(d: GemmDims, pm: Machines) -> tuple[np.ndarray | float, float, float]:
+    if not d.needs_im2col:
+        return 0.0, 0.0, 0.0
+    read, write = d.act_elements * pm.element_bytes, d.a_elements * pm.element_bytes
+    return (read + write) / pm.bandwidth + pm.launch_s, read, write
+
+
+def _conversion(d: GemmDims, pm: Machines, conversion: str, launches: int, reads_of_a: int,
+                written_bytes: float, bandwidth_efficiency: float
+                ) -> tuple[np.ndarray | float, float, float]:
+    if conversion != "per_call":
+        return 0.0, 0.0, 0.0
+    im2col_s, im2col_read, im2col_write = _im2col(d, pm)
+    read = reads_of_a * d.a_elements * pm.element_bytes
+    seconds = (read + written_bytes) / (pm.bandwidth * bandwidth_efficiency)
+    return (seconds + launches * pm.launch_s + im2col_s, read + im2col_read,
+            written_bytes + im2col_write)
+
+
+def dense_times(d: GemmDims, pm: Machines, k: DenseKernel, dtype: str, name: str) -> Times:
+    b = pm.element_bytes
+    flops = 2.0 * d.macs
+    bandwidth = pm.bandwidth * k.bandwidth_efficiency
+    read = (min(d.act_elements, d.a_elements) + d.weight_elements) * b
+    write = d.out_elements * b
+    compute_c, workspace = _tiled(d.M, d.N, d.K, d.groups, pm,
+                                  pm.tensor * _efficiency(k.compute_efficiency, dtype, name),
+                                  k.k_half)
+    memory_c = (read + write + workspace) / bandwidth[:, None]
+    i, compute, memory = _fastest(compute_c, memory_c)
+    simt_compute = flops / (pm.simt * k.gemv_compute_efficiency)
+    simt_memory = (read + write) / bandwidth
+    tiled = np.maximum(compute, memory) <= np.maximum(simt_compute, simt_memory)
+    half = 0.5 * workspace[i]
+    labels = pm.label(i)
+    return Times(
+        total_s=np.where(tiled, np.maximum(compute, memory), np.maximum(simt_compute, simt_memory))
+        + pm.launch_s,
+        compute_s=np.where(tiled, compute, simt_compute),
+        memory_s=np.where(tiled, memory, simt_memory), overhead_s=pm.launch_s, flops=flops,
+        tensor=tiled, read_bytes=np.where(tiled, read + half, read),
+        write_bytes=np.where(tiled, write + half, write), macs_done=d.macs,
+        algorithm=[lab if t else "simt" for lab, t in zip(labels, tiled)],
+        weight_read_bytes=d.weight_elements * b)
+
+
+def csr_times(d: GemmDims, density: float, pm: Machines, k: CsrKernel, dtype: str,
+              name: str) -> Times:
+    b, idx = pm.element_bytes, k.index_bytes
+    nnz = density * d.M * d.K
+    per_row = density * d.K
+    share = _efficiency(k.compute_efficiency, dtype, name)
+    flops = 2.0 * nnz * d.N
+    compute = 2.0 * d.M * d.N * (per_row + k.row_nnz_half) / (pm.simt * share)
+    csr_bytes = nnz * (b + idx) + (d.M + 1) * idx
+    read = csr_bytes + min(d.K, nnz) * d.N * b
+    write = d.M * d.N * b
+    memory = (read + write) / (pm.bandwidth * k.bandwidth_efficiency)
+    conv_s, conv_read, conv_write = _conversion(d, pm, k.conversion, k.conversion_launches, 2,
+                                                d.groups * csr_bytes, k.bandwidth_efficiency)
+    g = d.groups
+    overhead = g * pm.launch_s + conv_s
+    n = len(pm.sms)
+    return Times(g * np.maximum(compute, memory) + overhead, g * compute, g * memory, overhead,
+                 g * flops, np.zeros(n, dtype=bool), np.full(n, g * read + conv_read),
+                 np.full(n, g * write + conv_write), round(g * nnz * d.N), [""] * n,
+                 g * min(d.K, nnz) * d.N * b)
+
+
+def bsr_times(d: GemmDims, block_density: float, pm: Machines, k: BsrKernel, dense: DenseKernel,
+              dtype: str, name: str) -> Times:
+    b, idx = pm.element_bytes, k.index_bytes
+    row_blocks, col_blocks = ceil_div(d.M, k.block_rows), ceil_div(d.K, k.block_cols)
+    blocks = block_density * row_blocks * col_blocks
+    block_elems = blocks * k.block_rows * k.block_cols
+    share = _efficiency(dense.compute_efficiency, dtype, name) * k.tile_efficiency
+    k_busy = max(float(k.block_cols), block_density * col_blocks * k.block_cols)
+    compute_c, workspace = _tiled(d.M, d.N, k_busy, 1, pm, pm.tensor * share, dense.k_half)
+    bsr_bytes = block_elems * b + idx * (blocks + row_blocks + 1)
+    read = bsr_bytes + min(d.K, blocks * k.block_cols) * d.N * b
+    write = d.M * d.N * b
+    memory_c = (read + write + workspace) / (pm.bandwidth * k.bandwidth_efficiency)[:, None]
+    i, compute, memory = _fastest(compute_c, memory_c)
+    half = 0.5 * workspace[i]
+    conv_s, conv_read, conv_write = _conversion(d, pm, k.conversion, k.conversion_launches, 2,
+                                                d.groups * bsr_bytes, k.bandwidth_efficiency)
+    g = d.groups
+    overhead = g * pm.launch_s + conv_s
+    macs = min(d.macs, round(g * block_elems * d.N))
+    return Times(g * np.maximum(compute, memory) + overhead, g * compute, g * memory, overhead,
+                 2.0 * macs, np.ones(len(i), dtype=bool), g * (read + half) + conv_read,
+                 g * (write + half) + conv_write, macs, pm.label(i),
+                 g * min(d.K, blocks * k.block_cols) * d.N * b)
+
+
+def nm_times(d: GemmDims, pm: Machines, k: NmKernel, dense: DenseKernel, dtype: str,
+             name: str) -> Times:
+    if pm.sparse is None:  # `count` raises the engine's error for it
+        raise AccelsimError(f"kernel '{name}' needs a sparse tensor-core peak")
+    b = pm.element_bytes
+    share = _efficiency(k.compute_efficiency, dtype, name)
+    dense_share = _efficiency(dense.compute_efficiency, dtype, "dense")
+    sparse_c, workspace = _tiled(d.M, d.N, d.K, 1, pm, pm.sparse * share, k.k_half)
+    as_dense_c, _ = _tiled(d.M, d.N, d.K, 1, pm, pm.tensor * dense_share, dense.k_half)
+    compute_c = np.maximum(sparse_c, as_dense_c * k.n / k.m)
+    a_bytes = d.M * d.K * b * compressed_fraction(k.n, k.m, k.metadata_bits, 8 * b)
+    read = a_bytes + d.K * d.N * b
+    write = d.M * d.N * b
+    memory_c = (read + write + workspace) / (pm.bandwidth * k.bandwidth_efficiency)[:, None]
+    i, compute, memory = _fastest(compute_c, memory_c)
+    half = 0.5 * workspace[i]
+    pruned = d.a_elements * b if k.policy == "prune" else 0.0
+    conv_s, conv_read, conv_write = _conversion(d, pm, k.conversion, k.conversion_launches, 2,
+                                                d.groups * a_bytes + pruned,
+                                                k.bandwidth_efficiency)
+    g = d.groups
+    overhead = g * pm.launch_s + conv_s
+    macs = ceil_div(d.macs * k.n, k.m)
+    return Times(g * np.maximum(compute, memory) + overhead, g * compute, g * memory, overhead,
+                 2.0 * macs, np.ones(len(i), dtype=bool), g * (read + half) + conv_read,
+                 g * (write + half) + conv_write, macs, pm.label(i), g * d.K * d.N * b)
+
+
+def row_skip_times(d: GemmDims, union_density: float, pm: Machines, k: RowSkipKernel,
+                   dtype: str, name: str) -> Times:
+    b = pm.element_bytes
+    passes = ceil_div(d.M, k.rows_per_pass)
+    weight_bytes = passes * union_density * d.K * d.N * b
+    read = weight_bytes + d.M * d.K * b
+    write = d.M * d.N * b
+    macs_per_group = d.M * union_density * d.K * d.N
+    flops = 2.0 * macs_per_group
+    eff = _efficiency(k.compute_efficiency, dtype, name)
+    compute = flops / (pm.simt * eff) if flops else np.zeros(len(pm.sms))
+    memory = (read + write) / (pm.bandwidth * k.bandwidth_efficiency)
+    im2col_s, im2col_read, im2col_write = _im2col(d, pm)
+    g = d.groups
+    overhead = g * pm.launch_s + im2col_s
+    n = len(pm.sms)
+    return Times(g * np.maximum(compute, memory) + overhead, g * compute, g * memory, overhead,
+                 g * flops, np.zeros(n, dtype=bool), np.full(n, g * read + im2col_read),
+                 np.full(n, g * write + im2col_write), min(d.macs, round(g * macs_per_group)),
+                 [""] * n, g * weight_bytes)
+
+
+def _times_of(name: str, k: object, d: GemmDims, measure: float, pm: Machines,
+              dense: DenseKernel, dtype: str) -> Times:
+    """`kernels.time_at` on every point."""
+    if isinstance(k, DenseKernel):
+        return dense_times(d, pm, k, dtype, name)
+    if isinstance(k, CsrKernel):
+        return csr_times(d, measure, pm, k, dtype, name)
+    if isinstance(k, BsrKernel):
+        return bsr_times(d, measure, pm, k, dense, dtype, name)
+    if isinstance(k, RowSkipKernel):
+        return row_skip_times(d, measure, pm, k, dtype, name)
+    assert isinstance(k, NmKernel)
+    return nm_times(d, pm, k, dense, dtype, name)
+
+
+def group_batch(layer: Layer, archs: Sequence[Config], op: Operand,
+                pm: Machines) -> LayerBatch:
+    """One group's points (see module docstring; `pm` their machines), column by column as
+    `count._count` gives them in batch mode (no break-even columns, no curves)."""
+    from accelsim.engines.gpu.count import _MEASURE_COLUMN, choice_warnings
+
+    first = archs[0]
+    n = len(archs)
+    mc0 = first.machine()
+    dense = first.dense_kernel
+    times: dict[str, Times] = {}
+    columns: dict[str, list] = {"a_density": [op.density] * n}
+    allowed: list[str] = []
+    for name, k in first.kernels.items():
+        measure = own_measure(k, op)
+        column = _MEASURE_COLUMN.get(type(k))
+        if column:
+            columns[f"{column}_{name}"] = [measure] * n
+        if not available(k, mc0):
+            continue
+        times[name] = _times_of(name, k, op.dims, measure, pm, dense, first.dtype)
+        if eligible(k, op):
+            allowed.append(name)
+    columns["dense_algorithm"] = list(times["dense"].algorithm)
+    for name in first.kernels:
+        columns[f"time_{name}_s"] = (list(times[name].total_s) if name in times
+                                     else [math.nan] * n)
+    ranked = sorted(allowed, key=lambda a: a != "dense")  # ties go to dense, then list order
+    totals = np.array([times[a].total_s for a in ranked])
+    pick = np.argmin(totals, axis=0)
+    best_kernel = [ranked[j] for j in pick]
+    columns["best_kernel"] = best_kernel
+
+    points = np.arange(n)
+
+    def chosen(field: str) -> np.ndarray:
+        stacked = np.array([np.broadcast_to(getattr(times[a], field), (n,)) for a in ranked])
+        return stacked[pick, points]
+
+    total_s, compute_s, memory_s = chosen("total_s"), chosen("compute_s"), chosen("memory_s")
+    tensor = chosen("tensor")
+    read, write = chosen("read_bytes"), chosen("write_bytes")
+    flops = np.array([times[b].flops for b in best_kernel])
+    macs_done = np.array([times[b].macs_done for b in best_kernel], dtype=np.int64)
+    columns["weight_read_bytes"] = [times[b].weight_read_bytes for b in best_kernel]
+    clock = np.array([a.clock_hz for a in archs])
+    cycles = total_s * clock
+    compute_cycles = compute_s * clock
+    peak = np.where(tensor, [a.peak_tflops[a.dtype] for a in archs],
+                    [a.simt_peak_tflops[a.dtype] for a in archs]) * 1e12
+    with np.errstate(divide="ignore", invalid="ignore"):
+        utilization = np.where(total_s != 0, np.minimum(1.0, flops / (total_s * peak)), 0.0)
+    dram = first.dram().name
+    reads, writes = f"{dram}.read_bytes", f"{dram}.write_bytes"
+    warnings = []
+    for i, best in enumerate(best_kernel):
+        if best == "dense":
+            warnings.append([])
+            continue
+        point_times = {name: t.point(i) for name, t in times.items()}
+        point_columns = {c: v[i] for c, v in columns.items()}
+        warnings.append(choice_warnings(archs[i], point_times, point_columns))
+    macs = np.full(n, layer.macs, dtype=np.int64)
+    return LayerBatch(
+        cycles=cycles, compute_cycles=compute_cycles,
+        stall_cycles=np.maximum(0.0, cycles - compute_cycles), macs_dense=macs,
+        macs_done=macs_done, macs_skipped=macs - macs_done, macs_gated=np.zeros(n, dtype=np.int64),
+        dram_bytes=read + write, utilization=utilization, memory_bound=memory_s > compute_s,
+        engine_mode=["trace" if layer.has_trace else "statistical"] * n,
+        actions={TENSOR_FLOP: np.where(tensor, flops, 0.0), SIMT_FLOP: np.where(tensor, 0.0, flops),
+                 reads: read, writes: write},
+        absent={TENSOR_FLOP: ~tensor, SIMT_FLOP: tensor},
+        columns=columns, warnings=warnings,
+        action_order=interned([(TENSOR_FLOP if t else SIMT_FLOP, reads, writes) for t in tensor]))
+
+
+def group_key(arch: Config) -> str:
+    """What the points of one group share (see module docstring)."""
+    dram = arch.dram()
+    return "|".join((arch.model_dump_json(exclude=set(MACHINE_FIELDS)), dram.name,
+                     str(arch.dtype in arch.sparse_peak_tflops), str(DTYPE_BITS[arch.dtype])))
