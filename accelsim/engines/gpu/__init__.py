@@ -34,10 +34,14 @@ __all__ = ["Config", "simulate", "simulate_batch"]
 
 
 def __getattr__(name: str) -> Any:
-    """`simulate` and `simulate_batch`, from `count` when first used (so that the parser can
-    read this package's names without importing the count step and its tables)."""
-    if name in ("simulate", "simulate_batch"):
-        from accelsim.engines.gpu import count
+    """`simulate` (from `count`) and `simulate_batch` (from `batch`) when first used, so that
+    the parser can read this package's names without importing the count step."""
+    if name == "simulate":
+        from accelsim.engines.gpu.count import simulate
 
-        return getattr(count, name)
+        return simulate
+    if name == "simulate_batch":
+        from accelsim.engines.gpu.batch import simulate_batch
+
+        return simulate_batch
     raise AttributeError(f"module 'accelsim.engines.gpu' has no attribute {name!r}")

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.engines.batch import LayerBatch, interned
+from accelsim.engines.batch import LayerBatch, interned, layer_memo, merged
 from accelsim.engines.counts import ceil_div
 from accelsim.engines.gpu.config import SIMT_FLOP, TENSOR_FLOP, Config
+from accelsim.engines.gpu.count import _MEASURE_COLUMN, _count, choice_warnings
 from accelsim.engines.gpu.kernels import (
     DTYPE_BITS,
     BsrKernel,
@@ -37,7 +38,12 @@ from accelsim.engines.gpu.kernels import (
     eligible,
     own_measure,
 )
-from accelsim.engines.shared_gemm_operand import GemmDims, Operand, compressed_fraction
+from accelsim.engines.shared_gemm_operand import (
+    GemmDims,
+    Operand,
+    compressed_fraction,
+    operand_for,
+)
 from accelsim.errors import AccelsimError
 from accelsim.workload.layer import Layer
 
@@ -296,8 +302,6 @@ def group_batch(layer: Layer, archs: Sequence[Config], op: Operand,
                 pm: Machines) -> LayerBatch:
     """One group's points (see module docstring; `pm` their machines), column by column as
     `count._count` gives them in batch mode (no break-even columns, no curves)."""
-    from accelsim.engines.gpu.count import _MEASURE_COLUMN, choice_warnings
-
     first = archs[0]
     n = len(archs)
     mc0 = first.machine()
@@ -373,3 +377,52 @@ def group_key(arch: Config) -> str:
     dram = arch.dram()
     return "|".join((arch.model_dump_json(exclude=set(MACHINE_FIELDS)), dram.name,
                      str(arch.dtype in arch.sparse_peak_tflops), str(DTYPE_BITS[arch.dtype])))
+
+
+def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
+    """`simulate` on many design points, the same counts and totals: the layer's operand
+    statistics measured once per workload for all points, every kernel timed on a group of
+    points that differ only in machine numbers at once (see the module docstring), and no
+    break-even columns or curves (per-layer detail that no total needs). Points of no group
+    run one by one, each kernel timed once per distinct machine."""
+    stats = layer_memo(layer)
+    if "operand" not in stats:
+        stats["operand"] = operand_for(layer)
+    op = stats["operand"]
+    parts: list[tuple[list[int], LayerBatch]] = []
+    memo: dict = {}
+    for idx, machines in _groups(archs):
+        part = None
+        if machines is not None:
+            try:
+                part = group_batch(layer, [archs[i] for i in idx], op, machines)
+            except AccelsimError:  # the point-by-point count raises the engine's own error
+                part = None
+        if part is None:
+            part = LayerBatch.from_results([_count(layer, archs[i], op, memo) for i in idx])
+        if len(idx) == len(archs):
+            return part
+        parts.append((idx, part))
+    return merged(parts, len(archs))
+
+
+_GROUPS: dict[int, tuple[Sequence[Config], list]] = {}
+"""Groups (`_groups`) of the last few archs sequences a batch saw (a sweep's points and their
+dense equivalents, for every layer of a workload)."""
+
+
+def _groups(archs: Sequence[Config]) -> list[tuple[list[int], object]]:
+    """The points in groups of `group_key`, each with its `Machines` (None for a group of one
+    point, counted point by point)."""
+    hit = _GROUPS.get(id(archs))
+    if hit is not None and hit[0] is archs:
+        return hit[1]
+    keys: dict[str, list[int]] = {}
+    for i, arch in enumerate(archs):
+        keys.setdefault(group_key(arch), []).append(i)
+    found = [(idx, Machines.of([archs[i] for i in idx]) if len(idx) > 1 else None)
+             for idx in keys.values()]
+    if len(_GROUPS) >= 4:
+        _GROUPS.clear()
+    _GROUPS[id(archs)] = (archs, found)
+    return found

@@ -6,10 +6,8 @@ bytes or more energy than dense, lossy pruning)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 from accelsim.arch.energy import action_energy_pj
-from accelsim.engines.batch import LayerBatch, layer_memo, merged
 from accelsim.engines.counts import LayerResult
 from accelsim.engines.gpu.breakeven import layer_curve
 from accelsim.engines.gpu.config import SIMT_FLOP, TENSOR_FLOP, Config
@@ -26,7 +24,6 @@ from accelsim.engines.gpu.kernels import (
     time_at,
 )
 from accelsim.engines.shared_gemm_operand import Operand, operand_for
-from accelsim.errors import AccelsimError
 from accelsim.workload.layer import Layer
 
 _MEASURE_COLUMN = {CsrKernel: None, BsrKernel: "block_density", RowSkipKernel: "union_density",
@@ -121,59 +118,6 @@ def choice_warnings(arch: Config, times: dict[str, KernelTime], columns: dict[st
 def simulate(layer: Layer, arch: Config) -> LayerResult:
     """Time every kernel choice for one layer; the result is the fastest allowed one."""
     return _count(layer, arch, operand_for(layer), None)
-
-
-def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
-    """`simulate` on many design points, the same counts and totals: the layer's operand
-    statistics measured once per workload for all points, every kernel timed on a group of
-    points that differ only in machine numbers at once (`accelsim.engines.gpu.batch`), and no
-    break-even columns or curves (per-layer detail that no total needs). Points of no group
-    run one by one, each kernel timed once per distinct machine."""
-    from accelsim.engines.gpu import batch
-
-    stats = layer_memo(layer)
-    if "operand" not in stats:
-        stats["operand"] = operand_for(layer)
-    op = stats["operand"]
-    parts: list[tuple[list[int], LayerBatch]] = []
-    memo: dict = {}
-    for idx, machines in _groups(archs):
-        part = None
-        if machines is not None:
-            try:
-                part = batch.group_batch(layer, [archs[i] for i in idx], op, machines)
-            except AccelsimError:  # the point-by-point count raises the engine's own error
-                part = None
-        if part is None:
-            part = LayerBatch.from_results([_count(layer, archs[i], op, memo) for i in idx])
-        if len(idx) == len(archs):
-            return part
-        parts.append((idx, part))
-    return merged(parts, len(archs))
-
-
-_GROUPS: dict[int, tuple[Sequence[Config], list]] = {}
-"""Groups (`_groups`) of the last few archs sequences a batch saw (a sweep's points and their
-dense equivalents, for every layer of a workload)."""
-
-
-def _groups(archs: Sequence[Config]) -> list[tuple[list[int], object]]:
-    """The points in groups of `accelsim.engines.gpu.batch.group_key`, each with its
-    `Machines` (None for a group of one point, counted point by point)."""
-    from accelsim.engines.gpu import batch
-
-    hit = _GROUPS.get(id(archs))
-    if hit is not None and hit[0] is archs:
-        return hit[1]
-    keys: dict[str, list[int]] = {}
-    for i, arch in enumerate(archs):
-        keys.setdefault(batch.group_key(arch), []).append(i)
-    found = [(idx, batch.Machines.of([archs[i] for i in idx]) if len(idx) > 1 else None)
-             for idx in keys.values()]
-    if len(_GROUPS) >= 4:
-        _GROUPS.clear()
-    _GROUPS[id(archs)] = (archs, found)
-    return found
 
 
 def _count(layer: Layer, arch: Config, op: Operand, memo: dict | None) -> LayerResult:
