@@ -1,7 +1,7 @@
 """NPs per layer: accelsim's neuromorphic mapping against BrainChip's akida 2.19.3 mapper.
 
 Random akida models (tests/neuromorphic_nets.py: `random_akida_v1`, `random_akida_v2`, seeds
-0..N-1) are imported with `accelsim.workload.akida_import.import_akida` and mapped by both on
+S..S+N-1) are imported with `accelsim.workload.akida_import.import_akida` and mapped by both on
 every device type akida offers: AKD1000, AKD1500 and TwoNodesIPv1 (IP v1); TwoNodesIPv2,
 FourNodesIPv2, SixNodesIPv2, TwelveNodesIPv2, an `akida.create_device` mesh of random size and
 the model's own `akida.compute_min_device` (IP v2), in both modes (akida MapMode.Minimal vs
@@ -13,7 +13,8 @@ compared; the others are counted as refused.
 Prints, per device and mode, layers exact / off by one NP / worse, and the worse ones; writes
 benchmarks/results/neuromorphic_mapper_agreement.csv (one row per compared layer).
 
-Usage: .venv/bin/python benchmarks/neuromorphic_mapper_agreement.py [--models 30]
+Usage: .venv/bin/python benchmarks/neuromorphic_mapper_agreement.py [--models 30] [--first-seed 0]
+(--first-seed 30 --models 30: seeds 30..59, models no rule was read off)
 """
 
 from __future__ import annotations
@@ -88,12 +89,14 @@ def compare(version: str, seed: int, bases: dict) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", type=int, default=30, help="random models per IP version")
+    ap.add_argument("--first-seed", type=int, default=0, help="seed of the first model")
     ap.add_argument("--out", type=Path,
                     default=ROOT / "benchmarks/results/neuromorphic_mapper_agreement.csv")
     args = ap.parse_args()
     bases = {"v1": load_arch(ROOT / "arch_configs/akd1000.yaml"),
              "v2": load_arch(ROOT / "arch_configs/akida2_scalable.yaml")}
-    rows = [r for version in ("v1", "v2") for seed in range(args.models)
+    seeds = range(args.first_seed, args.first_seed + args.models)
+    rows = [r for version in ("v1", "v2") for seed in seeds
             for r in compare(version, seed, bases)]
     tally: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     worse = []
