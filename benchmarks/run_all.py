@@ -138,12 +138,13 @@ GRIDS = {
                                          "timing": ["scalesim", "double_buffered"]}, 12),
     "gpu": ("a100", {"num_sms": [40, 80, 108, 132], "clock_mhz": [1000, 1410, 1800],
                      "memory.0.read_bandwidth_bytes_per_cycle": [500.0, 1000.0, 1446.1, 2500.0],
-                     "split_k_max": [1, 4, 16]}, 4),
+                     "split_k_max": [1, 4, 16], "launch_overhead_s": [2e-6, 4e-6]}, 4),
     "sparse_tensor_core": ("a100_sparse_tc", {"n+m": [(1, 2), (2, 4), (1, 4), (4, 8)],
                                               "policy": ["dense", "prune",
                                                          "compress-if-conforming"],
                                               "dense_macs_per_cycle": [1024, 16384, 110592],
-                                              "kernel_launch_cycles": [0.0, 5640.0]}, 8),
+                                              "kernel_launch_cycles": [0.0, 5640.0],
+                                              "compute_efficiency": [0.5, 0.804, 1.0]}, 8),
 }
 """kind: (shipped config, grid over its fields, points timed on the per-point path)."""
 

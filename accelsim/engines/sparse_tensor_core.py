@@ -37,7 +37,7 @@ level, and the group selection of a compress/prune/check pass as `compress.compa
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -203,10 +203,97 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
 
 
 def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
-    """`simulate` on many design points: the layer's N:M statistics (conformance, excess,
-    pruning error) measured once per (operand, n, m) and workload, for all of them."""
+    """`simulate` on many design points at once, the same numbers: the layer's N:M statistics
+    (conformance, excess, pruning error) measured once per (operand, n, m) and workload, and
+    `_count`'s arithmetic on arrays over the points (points with a DRAM level of another name
+    than the first point's run one by one)."""
     memo = layer_memo(layer).setdefault("sparse_tensor_core", {})
-    return LayerBatch.from_results([_count(layer, arch, memo) for arch in archs])
+    dram = archs[0].dram().name
+    if any(a.dram().name != dram for a in archs):
+        return LayerBatch.from_results([_count(layer, arch, memo) for arch in archs])
+    n = len(archs)
+    dims = gemm_dims(layer)
+
+    def field(get: Callable[[Config], object], dtype: type = float) -> np.ndarray:
+        return np.array([get(a) for a in archs], dtype=dtype)
+
+    act_b = field(lambda a: a.precision.act_bits) / 8
+    w_b = field(lambda a: a.precision.weight_bits) / 8
+    nn, mm = field(lambda a: a.n, np.int64), field(lambda a: a.m, np.int64)
+    on_act = field(lambda a: a.sparse_operand == "act", bool)
+    prune = field(lambda a: a.policy == "prune", bool)
+    checks = field(lambda a: a.policy == "compress-if-conforming", bool)
+    applicable = field(lambda a: a.sparse_enabled and dims.nm_applicable(a.m), bool)
+    measures = []
+    for a in archs:
+        key = (a.sparse_operand, a.n, a.m)
+        if key not in memo:
+            memo[key] = _nm_measures(layer, a.sparse_operand == "act", a.n, a.m)
+        measures.append(memo[key])
+    conformance = np.array([c for c, _ in measures], dtype=float)
+    dropped = np.array([d for _, d in measures], dtype=float)
+    conforming = conformance >= 1.0
+    sparse = applicable & (prune | conforming)
+    compress_pass = applicable & ((prune & on_act) | (checks & on_act & conforming))
+    check_pass = applicable & ~prune & checks & on_act & ~conforming
+    meta_bits = field(lambda a: a.metadata_bits)
+    element_bits = np.where(on_act, field(lambda a: a.precision.act_bits),
+                            field(lambda a: a.precision.weight_bits))
+    frac = nn / mm * (1.0 + meta_bits / element_bits)
+    act_bytes = dims.act_elements * act_b
+    weight_bytes = dims.weight_elements * w_b
+    out_bytes = dims.out_elements * act_b
+    sparse_bytes = np.where(on_act, act_bytes, weight_bytes)
+    compressed = np.where(sparse, sparse_bytes * frac, sparse_bytes)
+    metadata = np.where(sparse, sparse_bytes * nn / mm * meta_bits
+                        / (8 * np.where(on_act, act_b, w_b)), 0.0)
+    read = compressed + np.where(on_act, weight_bytes, act_bytes)
+    read_bw = field(lambda a: a.dram().read_bandwidth_bytes_per_cycle)
+    write_bw = field(lambda a: a.dram().write_bandwidth)
+    memory_cycles = read / read_bw + out_bytes / write_bw
+    dense_compute = layer.macs / (field(lambda a: a.dense_macs_per_cycle, np.int64)
+                                  * field(lambda a: a.compute_efficiency))
+    speedup = field(lambda a: a.speedup)
+    compute_cycles = np.where(sparse, dense_compute / speedup, dense_compute)
+    main = np.maximum(compute_cycles, memory_cycles)
+    passes = compress_pass | check_pass
+    launch = field(lambda a: a.kernel_launch_cycles)
+    pass_read = np.where(passes, act_bytes, 0.0)
+    pass_write = np.where(compress_pass, act_bytes * frac, 0.0)
+    pass_cycles = np.where(passes, pass_read / read_bw + pass_write / write_bw + launch, 0.0)
+    groups = -(-dims.act_elements // mm)
+    compares = np.where(pass_cycles != 0,
+                        groups * np.where(compress_pass, mm * (mm - 1) // 2, mm - 1), 0)
+    macs_done = np.where(sparse, -(-(layer.macs * nn) // mm), layer.macs)
+    cycles = main + launch + pass_cycles
+    errors = np.full(n, math.nan)
+    for i in np.flatnonzero(sparse & prune):
+        key = ("error", archs[i].sparse_operand, archs[i].n, archs[i].m)
+        if key not in memo:
+            memo[key] = prune_error(layer, archs[i].sparse_operand, archs[i].n, archs[i].m)
+        errors[i] = memo[key]
+    peak = field(lambda a: a.dense_macs_per_cycle, np.int64) * np.where(sparse, speedup, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        utilization = np.where(cycles != 0, np.minimum(1.0, layer.macs / (cycles * peak)), 0.0)
+    weights_known = layer.weight_nonzero() is not None
+    macs = np.full(n, layer.macs, dtype=np.int64)
+    return LayerBatch(
+        cycles=cycles, compute_cycles=compute_cycles, stall_cycles=cycles - compute_cycles,
+        macs_dense=macs, macs_done=macs_done.astype(np.int64),
+        macs_skipped=macs - macs_done.astype(np.int64), macs_gated=np.zeros(n, dtype=np.int64),
+        dram_bytes=read + pass_read + out_bytes + pass_write, utilization=utilization,
+        memory_bound=memory_cycles > compute_cycles,
+        engine_mode=["trace" if (layer.has_trace if act else weights_known) else "statistical"
+                     for act in on_act],
+        actions={MAC_COMPUTE: macs_done.astype(float), f"{dram}.read_bytes": read + pass_read,
+                 f"{dram}.write_bytes": out_bytes + pass_write,
+                 COMPRESS_COMPARE: compares.astype(float)},
+        columns={"nm_applicable": applicable.tolist(), "nm_conformance": conformance.tolist(),
+                 "sparse_mode": sparse.tolist(), "compressed_operand_bytes": compressed.tolist(),
+                 "metadata_bytes": metadata.tolist(), "compress_cycles": pass_cycles.tolist(),
+                 "nm_dropped_fraction": np.where(prune, dropped, math.nan).tolist(),
+                 "prune_rel_error": errors.tolist()},
+        warnings=[[] for _ in range(n)])
 
 
 def _count(layer: Layer, arch: Config, memo: dict) -> LayerResult:
