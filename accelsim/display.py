@@ -16,6 +16,7 @@ end.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -82,16 +83,32 @@ def _cell_width(cells: list[str], numeric: bool, key: bool = False) -> int:
 
 
 def _groups(columns: Sequence[str], widths: dict[str, int], width: int) -> list[list[str]]:
-    """The columns split into tables that fit `width`, each led by `columns[0]`: a rich table
-    of columns w1..wn takes sum(w + 3) + 1 characters."""
-    key, rest = columns[0], list(columns[1:])
-    groups: list[list[str]] = []
-    while rest or not groups:
-        group, used = [key], widths[key] + 4
-        while rest and (used + widths[rest[0]] + 3 <= width or len(group) == 1):
-            used += widths[rest[0]] + 3
-            group.append(rest.pop(0))
-        groups.append(group)
+    """The columns split into as few tables as fit `width`, each led by `columns[0]`, in order,
+    with the widest of them as narrow as it can be (a rich table of columns w1..wn takes
+    sum(w + 3) + 1 characters)."""
+    def greedy(limit: int) -> list[list[str]]:
+        key, rest = columns[0], list(columns[1:])
+        groups: list[list[str]] = []
+        while rest or not groups:
+            group, used = [key], widths[key] + 4
+            while rest and (used + widths[rest[0]] + 3 <= limit or len(group) == 1):
+                used += widths[rest[0]] + 3
+                group.append(rest.pop(0))
+            groups.append(group)
+        return groups
+
+    groups = greedy(width)
+    rest = list(columns[1:])
+    if 1 < len(groups) <= 4 and len(rest) <= 24:  # as many tables, the widest as narrow as can be
+        def used(part: Sequence[str]) -> int:
+            return widths[columns[0]] + 4 + sum(widths[c] + 3 for c in part)
+
+        best = max(used(g[1:]) for g in groups)
+        for cuts in itertools.combinations(range(1, len(rest)), len(groups) - 1):
+            parts = [rest[a:b] for a, b in zip((0, *cuts), (*cuts, len(rest)))]
+            widest = max(used(part) for part in parts)
+            if widest < best:
+                best, groups = widest, [[columns[0], *part] for part in parts]
     return groups
 
 
