@@ -5,16 +5,16 @@ Units: a layer, or a depthwise conv fused with the 1x1 conv it feeds (`separable
 
 * `input_unit`: the first conv on raw pixels (C <= `input_unit_max_channels`) runs on the
   dense input unit next to the DMA and uses no NP;
-* `cnp`: `stripes x col_stripes x groups` NPs. With `max_tile_cols` (both Akida IP versions
-  as akida 2.19.3 maps them) the input is cut in the fewest row x column tiles of at most
+* `cnp`: `stripes x col_stripes x groups` NPs. With `max_tile_cols` (both Akida IP versions as
+  akida 2.19.3 maps them) the input is cut in the fewest row x column tiles of at most
   `max_stripe_rows` x `max_tile_cols` pixels whose largest, with the kernel halo and its rows
   packed in `input_word_bits`-bit words per column and channel, fits `np_input_memory_bytes`
   (cut axes aligned to the stride of a max pooling the layer ends with); without it, in row
-  stripes only, each stripe's input rows (with the halo, rounded up to `stripe_rows_round`)
-  x W x C x the stored activation width within the input memory. Groups split the filters so that one NP's weights fit
-  `np_weight_memory_bytes`. With the word tables (`conv_weight_words`, as akida 2.19.3 lays
-  weights out on both IP versions): per input channel, k filters rounded up to `filter_align`
-  take ceil(k / filters) x words words of `weight_word_bits`, rounded up to
+  stripes only, each stripe's input rows (with the halo, rounded up to `stripe_rows_round`) x W
+  x C x the stored activation width within the input memory. Groups split the filters so that
+  one NP's weights fit `np_weight_memory_bytes`. With the word tables (`conv_weight_words`, as
+  akida 2.19.3 lays weights out on both IP versions): per input channel, k filters rounded up
+  to `filter_align` take ceil(k / filters) x words words of `weight_word_bits`, rounded up to
   `weight_words_round`; a fused separable unit takes its depthwise kernels' words per channel
   (`separable_dw_words`) plus ceil(k x w / `pointwise_word_bits`) pointwise words; a standalone
   depthwise conv `depthwise_weight_words` per channel. Without them: per input channel
