@@ -119,14 +119,15 @@ class Config(ArchBase):
     up to a multiple of this many rows (row stripes only, `max_tile_cols` unset)."""
     max_tile_cols: Count | None = None
     """Most input columns (second spatial axis) one NP handles. None: NPs take whole rows and
-    a layer's input is cut in row stripes only (Akida 1.0). Set: it is cut in row x column
-    tiles (Akida 2.0), the fewest whose largest fits the input memory, more row cuts first
-    among equal counts; a tile holds ceil(size / cuts) rows and columns plus the kernel's halo,
-    (kernel - 1) // 2 on each side that has a neighbouring tile."""
+    a layer's input is cut in row stripes only. Set: it is cut in row x column tiles (both
+    Akida IP versions, as akida 2.19.3 maps them), the fewest whose largest fits the input
+    memory, more row cuts first among equal counts; a tile holds ceil(size / cuts) rows and
+    columns (on a cut axis rounded up to the stride of a max pooling the layer ends with) plus
+    the kernel's halo, (kernel - 1) // 2 on each side that has a neighbouring tile."""
     input_word_bits: Count = 32
-    """With tiles: NP input memory words, each holding consecutive rows of one column and
-    channel (a tile of r rows at b bits takes ceil(r x b / this) words per column and
-    channel)."""
+    """With tiles: bits of one NP input memory word, each holding consecutive rows of one
+    column and channel (a tile of r rows at b bits takes ceil(r x b / this) words per column
+    and channel; Akida 1.0 packs them in bytes, 2.0 in 32-bit words)."""
     filter_align: Count = 8
     """Filters are split among NPs in multiples of this many."""
     weight_alloc_bits: dict[int, Count] = Field(default_factory=lambda: {1: 8, 2: 8, 4: 8})
