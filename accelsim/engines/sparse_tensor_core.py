@@ -208,22 +208,16 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
     `_count`'s arithmetic on arrays over the points (points with a DRAM level of another name
     than the first point's run one by one)."""
     memo = layer_memo(layer).setdefault("sparse_tensor_core", {})
-    dram = archs[0].dram().name
-    if any(a.dram().name != dram for a in archs):
+    f = _point_fields(archs)
+    if f is None:
         return LayerBatch.from_results([_count(layer, arch, memo) for arch in archs])
     n = len(archs)
     dims = gemm_dims(layer)
-
-    def field(get: Callable[[Config], object], dtype: type = float) -> np.ndarray:
-        return np.array([get(a) for a in archs], dtype=dtype)
-
-    act_b = field(lambda a: a.precision.act_bits) / 8
-    w_b = field(lambda a: a.precision.weight_bits) / 8
-    nn, mm = field(lambda a: a.n, np.int64), field(lambda a: a.m, np.int64)
-    on_act = field(lambda a: a.sparse_operand == "act", bool)
-    prune = field(lambda a: a.policy == "prune", bool)
-    checks = field(lambda a: a.policy == "compress-if-conforming", bool)
-    applicable = field(lambda a: a.sparse_enabled and dims.nm_applicable(a.m), bool)
+    dram = archs[0].dram().name
+    act_b, w_b, nn, mm = f["act_b"], f["w_b"], f["n"], f["m"]
+    on_act, prune, checks = f["on_act"], f["prune"], f["checks"]
+    fits = {m: dims.nm_applicable(m) for m in set(mm.tolist())}
+    applicable = f["enabled"] & np.array([fits[m] for m in mm.tolist()], dtype=bool)
     measures = []
     for a in archs:
         key = (a.sparse_operand, a.n, a.m)
@@ -236,9 +230,8 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
     sparse = applicable & (prune | conforming)
     compress_pass = applicable & ((prune & on_act) | (checks & on_act & conforming))
     check_pass = applicable & ~prune & checks & on_act & ~conforming
-    meta_bits = field(lambda a: a.metadata_bits)
-    element_bits = np.where(on_act, field(lambda a: a.precision.act_bits),
-                            field(lambda a: a.precision.weight_bits))
+    meta_bits = f["metadata_bits"]
+    element_bits = np.where(on_act, f["act_bits"], f["weight_bits"])
     frac = nn / mm * (1.0 + meta_bits / element_bits)
     act_bytes = dims.act_elements * act_b
     weight_bytes = dims.weight_elements * w_b
@@ -248,16 +241,14 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
     metadata = np.where(sparse, sparse_bytes * nn / mm * meta_bits
                         / (8 * np.where(on_act, act_b, w_b)), 0.0)
     read = compressed + np.where(on_act, weight_bytes, act_bytes)
-    read_bw = field(lambda a: a.dram().read_bandwidth_bytes_per_cycle)
-    write_bw = field(lambda a: a.dram().write_bandwidth)
+    read_bw, write_bw = f["read_bw"], f["write_bw"]
     memory_cycles = read / read_bw + out_bytes / write_bw
-    dense_compute = layer.macs / (field(lambda a: a.dense_macs_per_cycle, np.int64)
-                                  * field(lambda a: a.compute_efficiency))
-    speedup = field(lambda a: a.speedup)
+    dense_compute = layer.macs / (f["dense_macs_per_cycle"] * f["compute_efficiency"])
+    speedup = f["speedup"]
     compute_cycles = np.where(sparse, dense_compute / speedup, dense_compute)
     main = np.maximum(compute_cycles, memory_cycles)
     passes = compress_pass | check_pass
-    launch = field(lambda a: a.kernel_launch_cycles)
+    launch = f["launch"]
     pass_read = np.where(passes, act_bytes, 0.0)
     pass_write = np.where(compress_pass, act_bytes * frac, 0.0)
     pass_cycles = np.where(passes, pass_read / read_bw + pass_write / write_bw + launch, 0.0)
@@ -272,7 +263,7 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
         if key not in memo:
             memo[key] = prune_error(layer, archs[i].sparse_operand, archs[i].n, archs[i].m)
         errors[i] = memo[key]
-    peak = field(lambda a: a.dense_macs_per_cycle, np.int64) * np.where(sparse, speedup, 1.0)
+    peak = f["dense_macs_per_cycle"] * np.where(sparse, speedup, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         utilization = np.where(cycles != 0, np.minimum(1.0, layer.macs / (cycles * peak)), 0.0)
     weights_known = layer.weight_nonzero() is not None
@@ -294,6 +285,46 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
                  "nm_dropped_fraction": np.where(prune, dropped, math.nan).tolist(),
                  "prune_rel_error": errors.tolist()},
         warnings=[[] for _ in range(n)])
+
+
+_FIELDS: dict[int, tuple[Sequence[Config], dict[str, np.ndarray] | None]] = {}
+"""`_point_fields` of the last few archs sequences (a sweep's points, their dense
+equivalents)."""
+
+
+def _point_fields(archs: Sequence[Config]) -> dict[str, np.ndarray] | None:
+    """The fields `simulate_batch` reads, as arrays over the points (None where the points'
+    DRAM levels have different names), made once per archs sequence."""
+    hit = _FIELDS.get(id(archs))
+    if hit is not None and hit[0] is archs:
+        return hit[1]
+    drams = [a.dram() for a in archs]
+    found = None
+    if all(d.name == drams[0].name for d in drams):
+        def field(get: Callable[[Config], object], dtype: type = float) -> np.ndarray:
+            return np.array([get(a) for a in archs], dtype=dtype)
+
+        found = {
+            "act_bits": field(lambda a: a.precision.act_bits),
+            "weight_bits": field(lambda a: a.precision.weight_bits),
+            "n": field(lambda a: a.n, np.int64), "m": field(lambda a: a.m, np.int64),
+            "on_act": field(lambda a: a.sparse_operand == "act", bool),
+            "prune": field(lambda a: a.policy == "prune", bool),
+            "checks": field(lambda a: a.policy == "compress-if-conforming", bool),
+            "enabled": field(lambda a: a.sparse_enabled, bool),
+            "metadata_bits": field(lambda a: a.metadata_bits),
+            "read_bw": np.array([d.read_bandwidth_bytes_per_cycle for d in drams]),
+            "write_bw": np.array([d.write_bandwidth for d in drams]),
+            "dense_macs_per_cycle": field(lambda a: a.dense_macs_per_cycle, np.int64),
+            "compute_efficiency": field(lambda a: a.compute_efficiency),
+            "speedup": field(lambda a: a.speedup),
+            "launch": field(lambda a: a.kernel_launch_cycles),
+        }
+        found["act_b"], found["w_b"] = found["act_bits"] / 8, found["weight_bits"] / 8
+    if len(_FIELDS) >= 4:
+        _FIELDS.clear()
+    _FIELDS[id(archs)] = (archs, found)
+    return found
 
 
 def _count(layer: Layer, arch: Config, memo: dict) -> LayerResult:
