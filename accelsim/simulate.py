@@ -344,8 +344,9 @@ class _Column:
 
 def _prices_of(archs: Sequence[ArchBase]) -> list[Prices]:
     """`Prices.of` each arch, made once for points that differ only in fields the engine names
-    as pricing nothing (its optional `GEOMETRY` tuple: array sides, not memories or units)."""
-    unpriced = {"name", *getattr(engine_for(archs[0].kind), "GEOMETRY", ())}
+    as pricing nothing (its optional `UNPRICED_FIELDS`: array sides, dataflow, clocks; never
+    memories, precision or the fields its own action energies read)."""
+    unpriced = {"name", *getattr(engine_for(archs[0].kind), "UNPRICED_FIELDS", ())}
     made: dict[str, Prices] = {}
     out = []
     for arch in archs:

@@ -68,6 +68,12 @@ MAX_GROUP = 64
 """Largest N:M group (m), elements."""
 MAX_LAUNCH_CYCLES = 1e12
 """Longest fixed start-up of one kernel, cycles."""
+UNPRICED_FIELDS = ("clock_mhz", "dense_macs_per_cycle", "compute_efficiency", "n", "m",
+                   "sparse_operand", "policy", "metadata_bits", "sparse_speedup",
+                   "kernel_launch_cycles", "sparse_enabled")
+"""Fields the energy of an action does not depend on (MACs and the compare adder are priced
+from precision and tech, DRAM bytes from the memory level): points that differ only in these
+share their prices (`accelsim.simulate.simulate_totals`)."""
 
 
 class Config(ArchBase):

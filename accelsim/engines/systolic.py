@@ -241,8 +241,10 @@ def _by_column(rows: list[dict], absent: object = MISSING) -> dict[str, list]:
 
 GEOMETRY = ("rows", "cols")
 """The fields `simulate_batch` vectorises over (points that differ only in these and their
-names form one group). They price nothing (the energy of an action does not depend on them),
-so such points also share their prices (`accelsim.simulate.simulate_totals`)."""
+names form one group)."""
+UNPRICED_FIELDS = (*GEOMETRY, "dataflow", "timing", "group_mapping", "tiling")
+"""Fields the energy of an action does not depend on: points that differ only in these share
+their prices (`accelsim.simulate.simulate_totals`)."""
 
 
 def _geometry_groups(archs: Sequence[Config]) -> list[tuple[Config, np.ndarray]]:

@@ -32,6 +32,12 @@ from accelsim.engines.gpu.config import Config
 
 __all__ = ["Config", "simulate", "simulate_batch"]
 
+UNPRICED_FIELDS = ("clock_mhz", "num_sms", "gemm_tiles", "split_k_max", "launch_overhead_s",
+                   "kernels")
+"""Fields the energy of an action does not depend on (FLOPs are priced from board power and
+peaks, DRAM bytes from the memory level): points that differ only in these share their prices
+(`accelsim.simulate.simulate_totals`)."""
+
 
 def __getattr__(name: str) -> Any:
     """`simulate` (from `count`) and `simulate_batch` (from `batch`) when first used, so that
