@@ -82,8 +82,9 @@ def test_tap_bricks_and_planar_counts_match_walks(layer):
             got, _ = work.brick_work(v, brick, True)
             assert got.tolist() == brick_counts_reference(v.act, v.groups, brick)
         key = np.random.default_rng(v.H * v.W).integers(0, 5, v.H * v.W)
-        got = bitmaps.planar_counts(work.as_bytes(v.act), key, 5)
-        assert got.tolist() == planar_counts_reference(v.act, key, 5)
+        for inner in (False, True):
+            got = bitmaps.planar_counts(v.act.view(np.uint8), key, 5, inner)
+            assert got.tolist() == planar_counts_reference(v.act, key, 5)
 
 
 @SETTINGS

@@ -231,10 +231,21 @@ def brick_counts(act, groups: int, brick: int):
 
 
 @njit(cache=True)
-def planar_counts(act, key, width: int):
+def planar_counts(act, key, width: int, channels_inner: bool):
     """Non-zeros per (image, channel, key): int32 [N, C, width]; act uint8 [N, C, H, W] (0/1,
-    any strides), key int64 [H * W] the column (PE tile x stride phase) of each pixel."""
+    any strides), key int64 [H * W] the column (PE tile x stride phase) of each pixel. With
+    `channels_inner` (a transposed view of a [rows, channels] map) the channel axis is read
+    innermost and the counts are gathered as [N, width, C] first."""
     n_img, n_ch, H, W = act.shape
+    if channels_inner:
+        by_key = np.zeros((n_img, width, n_ch), np.int32)
+        for n in range(n_img):
+            for h in range(H):
+                for w in range(W):
+                    k = key[h * W + w]
+                    for c in range(n_ch):
+                        by_key[n, k, c] += act[n, c, h, w]
+        return by_key.transpose(0, 2, 1)
     out = np.zeros((n_img, n_ch, width), np.int32)
     for n in range(n_img):
         for c in range(n_ch):

@@ -275,8 +275,7 @@ def tap_counts(v: ConvView, act_nonzero: bool = True, weight_nonzero: bool = Tru
     nz = None
     if act_nonzero and v.R * v.S == 1 and v.E == v.H and v.F == v.W and not any(p):
         # a 1 x 1 window over every pixel once: counts per channel, read in memory order
-        nz = bitmaps.channel_counts(v.act.view(np.uint8),
-                                    abs(v.act.strides[1]) < abs(v.act.strides[2])
+        nz = bitmaps.channel_counts(v.act.view(np.uint8), channels_inner(v.act)
                                     ).reshape(v.C, 1, 1)
     elif act_nonzero:
         nz = bitmaps.tap_nonzero(as_bytes(v.act), v.E, v.F, v.R, v.S, s[0], s[1], p[0], p[2],
@@ -300,6 +299,12 @@ def _tap_inside(n: int, e: int, f: int, h: int, w: int, r: int, s: int,
                        _inside(f, stride[1], padding[2], dilation[1], s, w))
     out.flags.writeable = False
     return out
+
+
+def channels_inner(act: np.ndarray) -> bool:
+    """Whether an activation map [N, C, H, W] lies channel-fastest in memory (the planar view
+    of a linear layer's [rows, channels] map)."""
+    return abs(act.strides[1]) < abs(act.strides[2])
 
 
 def as_bytes(nonzero: np.ndarray) -> np.ndarray:
@@ -397,22 +402,34 @@ def planar_act_count(v: ConvView, pe_rows: int, pe_cols: int, skip_act: bool) ->
     work and never change the timing). The phase of pixel (h, w) is ((h + pad_top) mod
     stride_h, (w + pad_left) mod stride_w): it pairs only with weights of the same phase."""
     rows, cols = pe_grid(v, pe_rows, pe_cols)
-    th = np.searchsorted(split_bounds(v.H, rows), np.arange(v.H), side="right") - 1
-    tw = np.searchsorted(split_bounds(v.W, cols), np.arange(v.W), side="right") - 1
-    ph = (np.arange(v.H) + v.padding[0]) % v.stride[0]
-    pw = (np.arange(v.W) + v.padding[2]) % v.stride[1]
+    key, n_tiles = _pixel_keys(v.H, v.W, rows, cols, v.padding[0], v.padding[2], v.stride)
     phases = phase_count(v)
-    tile = (th[:, None] * cols + tw[None, :]).reshape(-1)
-    tiles, tile_index = np.unique(tile, return_inverse=True)   # PEs that hold pixels
-    key = tile_index * phases + (ph[:, None] * v.stride[1] + pw[None, :]).reshape(-1)
-    width = tiles.size * phases
+    width = n_tiles * phases
     if skip_act:
-        counts = bitmaps.planar_counts(v.act.view(np.uint8), key.astype(np.int64), width)
+        counts = bitmaps.planar_counts(v.act.view(np.uint8), key, width, channels_inner(v.act))
     else:
         per_key = np.bincount(key, minlength=width).astype(np.int32)
         counts = np.broadcast_to(per_key, (v.N * v.C, width))
-    out = counts.reshape(v.N, v.groups, v.Cg, tiles.size, phases)
+    out = counts.reshape(v.N, v.groups, v.Cg, n_tiles, phases)
     return np.ascontiguousarray(out.transpose(1, 0, 2, 3, 4))
+
+
+@lru_cache(maxsize=256)
+def _pixel_keys(h: int, w: int, rows: int, cols: int, pad_top: int, pad_left: int,
+                stride: tuple[int, int]) -> tuple[np.ndarray, int]:
+    """(column of each pixel: PE tile among those holding pixels x stride phase, int64 [h * w]
+    read-only; how many PEs hold pixels), for an h x w plane on a rows x cols PE grid."""
+    th = np.searchsorted(split_bounds(h, rows), np.arange(h), side="right") - 1
+    tw = np.searchsorted(split_bounds(w, cols), np.arange(w), side="right") - 1
+    ph = (np.arange(h) + pad_top) % stride[0]
+    pw = (np.arange(w) + pad_left) % stride[1]
+    tile = (th[:, None] * cols + tw[None, :]).reshape(-1)
+    tiles, tile_index = np.unique(tile, return_inverse=True)   # PEs that hold pixels
+    phases = stride[0] * stride[1]
+    key = (tile_index.reshape(-1) * phases
+           + (ph[:, None] * stride[1] + pw[None, :]).reshape(-1)).astype(np.int64)
+    key.flags.writeable = False
+    return key, int(tiles.size)
 
 
 def output_reach(v: ConvView, pe_rows: int, pe_cols: int) -> tuple[np.ndarray, np.ndarray]:
