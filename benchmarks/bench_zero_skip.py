@@ -9,7 +9,7 @@
    `benchmarks/run_all.py` measures it), all in the same run; best of --repeat, every repeat on
    freshly loaded layers (nothing served from the engine's per-layer caches). The first
    `simulate` of each config is timed too (numba compiles into an empty cache).
-2. Peak RSS (a subprocess per case, `resource.getrusage`): every config on the largest shipped
+2. Peak RSS (a subprocess per case, its `VmHWM`; Linux): every config on the largest shipped
    layer (most activation plus weight elements) and on a synthetic lm_head, linear M64 K640
    N262144 at 50 % random activation density, without and with a traced 50 % weight mask.
 3. Per dataflow, the numba path against its slow twin (tests/reference.py) on a small real map.
@@ -54,7 +54,7 @@ from tests import reference  # noqa: E402
 CONFIGS = ["cnvlutin_like", "scnn_like", "eie_like", "eyeriss_gating"]
 
 RSS_SCRIPT = """
-import json, resource, sys
+import json, sys
 import numpy as np
 from accelsim.kinds import load_arch
 from accelsim.simulate import simulate
@@ -74,11 +74,15 @@ else:
     path, name = case.split(":")
     layer = load_workload(path).layer(name)
 workload = Workload("rss", [layer])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def high_water_kib():
+    with open("/proc/self/status") as fh:
+        return int(next(x for x in fh if x.startswith("VmHWM:")).split()[1])
+before = high_water_kib()
 simulate(workload, arch)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"before_kib": before, "peak_kib": peak}))
+print(json.dumps({"before_kib": before, "peak_kib": high_water_kib()}))
 """
+"""Peak RSS of one case in a fresh process: the kernel's high-water mark of this process
+(`VmHWM`, which an exec starts afresh, unlike `ru_maxrss`), before and after `simulate`."""
 
 
 def act_elements(layers: list[Layer]) -> int:
