@@ -366,3 +366,23 @@ def test_scalesim_rules_on_held_out_cases():
         ratio = got[op] / table[col]
         assert ratio.between(0.8, 1.25).mean() >= 0.95, op
         assert ratio.between(0.5, 2.0).all(), op
+
+
+@settings(max_examples=80, deadline=None)
+@given(H=st.integers(1, 12), C=st.integers(1, 24), K=st.integers(1, 24), R=st.sampled_from([1, 3]),
+       groups=st.sampled_from([1, 2]), rows=st.integers(1, 12), cols=st.integers(1, 12),
+       dataflow=st.sampled_from(["os", "ws", "is"]),
+       timing=st.sampled_from(["scalesim", "double_buffered"]),
+       mapping=st.sampled_from(["serial", "packed"]), bw=st.sampled_from([0.05, 64.0]))
+def test_latency_parts_are_non_negative_and_sum_to_cycles(H, C, K, R, groups, rows, cols,
+                                                          dataflow, timing, mapping, bw):
+    if R > H:
+        return
+    layer = conv(H, H, R, R, C * groups, K * groups, groups=groups)
+    a = array(rows, cols, dataflow, [dram(bw), sram("buf", 4096)], timing=timing,
+              group_mapping=mapping)
+    r = systolic.simulate(layer, a)
+    parts = [r.columns[f"cycles_{p}"] for p in ("compute", "fill_drain", "load", "stall")]
+    assert min(parts) >= 0
+    assert sum(parts) == pytest.approx(r.cycles)
+    assert r.columns["cycles_dram_load"] >= 0 and r.columns["cycles_dram_offload"] > 0

@@ -113,12 +113,19 @@ def latency_split(p: GemmProblem, arch: Config, stall: float,
     else:
         load = folds * stationary_load
     compute = folds * t
+    # SCALE-Sim's count ends one cycle early per product ("- 1"); on an array one PE wide that
+    # can exceed the skew, and what is left comes off the loads, then off compute
+    fill_drain = total - compute - load
+    if fill_drain < 0:
+        load, fill_drain = load + fill_drain, 0
+        if load < 0:
+            compute, load = compute + load, 0
     dram = arch.dram()
     dram_load = dram_offload = 0.0
     if dram is not None:
         dram_load = actions.get(f"{dram.name}.read_bytes", 0.0) / dram.read_bandwidth_bytes_per_cycle
         dram_offload = actions.get(f"{dram.name}.write_bytes", 0.0) / dram.write_bandwidth
-    return {"cycles_compute": compute, "cycles_fill_drain": total - compute - load,
+    return {"cycles_compute": compute, "cycles_fill_drain": fill_drain,
             "cycles_load": load, "cycles_stall": stall,
             "cycles_dram_load": dram_load, "cycles_dram_offload": dram_offload}
 
