@@ -25,13 +25,16 @@ DRAM traffic follows from the tile sizes and the loop order over tiles. Two rule
   buffer (a shared level split evenly) of which SCALE-Sim's read buffer keeps only the last
   half-buffer of fetched addresses (`read_buffer_estimate_bw.py`, active fraction 0.5): an
   operand re-read across column folds is fetched once if it fits that half, once per column
-  fold otherwise; every partial sum the array writes goes on to DRAM and none is read back
-  (SCALE-Sim's write buffer drains each OFMAP write), so WS and IS write `row_folds` x outputs.
+  fold otherwise, and an input larger than the half re-fetches the share of its re-reads that
+  fall outside it (`_epoch_misses`); every partial sum the array writes goes on to DRAM and
+  none is read back (SCALE-Sim's write buffer drains each OFMAP write), so WS and IS write
+  `row_folds` x outputs. Agreement with SCALE-Sim: `tests/test_traffic.py`.
 
 Activation tiles are counted as the input elements they touch: a pixel tile of whole output rows
-touches `(rows - 1) * stride + dilated kernel` input rows (halo rows are fetched again by the
-next tile), a window tile is a share of the channels; padding is never fetched. Compressed
-operands and zero-skipping arrays are not modelled here (dense traffic only).
+touches `(rows - 1) * min(stride, kernel) + dilated kernel` input rows (halo rows are fetched
+again by the next tile), a window tile is a share of the channels; padding is never fetched.
+PE registers (`accelsim.arch.pe_storage`) widen the array the buffers see (`register_split`).
+Compressed operands and zero-skipping arrays are not modelled here (dense traffic only).
 """
 
 from __future__ import annotations
