@@ -386,3 +386,16 @@ def test_latency_parts_are_non_negative_and_sum_to_cycles(H, C, K, R, groups, ro
     assert min(parts) >= 0
     assert sum(parts) == pytest.approx(r.cycles)
     assert r.columns["cycles_dram_load"] >= 0 and r.columns["cycles_dram_offload"] > 0
+
+
+def test_operands_without_a_buffer_stream_from_dram_and_no_dram_means_none_counted():
+    layer = conv(10, 10, 3, 3, 16, 24, padding=1)  # WS on 8 x 8: 18 row folds, 3 column folds
+    a = array(8, 8, "ws", [dram(), sram("ab", 1 << 20, ["act", "weight"])])
+    t = traffic.layer_traffic(layer, a, gemm_problem(layer), 8, 8, "ws")
+    outs = 24 * 10 * 10
+    assert t.writes["dram", "psum"] == t.array.out_writes - outs == 17 * outs
+    assert t.reads["dram", "psum"] == t.array.out_reads == 17 * outs
+    assert ("buffer", "psum") not in t.reads
+    r = systolic.simulate(layer, array(8, 8, "ws", [sram("buf", 1 << 20)]))
+    assert r.dram_bytes == 0 and not any(k.startswith("dram_") for k in r.columns)
+    assert r.columns["buf_act_reads"] == t.array.act_reads
