@@ -247,8 +247,9 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
     metadata = np.where(sparse, sparse_bytes * nn / mm * meta_bits
                         / (8 * np.where(on_act, act_b, w_b)), 0.0)
     read = compressed + np.where(on_act, weight_bytes, act_bytes)
-    read_bw, write_bw = f["read_bw"], f["write_bw"]
-    memory_cycles = read / read_bw + out_bytes / write_bw
+    read_bytes_per_cycle = f["read_bytes_per_cycle"]
+    write_bytes_per_cycle = f["write_bytes_per_cycle"]
+    memory_cycles = read / read_bytes_per_cycle + out_bytes / write_bytes_per_cycle
     dense_compute = layer.macs / (f["dense_macs_per_cycle"] * f["compute_efficiency"])
     speedup = f["speedup"]
     compute_cycles = np.where(sparse, dense_compute / speedup, dense_compute)
@@ -257,7 +258,8 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
     launch = f["launch"]
     pass_read = np.where(passes, act_bytes, 0.0)
     pass_write = np.where(compress_pass, act_bytes * frac, 0.0)
-    pass_cycles = np.where(passes, pass_read / read_bw + pass_write / write_bw + launch, 0.0)
+    pass_cycles = np.where(passes, pass_read / read_bytes_per_cycle
+                           + pass_write / write_bytes_per_cycle + launch, 0.0)
     groups = -(-dims.act_elements // mm)
     compares = np.where(pass_cycles != 0,
                         groups * np.where(compress_pass, mm * (mm - 1) // 2, mm - 1), 0)
@@ -319,8 +321,8 @@ def _point_fields(archs: Sequence[Config]) -> dict[str, np.ndarray] | None:
             "checks": field(lambda a: a.policy == "compress-if-conforming", bool),
             "enabled": field(lambda a: a.sparse_enabled, bool),
             "metadata_bits": field(lambda a: a.metadata_bits),
-            "read_bw": np.array([d.read_bandwidth_bytes_per_cycle for d in drams]),
-            "write_bw": np.array([d.write_bandwidth for d in drams]),
+            "read_bytes_per_cycle": np.array([d.read_bandwidth_bytes_per_cycle for d in drams]),
+            "write_bytes_per_cycle": np.array([d.write_bandwidth for d in drams]),
             "dense_macs_per_cycle": field(lambda a: a.dense_macs_per_cycle, np.int64),
             "compute_efficiency": field(lambda a: a.compute_efficiency),
             "speedup": field(lambda a: a.speedup),

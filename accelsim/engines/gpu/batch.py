@@ -58,11 +58,10 @@ class Machines:
     """`kernels.Machine` of P GPUs: numbers as arrays over the points, the rest shared."""
 
     element_bytes: float
-    tensor: np.ndarray
-    sparse: np.ndarray | None
-    simt: np.ndarray
-    bandwidth: np.ndarray
-    """DRAM bytes per second."""
+    tensor_flops_per_s: np.ndarray
+    sparse_flops_per_s: np.ndarray | None
+    simt_flops_per_s: np.ndarray
+    dram_bytes_per_s: np.ndarray
     launch_s: np.ndarray
     sms: np.ndarray
     tiles: tuple[tuple[int, int, float], ...]
@@ -75,10 +74,10 @@ class Machines:
         sparse = [m.sparse_flops_per_s for m in mcs]
         return cls(
             element_bytes=mcs[0].element_bytes,
-            tensor=np.array([m.tensor_flops_per_s for m in mcs]),
-            sparse=None if sparse[0] is None else np.array(sparse, dtype=float),
-            simt=np.array([m.simt_flops_per_s for m in mcs]),
-            bandwidth=np.array([m.dram_bytes_per_s for m in mcs]),
+            tensor_flops_per_s=np.array([m.tensor_flops_per_s for m in mcs]),
+            sparse_flops_per_s=None if sparse[0] is None else np.array(sparse, dtype=float),
+            simt_flops_per_s=np.array([m.simt_flops_per_s for m in mcs]),
+            dram_bytes_per_s=np.array([m.dram_bytes_per_s for m in mcs]),
             launch_s=np.array([m.launch_s for m in mcs]),
             sms=np.array([m.num_sms for m in mcs]),
             tiles=mcs[0].tiles, split_k_max=mcs[0].split_k_max, acc_bytes=mcs[0].acc_bytes)
@@ -142,7 +141,7 @@ def _im2col(d: GemmDims, pm: Machines) -> tuple[np.ndarray | float, float, float
     if not d.needs_im2col:
         return 0.0, 0.0, 0.0
     read, write = d.act_elements * pm.element_bytes, d.a_elements * pm.element_bytes
-    return (read + write) / pm.bandwidth + pm.launch_s, read, write
+    return (read + write) / pm.dram_bytes_per_s + pm.launch_s, read, write
 
 
 def _conversion(d: GemmDims, pm: Machines, conversion: str, launches: int, reads_of_a: int,
@@ -152,7 +151,7 @@ def _conversion(d: GemmDims, pm: Machines, conversion: str, launches: int, reads
         return 0.0, 0.0, 0.0
     im2col_s, im2col_read, im2col_write = _im2col(d, pm)
     read = reads_of_a * d.a_elements * pm.element_bytes
-    seconds = (read + written_bytes) / (pm.bandwidth * bandwidth_efficiency)
+    seconds = (read + written_bytes) / (pm.dram_bytes_per_s * bandwidth_efficiency)
     return (seconds + launches * pm.launch_s + im2col_s, read + im2col_read,
             written_bytes + im2col_write)
 
@@ -160,15 +159,15 @@ def _conversion(d: GemmDims, pm: Machines, conversion: str, launches: int, reads
 def dense_times(d: GemmDims, pm: Machines, k: DenseKernel, dtype: str, name: str) -> Times:
     b = pm.element_bytes
     flops = 2.0 * d.macs
-    bandwidth = pm.bandwidth * k.bandwidth_efficiency
+    bandwidth = pm.dram_bytes_per_s * k.bandwidth_efficiency
     read = (min(d.act_elements, d.a_elements) + d.weight_elements) * b
     write = d.out_elements * b
     compute_c, workspace = _tiled(d.M, d.N, d.K, d.groups, pm,
-                                  pm.tensor * _efficiency(k.compute_efficiency, dtype, name),
+                                  pm.tensor_flops_per_s * _efficiency(k.compute_efficiency, dtype, name),
                                   k.k_half)
     memory_c = (read + write + workspace) / bandwidth[:, None]
     i, compute, memory = _fastest(compute_c, memory_c)
-    simt_compute = flops / (pm.simt * k.gemv_compute_efficiency)
+    simt_compute = flops / (pm.simt_flops_per_s * k.gemv_compute_efficiency)
     simt_memory = (read + write) / bandwidth
     tiled = np.maximum(compute, memory) <= np.maximum(simt_compute, simt_memory)
     half = 0.5 * workspace[i]
@@ -191,11 +190,11 @@ def csr_times(d: GemmDims, density: float, pm: Machines, k: CsrKernel, dtype: st
     per_row = density * d.K
     share = _efficiency(k.compute_efficiency, dtype, name)
     flops = 2.0 * nnz * d.N
-    compute = 2.0 * d.M * d.N * (per_row + k.row_nnz_half) / (pm.simt * share)
+    compute = 2.0 * d.M * d.N * (per_row + k.row_nnz_half) / (pm.simt_flops_per_s * share)
     csr_bytes = nnz * (b + idx) + (d.M + 1) * idx
     read = csr_bytes + min(d.K, nnz) * d.N * b
     write = d.M * d.N * b
-    memory = (read + write) / (pm.bandwidth * k.bandwidth_efficiency)
+    memory = (read + write) / (pm.dram_bytes_per_s * k.bandwidth_efficiency)
     conv_s, conv_read, conv_write = _conversion(d, pm, k.conversion, k.conversion_launches, 2,
                                                 d.groups * csr_bytes, k.bandwidth_efficiency)
     g = d.groups
@@ -215,11 +214,11 @@ def bsr_times(d: GemmDims, block_density: float, pm: Machines, k: BsrKernel, den
     block_elems = blocks * k.block_rows * k.block_cols
     share = _efficiency(dense.compute_efficiency, dtype, name) * k.tile_efficiency
     k_busy = max(float(k.block_cols), block_density * col_blocks * k.block_cols)
-    compute_c, workspace = _tiled(d.M, d.N, k_busy, 1, pm, pm.tensor * share, dense.k_half)
+    compute_c, workspace = _tiled(d.M, d.N, k_busy, 1, pm, pm.tensor_flops_per_s * share, dense.k_half)
     bsr_bytes = block_elems * b + idx * (blocks + row_blocks + 1)
     read = bsr_bytes + min(d.K, blocks * k.block_cols) * d.N * b
     write = d.M * d.N * b
-    memory_c = (read + write + workspace) / (pm.bandwidth * k.bandwidth_efficiency)[:, None]
+    memory_c = (read + write + workspace) / (pm.dram_bytes_per_s * k.bandwidth_efficiency)[:, None]
     i, compute, memory = _fastest(compute_c, memory_c)
     half = 0.5 * workspace[i]
     conv_s, conv_read, conv_write = _conversion(d, pm, k.conversion, k.conversion_launches, 2,
@@ -235,18 +234,18 @@ def bsr_times(d: GemmDims, block_density: float, pm: Machines, k: BsrKernel, den
 
 def nm_times(d: GemmDims, pm: Machines, k: NmKernel, dense: DenseKernel, dtype: str,
              name: str) -> Times:
-    if pm.sparse is None:  # `count` raises the engine's error for it
+    if pm.sparse_flops_per_s is None:  # `count` raises the engine's error for it
         raise AccelsimError(f"kernel '{name}' needs a sparse tensor-core peak")
     b = pm.element_bytes
     share = _efficiency(k.compute_efficiency, dtype, name)
     dense_share = _efficiency(dense.compute_efficiency, dtype, "dense")
-    sparse_c, workspace = _tiled(d.M, d.N, d.K, 1, pm, pm.sparse * share, k.k_half)
-    as_dense_c, _ = _tiled(d.M, d.N, d.K, 1, pm, pm.tensor * dense_share, dense.k_half)
+    sparse_c, workspace = _tiled(d.M, d.N, d.K, 1, pm, pm.sparse_flops_per_s * share, k.k_half)
+    as_dense_c, _ = _tiled(d.M, d.N, d.K, 1, pm, pm.tensor_flops_per_s * dense_share, dense.k_half)
     compute_c = np.maximum(sparse_c, as_dense_c * k.n / k.m)
     a_bytes = d.M * d.K * b * compressed_fraction(k.n, k.m, k.metadata_bits, 8 * b)
     read = a_bytes + d.K * d.N * b
     write = d.M * d.N * b
-    memory_c = (read + write + workspace) / (pm.bandwidth * k.bandwidth_efficiency)[:, None]
+    memory_c = (read + write + workspace) / (pm.dram_bytes_per_s * k.bandwidth_efficiency)[:, None]
     i, compute, memory = _fastest(compute_c, memory_c)
     half = 0.5 * workspace[i]
     pruned = d.a_elements * b if k.policy == "prune" else 0.0
@@ -271,8 +270,8 @@ def row_skip_times(d: GemmDims, union_density: float, pm: Machines, k: RowSkipKe
     macs_per_group = d.M * union_density * d.K * d.N
     flops = 2.0 * macs_per_group
     eff = _efficiency(k.compute_efficiency, dtype, name)
-    compute = flops / (pm.simt * eff) if flops else np.zeros(len(pm.sms))
-    memory = (read + write) / (pm.bandwidth * k.bandwidth_efficiency)
+    compute = flops / (pm.simt_flops_per_s * eff) if flops else np.zeros(len(pm.sms))
+    memory = (read + write) / (pm.dram_bytes_per_s * k.bandwidth_efficiency)
     im2col_s, im2col_read, im2col_write = _im2col(d, pm)
     g = d.groups
     overhead = g * pm.launch_s + im2col_s
