@@ -525,6 +525,8 @@ def expand(spec: SweepSpec) -> Points:
             duplicates.append({"params": params, "same_as": seen[design]})
             continue
         seen[design] = len(points)
+        if not any(prm.path == "name" for prm in spec.parameters):
+            canonical["name"] = f"{canonical['name']} ({label})"
         points.append(Point(index=len(points), params=params, arch=canonical))
     if not points:
         raise SweepError(f"{spec.source}: no design point satisfies the constraints.")

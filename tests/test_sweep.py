@@ -62,6 +62,9 @@ def test_grid_expansion_applies_constraints_and_sets_fields(tmp_path: Path) -> N
     for p in points:
         assert p.arch["array"]["lanes"] == p.params["lanes"]
         assert p.arch["memory"][1]["size_bytes"] == p.params["neuron_bytes"]
+    names = [p.arch["name"] for p in points]
+    assert len(set(names)) == len(points)
+    assert all(f"lanes={p.params['lanes']}," in p.arch["name"] for p in points)
 
 
 @needs_digits
