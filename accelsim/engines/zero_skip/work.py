@@ -302,9 +302,9 @@ def _tap_inside(n: int, e: int, f: int, h: int, w: int, r: int, s: int,
 
 
 def channels_inner(act: np.ndarray) -> bool:
-    """Whether an activation map [N, C, H, W] lies channel-fastest in memory (the planar view
-    of a linear layer's [rows, channels] map)."""
-    return abs(act.strides[1]) < abs(act.strides[2])
+    """Whether an activation map [N, C, H, W] lies channel-fastest in memory (a linear layer's
+    [rows, channels] map, as 1 x 1 images or as a planar view)."""
+    return abs(act.strides[1]) <= abs(act.strides[2])
 
 
 def as_bytes(nonzero: np.ndarray) -> np.ndarray:
