@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, TextIO
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from accelsim.report.units import column_text, quantity
 
@@ -116,8 +117,9 @@ def fit_tables(df: pd.DataFrame, columns: Sequence[str], title: str = "",
                width: int = PIPED_WIDTH) -> list[Table]:
     """`columns` of `df` as rich tables no wider than `width`: headers whole when everything
     fits, else broken after underscores; when the columns still do not fit, more tables that
-    repeat `columns[0]` with the columns left over. Titles, headers and cells are escaped (text
-    from a trace or an arch file is shown as written, never read as markup)."""
+    repeat `columns[0]` with the columns left over. Titles, headers and cells are plain `Text`
+    (text from a trace or an arch file is shown as written, never read as markup, on any
+    console)."""
     import pandas as pd
 
     numeric = {c: pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
@@ -135,12 +137,12 @@ def fit_tables(df: pd.DataFrame, columns: Sequence[str], title: str = "",
     tables = []
     for i, group in enumerate(groups):
         name = title if i == 0 else f"{title} (continued, {i + 1} of {len(groups)})"
-        table = Table(title=escape(name) if title else None, show_lines=False)
+        table = Table(title=Text(name) if title else None, show_lines=False)
         for c in group:
-            table.add_column(escape(heads[c]), justify="right" if numeric[c] else "left",
+            table.add_column(Text(heads[c]), justify="right" if numeric[c] else "left",
                              min_width=widths[c], max_width=widths[c], overflow="fold")
         for r in range(len(df)):
-            table.add_row(*(escape(cells[c][r]) for c in group))
+            table.add_row(*(Text(cells[c][r]) for c in group))
         tables.append(table)
     return tables
 
