@@ -11,9 +11,12 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import networkx as nx
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accelsim.cli import main
 from accelsim.errors import WorkloadError
@@ -75,6 +78,25 @@ def test_markup_in_names_is_printed_as_written(capsys):
     assert main(["run", str(TPU), str(HOSTILE / "markup-names.npz")]) == 0
     out = capsys.readouterr().out
     assert "[bold red]q" in out and "[blink]toy" in out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcdef"), st.sampled_from("abcdef")), max_size=12))
+def test_trace_cycle_check_finds_the_cycle_networkx_finds(edges):
+    graph = nx.DiGraph(edges)
+    expected = [] if nx.is_directed_acyclic_graph(graph) else nx.find_cycle(graph)
+    assert fmt.find_cycle(edges) == expected
+
+
+def test_a_cyclic_layer_graph_is_one_paragraph_naming_the_cycle(tmp_path):
+    meta = {"format": "accelsim-trace", "version": 1, "model": "loop",
+            "edges": [["a", "b"], ["b", "c"], ["c", "b"]],
+            "layers": [{"name": n, "op": "linear", "M": 2, "K": 2, "N": 2, "act_density": 0.5}
+                       for n in "abc"]}
+    path = tmp_path / "loop.npz"
+    write_zip(path, [deflated("__meta__.npy", meta_npy(meta))])
+    with pytest.raises(WorkloadError, match=r"cycle \[\('b', 'c'\), \('c', 'b'\)\]"):
+        load_workload(path)
 
 
 def _bomb(path: Path, zero_bytes: int) -> None:

@@ -9,8 +9,8 @@ __all__ = ["ConvShape", "GemmShape", "Layer", "Workload", "load_workload", "save
 
 
 def __getattr__(name: str) -> Any:
-    """`load_workload` and `save_workload`, from `accelsim.workload.format` when first used (it
-    needs networkx, which a sub-module such as `recipes` or `stats` does not)."""
+    """`load_workload` and `save_workload`, from `accelsim.workload.format` when first used (a
+    sub-module such as `recipes` or `stats` does not read or write trace files)."""
     if name in ("load_workload", "save_workload"):
         from accelsim.workload import format as trace_format
 

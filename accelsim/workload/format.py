@@ -38,7 +38,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import networkx as nx
 import numpy as np
 
 from accelsim.errors import WorkloadError
@@ -740,11 +739,43 @@ def _read_edges(path: str, raw: Any, names: set[str]) -> list[tuple[str, str]]:
         if missing:
             raise _fail(path, f"edge {list(e)} names unknown layer(s) {missing}.")
         edges.append((e[0], e[1]))
-    g = nx.DiGraph(edges)
-    if not nx.is_directed_acyclic_graph(g):
-        cycle = nx.find_cycle(g)
+    cycle = find_cycle(edges)
+    if cycle:
         raise _fail(path, f"the layer graph has a cycle {cycle}; edges must run producer -> consumer.")
     return edges
+
+
+def find_cycle(edges: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The edges of one directed cycle of the graph `edges` spans, [] when it has none: a
+    depth-first search from each node in order of first appearance, successors in edge order
+    (the cycle `networkx.find_cycle` reports), in plain Python so that loading a trace does
+    not import networkx."""
+    succ: dict[str, list[str]] = {}
+    for u, v in edges:
+        succ.setdefault(u, [])
+        succ.setdefault(v, [])
+        if v not in succ[u]:
+            succ[u].append(v)
+    done: set[str] = set()
+    for root in succ:
+        if root in done:
+            continue
+        path, on_path = [root], {root}
+        todo = [iter(succ[root])]
+        while todo:
+            nxt = next(todo[-1], None)
+            if nxt is None:
+                done.add(path[-1])
+                on_path.discard(path.pop())
+                todo.pop()
+            elif nxt in on_path:
+                loop = path[path.index(nxt):] + [nxt]
+                return list(zip(loop, loop[1:]))
+            elif nxt not in done:
+                path.append(nxt)
+                on_path.add(nxt)
+                todo.append(iter(succ[nxt]))
+    return []
 
 
 def workload_meta(workload: Workload) -> dict:
