@@ -36,7 +36,7 @@ Buffer traffic is that of the groups one after another (the same elements move e
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -237,13 +237,69 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
     )
 
 
-def _by_column(rows: list[dict], absent: object = MISSING) -> dict[str, list]:
-    """Per-point dicts as one list per key (`absent` where a point lacks the key)."""
-    names = rows[0].keys() if rows else {}.keys()
-    if any(r.keys() != names for r in rows):
-        names = dict.fromkeys(c for r in rows for c in r).keys()
-        return {c: [r.get(c, absent) for r in rows] for c in names}
-    return dict(zip(names, map(list, zip(*(r.values() for r in rows)))))
+def _latency_points(p: GemmProblem, arch: Config, rows: np.ndarray, cols: np.ndarray,
+                    stall: np.ndarray, actions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`latency_split` of P arrays that differ only in `rows` and `cols` (integer arrays), the
+    same numbers, as arrays over the points."""
+    sr, sc, t = operand_dims(p, arch.dataflow)
+    folds = p.repeat * ceil_div(sr, rows) * ceil_div(sc, cols)
+    total = compute_cycles(p, rows, cols, arch.dataflow, arch.timing)
+    stationary_load = 0 if arch.dataflow == "os" else rows
+    if arch.timing == "double_buffered":
+        load = stationary_load + (folds - 1) * np.maximum(0, rows - t)
+    else:
+        load = folds * stationary_load
+    compute = folds * t
+    fill_drain = total - compute - load
+    short = np.minimum(fill_drain, 0)  # as `latency_split`: off the loads, then off compute
+    load, fill_drain = load + short, fill_drain - short
+    short = np.minimum(load, 0)
+    compute, load = compute + short, load - short
+    dram = arch.dram()
+    n = len(rows)
+    dram_load = dram_offload = np.zeros(n)
+    if dram is not None:
+        dram_load = (np.broadcast_to(actions.get(f"{dram.name}.read_bytes", 0.0), (n,))
+                     / dram.read_bandwidth_bytes_per_cycle)
+        dram_offload = (np.broadcast_to(actions.get(f"{dram.name}.write_bytes", 0.0), (n,))
+                        / dram.write_bandwidth)
+    return {"cycles_compute": compute, "cycles_fill_drain": fill_drain,
+            "cycles_load": load, "cycles_stall": stall,
+            "cycles_dram_load": dram_load, "cycles_dram_offload": dram_offload}
+
+
+def _one(value: object) -> np.ndarray:
+    """A one-point column holding `value` as it is."""
+    held = np.empty(1, dtype=object)
+    held[0] = value
+    return held
+
+
+def _scattered(parts: list[tuple[np.ndarray, dict[str, np.ndarray]]], n: int
+               ) -> dict[str, list]:
+    """One list of n Python values per column from the columns of groups of points (arrays
+    over each group's points; `MISSING` where a point lacks the column), the names in the order
+    the points first have them."""
+    parts = sorted(parts, key=lambda part: int(part[0][0]))
+    having: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for idx, cols in parts:
+        for c, values in cols.items():
+            having.setdefault(c, []).append((idx, values))
+    out: dict[str, list] = {}
+    for c, held in having.items():
+        dtypes = {values.dtype for _, values in held}
+        if len(held) == 1 and len(held[0][0]) == n:
+            column = held[0][1][np.argsort(held[0][0])]
+        elif len(dtypes) == 1 and object not in dtypes and sum(len(i) for i, _ in held) == n:
+            column = np.empty(n, dtype=dtypes.pop())
+            for idx, values in held:
+                column[idx] = values
+        else:
+            column = np.full(n, MISSING, dtype=object)
+            for idx, values in held:
+                column[idx] = values.astype(object)
+        out[c] = column.tolist()
+    return out
 
 
 GEOMETRY = ("rows", "cols")
@@ -265,23 +321,38 @@ def _geometry_groups(archs: Sequence[Config]) -> list[tuple[Config, np.ndarray]]
     return [(first[k], np.array(v)) for k, v in groups.items()]
 
 
-_GROUPS: list = [None, None]
-"""The last (archs, groups) `simulate_batch` saw: a sweep batch is one archs sequence for all
-of a workload's layers, so the points are grouped once per workload."""
+_GROUPS: list = [None, None, {}]
+"""The last (archs, groups, batches) `simulate_batch` saw: a sweep batch is one archs sequence
+for all of a workload's layers, so the points are grouped once per workload, and layers of one
+shape (a transformer's repeated blocks) are counted once (`batches`, by `_layer_key`)."""
+
+
+def _layer_key(layer: Layer) -> tuple:
+    """Everything of a layer that `simulate` reads: its shape and whether it has a trace."""
+    return layer.shape, layer.has_trace
 
 
 def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
-    """`simulate` on many design points at once, the same numbers: compute cycles, stalls and
-    utilisation as arrays over the points' rows and cols, the engine's own `memory_actions`
-    (the tiling traffic model) and `latency_split` point by point. `group_mapping: packed` on
-    a conv layer runs `simulate` point by point."""
+    """`simulate` on many design points at once, the same numbers: compute cycles, stalls,
+    utilisation, the tiling traffic model (`accelsim.engines.traffic.points_actions`) and the
+    latency split as arrays over the rows and cols of points that share everything else.
+    `group_mapping: packed` on a conv layer runs `simulate` point by point."""
     if _GROUPS[0] is not archs:
-        _GROUPS[:] = [archs, _geometry_groups(archs)]
+        _GROUPS[:] = [archs, _geometry_groups(archs), {}]
+    key = _layer_key(layer)
+    if key not in _GROUPS[2]:
+        _GROUPS[2][key] = _count_batch(layer, archs)
+    return replace(_GROUPS[2][key])
+
+
+def _count_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
+    """`simulate_batch` of a layer not counted yet on `archs` (grouped in `_GROUPS`)."""
     n = len(archs)
     problem = gemm_problem(layer)
     out = {name: np.zeros(n) for name in ("cycles", "compute", "stall", "dram", "util")}
     memory_bound = np.zeros(n, dtype=bool)
-    columns: list[dict[str, object]] = [{} for _ in range(n)]
+    parts: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
+    column_order: list[tuple[str, ...]] = [() for _ in range(n)]
     action_order: list[tuple[str, ...]] = [() for _ in range(n)]
     actions: dict[str, np.ndarray] = {}
     listed: dict[str, np.ndarray] = {}
@@ -292,27 +363,24 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
 
     for arch, idx in _GROUPS[1]:
         if arch.group_mapping == "packed" and isinstance(layer.shape, ConvShape):
-            parts = [(i, simulate(layer, archs[i])) for i in idx]
-            for i, res in parts:
+            for i in idx:
+                res = simulate(layer, archs[i])
                 out["cycles"][i], out["compute"][i] = res.cycles, res.compute_cycles
                 out["stall"][i], out["dram"][i] = res.stall_cycles, res.dram_bytes
                 out["util"][i], memory_bound[i] = res.utilization, res.bound == "memory"
-                columns[i], action_order[i] = res.columns, tuple(res.actions)
+                parts.append((np.array([i]), {c: _one(v) for c, v in res.columns.items()}))
+                column_order[i], action_order[i] = tuple(res.columns), tuple(res.actions)
                 for a, v in res.actions.items():
                     record(a, i, v)
             continue
         rows = np.array([archs[i].rows for i in idx], dtype=np.int64)
         cols = np.array([archs[i].cols for i in idx], dtype=np.int64)
         cycles_compute = compute_cycles(problem, rows, cols, arch.dataflow, arch.timing)
-        points = [memory_actions(layer, archs[i], problem) for i in idx]
-        acts = {a: np.array(v, dtype=float)
-                for a, v in _by_column([pt[0] for pt in points], 0.0).items()}
-        level_cycles = {lv: np.array(v, dtype=float)
-                        for lv, v in _by_column([pt[1] for pt in points], 0.0).items()}
+        acts, level_cycles, access = traffic.points_actions(
+            layer, arch, problem, rows, cols, arch.dataflow, arch.tiling, pe_register_words(arch))
         acts[MAC_COMPUTE] = layer.macs
         levels = list(level_cycles)
-        per_level = np.array([np.broadcast_to(np.asarray(level_cycles[lv], dtype=float),
-                                              idx.shape) for lv in levels]).reshape(-1, len(idx))
+        per_level = np.array([level_cycles[lv] for lv in levels]).reshape(-1, len(idx))
         memory_cycles = per_level.max(axis=0) if levels else np.zeros(len(idx))
         stall = (np.maximum(0.0, memory_cycles - cycles_compute) if arch.model_memory_stalls
                  else np.zeros(len(idx)))
@@ -327,12 +395,14 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
         out["util"][idx] = np.minimum(1.0, layer.macs / (np.maximum(cycles, 1.0) * rows * cols))
         memory_bound[idx] = stall > 0
         worst = per_level.argmax(axis=0) if levels else np.zeros(len(idx), dtype=int)
-        for j, i in enumerate(idx):
-            point_actions = {**points[j][0], MAC_COMPUTE: layer.macs}
-            action_order[i] = tuple(point_actions)
-            columns[i] = {"bottleneck": levels[worst[j]] if stall[j] > 0 else "compute",
-                          **points[j][2],
-                          **latency_split(problem, archs[i], float(stall[j]), point_actions)}
+        names = np.array([*levels, "compute"], dtype=object)
+        bottleneck = names[np.where(stall > 0, worst, len(levels))]
+        split = _latency_points(problem, arch, rows, cols, stall, acts)
+        group_columns = {"bottleneck": bottleneck, **access, **split}
+        parts.append((idx, group_columns))
+        order, acted = tuple(group_columns), tuple(acts)
+        for i in idx.tolist():
+            column_order[i], action_order[i] = order, acted
     macs = np.full(n, layer.macs, dtype=np.int64)
     return LayerBatch(
         cycles=out["cycles"], compute_cycles=out["compute"], stall_cycles=out["stall"],
@@ -341,7 +411,7 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
         memory_bound=memory_bound,
         engine_mode=["trace" if layer.has_trace else "statistical"] * n,
         actions=actions, absent={a: ~m for a, m in listed.items() if not m.all()},
-        columns=_by_column(columns), column_order=interned([tuple(c) for c in columns]),
+        columns=_scattered(parts, n), column_order=interned(column_order),
         action_order=interned(action_order),
         warnings=[[] for _ in range(n)],
     )

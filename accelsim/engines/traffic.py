@@ -49,6 +49,7 @@ import numpy as np
 
 from accelsim.arch.energy import memory_level_price
 from accelsim.arch.schema import ArchBase, MemoryLevel, Operand
+from accelsim.engines.batch import layer_memo
 from accelsim.engines.counts import ceil_div
 from accelsim.engines.shared_gemm_operand import GemmProblem
 from accelsim.workload.layer import ConvShape, Layer
@@ -241,12 +242,36 @@ def _fetches(order: tuple[str, ...], trips: dict[str, np.ndarray], op: Operand) 
     return fetches
 
 
-@lru_cache(maxsize=4096)
+Found = tuple[Mapping, float, float, float, float, float]
+"""A search's mapping and its (act, weight, out-final, psum-write, psum-read) DRAM elements."""
+
+
+@lru_cache(maxsize=1024)
+def _searches(geo: Geometry, dataflow: Dataflow, bytes_: tuple[float, float, float, float],
+              capacity: tuple[tuple[float, tuple[bool, bool, bool]], ...],
+              prices: tuple[float, float]) -> dict[tuple[int, int], Found]:
+    """The searches done for one product on one design, by the array's (rows, cols): every
+    input of `_find` but the fold, so that the points of a sweep that share them look a fold
+    up in one dict."""
+    return {}
+
+
 def _search(geo: Geometry, dataflow: Dataflow, fold: tuple[int, int],
             bytes_: tuple[float, float, float, float],
             capacity: tuple[tuple[float, tuple[bool, bool, bool]], ...],
-            prices: tuple[float, float]
-            ) -> tuple[Mapping, float, float, float, float, float]:
+            prices: tuple[float, float]) -> Found:
+    """`_find`, remembered by exactly the inputs it reads."""
+    done = _searches(geo, dataflow, bytes_, capacity, prices)
+    found = done.get(fold)
+    if found is None:
+        found = done[fold] = _find(geo, dataflow, fold, bytes_, capacity, prices)
+    return found
+
+
+def _find(geo: Geometry, dataflow: Dataflow, fold: tuple[int, int],
+          bytes_: tuple[float, float, float, float],
+          capacity: tuple[tuple[float, tuple[bool, bool, bool]], ...],
+          prices: tuple[float, float]) -> Found:
     """Best mapping and its (act, weight, out-final, psum-write, psum-read) DRAM elements.
 
     `fold`: the array's rows and cols; `prices`: pJ per byte at DRAM and at the buffer of the
@@ -334,16 +359,19 @@ def _epoch_misses(share: float, reads_per_element: float, x: float) -> float:
     return share / (1.0 - x + x / k)
 
 
-def _scalesim(geo: Geometry, arr: ArrayTraffic, rows: int, cols: int, dataflow: Dataflow,
-              half: dict[str, float]) -> tuple[float, float, float, float]:
-    """SCALE-Sim's (act, weight, out-final, psum-write) DRAM elements of one group."""
+@lru_cache(maxsize=4096)
+def _scalesim(geo: Geometry, out_writes: int, rows: int, cols: int, dataflow: Dataflow,
+              half: tuple[float, float]) -> tuple[float, float, float, float]:
+    """SCALE-Sim's (act, weight, out-final, psum-write) DRAM elements of one group;
+    `out_writes`: the partial sums the array writes (`ArrayTraffic.out_writes`), `half`: the
+    act and weight elements SCALE-Sim's read buffers keep (`_scalesim_half`)."""
     p = GemmProblem(geo.pixels, geo.filters, geo.window)
     sr, sc, _ = operand_dims(p, dataflow)
     row_folds, col_folds = ceil_div(sr, rows), ceil_div(sc, cols)
     act_u, weight_u = float(geo.act_elements), float(geo.window * geo.filters)
     outs = float(geo.pixels * geo.filters)
-    psum = float(arr.out_writes) - outs
-    h = half["act"]
+    psum = float(out_writes) - outs
+    h = half[0]
     reuse = geo.pixels * geo.window / max(act_u, 1.0)
     gap = geo.col_stride * geo.channels
     if act_u <= h:
@@ -364,11 +392,11 @@ def _scalesim(geo: Geometry, arr: ArrayTraffic, rows: int, cols: int, dataflow: 
                            for b in blocks)
     if dataflow == "os":
         tile = min(cols, geo.filters) * geo.window
-        weight = weight_u if min(weight_u, tile) <= half["weight"] else row_folds * weight_u
+        weight = weight_u if min(weight_u, tile) <= half[1] else row_folds * weight_u
         return act, weight, outs, 0.0
     if dataflow == "ws":
         return act, weight_u, outs, psum
-    weight = weight_u if weight_u <= half["weight"] else col_folds * weight_u
+    weight = weight_u if weight_u <= half[1] else col_folds * weight_u
     return act, weight, outs, psum
 
 
@@ -388,6 +416,7 @@ def _powers_of_two(limit: int) -> list[int]:
     return [1 << i for i in range(max(1, limit).bit_length()) if 1 << i <= limit]
 
 
+@lru_cache(maxsize=4096)
 def register_split(p: GemmProblem, rows: int, cols: int, dataflow: Dataflow,
                    stationary_words: int, out_words: int,
                    bytes_: tuple[float, float, float]) -> tuple[int, int]:
@@ -414,6 +443,85 @@ def register_split(p: GemmProblem, rows: int, cols: int, dataflow: Dataflow,
     return best[1], best[2]
 
 
+@dataclass(frozen=True)
+class Context:
+    """What the traffic model reads from an arch besides the array's sides and dataflow: the
+    same for every point of a sweep that varies only those (`context`)."""
+
+    buffers: dict[Operand, MemoryLevel | None]
+    """The innermost on-chip level of each operand (None: it streams from DRAM)."""
+    bytes_: tuple[float, float, float]
+    """Bytes per act, weight and partial-sum (accumulator) element."""
+    capacity: tuple[tuple[float, tuple[bool, bool, bool]], ...]
+    """Per on-chip level: bytes the tiles in use may take, and which of `OPERANDS` it holds."""
+    search_prices: dict[str, tuple[float, float]]
+    """Per dataflow: pJ per byte read at DRAM and at the stationary operand's buffer."""
+    half: tuple[float, float]
+    """Act and weight elements SCALE-Sim's read buffers keep (`_scalesim_half`)."""
+    keys: tuple[tuple[tuple[str, str], MemoryLevel], ...]
+    """The (where, space) keys of `Traffic` that a level counts, in column order, with it."""
+    level_prices: dict[str, tuple[float, float]]
+    """pJ per byte read and written, per level name."""
+
+
+def _context(arch: ArchBase) -> Context:
+    p = arch.precision
+    act_b, w_b, acc_b = p.act_bits / 8, p.weight_bits / 8, p.acc_bits / 8
+    buffers: dict[Operand, MemoryLevel | None] = {op: arch.buffer_for(op) for op in OPERANDS}
+    levels = sorted({lv.name: lv for lv in buffers.values() if lv is not None}.values(),
+                    key=lambda lv: lv.name)
+    capacity = tuple(((lv.size_bytes or 0) * DOUBLE_BUFFER_SHARE,
+                      tuple(buffers[op] is lv for op in OPERANDS)) for lv in levels)
+    dram = arch.dram()
+    dram_pj = memory_level_price(arch, dram).read_pj_per_byte if dram else 1.0
+    search_prices = {}
+    for dataflow, op in STATIONARY.items():
+        held = buffers[op]
+        search_prices[dataflow] = (dram_pj, memory_level_price(arch, held).read_pj_per_byte
+                                   if held else 0.0)
+    half = (_scalesim_half(buffers["act"], act_b), _scalesim_half(buffers["weight"], w_b))
+    where: dict[tuple[str, str], MemoryLevel | None] = {}
+    for space in SPACES:
+        where["dram", space] = dram
+        where["buffer", space] = buffers["out" if space == "psum" else space]  # type: ignore[index]
+    counted = {("dram", "act"), ("dram", "weight"), ("dram", "psum"), ("dram", "out")}
+    counted |= {("buffer", op) for op in ("act", "weight") if buffers[op] is not None}
+    if buffers["out"] is not None:
+        counted |= {("buffer", "psum"), ("buffer", "out")}
+    keys = tuple((key, level) for key in sorted(counted)
+                 if (level := where[key]) is not None)
+    prices = {lv.name: memory_level_price(arch, lv) for lv in arch.memory}
+    return Context(buffers=buffers, bytes_=(act_b, w_b, acc_b), capacity=capacity,
+                   search_prices=search_prices, half=half, keys=keys,
+                   level_prices={name: (lp.read_pj_per_byte, lp.write_pj_per_byte)
+                                 for name, lp in prices.items()})
+
+
+_CONTEXTS: dict[int, tuple[ArchBase, Context]] = {}
+MAX_CONTEXTS = 4096
+"""Most archs whose `Context` is kept."""
+
+
+def context(arch: ArchBase) -> Context:
+    """`arch`'s `Context`, made once per arch object (archs are immutable)."""
+    hit = _CONTEXTS.get(id(arch))
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    made = _context(arch)
+    if len(_CONTEXTS) >= MAX_CONTEXTS:
+        _CONTEXTS.clear()
+    _CONTEXTS[id(arch)] = (arch, made)
+    return made
+
+
+def layer_geometry(layer: Layer, problem: GemmProblem) -> Geometry:
+    """`geometry(layer, problem)`, computed once per layer and problem."""
+    memo = layer_memo(layer).setdefault("traffic.geometry", {})
+    if problem not in memo:
+        memo[problem] = geometry(layer, problem)
+    return memo[problem]
+
+
 def layer_traffic(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: int, cols: int,
                   dataflow: Dataflow, tiling: Tiling = "search",
                   registers: tuple[int, int] = (1, 1)) -> Traffic:
@@ -421,29 +529,22 @@ def layer_traffic(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: int,
     `registers`: words of the stationary operand's and of the output's PE register
     (`accelsim.arch.pe_storage`); more than one lets the array read its buffers as a larger
     array would (`register_split`)."""
-    geo = geometry(layer, problem)
-    p = arch.precision
-    act_b, w_b, acc_b = p.act_bits / 8, p.weight_bits / 8, p.acc_bits / 8
+    geo = layer_geometry(layer, problem)
+    ctx = context(arch)
+    act_b, w_b, acc_b = ctx.bytes_
     a, b = register_split(problem, rows, cols, dataflow, registers[0], registers[1],
-                          (act_b, w_b, acc_b))
+                          ctx.bytes_)
     arr = array_traffic(problem, rows * a, cols * b, dataflow)
-    buffers: dict[Operand, MemoryLevel | None] = {op: arch.buffer_for(op) for op in OPERANDS}
+    buffers = ctx.buffers
     mapping: Mapping | None = None
     if tiling == "scalesim":
-        half = {op: _scalesim_half(buffers[op], size) for op, size in (("act", act_b),
-                                                                      ("weight", w_b))}
-        act, weight, outs, psum_w = _scalesim(geo, arr, rows, cols, dataflow, half)
+        act, weight, outs, psum_w = _scalesim(geo, arr.out_writes, rows, cols, dataflow,
+                                              ctx.half)
         psum_r = 0.0
     else:
-        levels = sorted({lv.name: lv for lv in buffers.values() if lv is not None}.values(),
-                        key=lambda lv: lv.name)
-        capacity = tuple(((lv.size_bytes or 0) * DOUBLE_BUFFER_SHARE,
-                          tuple(buffers[op] is lv for op in OPERANDS)) for lv in levels)
-        dram, held = arch.dram(), buffers[STATIONARY[dataflow]]
-        prices = (memory_level_price(arch, dram).read_pj_per_byte if dram else 1.0,
-                  memory_level_price(arch, held).read_pj_per_byte if held else 0.0)
         mapping, act, weight, outs, psum_w, psum_r = _search(
-            geo, dataflow, (rows * a, cols * b), (act_b, w_b, act_b, acc_b), capacity, prices)
+            geo, dataflow, (rows * a, cols * b), (act_b, w_b, act_b, acc_b), ctx.capacity,
+            ctx.search_prices[dataflow])
         n = mapping.array_reloads
         if n > 1:
             if dataflow == "ws":
@@ -498,38 +599,145 @@ def level_actions(arch: ArchBase, t: Traffic
     its bandwidth, result columns `<level>_<space>_reads`, `_writes` (elements),
     `_read_bytes`, `_write_bytes` (bytes), `energy_<level>_<space>_pj` (`SPACES`), the PE register
     accesses `pe_<operand>_reads`, `_writes`). Without a DRAM level nothing is counted there."""
-    levels: dict[tuple[str, str], MemoryLevel | None] = {}
-    dram = arch.dram()
-    for space in SPACES:
-        levels["dram", space] = dram
-        levels["buffer", space] = arch.buffer_for("out" if space == "psum" else space)
-    actions: dict[str, float] = {}
-    level_cycles: dict[str, float] = {}
+    return _level_actions(context(arch), t.reads, t.writes, t.read_bytes, t.write_bytes, t.pe,
+                          None if t.mapping is None else _mapping_columns(t.mapping))
+
+
+def _mapping_columns(m: Mapping) -> dict[str, object]:
+    return {"tile_loop_order": "".join(m.order), "tile_pixels": m.pixel_tile,
+            "tile_filters": m.filter_tile, "tile_window": m.window_tile,
+            "tile_fits": m.fits, "tile_array_reloads": m.array_reloads}
+
+
+def _level_actions(ctx: Context, reads: dict, writes: dict, read_bytes: dict,
+                   write_bytes: dict, pe: dict, mapping: dict[str, object] | None
+                   ) -> tuple[dict, dict, dict[str, object]]:
+    """`level_actions` of counts that are numbers (one point) or arrays (many points)."""
+    actions: dict = {}
+    level_cycles: dict = {}
     columns: dict[str, object] = {}
-    prices = {lv.name: memory_level_price(arch, lv) for lv in arch.memory}
-    for key in sorted(set(t.reads) | set(t.writes)):
-        level = levels[key]
-        if level is None:
-            continue
-        op = key[1]
-        rb, wb = t.read_bytes.get(key, 0.0), t.write_bytes.get(key, 0.0)
+    for key, level in ctx.keys:
+        rb, wb = read_bytes.get(key, 0.0), write_bytes.get(key, 0.0)
         name = level.name
         actions[f"{name}.read_bytes"] = actions.get(f"{name}.read_bytes", 0.0) + rb
         actions[f"{name}.write_bytes"] = actions.get(f"{name}.write_bytes", 0.0) + wb
         level_cycles[name] = (level_cycles.get(name, 0.0) + rb / level.read_bandwidth_bytes_per_cycle
                               + wb / level.write_bandwidth)
-        prefix = f"{name}_{op}"
-        columns[f"{prefix}_reads"] = t.reads.get(key, 0.0)
-        columns[f"{prefix}_writes"] = t.writes.get(key, 0.0)
+        prefix = f"{name}_{key[1]}"
+        columns[f"{prefix}_reads"] = reads.get(key, 0.0)
+        columns[f"{prefix}_writes"] = writes.get(key, 0.0)
         columns[f"{prefix}_read_bytes"] = rb
         columns[f"{prefix}_write_bytes"] = wb
-        lp = prices[name]
-        columns[f"energy_{prefix}_pj"] = rb * lp.read_pj_per_byte + wb * lp.write_pj_per_byte
-    for (op, verb), count in t.pe.items():
+        read_pj, write_pj = ctx.level_prices[name]
+        columns[f"energy_{prefix}_pj"] = rb * read_pj + wb * write_pj
+    for (op, verb), count in pe.items():
         columns[f"pe_{op}_{verb}"] = count
-    if t.mapping is not None:
-        m = t.mapping
-        columns.update({"tile_loop_order": "".join(m.order), "tile_pixels": m.pixel_tile,
-                        "tile_filters": m.filter_tile, "tile_window": m.window_tile,
-                        "tile_fits": m.fits, "tile_array_reloads": m.array_reloads})
+    if mapping is not None:
+        columns.update(mapping)
     return actions, level_cycles, columns
+
+
+def points_actions(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: np.ndarray,
+                   cols: np.ndarray, dataflow: Dataflow, tiling: Tiling = "search",
+                   registers: tuple[int, int] = (1, 1)
+                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, object]]:
+    """`level_actions(arch, layer_traffic(...))` of P arrays at once, the same numbers: `rows`
+    and `cols` are integer arrays (one entry per point; every other input the points share).
+    Actions, level cycles and columns come as arrays over the points (float; the tiling's
+    columns int, bool or str objects)."""
+    geo = layer_geometry(layer, problem)
+    ctx = context(arch)
+    act_b, w_b, acc_b = ctx.bytes_
+    n = len(rows)
+    limit = registers[1] if dataflow == "os" else registers[0]
+    if limit == 1:  # one word: no split to choose
+        ra, cb = rows, cols
+    else:
+        split = np.array([register_split(problem, r, c, dataflow, registers[0], registers[1],
+                                         ctx.bytes_)
+                          for r, c in zip(rows.tolist(), cols.tolist())], dtype=np.int64)
+        ra, cb = rows * split[:, 0], cols * split[:, 1]
+    arr = array_traffic(problem, ra, cb, dataflow)
+    act_reads, weight_reads = arr.act_reads, arr.weight_reads
+    out_writes, out_reads = arr.out_writes, arr.out_reads
+    buffers = ctx.buffers
+    mapping: dict[str, object] | None = None
+    if tiling == "scalesim":
+        ow = np.broadcast_to(out_writes, (n,)).tolist()
+        found = np.array([_scalesim(geo, w, r, c, dataflow, ctx.half)
+                          for w, r, c in zip(ow, rows.tolist(), cols.tolist())]).reshape(n, 4)
+        act, weight, outs, psum_w = found.T
+        psum_r: float | np.ndarray = 0.0
+    else:
+        done = _searches(geo, dataflow, (act_b, w_b, act_b, acc_b), ctx.capacity,
+                         ctx.search_prices[dataflow])
+        found_of = []
+        for fold in zip(ra.tolist(), cb.tolist()):
+            hit = done.get(fold)
+            if hit is None:
+                hit = done[fold] = _find(geo, dataflow, fold, (act_b, w_b, act_b, acc_b),
+                                         ctx.capacity, ctx.search_prices[dataflow])
+            found_of.append(hit)
+        maps = [f[0] for f in found_of]
+        act, weight, outs, psum_w, psum_r = np.array([f[1:] for f in found_of]).reshape(n, 5).T
+        reloads = np.array([m.array_reloads for m in maps], dtype=np.int64)
+        mapping = {"tile_loop_order": np.array(["".join(m.order) for m in maps], dtype=object),
+                   "tile_pixels": np.array([m.pixel_tile for m in maps], dtype=np.int64),
+                   "tile_filters": np.array([m.filter_tile for m in maps], dtype=np.int64),
+                   "tile_window": np.array([m.window_tile for m in maps], dtype=np.int64),
+                   "tile_fits": np.array([m.fits for m in maps], dtype=bool),
+                   "tile_array_reloads": reloads}
+        if dataflow == "ws":
+            weight_reads = weight_reads * reloads
+        elif dataflow == "is":
+            act_reads = act_reads * reloads
+        else:
+            out_writes, out_reads = out_writes * reloads, out_writes * reloads - out_writes
+    array_reads = {"act": act_reads, "weight": weight_reads, "out": out_reads}
+    as_float = {op: np.asarray(v, dtype=float) for op, v in array_reads.items()}
+    fetched = {"act": act, "weight": weight}
+    for op in ("act", "weight"):
+        if buffers[op] is None:
+            fetched[op] = as_float[op]
+    if buffers["out"] is None:
+        psum_w, psum_r = np.asarray(out_writes, dtype=float) - outs, as_float["out"]
+    r = geo.repeat
+    reads: dict[tuple[str, str], np.ndarray] = {}
+    writes: dict[tuple[str, str], np.ndarray] = {}
+    rbytes: dict[tuple[str, str], np.ndarray] = {}
+    wbytes: dict[tuple[str, str], np.ndarray] = {}
+    for op, size in (("act", act_b), ("weight", w_b)):
+        reads["dram", op] = fetched[op] * r
+        rbytes["dram", op] = fetched[op] * r * size
+        if buffers[op] is not None:
+            writes["buffer", op] = fetched[op] * r
+            wbytes["buffer", op] = fetched[op] * r * size
+            reads["buffer", op] = as_float[op] * r
+            rbytes["buffer", op] = as_float[op] * r * size
+    counts = {("dram", "psum"): (psum_r, psum_w, acc_b), ("dram", "out"): (0.0, outs, act_b)}
+    if buffers["out"] is not None:
+        counts["buffer", "psum"] = (out_reads + psum_w, out_writes + psum_r, acc_b)
+        counts["buffer", "out"] = (outs, 0.0, act_b)
+    for key, (n_read, n_write, size) in counts.items():
+        reads[key], writes[key] = np.multiply(n_read, r), np.multiply(n_write, r)
+        rbytes[key], wbytes[key] = reads[key] * size, writes[key] * size
+    macs = float(layer.macs)
+    stationary = STATIONARY[dataflow]
+    pe: dict[tuple[Operand, str], object] = {}
+    for op in OPERANDS:
+        pe[op, "reads"] = macs
+        pe[op, "writes"] = (as_float[op] * r if op == stationary and op != "out" else macs)
+    counted = [{k: _spread(v, n) for k, v in d.items()}
+               for d in (reads, writes, rbytes, wbytes, pe)]
+    zero = np.zeros(n)
+    for d in counted[:4]:  # a key a point does not count is a count of 0, as `level_actions`
+        for key, _ in ctx.keys:
+            d.setdefault(key, zero)
+    return _level_actions(ctx, *counted, mapping)
+
+
+def _spread(value: float | np.ndarray, n: int) -> np.ndarray:
+    """`value` as a float array of the n points (a number is the same at every point)."""
+    if isinstance(value, np.ndarray) and value.shape == (n,):
+        return value.astype(float, copy=False)
+    return np.full(n, float(value))
