@@ -95,6 +95,11 @@ def _bounded(st, rng):
     return m >> np.uint64(32)
 
 
+DRAW_BLOCK = 4096
+"""Draws the tail shuffle makes ahead of a block of swaps (numpy's order kept): the swaps then
+carry no generator arithmetic, so more of their cache misses overlap."""
+
+
 @njit(cache=True)
 def _tail_shuffle(data, first: int, st, out) -> None:
     """numpy's tail shuffle of `data` (= arange(size)) from the end down to `first`, then the
@@ -102,11 +107,18 @@ def _tail_shuffle(data, first: int, st, out) -> None:
     size = data.shape[0]
     for i in range(size):
         data[i] = i
-    for i in range(size - 1, first - 1, -1):
-        j = np.int64(_bounded(st, np.uint64(i)))
-        tmp = data[j]
-        data[j] = data[i]
-        data[i] = tmp
+    draws = np.empty(DRAW_BLOCK, np.int64)
+    top = size - 1
+    while top >= first:
+        block = min(DRAW_BLOCK, top - first + 1)
+        for k in range(block):
+            draws[k] = np.int64(_bounded(st, np.uint64(top - k)))
+        for k in range(block):
+            j = draws[k]
+            tmp = data[j]
+            data[j] = data[top - k]
+            data[top - k] = tmp
+        top -= block
     for i in range(first, size):
         out[data[i]] = True
 
