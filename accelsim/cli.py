@@ -9,10 +9,11 @@ that `accelsim --help` starts fast.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from rich.markup import escape
 from accelsim.errors import AccelsimError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from accelsim.display import ProgressReport
@@ -59,9 +61,11 @@ def _si(value: object, unit: str) -> str:
     return si(value, unit)  # type: ignore[arg-type]
 
 
-def print_table(df: pd.DataFrame, columns: Sequence[str], title: str = "") -> None:
-    """Print selected columns of a DataFrame on stdout, fitted to the terminal
-    (`accelsim.display.print_table`: SI units, one notation per column, no split number)."""
+def print_table(df: pd.DataFrame | Mapping[str, np.ndarray], columns: Sequence[str],
+                title: str = "") -> None:
+    """Print selected columns of a DataFrame (or of columns as arrays) on stdout, fitted to the
+    terminal (`accelsim.display.print_table`: SI units, one notation per column, no split
+    number)."""
     from accelsim.display import print_table as show
 
     show(df, columns, title)
@@ -103,10 +107,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         from accelsim.kinds import KINDS
 
-        extra = [c for c in result.layers.columns if c.startswith("cycles_if_")]
-        extra += [c for c in DECODE_COLUMNS if c in result.layers]
-        extra += [c for c in KINDS[arch.kind].shown_columns if c in result.layers]
-        print_table(result.with_totals(), RUN_COLUMNS + extra,
+        extra = [c for c in result.columns if c.startswith("cycles_if_")]
+        extra += [c for c in DECODE_COLUMNS if c in result.columns]
+        extra += [c for c in KINDS[arch.kind].shown_columns if c in result.columns]
+        shown = RUN_COLUMNS + extra
+        print_table(result.columns_with_totals(shown), shown,
                     title=f"{workload.model} on {arch.name} ({arch.kind})")
         note = result.coverage_note()
         if note:
@@ -117,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"KV cache of {d['context']}: {_fmt(tot['tokens_per_s'])} tokens/s, "
                   f"{_si(tot['latency_s_per_token'], 's')} and "
                   f"{_si(tot['energy_pj_per_token'] * 1e-12, 'J')} per token")
-        warned = int((result.layers["warnings"] != "").sum())
+        warned = int((result.column("warnings") != "").sum())
         if warned:
             print(f"{warned} layer(s) with warnings: see the `warnings` column "
                   "(--format csv or json)")
@@ -125,7 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
         if scalars:
             print("whole network: " + ", ".join(f"{k} {_fmt(v)}" for k, v in scalars.items()))
-        if "best_kernel" in result.layers:
+        if "best_kernel" in result.columns:
             print_kernel_choice(result.layers, f"kernel choice per layer on {arch.name}")
     return 0
 
@@ -509,18 +514,38 @@ def _shape(text: str) -> tuple[int, int, int]:
     return dims  # type: ignore[return-value]
 
 
-def _add_breakeven(sub: argparse._SubParsersAction) -> None:
-    from accelsim.engines.gpu.breakeven import PATTERNS
-    from accelsim.engines.gpu.kernels import DTYPES
+class LazyChoices(Sequence[str]):
+    """An option's allowed values, the sequence `name` of `module`, imported when argparse
+    first checks a value or prints help (so that building the parser imports no engine)."""
 
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    @functools.cached_property
+    def values(self) -> tuple[str, ...]:
+        import importlib
+
+        return tuple(getattr(importlib.import_module(self.module), self.name))
+
+    def __getitem__(self, index: int) -> str:  # type: ignore[override]
+        return self.values[index]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def _add_breakeven(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("breakeven", help="GPU kernels vs dense across densities for one GEMM shape")
     p.add_argument("arch", help="architecture YAML of kind gpu")
     p.add_argument("--shape", type=_shape, required=True, metavar="M,K,N",
                    help="[M, K] activations x [K, N] weights")
-    p.add_argument("--dtype", choices=DTYPES, help="math type (default: the arch's dtype)")
-    p.add_argument("--pattern", choices=PATTERNS, default="random",
+    p.add_argument("--dtype", choices=LazyChoices("accelsim.engines.gpu.kernels", "DTYPES"),
+                   metavar="DTYPE",
+                   help="math type: %(choices)s (default: the arch's dtype)")
+    p.add_argument("--pattern", choices=LazyChoices("accelsim.engines.gpu.breakeven", "PATTERNS"),
+                   default="random", metavar="PATTERN",
                    help="where zeros fall: independently (random, default) or in whole blocks, "
-                        "columns and N:M groups (structured, best case)")
+                        "columns and N:M groups (structured, best case); one of %(choices)s")
     p.add_argument("--plot", type=Path, metavar="PNG", help="also draw the curves to this PNG")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table",
                    help="what to print on stdout (default: table)")

@@ -20,7 +20,7 @@ import itertools
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
@@ -33,7 +33,11 @@ from rich.text import Text
 from accelsim.report.units import column_text, quantity
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
+
+    Columns = pd.DataFrame | Mapping[str, np.ndarray]
+    """A table: a DataFrame, or its columns as numpy arrays (`RunResult.columns_with_totals`)."""
 
 TEXT_WIDTH = 28
 """Widest a text column (names, warnings) is drawn before its cells wrap, characters."""
@@ -113,18 +117,28 @@ def _groups(columns: Sequence[str], widths: dict[str, int], width: int) -> list[
     return groups
 
 
-def fit_tables(df: pd.DataFrame, columns: Sequence[str], title: str = "",
+def _column(df: Columns, column: str) -> tuple[list, bool]:
+    """A table column's values (Python objects) and whether it holds numbers (not booleans)."""
+    if isinstance(df, Mapping):
+        values = df[column]
+        return values.tolist(), values.dtype.kind in "iufc"
+    import pandas as pd
+
+    numeric = pd.api.types.is_numeric_dtype(df[column]) and not pd.api.types.is_bool_dtype(
+        df[column])
+    return df[column].tolist(), numeric
+
+
+def fit_tables(df: Columns, columns: Sequence[str], title: str = "",
                width: int = PIPED_WIDTH) -> list[Table]:
     """`columns` of `df` as rich tables no wider than `width`: headers whole when everything
     fits, else broken after underscores; when the columns still do not fit, more tables that
     repeat `columns[0]` with the columns left over. Titles, headers and cells are plain `Text`
     (text from a trace or an arch file is shown as written, never read as markup, on any
     console)."""
-    import pandas as pd
-
-    numeric = {c: pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
-               for c in columns}
-    cells = {c: column_text(c, df[c].tolist()) for c in columns}
+    read = {c: _column(df, c) for c in columns}
+    numeric = {c: read[c][1] for c in columns}
+    cells = {c: column_text(c, read[c][0]) for c in columns}
     heads = {c: header(c) for c in columns}
     key = columns[0]
     widths = {c: max(_cell_width(cells[c], numeric[c], c == key), len(heads[c]))
@@ -141,13 +155,13 @@ def fit_tables(df: pd.DataFrame, columns: Sequence[str], title: str = "",
         for c in group:
             table.add_column(Text(heads[c]), justify="right" if numeric[c] else "left",
                              min_width=widths[c], max_width=widths[c], overflow="fold")
-        for r in range(len(df)):
+        for r in range(len(cells[key])):
             table.add_row(*(Text(cells[c][r]) for c in group))
         tables.append(table)
     return tables
 
 
-def print_table(df: pd.DataFrame, columns: Sequence[str], title: str = "",
+def print_table(df: Columns, columns: Sequence[str], title: str = "",
                 file: TextIO | None = None) -> None:
     """Print `fit_tables` of `df` on stdout (or `file`) at the terminal's width, the title as
     its own lines above (wrapped between words, so never inside a number)."""

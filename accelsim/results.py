@@ -11,15 +11,16 @@ import math
 import re
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from accelsim.errors import AccelsimError
 from accelsim.workload.layer import ConvShape, Workload
+
+if TYPE_CHECKING:  # pandas is imported where a table is made (start-up of `accelsim run`)
+    import pandas as pd
 
 BASE_COLUMNS = [
     "layer", "op", "arch", "workload", "engine", "engine_mode", "macs_dense", "macs_done",
@@ -63,18 +64,109 @@ ADDITIVE = re.compile(r"^(cycles|time|macs)_|_(s|pj|bytes|cycles|reads|writes)$"
 """Engine-specific columns that add up over layers (counts, times, energies, accesses)."""
 
 
-@dataclass
+def column_array(values: Sequence[object]) -> np.ndarray:
+    """`values` (one result column, NaN where a row lacks it) as the numpy array pandas makes of
+    them in a table built from rows: bool when all are booleans, int64 when all are integers,
+    float64 (None as NaN) when all are numbers, else object."""
+    kinds = set()
+    for v in values:
+        if v is None:
+            kinds.add("none")
+        elif isinstance(v, bool | np.bool_):
+            kinds.add("bool")
+        elif isinstance(v, int | np.integer):
+            kinds.add("int")
+        elif isinstance(v, float | np.floating):
+            kinds.add("float")
+        else:
+            kinds.add("object")
+    if kinds == {"bool"}:
+        return np.array(values, dtype=bool)
+    if kinds == {"int"}:
+        return np.array(values, dtype=np.int64)
+    if kinds and kinds <= {"int", "float", "none"} and kinds != {"none"}:
+        return np.array([math.nan if v is None else v for v in values], dtype=float)
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def _is_numeric(values: np.ndarray) -> bool:
+    """A column of numbers, not booleans (what a table sums)."""
+    return values.dtype.kind in "iufc"
+
+
+def _notna(values: np.ndarray) -> np.ndarray:
+    """Where a column has a value (not None or NaN), as pandas' `notna`."""
+    if values.dtype.kind in "fc":
+        return ~np.isnan(values)
+    if values.dtype.kind == "O":
+        return np.array([not (v is None or (isinstance(v, float) and math.isnan(v)))
+                         for v in values], dtype=bool)
+    return np.ones(len(values), dtype=bool)
+
+
+def _sum(values: np.ndarray) -> float:
+    """A column's sum as a table sums it: NaN counted as nothing."""
+    if values.dtype.kind in "fc":
+        values = np.where(np.isnan(values), 0, values)
+    return float(values.sum())
+
+
 class RunResult:
     """Per-layer results (`layers`, one row per trace layer), run metadata (`meta`) and the
     engine's own tables (`tables`, e.g. `breakeven` on a GPU: rows keyed by `layer`).
+
+    A run made by `simulate` keeps its rows and builds the `layers` DataFrame when first asked
+    for it: totals and the terminal table read the columns (`column`) without pandas.
 
     speedup_vs_dense = dense latency / latency on the same hardware with sparsity features
     off; energy_saving_vs_dense = dense energy / energy (a factor; > 1 saves energy).
     """
 
-    layers: pd.DataFrame
-    meta: dict
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    def __init__(self, layers: pd.DataFrame | None = None, meta: dict | None = None,
+                 tables: dict[str, pd.DataFrame] | None = None) -> None:
+        self._layers = layers
+        self.meta = {} if meta is None else meta
+        self.tables = {} if tables is None else tables
+        self._rows: list[dict] = []
+        self._columns: list[str] = list(layers.columns) if layers is not None else []
+        self._workload = ""
+        self._arrays: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def from_rows(cls, rows: list[dict], columns: list[str], workload: str, meta: dict,
+                  tables: dict[str, pd.DataFrame] | None = None) -> RunResult:
+        """A run from its rows (one dict per layer, `workload` added to each as its model name)
+        in the table's column order `columns` (every key of every row)."""
+        result = cls(meta=meta, tables=tables)
+        result._rows, result._columns, result._workload = rows, list(columns), workload
+        return result
+
+    @property
+    def layers(self) -> pd.DataFrame:
+        """The per-layer table (one row per trace layer, `columns` in order)."""
+        if self._layers is None:
+            import pandas as pd
+
+            self._layers = pd.DataFrame(self._rows).assign(workload=self._workload)[self._columns]
+        return self._layers
+
+    @property
+    def columns(self) -> list[str]:
+        """The per-layer table's column names, in order."""
+        return list(self._layers.columns) if self._layers is not None else self._columns
+
+    def column(self, name: str) -> np.ndarray:
+        """One per-layer column as a numpy array (the dtype the table gives it)."""
+        if self._layers is not None:
+            return self._layers[name].to_numpy()
+        if name not in self._arrays:
+            if name == "workload":
+                self._arrays[name] = column_array([self._workload] * len(self._rows))
+            else:
+                self._arrays[name] = column_array([r.get(name, math.nan) for r in self._rows])
+        return self._arrays[name]
 
     def totals(self) -> dict:
         """Whole-workload figures: sums, MAC-weighted density, and overall ratios.
@@ -85,31 +177,37 @@ class RunResult:
         `tokens_per_s`, `latency_s_per_token`, `energy_pj_per_token` (and
         `weight_read_bytes_per_token` where the engine counts weight bytes).
         """
-        df = self.layers[self.layers["cycles"].notna()]
+        has = _notna(self.column("cycles"))
+
+        def kept(name: str) -> np.ndarray:
+            return self.column(name)[has]
+
         tot: dict = {"layer": "TOTAL", "op": "", "arch": self.meta.get("arch", ""),
-                     "layers_without_result": int(len(self.layers) - len(df)),
+                     "layers_without_result": int(len(has) - has.sum()),
                      "covered_macs_fraction": self.covered_macs_fraction(),
-                     "layers_with_warnings": int((self.layers["warnings"] != "").sum())}
-        for col in df.columns:
-            if col in SUM_COLUMNS or (ADDITIVE.search(col) and is_numeric_dtype(df[col])
-                                      and not is_bool_dtype(df[col])):
-                tot[col] = float(df[col].sum())
-        weights = df["macs_dense"].to_numpy(dtype=float)
+                     "layers_with_warnings": int((self.column("warnings") != "").sum())}
+        for col in self.columns:
+            if col in SUM_COLUMNS or (ADDITIVE.search(col) and _is_numeric(self.column(col))):
+                tot[col] = _sum(kept(col))
+        weights = kept("macs_dense").astype(float)
         wsum = weights.sum()
         for col in ("act_density", "weight_density"):
-            tot[col] = float(np.dot(df[col], weights) / wsum) if wsum else float("nan")
-        modes = set(df["engine_mode"])
+            tot[col] = float(np.dot(kept(col), weights) / wsum) if wsum else float("nan")
+        modes = set(kept("engine_mode"))
         tot["engine_mode"] = modes.pop() if len(modes) == 1 else "mixed"
-        tot["engine"] = self.layers["engine"].iloc[0]
+        tot["engine"] = self.column("engine")[0]
         tot["speedup_vs_dense"] = (tot["dense_latency_s"] / tot["latency_s"]
                                    if tot["latency_s"] else float("nan"))
         tot["energy_saving_vs_dense"] = (tot["dense_energy_pj"] / tot["energy_pj"]
                                          if tot["energy_pj"] else float("nan"))
         tot["energy_pj_per_mac"] = (tot["energy_pj"] / tot["macs_dense"]
                                     if tot["macs_dense"] else float("nan"))
-        tot["utilization"] = (float(np.dot(df["utilization"], df["cycles"]) / df["cycles"].sum())
-                              if df["cycles"].sum() else 0.0)
-        tot["bound"] = "memory" if (df["bound"] == "memory").mean() > 0.5 else "compute"
+        cycles = kept("cycles")
+        cycles_sum = _sum(cycles)
+        tot["utilization"] = (float(np.dot(kept("utilization"), cycles) / cycles_sum)
+                              if cycles_sum else 0.0)
+        memory = kept("bound") == "memory"
+        tot["bound"] = "memory" if len(memory) and memory.sum() / len(memory) > 0.5 else "compute"
         decode = self.meta.get("decode")
         if decode:
             tokens = decode["tokens"]
@@ -124,23 +222,35 @@ class RunResult:
 
     def covered_macs_fraction(self) -> float:
         """Share of the model's dense MACs in layers that have a result (1.0: all)."""
-        macs = self.layers["macs_dense"].to_numpy(dtype=float)
+        macs = self.column("macs_dense").astype(float)
         total = macs.sum()
-        covered = macs[self.layers["cycles"].notna().to_numpy()].sum()
+        covered = macs[_notna(self.column("cycles"))].sum()
         return float(covered / total) if total else 1.0
 
     def coverage_note(self) -> str:
         """'' when every layer has a result, else what the totals cover and why not all."""
-        missing = self.layers[self.layers["cycles"].isna()]
-        if missing.empty:
+        missing = ~_notna(self.column("cycles"))
+        if not missing.any():
             return ""
-        reasons = sorted({w for text in missing["warnings"] for w in str(text).split("; ") if w})
+        reasons = sorted({w for text in self.column("warnings")[missing]
+                          for w in str(text).split("; ") if w})
         why = f": {'; '.join(reasons)}" if reasons else ""
         return (f"covers {100 * self.covered_macs_fraction():.3g} % of the model's MACs "
-                f"({len(missing)} of {len(self.layers)} layers without a result{why})")
+                f"({int(missing.sum())} of {len(missing)} layers without a result{why})")
+
+    def columns_with_totals(self, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """The per-layer columns `names` with the `totals` value below (NaN where the totals
+        have none), each as the array `with_totals` gives it, without making a DataFrame."""
+        total = {**self.totals(), "workload": self.meta.get("workload", "")}
+        rows = len(self.column("layer"))
+        return {c: _stacked(self.column(c) if c in self.columns
+                            else np.full(rows, math.nan), total.get(c, math.nan))
+                for c in names}
 
     def with_totals(self) -> pd.DataFrame:
         """The per-layer table with the `totals` row (layer 'TOTAL') below it."""
+        import pandas as pd
+
         total = {**self.totals(), "workload": self.meta.get("workload", "")}
         return pd.concat([self.layers, pd.DataFrame([total])], ignore_index=True)
 
@@ -165,6 +275,8 @@ class RunResult:
 
     @classmethod
     def load(cls, out_dir: str | Path, stem: str = "results") -> RunResult:
+        import pandas as pd
+
         out = Path(out_dir)
         csv, js = out / f"{stem}.csv", out / f"{stem}.json"
         if not csv.is_file() or not js.is_file():
@@ -189,6 +301,24 @@ class RunResult:
         if missing:
             raise AccelsimError(f"{csv}: missing result columns {missing}; not an accelsim result.")
         return cls(layers=layers, meta=meta, tables=tables)
+
+
+def _stacked(values: np.ndarray, below: object) -> np.ndarray:
+    """`values` with `below` appended, in the dtype pandas gives a column stacked from two
+    tables (`pd.concat`): kept when both parts have it, float64 for integers and floats (NaN,
+    a missing value, is a float), object for anything else (booleans with numbers, text)."""
+    tail = column_array([below])
+    kinds = {values.dtype.kind, tail.dtype.kind}
+    if len(kinds) == 1 and "O" not in kinds:
+        dtype: type | np.dtype = values.dtype
+    elif kinds <= {"i", "f"}:
+        dtype = float
+    else:
+        dtype = object
+    out = np.empty(len(values) + 1, dtype=dtype)
+    out[:-1] = values
+    out[-1] = below
+    return out
 
 
 @functools.cache
@@ -330,6 +460,8 @@ def load_comparison(out_dir: str | Path) -> list[tuple[list[RunResult], dict]]:
 
 def load_decode_sweep(out_dir: str | Path) -> pd.DataFrame | None:
     """The decode sparsity sweep saved in a compare folder, or None when it has none."""
+    import pandas as pd
+
     path = Path(out_dir) / DECODE_SWEEP_FILE
     if not path.is_file():
         return None
@@ -344,6 +476,8 @@ def summary_table(results: Sequence[RunResult]) -> pd.DataFrame:
     """One row per arch: the `SUMMARY_COLUMNS` from each run's totals and metadata, the
     `DECODE_SUMMARY_COLUMNS` for decode runs and the `BASELINE_COLUMNS` when a run was
     compared with a baseline."""
+    import pandas as pd
+
     rows = []
     for result in results:
         tot = result.totals()

@@ -6,10 +6,9 @@ import datetime as _dt
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
 from accelsim import __version__, decode
 from accelsim.arch.area import UM2_PER_MM2, area_mm2, area_um2_by_component
@@ -28,6 +27,9 @@ from accelsim.results import (
     git_revision,
 )
 from accelsim.workload.layer import Layer, Workload
+
+if TYPE_CHECKING:  # pandas is imported only where an engine returns tables (start-up)
+    import pandas as pd
 
 
 def _count(layer: Layer, arch: ArchBase) -> LayerResult:
@@ -174,11 +176,10 @@ def simulate(
                     else decode.aggregate(layer.name, step_rows, plan.tokens))
         if on_layer is not None:
             on_layer(layer)
-    df = pd.DataFrame(rows).assign(workload=workload.model)
-    energy_cols = sorted(c for c in df.columns if c.startswith("energy_") and c.endswith("_pj")
+    names = [*dict.fromkeys(c for row in rows for c in row), "workload"]
+    energy_cols = sorted(c for c in names if c.startswith("energy_") and c.endswith("_pj")
                          and c not in BASE_COLUMNS)
-    extra_cols = [c for c in df.columns if c not in BASE_COLUMNS and c not in energy_cols]
-    df = df[BASE_COLUMNS + energy_cols + extra_cols]
+    extra_cols = [c for c in names if c not in BASE_COLUMNS and c not in energy_cols]
     meta = {
         "tool": "accelsim",
         "tool_version": __version__,
@@ -199,9 +200,14 @@ def simulate(
         meta["decode"] = plan.meta()
     if any(summaries.values()):
         meta["engine_summary"] = summaries
-    stacked = {name: _layer_first(pd.concat(parts, ignore_index=True))
-               for name, parts in tables.items()}
-    return RunResult(layers=df, meta=meta, tables=stacked)
+    stacked = {}
+    if tables:
+        import pandas as pd
+
+        stacked = {name: _layer_first(pd.concat(parts, ignore_index=True))
+                   for name, parts in tables.items()}
+    return RunResult.from_rows(rows, BASE_COLUMNS + energy_cols + extra_cols, workload.model,
+                               meta, stacked)
 
 
 def _layer_first(table: pd.DataFrame) -> pd.DataFrame:

@@ -1,13 +1,24 @@
 """Start-up: building the command-line parser (what `accelsim --help` does) imports neither
-numba, pandas nor networkx, nor any engine's count step; loading a description imports only
-the engine of its kind."""
+numba, pandas nor networkx, nor any engine; loading a description imports only the engine of
+its kind; loading a trace imports no networkx; `accelsim run`'s terminal table is made without
+pandas, and what it shows (the columns and the totals row) is what the pandas table holds."""
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accelsim.api import load_arch, load_workload
+from accelsim.results import RunResult, _stacked, column_array
+from accelsim.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("numba", "pandas", "networkx", "matplotlib", "torch", "pyarrow")
@@ -29,6 +40,7 @@ def test_parser_imports_no_heavy_package_and_no_engine() -> None:
     assert "accelsim.cli" in loaded
     assert sorted(set(HEAVY) & loaded) == []
     assert sorted(set(COUNT_STEPS) & loaded) == []
+    assert sorted(m for m in loaded if m.startswith("accelsim.engines.gpu")) == []
 
 
 def test_help_runs_and_lists_the_commands() -> None:
@@ -45,3 +57,81 @@ def test_a_systolic_description_loads_only_its_engine() -> None:
     others = {"accelsim.engines.zero_skip", "accelsim.engines.neuromorphic",
               "accelsim.engines.sparse_tensor_core", "accelsim.engines.gpu", "numba"}
     assert sorted(others & loaded) == []
+
+
+def test_loading_a_trace_imports_no_networkx_and_no_pandas() -> None:
+    loaded = modules_after("from accelsim.api import load_workload\n"
+                           "load_workload('workloads/digits_cnn.npz')")
+    assert "accelsim.workload.format" in loaded
+    assert sorted({"networkx", "pandas", "numba"} & loaded) == []
+
+
+def test_run_prints_its_table_without_pandas_networkx_or_other_engines() -> None:
+    loaded = modules_after(
+        "import contextlib, io\nfrom accelsim.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    assert main(['run', 'arch_configs/tpu_like_128x128_ws.yaml', "
+        "'workloads/digits_cnn.npz']) == 0\n"
+        "assert 'TOTAL' in out.getvalue()")
+    assert "accelsim.engines.systolic" in loaded
+    assert sorted(set(HEAVY) & loaded) == []
+    others = {"accelsim.engines.zero_skip", "accelsim.engines.neuromorphic",
+              "accelsim.engines.sparse_tensor_core", "accelsim.engines.gpu"}
+    assert sorted(others & loaded) == []
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _same(a: list, b: list) -> bool:
+    """Equal cell by cell, of one type, None and NaN both missing."""
+    return len(a) == len(b) and all(
+        (_missing(x) and _missing(y)) or (type(x) is type(y) and x == y) for x, y in zip(a, b))
+
+
+CELLS = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
+                  st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(["", "a", "b"]),
+                  st.just("absent"))
+TOTALS = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
+                   st.sampled_from(["", "TOTAL"]), st.just("absent"))
+"""What `RunResult.totals` puts below a column: a sum, a ratio, a name, or nothing."""
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(CELLS, min_size=1, max_size=6).filter(lambda c: set(c) != {"absent"}), TOTALS)
+def test_columns_from_rows_are_the_columns_pandas_makes(cells, below) -> None:
+    rows = [{} if v == "absent" else {"c": v} for v in cells]
+    table = pd.DataFrame(rows)
+    mine = column_array([r.get("c", math.nan) for r in rows])
+    theirs = table["c"].to_numpy()
+    assert mine.dtype.kind == theirs.dtype.kind
+    assert _same(mine.tolist(), theirs.tolist())
+    if mine.dtype.kind == "b":  # totals sum numbers only: nothing below a boolean column
+        below = "absent"
+    total = {} if below == "absent" else {"c": below}
+    stacked = pd.concat([table, pd.DataFrame([total])], ignore_index=True)["c"]
+    numeric = pd.api.types.is_numeric_dtype(stacked) and not pd.api.types.is_bool_dtype(stacked)
+    shown = _stacked(mine, total.get("c", math.nan))
+    assert (shown.dtype.kind in "iufc") == numeric
+    assert _same(shown.tolist(), stacked.tolist())
+
+
+@pytest.mark.parametrize("arch", ["tpu_like_128x128_ws", "a100", "a100_sparse_tc", "akd1000",
+                                  "eyeriss_gating"])
+def test_totals_and_table_of_rows_equal_those_of_the_dataframe(arch: str) -> None:
+    workload = load_workload(ROOT / "tests" / "data" / "hostile" / "markup-names.npz")
+    result = simulate(workload, load_arch(ROOT / "arch_configs" / f"{arch}.yaml"))
+    table = RunResult(layers=result.layers.copy(), meta=result.meta)
+    rows = simulate(workload, load_arch(ROOT / "arch_configs" / f"{arch}.yaml"))
+    assert rows.columns == list(table.layers.columns)
+    assert _same(list(rows.totals().values()), list(table.totals().values()))
+    assert list(rows.totals()) == list(table.totals())
+    assert rows.coverage_note() == table.coverage_note()
+    shown = rows.columns_with_totals(rows.columns)
+    full = table.with_totals()
+    for c in rows.columns:
+        numeric = (pd.api.types.is_numeric_dtype(full[c])
+                   and not pd.api.types.is_bool_dtype(full[c]))
+        assert (shown[c].dtype.kind in "iufc") == numeric, c
+        assert _same(shown[c].tolist(), full[c].tolist()), c
