@@ -59,6 +59,8 @@ def _systolic(d: dict, rng: random.Random) -> None:
     d["tiling"] = rng.choice(["search", "scalesim"])
     d["model_memory_stalls"] = rng.random() < 0.8
     d["clock_mhz"] = rng.choice([100.0, 700.0, 1000.0])
+    d["pe"] = rng.choice([d.get("pe", {}), {"act": {"words": 2}, "weight": {"words": 4},
+                                            "out": {"words": 8}}])
     for level in d["memory"]:
         if level["kind"] != "dram" and rng.random() < 0.5:
             level["size_bytes"] = rng.choice([4096, 65536, 1 << 20, 1 << 24])

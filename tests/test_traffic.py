@@ -399,3 +399,47 @@ def test_operands_without_a_buffer_stream_from_dram_and_no_dram_means_none_count
     r = systolic.simulate(layer, array(8, 8, "ws", [sram("buf", 1 << 20)]))
     assert r.dram_bytes == 0 and not any(k.startswith("dram_") for k in r.columns)
     assert r.columns["buf_act_reads"] == t.array.act_reads
+
+
+LAYOUTS = {
+    "shared": lambda size: [dram(), sram("buf", size)],
+    "split": lambda size: [dram(), sram("a", size, ["act"]), sram("w", size, ["weight"]),
+                           sram("o", 4 * size, ["out"])],
+    "no out buffer": lambda size: [dram(), sram("ab", size, ["act", "weight"])],
+    "no buffer": lambda size: [dram()],
+    "no dram": lambda size: [sram("buf", size)],
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(is_conv=st.booleans(), m=st.integers(1, 200), k=st.integers(1, 200),
+       n=st.integers(1, 200), stride=st.integers(1, 3), groups=st.sampled_from([1, 2]),
+       size=st.sampled_from([16, 512, 4096, 1 << 16, 1 << 20]),
+       layout=st.sampled_from(sorted(LAYOUTS)), dataflow=st.sampled_from(["os", "ws", "is"]),
+       tiling=st.sampled_from(["search", "scalesim"]),
+       registers=st.sampled_from([(1, 1), (4, 2), (2, 8)]),
+       sides=st.lists(st.tuples(st.sampled_from([1, 2, 3, 8, 16, 32, 128]),
+                                st.sampled_from([1, 5, 8, 16, 64, 256])), min_size=1, max_size=6))
+def test_points_actions_equal_the_per_point_traffic(is_conv, m, k, n, stride, groups, size,
+                                                    layout, dataflow, tiling, registers, sides):
+    """The batched traffic (one search over all the points' folds at once, counts as arrays)
+    gives every point exactly the per-point `level_actions(layer_traffic(...))`: the same
+    names in the same order, equal values of the same kinds, the nothing-fits case included."""
+    layer = (conv(min(m, 40) + 2, min(m, 40) + 2, 3, 3, groups * min(k, 32), groups * min(n, 32),
+                  stride=stride, groups=groups) if is_conv
+             else Layer("g", "linear", GemmShape(M=m, K=k, N=n)))
+    a = array(8, 8, dataflow, LAYOUTS[layout](size))
+    p = gemm_problem(layer)
+    rows, cols = (np.array(side, dtype=np.int64) for side in zip(*sides, strict=True))
+    traffic._searches.cache_clear()
+    batch = traffic.points_actions(layer, a, p, rows, cols, dataflow, tiling, registers)
+    traffic._searches.cache_clear()
+    for j, (r, c) in enumerate(sides):
+        want = traffic.level_actions(a, traffic.layer_traffic(layer, a, p, r, c, dataflow,
+                                                              tiling, registers))
+        for got, expected in zip(batch, want, strict=True):
+            assert list(got) == list(expected)
+            for name, value in expected.items():
+                have = np.asarray(got[name])[j]
+                kind = type(have.item()) if isinstance(have, np.generic) else type(have)
+                assert have == value and kind is type(value), (name, j)

@@ -206,8 +206,32 @@ def memory_actions(
     return traffic.level_actions(arch, t)
 
 
+def _layer_key(layer: Layer) -> tuple:
+    """Everything of a layer that `simulate` reads: its shape and whether it has a trace."""
+    return layer.shape, layer.has_trace
+
+
+_LAST: tuple[Config | None, dict[tuple, LayerResult]] = (None, {})
+"""The last arch `simulate` counted on and its results by `_layer_key`: a workload's layers of
+one shape (a transformer's repeated blocks) are counted once per arch."""
+
+
 def simulate(layer: Layer, arch: Config) -> LayerResult:
     """Count cycles, MACs and memory traffic of one layer on a dense systolic array."""
+    global _LAST
+    last = _LAST
+    if last[0] is not arch:
+        last = _LAST = (arch, {})
+    key = _layer_key(layer)
+    done = last[1].get(key)
+    if done is None:
+        done = last[1][key] = _count(layer, arch)
+    return replace(done, actions=dict(done.actions), columns=dict(done.columns),
+                   warnings=list(done.warnings))
+
+
+def _count(layer: Layer, arch: Config) -> LayerResult:
+    """`simulate` of a layer shape not counted yet on `arch`."""
     problem = gemm_problem(layer)
     timed = (packed_problem(problem, arch.rows, arch.cols, arch.dataflow)
              if arch.group_mapping == "packed" and isinstance(layer.shape, ConvShape) else problem)
@@ -321,15 +345,10 @@ def _geometry_groups(archs: Sequence[Config]) -> list[tuple[Config, np.ndarray]]
     return [(first[k], np.array(v)) for k, v in groups.items()]
 
 
-_GROUPS: list = [None, None, {}]
+_GROUPS: tuple = (None, [], {})
 """The last (archs, groups, batches) `simulate_batch` saw: a sweep batch is one archs sequence
 for all of a workload's layers, so the points are grouped once per workload, and layers of one
 shape (a transformer's repeated blocks) are counted once (`batches`, by `_layer_key`)."""
-
-
-def _layer_key(layer: Layer) -> tuple:
-    """Everything of a layer that `simulate` reads: its shape and whether it has a trace."""
-    return layer.shape, layer.has_trace
 
 
 def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
@@ -337,16 +356,19 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
     utilisation, the tiling traffic model (`accelsim.engines.traffic.points_actions`) and the
     latency split as arrays over the rows and cols of points that share everything else.
     `group_mapping: packed` on a conv layer runs `simulate` point by point."""
-    if _GROUPS[0] is not archs:
-        _GROUPS[:] = [archs, _geometry_groups(archs), {}]
+    global _GROUPS
+    last = _GROUPS
+    if last[0] is not archs:
+        last = _GROUPS = (archs, _geometry_groups(archs), {})
     key = _layer_key(layer)
-    if key not in _GROUPS[2]:
-        _GROUPS[2][key] = _count_batch(layer, archs)
-    return replace(_GROUPS[2][key])
+    if key not in last[2]:
+        last[2][key] = _count_batch(layer, last[1], archs)
+    return replace(last[2][key])
 
 
-def _count_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
-    """`simulate_batch` of a layer not counted yet on `archs` (grouped in `_GROUPS`)."""
+def _count_batch(layer: Layer, groups: list[tuple[Config, np.ndarray]],
+                 archs: Sequence[Config]) -> LayerBatch:
+    """`simulate_batch` of a layer not counted yet on `archs` (`groups`: `_geometry_groups`)."""
     n = len(archs)
     problem = gemm_problem(layer)
     out = {name: np.zeros(n) for name in ("cycles", "compute", "stall", "dram", "util")}
@@ -361,7 +383,7 @@ def _count_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
         actions.setdefault(name, np.zeros(n))[where] = value
         listed.setdefault(name, np.zeros(n, dtype=bool))[where] = True
 
-    for arch, idx in _GROUPS[1]:
+    for arch, idx in groups:
         if arch.group_mapping == "packed" and isinstance(layer.shape, ConvShape):
             for i in idx:
                 res = simulate(layer, archs[i])

@@ -277,13 +277,31 @@ def _find(geo: Geometry, dataflow: Dataflow, fold: tuple[int, int],
     `fold`: the array's rows and cols; `prices`: pJ per byte at DRAM and at the buffer of the
     stationary operand. Cost: DRAM energy plus the buffer energy of re-loading the array when
     the streamed extent is tiled (`Mapping.array_reloads`)."""
+    return _find_many(geo, dataflow, [fold], bytes_, capacity, prices)[0]
+
+
+def _find_many(geo: Geometry, dataflow: Dataflow, folds: list[tuple[int, int]],
+               bytes_: tuple[float, float, float, float],
+               capacity: tuple[tuple[float, tuple[bool, bool, bool]], ...],
+               prices: tuple[float, float]) -> list[Found]:
+    """`_find` for each of `folds` (the arrays' rows and cols): the candidates of every fold
+    evaluated as one array, each fold's best taken from its own segment of it with `_find`'s
+    tie-break (within a loop order the first candidate of least cost, across orders the first
+    order that is strictly cheaper)."""
     act_b, w_b, out_b, acc_b = bytes_
-    rows, cols = fold
-    quanta = {"os": (rows, cols, 1), "ws": (1, cols, rows), "is": (cols, 1, rows)}[dataflow]
-    pt, ft, wt = np.meshgrid(_candidates(geo.pixels, quanta[0]),
-                             _candidates(geo.filters, quanta[1]),
-                             _candidates(geo.window, quanta[2]), indexing="ij")
-    pt, ft, wt = pt.ravel(), ft.ravel(), wt.ravel()
+    grids = []
+    for rows, cols in folds:
+        quanta = {"os": (rows, cols, 1), "ws": (1, cols, rows), "is": (cols, 1, rows)}[dataflow]
+        grids.append([g.ravel() for g in np.meshgrid(_candidates(geo.pixels, quanta[0]),
+                                                     _candidates(geo.filters, quanta[1]),
+                                                     _candidates(geo.window, quanta[2]),
+                                                     indexing="ij")])
+    sizes = np.array([len(g[0]) for g in grids])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    segment = np.repeat(np.arange(len(folds)), sizes)
+    pt, ft, wt = (np.concatenate([g[k] for g in grids]) for k in range(3))
+    fold_rows = np.repeat(np.array([f[0] for f in folds]), sizes)
+    fold_cols = np.repeat(np.array([f[1] for f in folds]), sizes)
     wshare = wt / geo.window
     act_tile = geo.act_tile(pt) * wshare
     tiles = (act_tile * act_b, wt * ft * w_b, pt * ft * acc_b)
@@ -300,10 +318,15 @@ def _find(geo: Geometry, dataflow: Dataflow, fold: tuple[int, int],
     # the stationary part of a buffer tile, and what one more load of it into the array costs
     stationary = {"os": (pt, ft, 2 * outs * acc_b), "ws": (wt, ft, weights * w_b),
                   "is": (wt, pt, geo.pixels * geo.window * act_b)}[dataflow]
-    one_fold = (stationary[0] <= rows) & (stationary[1] <= cols)
+    one_fold = (stationary[0] <= fold_rows) & (stationary[1] <= fold_cols)
     streamed = STREAMED[dataflow]
-    best: tuple[float, int, tuple[str, ...], np.ndarray] | None = None
-    for order in itertools.permutations(LOOPS):
+    position = np.arange(len(pt))
+    orders = list(itertools.permutations(LOOPS))
+    best_cost = np.full(len(folds), np.inf)
+    best_order = np.zeros(len(folds), dtype=int)
+    best_at = starts.copy()
+    best = np.zeros((len(folds), 4))
+    for k, order in enumerate(orders):
         fetches = {op: _fetches(order, trips, op) for op in OPERANDS}
         act = act_pass * fetches["act"] / (trips["p"] * trips["w"])
         weight = weights * fetches["weight"] / (trips["f"] * trips["w"])
@@ -316,16 +339,30 @@ def _find(geo: Geometry, dataflow: Dataflow, fold: tuple[int, int],
         cost = dram * prices[0] + (reloads - 1) * stationary[2] * prices[1]
         # equal cost: the fewest tiles (a share of a byte per tile iteration)
         cost = np.where(fits, cost + 1e-3 * trips["p"] * trips["f"] * trips["w"], np.inf)
-        i = int(np.argmin(cost))
-        if best is None or cost[i] < best[0]:
-            best = (float(cost[i]), i, order, np.array([act[i], weight[i], psum[i], reloads[i]]))
-    assert best is not None
-    cost, i, order, (act, weight, psum, reloads) = best
-    if not np.isfinite(cost):  # nothing fits: the smallest tiles
-        i = int(np.argmin(pt * ft * wt))
-        return _search_fallback(geo, dataflow, float(pt[i]), float(ft[i]), float(wt[i]))
-    mapping = Mapping(order, int(pt[i]), int(ft[i]), int(wt[i]), True, int(reloads))
-    return mapping, float(act), float(weight), float(outs), float(psum), float(psum)
+        least = np.minimum.reduceat(cost, starts)
+        at = np.minimum.reduceat(np.where(cost == least[segment], position, len(pt)), starts)
+        better = least < best_cost
+        best_cost = np.where(better, least, best_cost)
+        best_order = np.where(better, k, best_order)
+        best_at = np.where(better, at, best_at)
+        chosen = np.minimum(at, len(pt) - 1)
+        best = np.where(better[:, None], np.stack([act[chosen], weight[chosen], psum[chosen],
+                                                   reloads[chosen]], axis=1), best)
+    found: list[Found] = []
+    for k in range(len(folds)):
+        if not np.isfinite(best_cost[k]):  # nothing fits: the smallest tiles
+            lo, hi = starts[k], starts[k] + sizes[k]
+            i = lo + int(np.argmin(pt[lo:hi] * ft[lo:hi] * wt[lo:hi]))
+            found.append(_search_fallback(geo, dataflow, float(pt[i]), float(ft[i]),
+                                          float(wt[i])))
+            continue
+        i = int(best_at[k])
+        act, weight, psum, reloads = best[k]
+        mapping = Mapping(orders[best_order[k]], int(pt[i]), int(ft[i]), int(wt[i]), True,
+                          int(reloads))
+        found.append((mapping, float(act), float(weight), float(outs), float(psum),
+                      float(psum)))
+    return found
 
 
 def _search_fallback(geo: Geometry, dataflow: Dataflow, pt: float, ft: float, wt: float
@@ -359,6 +396,12 @@ def _epoch_misses(share: float, reads_per_element: float, x: float) -> float:
     return share / (1.0 - x + x / k)
 
 
+def _requests_share(requests: float, half: float) -> float:
+    """`requests` fetched between two reads of an element as a share of the `half` elements
+    SCALE-Sim's read buffer keeps, at most 1 (an empty buffer keeps nothing: 1)."""
+    return min(1.0, requests / half) if half > 0 else 1.0
+
+
 @lru_cache(maxsize=4096)
 def _scalesim(geo: Geometry, out_writes: int, rows: int, cols: int, dataflow: Dataflow,
               half: tuple[float, float]) -> tuple[float, float, float, float]:
@@ -381,15 +424,15 @@ def _scalesim(geo: Geometry, out_writes: int, rows: int, cols: int, dataflow: Da
         # per row fold that holds one of its positions, `max(rows, C) * pixels` requests apart
         per_fold = max(1.0, rows / geo.channels)
         k = min(row_folds, max(1.0, reuse / per_fold))
-        x = min(1.0, geo.pixels * max(rows, geo.channels) / h)
+        x = _requests_share(geo.pixels * max(rows, geo.channels), h)
         act = col_folds * _epoch_misses(act_u, k, x)
     else:
         # OS (IS) folds hold `rows` (`cols`) pixels; each re-reads an element `gap` cycles later
         side = rows if dataflow == "os" else cols
         blocks = [side] * (geo.pixels // side) + ([geo.pixels % side] if geo.pixels % side else [])
         passes = col_folds if dataflow == "os" else 1
-        act = passes * sum(_epoch_misses(act_u * b / geo.pixels, reuse, min(1.0, b * gap / h))
-                           for b in blocks)
+        act = passes * sum(_epoch_misses(act_u * b / geo.pixels, reuse,
+                                         _requests_share(b * gap, h)) for b in blocks)
     if dataflow == "os":
         tile = min(cols, geo.filters) * geo.window
         weight = weight_u if min(weight_u, tile) <= half[1] else row_folds * weight_u
@@ -462,6 +505,12 @@ class Context:
     """The (where, space) keys of `Traffic` that a level counts, in column order, with it."""
     level_prices: dict[str, tuple[float, float]]
     """pJ per byte read and written, per level name."""
+    names: tuple[tuple[str, ...], ...]
+    """Per entry of `keys`: its action names (read, write bytes) and column names (reads,
+    writes, read bytes, write bytes, energy)."""
+    rates: tuple[tuple[float, float, float, float], ...]
+    """Per entry of `keys`: its level's read and write bandwidth (bytes per cycle) and pJ per
+    byte read and written."""
 
 
 def _context(arch: ArchBase) -> Context:
@@ -491,10 +540,17 @@ def _context(arch: ArchBase) -> Context:
     keys = tuple((key, level) for key in sorted(counted)
                  if (level := where[key]) is not None)
     prices = {lv.name: memory_level_price(arch, lv) for lv in arch.memory}
+    level_prices = {name: (lp.read_pj_per_byte, lp.write_pj_per_byte)
+                    for name, lp in prices.items()}
+    names = tuple((f"{lv.name}.read_bytes", f"{lv.name}.write_bytes",
+                   *(f"{lv.name}_{space}_{c}" for c in ("reads", "writes", "read_bytes",
+                                                        "write_bytes")),
+                   f"energy_{lv.name}_{space}_pj") for (_, space), lv in keys)
+    rates = tuple((lv.read_bandwidth_bytes_per_cycle, lv.write_bandwidth,
+                   *level_prices[lv.name]) for _, lv in keys)
     return Context(buffers=buffers, bytes_=(act_b, w_b, acc_b), capacity=capacity,
                    search_prices=search_prices, half=half, keys=keys,
-                   level_prices={name: (lp.read_pj_per_byte, lp.write_pj_per_byte)
-                                 for name, lp in prices.items()})
+                   level_prices=level_prices, names=names, rates=rates)
 
 
 _CONTEXTS: dict[int, tuple[ArchBase, Context]] = {}
@@ -603,6 +659,10 @@ def level_actions(arch: ArchBase, t: Traffic
                           None if t.mapping is None else _mapping_columns(t.mapping))
 
 
+PE_COLUMNS = {(op, verb): f"pe_{op}_{verb}" for op in OPERANDS for verb in ("reads", "writes")}
+"""Result column of each PE register count (`Traffic.pe`)."""
+
+
 def _mapping_columns(m: Mapping) -> dict[str, object]:
     return {"tile_loop_order": "".join(m.order), "tile_pixels": m.pixel_tile,
             "tile_filters": m.filter_tile, "tile_window": m.window_tile,
@@ -616,22 +676,20 @@ def _level_actions(ctx: Context, reads: dict, writes: dict, read_bytes: dict,
     actions: dict = {}
     level_cycles: dict = {}
     columns: dict[str, object] = {}
-    for key, level in ctx.keys:
+    for (key, level), names, rates in zip(ctx.keys, ctx.names, ctx.rates):
         rb, wb = read_bytes.get(key, 0.0), write_bytes.get(key, 0.0)
-        name = level.name
-        actions[f"{name}.read_bytes"] = actions.get(f"{name}.read_bytes", 0.0) + rb
-        actions[f"{name}.write_bytes"] = actions.get(f"{name}.write_bytes", 0.0) + wb
-        level_cycles[name] = (level_cycles.get(name, 0.0) + rb / level.read_bandwidth_bytes_per_cycle
-                              + wb / level.write_bandwidth)
-        prefix = f"{name}_{key[1]}"
-        columns[f"{prefix}_reads"] = reads.get(key, 0.0)
-        columns[f"{prefix}_writes"] = writes.get(key, 0.0)
-        columns[f"{prefix}_read_bytes"] = rb
-        columns[f"{prefix}_write_bytes"] = wb
-        read_pj, write_pj = ctx.level_prices[name]
-        columns[f"energy_{prefix}_pj"] = rb * read_pj + wb * write_pj
-    for (op, verb), count in pe.items():
-        columns[f"pe_{op}_{verb}"] = count
+        read_name, write_name, c_reads, c_writes, c_rb, c_wb, c_energy = names
+        read_bw, write_bw, read_pj, write_pj = rates
+        actions[read_name] = actions.get(read_name, 0.0) + rb
+        actions[write_name] = actions.get(write_name, 0.0) + wb
+        level_cycles[level.name] = level_cycles.get(level.name, 0.0) + rb / read_bw + wb / write_bw
+        columns[c_reads] = reads.get(key, 0.0)
+        columns[c_writes] = writes.get(key, 0.0)
+        columns[c_rb] = rb
+        columns[c_wb] = wb
+        columns[c_energy] = rb * read_pj + wb * write_pj
+    for key, count in pe.items():
+        columns[PE_COLUMNS[key]] = count
     if mapping is not None:
         columns.update(mapping)
     return actions, level_cycles, columns
@@ -671,13 +729,13 @@ def points_actions(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: np.
     else:
         done = _searches(geo, dataflow, (act_b, w_b, act_b, acc_b), ctx.capacity,
                          ctx.search_prices[dataflow])
-        found_of = []
-        for fold in zip(ra.tolist(), cb.tolist()):
-            hit = done.get(fold)
-            if hit is None:
-                hit = done[fold] = _find(geo, dataflow, fold, (act_b, w_b, act_b, acc_b),
-                                         ctx.capacity, ctx.search_prices[dataflow])
-            found_of.append(hit)
+        folds = list(zip(ra.tolist(), cb.tolist()))
+        missing = list(dict.fromkeys(f for f in folds if f not in done))
+        if missing:
+            done.update(zip(missing, _find_many(geo, dataflow, missing,
+                                                (act_b, w_b, act_b, acc_b), ctx.capacity,
+                                                ctx.search_prices[dataflow])))
+        found_of = [done[f] for f in folds]
         maps = [f[0] for f in found_of]
         act, weight, outs, psum_w, psum_r = np.array([f[1:] for f in found_of]).reshape(n, 5).T
         reloads = np.array([m.array_reloads for m in maps], dtype=np.int64)
