@@ -229,16 +229,19 @@ STREAMED = {"os": "w", "ws": "p", "is": "f"}
 """The tile loop over each dataflow's streamed extent."""
 
 
-def _fetches(order: tuple[str, ...], trips: dict[str, np.ndarray], op: Operand) -> np.ndarray:
-    """How often a tile of `op` is brought in: the product of the trips of every loop from the
-    outermost down to the innermost loop that indexes `op` and has more than one trip (a loop
-    of one trip never changes the tile)."""
-    fetches = np.ones_like(trips["p"])
-    live = np.zeros(trips["p"].shape, dtype=bool)
-    for loop in reversed(order):
-        if loop in DEPENDS[op]:
-            live |= trips[loop] > 1
-        fetches = np.where(live, fetches * trips[loop], fetches)
+def _fetches_by_order(orders: list[tuple[str, ...]], trips: dict[str, np.ndarray],
+                      op: Operand) -> np.ndarray:
+    """How often a tile of `op` is brought in, per loop order (row k: `orders[k]`): the
+    product of the trips of every loop from the outermost down to the innermost loop that
+    indexes `op` and has more than one trip (a loop of one trip never changes the tile),
+    multiplied innermost first."""
+    fetches = np.ones((len(orders), len(trips["p"])))
+    live = np.zeros(fetches.shape, dtype=bool)
+    for position in reversed(range(len(LOOPS))):
+        at = np.array([trips[order[position]] for order in orders])
+        indexes = np.array([[order[position] in DEPENDS[op]] for order in orders])
+        live |= indexes & (at > 1)
+        fetches = np.where(live, fetches * at, fetches)
     return fetches
 
 
@@ -287,7 +290,8 @@ def _find_many(geo: Geometry, dataflow: Dataflow, folds: list[tuple[int, int]],
     """`_find` for each of `folds` (the arrays' rows and cols): the candidates of every fold
     evaluated as one array, each fold's best taken from its own segment of it with `_find`'s
     tie-break (within a loop order the first candidate of least cost, across orders the first
-    order that is strictly cheaper)."""
+    order that is strictly cheaper). Only candidates that fit are costed (the others cost
+    infinity); a fold where none fits takes `_search_fallback`."""
     act_b, w_b, out_b, acc_b = bytes_
     grids = []
     for rows, cols in folds:
@@ -297,11 +301,7 @@ def _find_many(geo: Geometry, dataflow: Dataflow, folds: list[tuple[int, int]],
                                                      _candidates(geo.window, quanta[2]),
                                                      indexing="ij")])
     sizes = np.array([len(g[0]) for g in grids])
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    segment = np.repeat(np.arange(len(folds)), sizes)
     pt, ft, wt = (np.concatenate([g[k] for g in grids]) for k in range(3))
-    fold_rows = np.repeat(np.array([f[0] for f in folds]), sizes)
-    fold_cols = np.repeat(np.array([f[1] for f in folds]), sizes)
     wshare = wt / geo.window
     act_tile = geo.act_tile(pt) * wshare
     tiles = (act_tile * act_b, wt * ft * w_b, pt * ft * acc_b)
@@ -309,6 +309,37 @@ def _find_many(geo: Geometry, dataflow: Dataflow, folds: list[tuple[int, int]],
     for cap, held in capacity:
         used = sum(t for t, h in zip(tiles, held, strict=True) if h)
         fits &= used <= cap
+    segment = np.repeat(np.arange(len(folds)), sizes)
+    fitting = np.bincount(segment[fits], minlength=len(folds))
+    found: list[Found | None] = [None] * len(folds)
+    start = 0
+    for k, size in enumerate(sizes.tolist()):
+        if not fitting[k]:  # nothing fits: the smallest tiles
+            i = start + int(np.argmin(pt[start:start + size] * ft[start:start + size]
+                                      * wt[start:start + size]))
+            found[k] = _search_fallback(geo, dataflow, float(pt[i]), float(ft[i]),
+                                        float(wt[i]))
+        start += size
+    live = np.flatnonzero(fitting)
+    if len(live):
+        fold_rows = np.array([f[0] for f in folds])[segment[fits]]
+        fold_cols = np.array([f[1] for f in folds])[segment[fits]]
+        best = _best_fitting(geo, dataflow, pt[fits], ft[fits], wt[fits], fold_rows, fold_cols,
+                             fitting[live], bytes_, prices)
+        for k, one in zip(live.tolist(), best, strict=True):
+            found[k] = one
+    return found  # type: ignore[return-value]
+
+
+def _best_fitting(geo: Geometry, dataflow: Dataflow, pt: np.ndarray, ft: np.ndarray,
+                  wt: np.ndarray, fold_rows: np.ndarray, fold_cols: np.ndarray,
+                  sizes: np.ndarray, bytes_: tuple[float, float, float, float],
+                  prices: tuple[float, float]) -> list[Found]:
+    """The best of fitting candidates (tile sizes `pt`, `ft`, `wt` on arrays of `fold_rows` x
+    `fold_cols`) in consecutive segments of `sizes` candidates, one segment per fold."""
+    act_b, w_b, out_b, acc_b = bytes_
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    segment = np.repeat(np.arange(len(sizes)), sizes)
     trips = {"p": np.ceil(geo.pixels / pt), "f": np.ceil(geo.filters / ft),
              "w": np.ceil(geo.window / wt)}
     last = geo.pixels - (trips["p"] - 1) * pt
@@ -320,48 +351,41 @@ def _find_many(geo: Geometry, dataflow: Dataflow, folds: list[tuple[int, int]],
                   "is": (wt, pt, geo.pixels * geo.window * act_b)}[dataflow]
     one_fold = (stationary[0] <= fold_rows) & (stationary[1] <= fold_cols)
     streamed = STREAMED[dataflow]
-    position = np.arange(len(pt))
+    tiles_walked = 1e-3 * trips["p"] * trips["f"] * trips["w"]
     orders = list(itertools.permutations(LOOPS))
-    best_cost = np.full(len(folds), np.inf)
-    best_order = np.zeros(len(folds), dtype=int)
-    best_at = starts.copy()
-    best = np.zeros((len(folds), 4))
-    for k, order in enumerate(orders):
-        fetches = {op: _fetches(order, trips, op) for op in OPERANDS}
-        act = act_pass * fetches["act"] / (trips["p"] * trips["w"])
-        weight = weights * fetches["weight"] / (trips["f"] * trips["w"])
-        visits = fetches["out"] / (trips["p"] * trips["f"])
-        psum = (visits - 1) * outs
-        # the array holds one fold: a tiled streamed extent re-loads the stationary operand,
-        # unless the tile is one fold and the streamed loop is innermost
-        reloads = np.where(one_fold & (order[-1] == streamed), 1.0, trips[streamed])
-        dram = act * act_b + weight * w_b + outs * out_b + 2 * psum * acc_b
-        cost = dram * prices[0] + (reloads - 1) * stationary[2] * prices[1]
-        # equal cost: the fewest tiles (a share of a byte per tile iteration)
-        cost = np.where(fits, cost + 1e-3 * trips["p"] * trips["f"] * trips["w"], np.inf)
-        least = np.minimum.reduceat(cost, starts)
-        at = np.minimum.reduceat(np.where(cost == least[segment], position, len(pt)), starts)
-        better = least < best_cost
-        best_cost = np.where(better, least, best_cost)
+    # every loop order at once: row k of each array is order k
+    fetches = {op: _fetches_by_order(orders, trips, op) for op in OPERANDS}
+    act = act_pass * fetches["act"] / (trips["p"] * trips["w"])
+    weight = weights * fetches["weight"] / (trips["f"] * trips["w"])
+    visits = fetches["out"] / (trips["p"] * trips["f"])
+    psum = (visits - 1) * outs
+    # the array holds one fold: a tiled streamed extent re-loads the stationary operand,
+    # unless the tile is one fold and the streamed loop is innermost
+    innermost = np.array([[order[-1] == streamed] for order in orders])
+    reloads = np.where(one_fold & innermost, 1.0, trips[streamed])
+    dram = act * act_b + weight * w_b + outs * out_b + 2 * psum * acc_b
+    cost = dram * prices[0] + (reloads - 1) * stationary[2] * prices[1]
+    # equal cost: the fewest tiles (a share of a byte per tile iteration)
+    cost = cost + tiles_walked
+    least = np.minimum.reduceat(cost, starts, axis=1)
+    at = np.minimum.reduceat(np.where(cost == least[:, segment], np.arange(len(pt)), len(pt)),
+                             starts, axis=1)
+    best_cost = np.full(len(sizes), np.inf)
+    best_order = np.zeros(len(sizes), dtype=int)
+    for k in range(len(orders)):
+        better = least[k] < best_cost
+        best_cost = np.where(better, least[k], best_cost)
         best_order = np.where(better, k, best_order)
-        best_at = np.where(better, at, best_at)
-        chosen = np.minimum(at, len(pt) - 1)
-        best = np.where(better[:, None], np.stack([act[chosen], weight[chosen], psum[chosen],
-                                                   reloads[chosen]], axis=1), best)
+    best_at = at[best_order, np.arange(len(sizes))]
+    best = np.stack([a[best_order, best_at] for a in (act, weight, psum, reloads)], axis=1)
     found: list[Found] = []
-    for k in range(len(folds)):
-        if not np.isfinite(best_cost[k]):  # nothing fits: the smallest tiles
-            lo, hi = starts[k], starts[k] + sizes[k]
-            i = lo + int(np.argmin(pt[lo:hi] * ft[lo:hi] * wt[lo:hi]))
-            found.append(_search_fallback(geo, dataflow, float(pt[i]), float(ft[i]),
-                                          float(wt[i])))
-            continue
+    for k in range(len(sizes)):
         i = int(best_at[k])
-        act, weight, psum, reloads = best[k]
+        act_k, weight_k, psum_k, reloads_k = best[k]
         mapping = Mapping(orders[best_order[k]], int(pt[i]), int(ft[i]), int(wt[i]), True,
-                          int(reloads))
-        found.append((mapping, float(act), float(weight), float(outs), float(psum),
-                      float(psum)))
+                          int(reloads_k))
+        found.append((mapping, float(act_k), float(weight_k), float(outs), float(psum_k),
+                      float(psum_k)))
     return found
 
 
