@@ -594,6 +594,15 @@ def context(arch: ArchBase) -> Context:
     return made
 
 
+def clear_caches() -> None:
+    """Forget every search, SCALE-Sim count, register split and arch `Context` made so far
+    (for timing the model from cold)."""
+    _searches.cache_clear()
+    _scalesim.cache_clear()
+    register_split.cache_clear()
+    _CONTEXTS.clear()
+
+
 def layer_geometry(layer: Layer, problem: GemmProblem) -> Geometry:
     """`geometry(layer, problem)`, computed once per layer and problem."""
     memo = layer_memo(layer).setdefault("traffic.geometry", {})
