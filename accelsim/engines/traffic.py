@@ -35,6 +35,12 @@ touches `(rows - 1) * min(stride, kernel) + dilated kernel` input rows (halo row
 again by the next tile), a window tile is a share of the channels; padding is never fetched.
 PE registers (`accelsim.arch.pe_storage`) widen the array the buffers see (`register_split`).
 Compressed operands and zero-skipping arrays are not modelled here (dense traffic only).
+
+Evaluation: the search costs only the candidates that fit, all six loop orders as rows of one
+array, and is remembered by exactly the inputs it reads (`_search`: the product's `Geometry`,
+dataflow, word sizes, capacities and prices, then the fold); `points_actions` gives the counts
+of many arrays that differ only in rows and cols at once (a sweep's batch), searching all their
+new folds as one array. Both give the per-point numbers exactly (`tests/test_traffic.py`).
 """
 
 from __future__ import annotations
