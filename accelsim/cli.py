@@ -607,14 +607,46 @@ def cmd_capture(args: argparse.Namespace) -> int:
     return 0
 
 
+class DeferredParser(argparse.ArgumentParser):
+    """A sub-command's parser whose `fill(parser)`, when set, adds the options that need heavy
+    imports (the recipes of `capture`) the first time it parses or prints help or usage, so that
+    building the whole parser imports only what `accelsim --help` needs."""
+
+    fill: Callable[[argparse.ArgumentParser], None] | None = None
+
+    def _filled(self) -> None:
+        fill, self.fill = self.fill, None
+        if fill is not None:
+            fill(self)
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        self._filled()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._filled()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._filled()
+        return super().format_usage()
+
+
 def _add_capture(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "capture", help="capture a trace from a built-in real-model recipe (needs torch)")
+    p.fill = _fill_capture
+    p.set_defaults(func=cmd_capture)
+
+
+def _fill_capture(p: argparse.ArgumentParser) -> None:
     from accelsim.workload.recipes import RECIPES, add_recipe_arguments
 
-    p = sub.add_parser(
-        "capture", help="capture a trace from a built-in real-model recipe (needs torch)",
-        description="Run a built-in recipe (real pretrained model, real inputs, offline) and save "
-                    "its per-layer input activations as a trace. Recipes: "
-                    + "; ".join(f"{r.name}: {r.summary}" for r in RECIPES.values()) + ".")
+    p.description = ("Run a built-in recipe (real pretrained model, real inputs, offline) and "
+                     "save its per-layer input activations as a trace. Recipes: "
+                     + "; ".join(f"{r.name}: {r.summary}" for r in RECIPES.values()) + ".")
     p.add_argument("recipe", choices=list(RECIPES), help="which model to capture")
     p.add_argument("-o", "--output", required=True, type=Path, help="output workload (.npz)")
     p.add_argument("--keep", choices=["values", "mask"], default="values",
@@ -625,7 +657,6 @@ def _add_capture(sub: argparse._SubParsersAction) -> None:
                    help="refuse traces whose arrays exceed this many MiB uncompressed "
                         "(estimated before capturing; default 1024)")
     add_recipe_arguments(p)
-    p.set_defaults(func=cmd_capture)
 
 
 SUMMARY_SHOWN = {"latency_s": "latency_s", "throughput_per_s": "throughput_per_s",
@@ -1015,7 +1046,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Replay real activation-sparsity traces on configurable hardware.",
     )
     parser.add_argument("--version", action="version", version=f"accelsim {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=DeferredParser)
     for add in SUBCOMMANDS:
         add(sub)
     return parser

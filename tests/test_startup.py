@@ -41,6 +41,18 @@ def test_parser_imports_no_heavy_package_and_no_engine() -> None:
     assert sorted(set(HEAVY) & loaded) == []
     assert sorted(set(COUNT_STEPS) & loaded) == []
     assert sorted(m for m in loaded if m.startswith("accelsim.engines.gpu")) == []
+    assert "accelsim.workload.recipes" not in loaded  # capture's options are added when parsed
+
+
+def test_capture_options_are_there_when_capture_parses_or_prints_help(capsys) -> None:
+    from accelsim.cli import build_parser
+
+    args = build_parser().parse_args(["capture", "digits-cnn", "-o", "t.npz", "--images", "4"])
+    assert (args.recipe, args.images, args.keep) == ("digits-cnn", 4, "values")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["capture", "--help"])
+    shown = capsys.readouterr().out
+    assert "--max-tokens" in shown and "Recipes: digits-cnn:" in " ".join(shown.split())
 
 
 def test_help_runs_and_lists_the_commands() -> None:
