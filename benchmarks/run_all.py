@@ -285,7 +285,7 @@ def readme_table(df: pd.DataFrame) -> str:
                      f"{', compute cycles identical on every layer' if same else ''} (from "
                      f"{SCALESIM_CSV.name}) |")
         lines.append(f"| same vs SCALE-Sim compute-only | "
-                     f"{get(sec, 'SCALE-Sim compute-only', 'seconds'):.2f} s vs {ours:.2g} s: "
+                     f"{get(sec, 'SCALE-Sim compute-only', 'seconds'):.2f} s vs {ours:.2g} s warm: "
                      f"{get(sec, 'speed-up vs compute-only', 'ratio'):,.0f}x |")
     traces = [t for t in TRACES if ("zero-skip speed", t, "numpy pass / engine time") in v]
     if traces:
