@@ -443,3 +443,19 @@ def test_points_actions_equal_the_per_point_traffic(is_conv, m, k, n, stride, gr
                 have = np.asarray(got[name])[j]
                 kind = type(have.item()) if isinstance(have, np.generic) else type(have)
                 assert have == value and kind is type(value), (name, j)
+
+
+def touched_by_walk(length: int, pad: int, stride: int, dilation: int, kernel: int,
+                    outputs: int) -> int:
+    """Distinct unpadded input positions some output's window reads, one read at a time."""
+    return len({o * stride + r * dilation - pad for o in range(outputs) for r in range(kernel)}
+               & set(range(length)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(length=st.integers(1, 60), pad=st.integers(0, 5), stride=st.integers(1, 6),
+       dilation=st.integers(1, 3), kernel=st.integers(1, 9), outputs=st.integers(1, 40))
+def test_touched_positions_equal_a_walk_of_every_window(length, pad, stride, dilation, kernel,
+                                                        outputs):
+    assert (traffic._touched(length, pad, stride, dilation, kernel, outputs)
+            == touched_by_walk(length, pad, stride, dilation, kernel, outputs))

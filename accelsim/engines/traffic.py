@@ -116,6 +116,15 @@ def _touched(length: int, pad_before: int, stride: int, dilation: int, kernel: i
              outputs: int) -> int:
     """Distinct unpadded positions along one axis that some output's window reads."""
     hit = np.zeros(length, dtype=bool)
+    if dilation == 1:  # each window is one run of positions: mark the runs' starts and ends
+        start = np.arange(outputs) * stride - pad_before
+        end = np.minimum(start + kernel, length)
+        start = np.maximum(start, 0)
+        runs = start < end
+        edges = np.zeros(length + 1, dtype=np.int64)
+        np.add.at(edges, start[runs], 1)
+        np.add.at(edges, end[runs], -1)
+        return int(np.count_nonzero(np.cumsum(edges[:length])))
     for r in range(kernel):
         pos = np.arange(outputs) * stride + r * dilation - pad_before
         hit[pos[(pos >= 0) & (pos < length)]] = True
