@@ -36,7 +36,7 @@ Buffer traffic is that of the groups one after another (the same elements move e
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
@@ -172,28 +172,15 @@ def packed_problem(p: GemmProblem, rows: int, cols: int, dataflow: Dataflow) -> 
     return packed
 
 
-@dataclass(frozen=True)
-class SramTraffic:
-    """Elements moved between the on-chip buffers and the array, summed over all products."""
-
-    act_reads: int
-    weight_reads: int
-    out_writes: int
-    out_reads: int
-    act_passes: int
-    weight_passes: int
-    psum_passes: int
-
-
 def sram_traffic(p: GemmProblem, rows: int | np.ndarray, cols: int | np.ndarray,
-                 dataflow: Dataflow) -> SramTraffic:
-    """Buffer reads/writes per operand; `*_passes` is how often each operand is re-streamed.
-    With integer arrays of `rows` and `cols` (design points), the fields that depend on them
-    are arrays."""
+                 dataflow: Dataflow) -> traffic.ArrayTraffic:
+    """Buffer reads/writes per operand summed over all of `p`'s products; `*_passes` is how often
+    each operand is re-streamed. With integer arrays of `rows` and `cols` (design points), the
+    fields that depend on them are arrays."""
     t = traffic.array_traffic(p, rows, cols, dataflow)
     r = p.repeat
-    return SramTraffic(t.act_reads * r, t.weight_reads * r, t.out_writes * r, t.out_reads * r,
-                       t.act_passes, t.weight_passes, t.psum_passes)
+    return replace(t, act_reads=t.act_reads * r, weight_reads=t.weight_reads * r,
+                   out_writes=t.out_writes * r, out_reads=t.out_reads * r)
 
 
 def memory_actions(

@@ -153,8 +153,9 @@ def geometry(layer: Layer, problem: GemmProblem) -> Geometry:
 
 @dataclass(frozen=True)
 class ArrayTraffic:
-    """Elements moved between the buffers and the array, one group's product (SCALE-Sim's
-    SRAM counts); `*_passes` is how often each operand is re-streamed."""
+    """Elements moved between the buffers and the array (SCALE-Sim's SRAM counts), of one
+    group's product or, from `systolic.sram_traffic`, of all of them; `*_passes` is how often
+    each operand is re-streamed."""
 
     act_reads: int
     weight_reads: int
