@@ -54,6 +54,18 @@ def access_columns(actions: dict[str, float]) -> dict[str, float]:
     return out
 
 
+def total_ratios(tot: dict) -> dict[str, float]:
+    """The totals' ratios from their sums: `speedup_vs_dense` (dense latency / latency),
+    `energy_saving_vs_dense` (dense energy / energy), `energy_pj_per_mac` (pJ per dense MAC);
+    NaN where the divisor is 0."""
+    def ratio(num: str, den: str) -> float:
+        return tot[num] / tot[den] if tot[den] else float("nan")
+
+    return {"speedup_vs_dense": ratio("dense_latency_s", "latency_s"),
+            "energy_saving_vs_dense": ratio("dense_energy_pj", "energy_pj"),
+            "energy_pj_per_mac": ratio("energy_pj", "macs_dense")}
+
+
 SUM_COLUMNS = [
     "macs_dense", "macs_done", "macs_skipped", "macs_gated", "cycles", "compute_cycles",
     "stall_cycles", "latency_s", "energy_pj", "dram_bytes", "dense_cycles", "dense_latency_s",
@@ -196,12 +208,7 @@ class RunResult:
         modes = set(kept("engine_mode"))
         tot["engine_mode"] = modes.pop() if len(modes) == 1 else "mixed"
         tot["engine"] = self.column("engine")[0]
-        tot["speedup_vs_dense"] = (tot["dense_latency_s"] / tot["latency_s"]
-                                   if tot["latency_s"] else float("nan"))
-        tot["energy_saving_vs_dense"] = (tot["dense_energy_pj"] / tot["energy_pj"]
-                                         if tot["energy_pj"] else float("nan"))
-        tot["energy_pj_per_mac"] = (tot["energy_pj"] / tot["macs_dense"]
-                                    if tot["macs_dense"] else float("nan"))
+        tot.update(total_ratios(tot))
         cycles = kept("cycles")
         cycles_sum = _sum(cycles)
         tot["utilization"] = (float(np.dot(kept("utilization"), cycles) / cycles_sum)

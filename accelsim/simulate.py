@@ -25,6 +25,7 @@ from accelsim.results import (
     RunResult,
     access_columns,
     git_revision,
+    total_ratios,
 )
 from accelsim.workload.layer import Layer, Workload
 
@@ -489,12 +490,7 @@ def _point_totals(i: int, arch: ArchBase, stacked: dict[str, np.ndarray],
     kinds = {modes[j][i] for j in np.flatnonzero(has)}
     tot["engine_mode"] = kinds.pop() if len(kinds) == 1 else "mixed"
     tot["engine"] = arch.kind
-    tot["speedup_vs_dense"] = (tot["dense_latency_s"] / tot["latency_s"]
-                               if tot["latency_s"] else float("nan"))
-    tot["energy_saving_vs_dense"] = (tot["dense_energy_pj"] / tot["energy_pj"]
-                                     if tot["energy_pj"] else float("nan"))
-    tot["energy_pj_per_mac"] = (tot["energy_pj"] / tot["macs_dense"]
-                                if tot["macs_dense"] else float("nan"))
+    tot.update(total_ratios(tot))
     cycles = stacked["cycles"][i][has]
     tot["utilization"] = (float(np.dot(stacked["util"][i][has], cycles) / cycles.sum())
                           if cycles.sum() else 0.0)
