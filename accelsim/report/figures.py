@@ -533,8 +533,8 @@ def front_figure(df: pd.DataFrame, front: pd.DataFrame) -> Figure:
     for ax, workload in zip(axes[:, 0], workloads, strict=True):
         g, f = df[df["workload"] == workload], front[front["workload"] == workload]
         area = g["area_mm2"] if g["area_mm2"].notna().any() else None
-        sc = ax.scatter(g["latency_s"], g["energy_pj"] * 1e-12, c=area, s=22, cmap="viridis",
-                        label="design points")
+        sc = ax.scatter(g["latency_s"], g["energy_pj"] * 1e-12, c=area, s=22,
+                        cmap=None if area is None else "viridis", label="design points")
         ax.scatter(f["latency_s"], f["energy_pj"] * 1e-12, s=80, facecolors="none",
                    edgecolors="red", label=f"Pareto points ({len(f)})")
         line = two_objective_front(g)
