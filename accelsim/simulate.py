@@ -16,6 +16,7 @@ from accelsim.arch.energy import action_energy_pj, price, price_warnings, pricin
 from accelsim.arch.schema import ArchBase
 from accelsim.engines.batch import MISSING, LayerBatch, layer_memo, loop
 from accelsim.engines.counts import LayerResult
+from accelsim.engines.shared_gemm_operand import gemm_dims, in_bounds_elements
 from accelsim.errors import AccelsimError
 from accelsim.kinds import engine_for
 from accelsim.results import (
@@ -75,6 +76,8 @@ def _row(layer: Layer, res: LayerResult, dense: LayerResult, prices: Prices,
     energy_pj = sum(energy.values())
     has_result = not math.isnan(res.cycles)
     speedup = dense_latency_s / latency_s if latency_s else 1.0
+    act_density, weight_density = _densities(layer)
+    padding = padding_note(layer, speedup)
     row = {
         "layer": layer.name,
         "op": layer.op,
@@ -85,8 +88,8 @@ def _row(layer: Layer, res: LayerResult, dense: LayerResult, prices: Prices,
         "macs_done": res.macs_done,
         "macs_skipped": res.macs_skipped,
         "macs_gated": res.macs_gated,
-        "act_density": layer.act_density,
-        "weight_density": layer.weight_density,
+        "act_density": act_density,
+        "weight_density": weight_density,
         "cycles": res.cycles,
         "compute_cycles": res.compute_cycles,
         "stall_cycles": res.stall_cycles,
@@ -102,7 +105,8 @@ def _row(layer: Layer, res: LayerResult, dense: LayerResult, prices: Prices,
         "dense_latency_s": dense_latency_s,
         "dense_energy_pj": dense_energy_pj,
         "covered_macs_fraction": 1.0 if has_result else 0.0,
-        "warnings": "; ".join(_warnings(res, speedup, dense, prices, dense_prices)),
+        "warnings": "; ".join(_warnings(res, speedup, dense, prices, dense_prices)
+                              + ([padding] if padding else [])),
     }
     row.update({f"energy_{component}_pj": pj for component, pj in energy.items()})
     row.update(res.columns)
@@ -113,6 +117,25 @@ def _row(layer: Layer, res: LayerResult, dense: LayerResult, prices: Prices,
 def mac_bound(res: LayerResult) -> float:
     """The most skipping work can speed a layer up by: dense MACs / MACs done."""
     return res.macs_dense / res.macs_done if res.macs_done else math.inf
+
+
+def padding_note(layer: Layer, speedup: float) -> str:
+    """Why a conv's speed-up can exceed 1 / (activation density x weight density): the share of
+    its dense MACs that read zero padding, which a zero-skipping design skips like any other
+    zero, while `act_density` counts stored activations only. '' where the speed-up is within
+    that bound or the layer reads no padding."""
+    act_density, weight_density = _densities(layer)
+    density = act_density * weight_density
+    if not (density > 0 and speedup > (1 + 1e-9) / density):
+        return ""
+    memo = layer_memo(layer)
+    if "padded_fraction" not in memo:
+        memo["padded_fraction"] = 1.0 - in_bounds_elements(layer) / gemm_dims(layer).a_elements
+    padded = memo["padded_fraction"]
+    if padded <= 0:
+        return ""
+    return (f"{padded:.0%} of the dense MACs read zero padding, skipped here like any zero "
+            f"(act_density {act_density:.3g} counts stored activations only)")
 
 
 def _warnings(res: LayerResult, speedup: float, dense: LayerResult, prices: Prices,
@@ -401,7 +424,8 @@ def simulate_totals(workload: Workload, archs: Sequence[ArchBase]) -> list[dict]
             bound = np.where(b.macs_done != 0,
                              b.macs_dense / np.where(b.macs_done != 0, b.macs_done, 1), np.inf)
         warned = (np.array([bool(w) for w in b.warnings]) | prices.any_note(b)
-                  | dense_prices.any_note(dense) | (speedup > bound * (1 + 1e-9)))
+                  | dense_prices.any_note(dense) | (speedup > bound * (1 + 1e-9))
+                  | np.array([bool(padding_note(layer, float(x))) for x in speedup]))
         has = ~np.isnan(b.cycles)
         values = {"macs_dense": b.macs_dense, "macs_done": b.macs_done,
                   "macs_skipped": b.macs_skipped, "macs_gated": b.macs_gated,

@@ -65,3 +65,32 @@ def test_gating_never_changes_compute_cycles(config):
     for trace in TRACES:
         for layer in load_workload(trace).layers:
             assert count_layer(layer, arch).compute_cycles == count_layer(layer, dense).compute_cycles
+
+
+def test_speedups_above_the_density_bound_on_padded_convs_name_the_padding(runs):
+    """crepe's later convs read mostly padding (kernel 64 on 8-32 stored columns): a
+    zero-skipping design skips it, so the speed-up passes 1 / act_density, and the row says
+    why, with the padding share of the dense MACs."""
+    named = 0
+    for result in runs.values():
+        df = result.layers
+        density = df["act_density"] * df["weight_density"]
+        above = df["speedup_vs_dense"] > (1 + 1e-9) / density
+        named += int(df.loc[above, "warnings"].str.contains("read zero padding").sum())
+        assert not df.loc[~above, "warnings"].str.contains("read zero padding").any()
+    assert named > 0
+    eie = runs[("eie_like", "crepe_full")].layers.set_index("layer")
+    assert "read zero padding" in eie.at["conv6", "warnings"]
+    assert "read zero padding" not in eie.at["classifier", "warnings"]
+
+
+def test_padding_share_counts_every_window_tap_on_padding() -> None:
+    from accelsim.simulate import padding_note
+    from accelsim.workload.layer import ConvShape, Layer
+
+    shape = ConvShape(N=1, C=2, H=1, W=8, K=3, R=1, S=5, padding=(0, 0, 2, 2))
+    layer = Layer(name="c", op="conv2d", shape=shape, declared_act_density=0.5)
+    taps = [(f, s) for f in range(8) for s in range(5)]
+    padded = sum(not 0 <= f + s - 2 < 8 for f, s in taps) / len(taps)
+    assert padding_note(layer, 1.0 / 0.5 * 1.01).startswith(f"{padded:.0%} of the dense MACs")
+    assert padding_note(layer, 1.9) == ""
