@@ -94,3 +94,20 @@ def test_padding_share_counts_every_window_tap_on_padding() -> None:
     padded = sum(not 0 <= f + s - 2 < 8 for f, s in taps) / len(taps)
     assert padding_note(layer, 1.0 / 0.5 * 1.01).startswith(f"{padded:.0%} of the dense MACs")
     assert padding_note(layer, 1.9) == ""
+
+
+def test_neuromorphic_speedups_above_the_density_bound_name_the_event_codes(runs):
+    """MiniLM's GELU outputs quantised to 4-bit codes: many non-zero floats round to no event,
+    so an Akida core beats 1 / act_density; every such row says how many events remain."""
+    unnamed = []
+    for (config, trace), result in runs.items():
+        if not config.startswith(("akd", "akida")):
+            continue
+        df = result.layers
+        above = df["speedup_vs_dense"] > (1 + 1e-9) / (df["act_density"] * df["weight_density"])
+        text = df.loc[above, "warnings"]
+        unnamed += [f"{config} {trace} {name}" for name, w in zip(df.loc[above, "layer"], text)
+                    if "event codes" not in w and "read zero padding" not in w]
+    assert unnamed == []
+    minilm = runs[("akd1000", "minilm")].layers
+    assert minilm["warnings"].str.contains("event codes").sum() > 10

@@ -335,10 +335,30 @@ def _speedup_warnings(res: LayerResult, dense: LayerResult, arch: ArchBase,
     return [text]
 
 
-def _annotate(net: Network, dense: Network, arch: ArchBase, dense_arch: ArchBase) -> None:
+def _event_note(layer: Layer, res: LayerResult, speedup: float) -> str:
+    """Why the speed-up can exceed 1 / (activation density x weight density): the input's
+    activations quantised to `act_bits`-bit codes leave fewer events than non-zero values
+    (small values round to code 0). '' where the speed-up is within that bound or events are
+    as many as non-zeros."""
+    density = layer.act_density * layer.weight_density
+    elements = math.prod(layer.shape.act_shape)
+    events = res.columns.get("events", math.nan)
+    if not (density > 0 and elements and speedup > (1 + _BOUND_RTOL) / density):
+        return ""
+    event_density = events / elements
+    if not event_density < layer.act_density * (1 - _BOUND_RTOL):
+        return ""
+    return (f"{res.columns.get('act_bits', '?')}-bit event codes: {event_density:.1%} of the "
+            f"input activations are events, where {layer.act_density:.1%} are non-zero values "
+            "(small values round to no event)")
+
+
+def _annotate(net: Network, dense: Network, arch: ArchBase, dense_arch: ArchBase,
+              layers: list[Layer]) -> None:
     """Add `work_speedup_vs_dense` (the layer's own NP work, busiest stripe, on the dense
     equivalent over its work here; NaN without a result) and the speed-up warnings to every
     mapped layer's result (an unmappable one keeps its reason)."""
+    by_name = {layer.name: layer for layer in layers}
     for name, res in net.results.items():
         d = dense.results[name]
         busy = res.columns["np_busy_cycles"]
@@ -346,6 +366,11 @@ def _annotate(net: Network, dense: Network, arch: ArchBase, dense_arch: ArchBase
         res.columns["work_speedup_vs_dense"] = dense_busy / busy if busy else float("nan")
         if not math.isnan(res.cycles):
             res.warnings = _speedup_warnings(res, d, arch, dense_arch)
+            latency_s = res.cycles / arch.clock_hz
+            speedup = (d.cycles / dense_arch.clock_hz) / latency_s if latency_s else 1.0
+            note = _event_note(by_name[name], res, speedup) if name in by_name else ""
+            if note:
+                res.warnings = [*res.warnings, note]
 
 
 def prepare(workload: Workload, arch: Config) -> dict:
@@ -355,7 +380,7 @@ def prepare(workload: Workload, arch: Config) -> dict:
     net = _network_cached(workload, arch)
     dense_arch = arch.dense_equivalent()
     dense = net if dense_arch == arch else _network_cached(workload, dense_arch)
-    _annotate(net, dense, arch, dense_arch)
+    _annotate(net, dense, arch, dense_arch, workload.layers)
     key = arch.config_hash()
     entry = {k: v for k, v in _PREPARED.get(key, {}).items() if v[0]() is not None}
     _PREPARED[key] = entry
@@ -376,5 +401,6 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
     alone = Workload(model=layer.name, layers=[layer])
     net = network(alone, arch)
     dense_arch = arch.dense_equivalent()
-    _annotate(net, net if dense_arch == arch else network(alone, dense_arch), arch, dense_arch)
+    _annotate(net, net if dense_arch == arch else network(alone, dense_arch), arch, dense_arch,
+              alone.layers)
     return net.results[layer.name]
