@@ -219,10 +219,18 @@ def inspect_legend(width: int = 100) -> str:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from accelsim.api import load_workload
-    from accelsim.workload.stats import flatten_stats, model_totals, threshold_key, workload_stats
+    from accelsim.workload.stats import (
+        flatten_stats,
+        model_totals,
+        select_layers,
+        threshold_key,
+        workload_stats,
+    )
 
     workload = load_workload(args.workload)
-    stats = workload_stats(workload, args.thresholds, layers=args.layers)
+    with progress("inspect", len(select_layers(workload, args.layers))) as bar:
+        stats = workload_stats(workload, args.thresholds, layers=args.layers,
+                               on_layer=bar.advance)
     totals = model_totals(workload)
     transforms = workload.extra_meta.get("transforms", [])
     if args.json:

@@ -210,6 +210,13 @@ def test_progress_is_plain_lines_on_stderr_when_piped(trace):
     assert "s elapsed" in lines[-1] and "left" in lines[0]
 
 
+def test_inspect_shows_progress_per_layer_when_piped(trace):
+    done = cli("inspect", str(trace), ACCELSIM_PROGRESS_INTERVAL_S="0")
+    n = len(load_workload(trace).layers)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("inspect:")]
+    assert len(lines) == n and lines[-1].startswith(f"inspect: {n}/{n} (")
+
+
 def test_inspect_prints_a_legend_for_its_columns(trace):
     from accelsim.cli import INSPECT_LEGEND
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -272,9 +272,10 @@ def workload_stats(
     workload: Workload,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     layers: Sequence[str] | None = None,
+    on_layer: Callable[[str], None] | None = None,
 ) -> list[dict]:
     """`layer_stats` of every layer (or those matching the `layers` globs), in order; an
-    aliased layer reuses its target's numbers."""
+    aliased layer reuses its target's numbers. `on_layer(name)` is called after each layer."""
     by_name: dict[str, dict] = {}
     out = []
     for layer in select_layers(workload, layers):
@@ -284,6 +285,8 @@ def workload_stats(
             stats = layer_stats(layer, thresholds)
         by_name[layer.name] = stats
         out.append(stats)
+        if on_layer is not None:
+            on_layer(layer.name)
     return out
 
 
