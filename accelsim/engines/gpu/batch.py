@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -48,14 +48,16 @@ from accelsim.errors import AccelsimError
 from accelsim.workload.layer import Layer
 
 MACHINE_FIELDS = ("name", "num_sms", "clock_mhz", "peak_tflops", "sparse_peak_tflops",
-                  "simt_peak_tflops", "memory", "launch_overhead_s", "board_power_w", "sources",
-                  "notes")
+                  "simt_peak_tflops", "memory", "launch_overhead_s", "board_power_w",
+                  "split_k_max", "sources", "notes")
 """Fields a group's points may differ in (the rest of the description is the group's)."""
 
 
 @dataclass(frozen=True)
 class Machines:
-    """`kernels.Machine` of P GPUs: numbers as arrays over the points, the rest shared."""
+    """`kernels.Machine` of P GPUs: numbers as arrays over the points, the rest shared. The
+    tiled-GEMM candidates are those of the largest `split_k_max`; a point's larger splits are
+    refused (infinite time), which keeps its own candidates in their order."""
 
     element_bytes: float
     tensor_flops_per_s: np.ndarray
@@ -65,8 +67,19 @@ class Machines:
     launch_s: np.ndarray
     sms: np.ndarray
     tiles: tuple[tuple[int, int, float], ...]
-    split_k_max: int
+    split_k_max: np.ndarray
+    """Largest split-K factor of each point."""
+    split_k_cap: int
+    """Largest split-K factor of all points (the candidates' range)."""
+    clock_hz: np.ndarray
+    tensor_peak_tflops: np.ndarray
+    """Each point's `peak_tflops` at its dtype, TFLOP/s."""
+    simt_peak_tflops: np.ndarray
+    """Each point's `simt_peak_tflops` at its dtype, TFLOP/s."""
     acc_bytes: float = 4.0
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
+    """Kernel `Times` of this group by (kernel name, GEMM dims, the measure the kernel reads):
+    layers of one shape (and density) timed once."""
 
     @classmethod
     def of(cls, archs: Sequence[Config]) -> Machines:
@@ -80,11 +93,16 @@ class Machines:
             dram_bytes_per_s=np.array([m.dram_bytes_per_s for m in mcs]),
             launch_s=np.array([m.launch_s for m in mcs]),
             sms=np.array([m.num_sms for m in mcs]),
-            tiles=mcs[0].tiles, split_k_max=mcs[0].split_k_max, acc_bytes=mcs[0].acc_bytes)
+            tiles=mcs[0].tiles, split_k_max=np.array([m.split_k_max for m in mcs]),
+            split_k_cap=max(m.split_k_max for m in mcs),
+            clock_hz=np.array([a.clock_hz for a in archs]),
+            tensor_peak_tflops=np.array([a.peak_tflops[a.dtype] for a in archs]),
+            simt_peak_tflops=np.array([a.simt_peak_tflops[a.dtype] for a in archs]),
+            acc_bytes=mcs[0].acc_bytes)
 
     def label(self, i: np.ndarray) -> list[str]:
         """The algorithm label (`kernels.Tiled.label`) of candidate i[p] of each point."""
-        names = _labels(self.tiles, self.split_k_max)
+        names = _labels(self.tiles, self.split_k_cap)
         return [names[c] for c in i.tolist()]
 
 
@@ -122,11 +140,11 @@ def _tiled(M: int, N: int, K: float, groups: int, pm: Machines, flops_per_s: np.
            k_half: float) -> tuple[np.ndarray, np.ndarray]:
     """`kernels.tiled_gemm` on every point: (math seconds [points, candidates], workspace)."""
     grid, work, cta_flops, eff, split, workspace = _tile_shapes(
-        M, N, K, groups, pm.tiles, pm.split_k_max, pm.acc_bytes, k_half)
+        M, N, K, groups, pm.tiles, pm.split_k_cap, pm.acc_bytes, k_half)
     sms = pm.sms[:, None]
     waves = np.ceil(work / sms)
     cta_s = cta_flops / (flops_per_s[:, None] / sms * eff)
-    allowed = (split == 1) | (grid * split <= sms)
+    allowed = ((split == 1) | (grid * split <= sms)) & (split <= pm.split_k_max[:, None])
     return np.where(allowed, waves * cta_s, np.inf), workspace
 
 
@@ -282,9 +300,23 @@ def row_skip_times(d: GemmDims, union_density: float, pm: Machines, k: RowSkipKe
                  [""] * n, g * weight_bytes)
 
 
+_READS_MEASURE = (CsrKernel, BsrKernel, RowSkipKernel)
+"""Kernels whose time depends on their own measure of A (`own_measure`)."""
+
+
 def _times_of(name: str, k: object, d: GemmDims, measure: float, pm: Machines,
               dense: DenseKernel, dtype: str) -> Times:
-    """`kernels.time_at` on every point."""
+    """`kernels.time_at` on every point, from the group's memo where this kernel was timed on
+    the same dims (and measure, for kernels that read it)."""
+    key = (name, d, measure if isinstance(k, _READS_MEASURE) else None)
+    hit = pm.memo.get(key)
+    if hit is None:
+        hit = pm.memo[key] = _timed(name, k, d, measure, pm, dense, dtype)
+    return hit
+
+
+def _timed(name: str, k: object, d: GemmDims, measure: float, pm: Machines,
+           dense: DenseKernel, dtype: str) -> Times:
     if isinstance(k, DenseKernel):
         return dense_times(d, pm, k, dtype, name)
     if isinstance(k, CsrKernel):
@@ -340,11 +372,9 @@ def group_batch(layer: Layer, archs: Sequence[Config], op: Operand,
     flops = np.array([times[b].flops for b in best_kernel])
     macs_done = np.array([times[b].macs_done for b in best_kernel], dtype=np.int64)
     columns["weight_read_bytes"] = [times[b].weight_read_bytes for b in best_kernel]
-    clock = np.array([a.clock_hz for a in archs])
-    cycles = total_s * clock
-    compute_cycles = compute_s * clock
-    peak = np.where(tensor, [a.peak_tflops[a.dtype] for a in archs],
-                    [a.simt_peak_tflops[a.dtype] for a in archs]) * 1e12
+    cycles = total_s * pm.clock_hz
+    compute_cycles = compute_s * pm.clock_hz
+    peak = np.where(tensor, pm.tensor_peak_tflops, pm.simt_peak_tflops) * 1e12
     with np.errstate(divide="ignore", invalid="ignore"):
         utilization = np.where(total_s != 0, np.minimum(1.0, flops / (total_s * peak)), 0.0)
     dram = first.dram().name
