@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from accelsim.engines.batch import LayerBatch, interned, layer_memo, merged
+from accelsim.engines.batch import LayerBatch, layer_memo, merged
 from accelsim.engines.counts import ceil_div
 from accelsim.engines.gpu.config import SIMT_FLOP, TENSOR_FLOP, Config
 from accelsim.engines.gpu.count import _MEASURE_COLUMN, _count, choice_warnings
@@ -29,6 +29,7 @@ from accelsim.engines.gpu.kernels import (
     CsrKernel,
     DenseKernel,
     KernelTime,
+    Machine,
     NmKernel,
     RowSkipKernel,
     _candidates,
@@ -71,6 +72,8 @@ class Machines:
     """Largest split-K factor of each point."""
     split_k_cap: int
     """Largest split-K factor of all points (the candidates' range)."""
+    first: Machine
+    """The first point's `kernels.Machine` (what `kernels.available` reads is the group's)."""
     clock_hz: np.ndarray
     tensor_peak_tflops: np.ndarray
     """Each point's `peak_tflops` at its dtype, TFLOP/s."""
@@ -94,7 +97,7 @@ class Machines:
             launch_s=np.array([m.launch_s for m in mcs]),
             sms=np.array([m.num_sms for m in mcs]),
             tiles=mcs[0].tiles, split_k_max=np.array([m.split_k_max for m in mcs]),
-            split_k_cap=max(m.split_k_max for m in mcs),
+            split_k_cap=max(m.split_k_max for m in mcs), first=mcs[0],
             clock_hz=np.array([a.clock_hz for a in archs]),
             tensor_peak_tflops=np.array([a.peak_tflops[a.dtype] for a in archs]),
             simt_peak_tflops=np.array([a.simt_peak_tflops[a.dtype] for a in archs]),
@@ -335,7 +338,6 @@ def group_batch(layer: Layer, archs: Sequence[Config], op: Operand,
     `count._count` gives them in batch mode (no break-even columns, no curves)."""
     first = archs[0]
     n = len(archs)
-    mc0 = first.machine()
     dense = first.dense_kernel
     times: dict[str, Times] = {}
     columns: dict[str, list] = {"a_density": [op.density] * n}
@@ -345,33 +347,36 @@ def group_batch(layer: Layer, archs: Sequence[Config], op: Operand,
         column = _MEASURE_COLUMN.get(type(k))
         if column:
             columns[f"{column}_{name}"] = [measure] * n
-        if not available(k, mc0):
+        if not available(k, pm.first):
             continue
         times[name] = _times_of(name, k, op.dims, measure, pm, dense, first.dtype)
         if eligible(k, op):
             allowed.append(name)
     columns["dense_algorithm"] = list(times["dense"].algorithm)
     for name in first.kernels:
-        columns[f"time_{name}_s"] = (list(times[name].total_s) if name in times
+        columns[f"time_{name}_s"] = (times[name].total_s.tolist() if name in times
                                      else [math.nan] * n)
     ranked = sorted(allowed, key=lambda a: a != "dense")  # ties go to dense, then list order
-    totals = np.array([times[a].total_s for a in ranked])
-    pick = np.argmin(totals, axis=0)
-    best_kernel = [ranked[j] for j in pick]
+    picked = [times[a] for a in ranked]
+    pick = np.argmin(np.array([t.total_s for t in picked]), axis=0)
+    best_kernel = [ranked[j] for j in pick.tolist()]
     columns["best_kernel"] = best_kernel
 
     points = np.arange(n)
 
     def chosen(field: str) -> np.ndarray:
-        stacked = np.array([np.broadcast_to(getattr(times[a], field), (n,)) for a in ranked])
+        stacked = np.array([np.broadcast_to(getattr(t, field), (n,)) for t in picked])
         return stacked[pick, points]
+
+    def of_best(field: str, dtype: type = float) -> np.ndarray:
+        return np.array([getattr(t, field) for t in picked], dtype=dtype)[pick]
 
     total_s, compute_s, memory_s = chosen("total_s"), chosen("compute_s"), chosen("memory_s")
     tensor = chosen("tensor")
     read, write = chosen("read_bytes"), chosen("write_bytes")
-    flops = np.array([times[b].flops for b in best_kernel])
-    macs_done = np.array([times[b].macs_done for b in best_kernel], dtype=np.int64)
-    columns["weight_read_bytes"] = [times[b].weight_read_bytes for b in best_kernel]
+    flops = of_best("flops")
+    macs_done = of_best("macs_done", np.int64)
+    columns["weight_read_bytes"] = of_best("weight_read_bytes").tolist()
     cycles = total_s * pm.clock_hz
     compute_cycles = compute_s * pm.clock_hz
     peak = np.where(tensor, pm.tensor_peak_tflops, pm.simt_peak_tflops) * 1e12
@@ -379,14 +384,11 @@ def group_batch(layer: Layer, archs: Sequence[Config], op: Operand,
         utilization = np.where(total_s != 0, np.minimum(1.0, flops / (total_s * peak)), 0.0)
     dram = first.dram().name
     reads, writes = f"{dram}.read_bytes", f"{dram}.write_bytes"
-    warnings = []
-    for i, best in enumerate(best_kernel):
-        if best == "dense":
-            warnings.append([])
-            continue
+    warnings: list[list[str]] = [[] for _ in range(n)]
+    for i in np.flatnonzero(pick != ranked.index("dense")).tolist():
         point_times = {name: t.point(i) for name, t in times.items()}
         point_columns = {c: v[i] for c, v in columns.items()}
-        warnings.append(choice_warnings(archs[i], point_times, point_columns))
+        warnings[i] = choice_warnings(archs[i], point_times, point_columns)
     macs = np.full(n, layer.macs, dtype=np.int64)
     return LayerBatch(
         cycles=cycles, compute_cycles=compute_cycles,
@@ -398,7 +400,14 @@ def group_batch(layer: Layer, archs: Sequence[Config], op: Operand,
                  reads: read, writes: write},
         absent={TENSOR_FLOP: ~tensor, SIMT_FLOP: tensor},
         columns=columns, warnings=warnings,
-        action_order=interned([(TENSOR_FLOP if t else SIMT_FLOP, reads, writes) for t in tensor]))
+        action_order=_orders(tensor, reads, writes))
+
+
+def _orders(tensor: np.ndarray, reads: str, writes: str) -> list[tuple[str, ...]]:
+    """Each point's action order: its FLOP unit's action, then the DRAM reads and writes (one
+    tuple object per unit, as `interned` leaves them)."""
+    on_tensor, on_simt = (TENSOR_FLOP, reads, writes), (SIMT_FLOP, reads, writes)
+    return [on_tensor if t else on_simt for t in tensor.tolist()]
 
 
 def group_key(arch: Config) -> str:
