@@ -2,17 +2,19 @@
 as arrays over the design points.
 
 Points whose descriptions differ only in the machine's numbers (`MACHINE_FIELDS`: SMs, clock,
-peaks, DRAM bandwidth, launch overhead, board power) form a group; per group each kernel's time
-model of `accelsim.engines.gpu.kernels` runs once with the machine as arrays (tiled-GEMM
-candidates as a points x candidates array), the same arithmetic element by element, and the
-fastest allowed kernel is picked per point as `count.kernel_times` picks it. Groups of one
-point, and any group whose description the time models refuse, run point by point through
-`count` (which raises the engine's own error). `tests/test_batch.py` holds the two paths equal.
+peaks, DRAM bandwidth, launch overhead, split-K limit, board power) form a group; per group
+each kernel's time model of `accelsim.engines.gpu.kernels` runs once on a `kernels.Machine`
+whose numbers are arrays over the points (the same formulas the per-point path runs on
+floats; tiled-GEMM candidates as a points x candidates array), and the fastest allowed
+kernel is picked per point as `count.kernel_times` picks it. A group's kernel times are
+memoised by the GEMM dims and the measure of A the kernel reads, so layers of one shape are
+timed once. Groups of one point, and any group whose description the time models refuse,
+run point by point through `count` (which raises the engine's own error).
+`tests/test_batch.py` holds the two paths equal.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +22,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from accelsim.engines.batch import LayerBatch, layer_memo, merged
-from accelsim.engines.counts import ceil_div
 from accelsim.engines.gpu.config import SIMT_FLOP, TENSOR_FLOP, Config
 from accelsim.engines.gpu.count import _MEASURE_COLUMN, _count, choice_warnings
 from accelsim.engines.gpu.kernels import (
@@ -28,23 +29,20 @@ from accelsim.engines.gpu.kernels import (
     BsrKernel,
     CsrKernel,
     DenseKernel,
-    KernelTime,
     Machine,
     NmKernel,
     RowSkipKernel,
-    _candidates,
-    _efficiency,
-    _tile_shapes,
+    Times,
     available,
+    bsr_times,
+    csr_times,
+    dense_times,
     eligible,
+    nm_times,
     own_measure,
+    row_skip_times,
 )
-from accelsim.engines.shared_gemm_operand import (
-    GemmDims,
-    Operand,
-    compressed_fraction,
-    operand_for,
-)
+from accelsim.engines.shared_gemm_operand import GemmDims, Operand, operand_for
 from accelsim.errors import AccelsimError
 from accelsim.workload.layer import Layer
 
@@ -56,22 +54,11 @@ MACHINE_FIELDS = ("name", "num_sms", "clock_mhz", "peak_tflops", "sparse_peak_tf
 
 @dataclass(frozen=True)
 class Machines:
-    """`kernels.Machine` of P GPUs: numbers as arrays over the points, the rest shared. The
-    tiled-GEMM candidates are those of the largest `split_k_max`; a point's larger splits are
-    refused (infinite time), which keeps its own candidates in their order."""
+    """A group of P GPUs: their `kernels.Machine` with the numbers as arrays over the points,
+    and what the batch reads of each point besides."""
 
-    element_bytes: float
-    tensor_flops_per_s: np.ndarray
-    sparse_flops_per_s: np.ndarray | None
-    simt_flops_per_s: np.ndarray
-    dram_bytes_per_s: np.ndarray
-    launch_s: np.ndarray
-    sms: np.ndarray
-    tiles: tuple[tuple[int, int, float], ...]
-    split_k_max: np.ndarray
-    """Largest split-K factor of each point."""
-    split_k_cap: int
-    """Largest split-K factor of all points (the candidates' range)."""
+    machine: Machine
+    """Per-GPU numbers as arrays over the points; the rest shared."""
     first: Machine
     """The first point's `kernels.Machine` (what `kernels.available` reads is the group's)."""
     clock_hz: np.ndarray
@@ -79,7 +66,6 @@ class Machines:
     """Each point's `peak_tflops` at its dtype, TFLOP/s."""
     simt_peak_tflops: np.ndarray
     """Each point's `simt_peak_tflops` at its dtype, TFLOP/s."""
-    acc_bytes: float = 4.0
     memo: dict = field(default_factory=dict, compare=False, repr=False)
     """Kernel `Times` of this group by (kernel name, GEMM dims, the measure the kernel reads):
     layers of one shape (and density) timed once."""
@@ -88,219 +74,19 @@ class Machines:
     def of(cls, archs: Sequence[Config]) -> Machines:
         mcs = [a.machine() for a in archs]
         sparse = [m.sparse_flops_per_s for m in mcs]
-        return cls(
-            element_bytes=mcs[0].element_bytes,
+        first = mcs[0]
+        machine = Machine(
+            dtype=first.dtype, element_bytes=first.element_bytes,
             tensor_flops_per_s=np.array([m.tensor_flops_per_s for m in mcs]),
             sparse_flops_per_s=None if sparse[0] is None else np.array(sparse, dtype=float),
             simt_flops_per_s=np.array([m.simt_flops_per_s for m in mcs]),
             dram_bytes_per_s=np.array([m.dram_bytes_per_s for m in mcs]),
             launch_s=np.array([m.launch_s for m in mcs]),
-            sms=np.array([m.num_sms for m in mcs]),
-            tiles=mcs[0].tiles, split_k_max=np.array([m.split_k_max for m in mcs]),
-            split_k_cap=max(m.split_k_max for m in mcs), first=mcs[0],
-            clock_hz=np.array([a.clock_hz for a in archs]),
-            tensor_peak_tflops=np.array([a.peak_tflops[a.dtype] for a in archs]),
-            simt_peak_tflops=np.array([a.simt_peak_tflops[a.dtype] for a in archs]),
-            acc_bytes=mcs[0].acc_bytes)
-
-    def label(self, i: np.ndarray) -> list[str]:
-        """The algorithm label (`kernels.Tiled.label`) of candidate i[p] of each point."""
-        names = _labels(self.tiles, self.split_k_cap)
-        return [names[c] for c in i.tolist()]
-
-
-@functools.lru_cache(maxsize=64)
-def _labels(tiles: tuple[tuple[int, int, float], ...], split_k_max: int) -> tuple[str, ...]:
-    tm, tn, _, split = _candidates(tiles, split_k_max)
-    return tuple(f"{int(m)}x{int(n)}/split{int(s)}" for m, n, s in zip(tm, tn, split))
-
-
-@dataclass
-class Times:
-    """One kernel's `KernelTime` on every point (arrays; FLOPs and MACs are the same on all)."""
-
-    total_s: np.ndarray
-    compute_s: np.ndarray
-    memory_s: np.ndarray
-    overhead_s: np.ndarray
-    flops: float
-    tensor: np.ndarray
-    read_bytes: np.ndarray
-    write_bytes: np.ndarray
-    macs_done: int
-    algorithm: list[str]
-    weight_read_bytes: float
-
-    def point(self, i: int) -> KernelTime:
-        return KernelTime(float(self.total_s[i]), float(self.compute_s[i]),
-                          float(self.memory_s[i]), float(self.overhead_s[i]), self.flops,
-                          "tensor" if self.tensor[i] else "simt", float(self.read_bytes[i]),
-                          float(self.write_bytes[i]), self.macs_done, self.algorithm[i],
-                          self.weight_read_bytes)
-
-
-def _tiled(M: int, N: int, K: float, groups: int, pm: Machines, flops_per_s: np.ndarray,
-           k_half: float) -> tuple[np.ndarray, np.ndarray]:
-    """`kernels.tiled_gemm` on every point: (math seconds [points, candidates], workspace)."""
-    grid, work, cta_flops, eff, split, workspace = _tile_shapes(
-        M, N, K, groups, pm.tiles, pm.split_k_cap, pm.acc_bytes, k_half)
-    sms = pm.sms[:, None]
-    waves = np.ceil(work / sms)
-    cta_s = cta_flops / (flops_per_s[:, None] / sms * eff)
-    allowed = ((split == 1) | (grid * split <= sms)) & (split <= pm.split_k_max[:, None])
-    return np.where(allowed, waves * cta_s, np.inf), workspace
-
-
-def _fastest(compute: np.ndarray, memory: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per point, the candidate with the least max(compute, memory): (index, compute, memory)."""
-    i = np.argmin(np.maximum(compute, memory), axis=1)
-    rows = np.arange(len(i))
-    return i, compute[rows, i], memory[rows, i]
-
-
-def _im2col(d: GemmDims, pm: Machines) -> tuple[np.ndarray | float, float, float]:
-    if not d.needs_im2col:
-        return 0.0, 0.0, 0.0
-    read, write = d.act_elements * pm.element_bytes, d.a_elements * pm.element_bytes
-    return (read + write) / pm.dram_bytes_per_s + pm.launch_s, read, write
-
-
-def _conversion(d: GemmDims, pm: Machines, conversion: str, launches: int, reads_of_a: int,
-                written_bytes: float, bandwidth_efficiency: float
-                ) -> tuple[np.ndarray | float, float, float]:
-    if conversion != "per_call":
-        return 0.0, 0.0, 0.0
-    im2col_s, im2col_read, im2col_write = _im2col(d, pm)
-    read = reads_of_a * d.a_elements * pm.element_bytes
-    seconds = (read + written_bytes) / (pm.dram_bytes_per_s * bandwidth_efficiency)
-    return (seconds + launches * pm.launch_s + im2col_s, read + im2col_read,
-            written_bytes + im2col_write)
-
-
-def dense_times(d: GemmDims, pm: Machines, k: DenseKernel, dtype: str, name: str) -> Times:
-    b = pm.element_bytes
-    flops = 2.0 * d.macs
-    bandwidth = pm.dram_bytes_per_s * k.bandwidth_efficiency
-    read = (min(d.act_elements, d.a_elements) + d.weight_elements) * b
-    write = d.out_elements * b
-    compute_c, workspace = _tiled(d.M, d.N, d.K, d.groups, pm,
-                                  pm.tensor_flops_per_s * _efficiency(k.compute_efficiency, dtype, name),
-                                  k.k_half)
-    memory_c = (read + write + workspace) / bandwidth[:, None]
-    i, compute, memory = _fastest(compute_c, memory_c)
-    simt_compute = flops / (pm.simt_flops_per_s * k.gemv_compute_efficiency)
-    simt_memory = (read + write) / bandwidth
-    tiled = np.maximum(compute, memory) <= np.maximum(simt_compute, simt_memory)
-    half = 0.5 * workspace[i]
-    labels = pm.label(i)
-    return Times(
-        total_s=np.where(tiled, np.maximum(compute, memory), np.maximum(simt_compute, simt_memory))
-        + pm.launch_s,
-        compute_s=np.where(tiled, compute, simt_compute),
-        memory_s=np.where(tiled, memory, simt_memory), overhead_s=pm.launch_s, flops=flops,
-        tensor=tiled, read_bytes=np.where(tiled, read + half, read),
-        write_bytes=np.where(tiled, write + half, write), macs_done=d.macs,
-        algorithm=[lab if t else "simt" for lab, t in zip(labels, tiled)],
-        weight_read_bytes=d.weight_elements * b)
-
-
-def csr_times(d: GemmDims, density: float, pm: Machines, k: CsrKernel, dtype: str,
-              name: str) -> Times:
-    b, idx = pm.element_bytes, k.index_bytes
-    nnz = density * d.M * d.K
-    per_row = density * d.K
-    share = _efficiency(k.compute_efficiency, dtype, name)
-    flops = 2.0 * nnz * d.N
-    compute = 2.0 * d.M * d.N * (per_row + k.row_nnz_half) / (pm.simt_flops_per_s * share)
-    csr_bytes = nnz * (b + idx) + (d.M + 1) * idx
-    read = csr_bytes + min(d.K, nnz) * d.N * b
-    write = d.M * d.N * b
-    memory = (read + write) / (pm.dram_bytes_per_s * k.bandwidth_efficiency)
-    conv_s, conv_read, conv_write = _conversion(d, pm, k.conversion, k.conversion_launches, 2,
-                                                d.groups * csr_bytes, k.bandwidth_efficiency)
-    g = d.groups
-    overhead = g * pm.launch_s + conv_s
-    n = len(pm.sms)
-    return Times(g * np.maximum(compute, memory) + overhead, g * compute, g * memory, overhead,
-                 g * flops, np.zeros(n, dtype=bool), np.full(n, g * read + conv_read),
-                 np.full(n, g * write + conv_write), round(g * nnz * d.N), [""] * n,
-                 g * min(d.K, nnz) * d.N * b)
-
-
-def bsr_times(d: GemmDims, block_density: float, pm: Machines, k: BsrKernel, dense: DenseKernel,
-              dtype: str, name: str) -> Times:
-    b, idx = pm.element_bytes, k.index_bytes
-    row_blocks, col_blocks = ceil_div(d.M, k.block_rows), ceil_div(d.K, k.block_cols)
-    blocks = block_density * row_blocks * col_blocks
-    block_elems = blocks * k.block_rows * k.block_cols
-    share = _efficiency(dense.compute_efficiency, dtype, name) * k.tile_efficiency
-    k_busy = max(float(k.block_cols), block_density * col_blocks * k.block_cols)
-    compute_c, workspace = _tiled(d.M, d.N, k_busy, 1, pm, pm.tensor_flops_per_s * share, dense.k_half)
-    bsr_bytes = block_elems * b + idx * (blocks + row_blocks + 1)
-    read = bsr_bytes + min(d.K, blocks * k.block_cols) * d.N * b
-    write = d.M * d.N * b
-    memory_c = (read + write + workspace) / (pm.dram_bytes_per_s * k.bandwidth_efficiency)[:, None]
-    i, compute, memory = _fastest(compute_c, memory_c)
-    half = 0.5 * workspace[i]
-    conv_s, conv_read, conv_write = _conversion(d, pm, k.conversion, k.conversion_launches, 2,
-                                                d.groups * bsr_bytes, k.bandwidth_efficiency)
-    g = d.groups
-    overhead = g * pm.launch_s + conv_s
-    macs = min(d.macs, round(g * block_elems * d.N))
-    return Times(g * np.maximum(compute, memory) + overhead, g * compute, g * memory, overhead,
-                 2.0 * macs, np.ones(len(i), dtype=bool), g * (read + half) + conv_read,
-                 g * (write + half) + conv_write, macs, pm.label(i),
-                 g * min(d.K, blocks * k.block_cols) * d.N * b)
-
-
-def nm_times(d: GemmDims, pm: Machines, k: NmKernel, dense: DenseKernel, dtype: str,
-             name: str) -> Times:
-    if pm.sparse_flops_per_s is None:  # `count` raises the engine's error for it
-        raise AccelsimError(f"kernel '{name}' needs a sparse tensor-core peak")
-    b = pm.element_bytes
-    share = _efficiency(k.compute_efficiency, dtype, name)
-    dense_share = _efficiency(dense.compute_efficiency, dtype, "dense")
-    sparse_c, workspace = _tiled(d.M, d.N, d.K, 1, pm, pm.sparse_flops_per_s * share, k.k_half)
-    as_dense_c, _ = _tiled(d.M, d.N, d.K, 1, pm, pm.tensor_flops_per_s * dense_share, dense.k_half)
-    compute_c = np.maximum(sparse_c, as_dense_c * k.n / k.m)
-    a_bytes = d.M * d.K * b * compressed_fraction(k.n, k.m, k.metadata_bits, 8 * b)
-    read = a_bytes + d.K * d.N * b
-    write = d.M * d.N * b
-    memory_c = (read + write + workspace) / (pm.dram_bytes_per_s * k.bandwidth_efficiency)[:, None]
-    i, compute, memory = _fastest(compute_c, memory_c)
-    half = 0.5 * workspace[i]
-    pruned = d.a_elements * b if k.policy == "prune" else 0.0
-    conv_s, conv_read, conv_write = _conversion(d, pm, k.conversion, k.conversion_launches, 2,
-                                                d.groups * a_bytes + pruned,
-                                                k.bandwidth_efficiency)
-    g = d.groups
-    overhead = g * pm.launch_s + conv_s
-    macs = ceil_div(d.macs * k.n, k.m)
-    return Times(g * np.maximum(compute, memory) + overhead, g * compute, g * memory, overhead,
-                 2.0 * macs, np.ones(len(i), dtype=bool), g * (read + half) + conv_read,
-                 g * (write + half) + conv_write, macs, pm.label(i), g * d.K * d.N * b)
-
-
-def row_skip_times(d: GemmDims, union_density: float, pm: Machines, k: RowSkipKernel,
-                   dtype: str, name: str) -> Times:
-    b = pm.element_bytes
-    passes = ceil_div(d.M, k.rows_per_pass)
-    weight_bytes = passes * union_density * d.K * d.N * b
-    read = weight_bytes + d.M * d.K * b
-    write = d.M * d.N * b
-    macs_per_group = d.M * union_density * d.K * d.N
-    flops = 2.0 * macs_per_group
-    eff = _efficiency(k.compute_efficiency, dtype, name)
-    compute = flops / (pm.simt_flops_per_s * eff) if flops else np.zeros(len(pm.sms))
-    memory = (read + write) / (pm.dram_bytes_per_s * k.bandwidth_efficiency)
-    im2col_s, im2col_read, im2col_write = _im2col(d, pm)
-    g = d.groups
-    overhead = g * pm.launch_s + im2col_s
-    n = len(pm.sms)
-    return Times(g * np.maximum(compute, memory) + overhead, g * compute, g * memory, overhead,
-                 g * flops, np.zeros(n, dtype=bool), np.full(n, g * read + im2col_read),
-                 np.full(n, g * write + im2col_write), min(d.macs, round(g * macs_per_group)),
-                 [""] * n, g * weight_bytes)
+            num_sms=np.array([m.num_sms for m in mcs]), tiles=first.tiles,
+            split_k_max=np.array([m.split_k_max for m in mcs]), acc_bytes=first.acc_bytes)
+        return cls(machine=machine, first=first, clock_hz=np.array([a.clock_hz for a in archs]),
+                   tensor_peak_tflops=np.array([a.peak_tflops[a.dtype] for a in archs]),
+                   simt_peak_tflops=np.array([a.simt_peak_tflops[a.dtype] for a in archs]))
 
 
 _READS_MEASURE = (CsrKernel, BsrKernel, RowSkipKernel)
@@ -308,28 +94,28 @@ _READS_MEASURE = (CsrKernel, BsrKernel, RowSkipKernel)
 
 
 def _times_of(name: str, k: object, d: GemmDims, measure: float, pm: Machines,
-              dense: DenseKernel, dtype: str) -> Times:
-    """`kernels.time_at` on every point, from the group's memo where this kernel was timed on
-    the same dims (and measure, for kernels that read it)."""
+              dense: DenseKernel) -> Times:
+    """`kernels.time_at` on every point of the group, from the group's memo where this kernel
+    was timed on the same dims (and measure, for kernels that read it)."""
     key = (name, d, measure if isinstance(k, _READS_MEASURE) else None)
     hit = pm.memo.get(key)
     if hit is None:
-        hit = pm.memo[key] = _timed(name, k, d, measure, pm, dense, dtype)
+        hit = pm.memo[key] = _timed(name, k, d, measure, pm.machine, dense)
     return hit
 
 
-def _timed(name: str, k: object, d: GemmDims, measure: float, pm: Machines,
-           dense: DenseKernel, dtype: str) -> Times:
+def _timed(name: str, k: object, d: GemmDims, measure: float, mc: Machine,
+           dense: DenseKernel) -> Times:
     if isinstance(k, DenseKernel):
-        return dense_times(d, pm, k, dtype, name)
+        return dense_times(d, mc, k, name)
     if isinstance(k, CsrKernel):
-        return csr_times(d, measure, pm, k, dtype, name)
+        return csr_times(d, measure, mc, k, name)
     if isinstance(k, BsrKernel):
-        return bsr_times(d, measure, pm, k, dense, dtype, name)
+        return bsr_times(d, measure, mc, k, dense, name)
     if isinstance(k, RowSkipKernel):
-        return row_skip_times(d, measure, pm, k, dtype, name)
+        return row_skip_times(d, measure, mc, k, name)
     assert isinstance(k, NmKernel)
-    return nm_times(d, pm, k, dense, dtype, name)
+    return nm_times(d, mc, k, dense, name)
 
 
 def group_batch(layer: Layer, archs: Sequence[Config], op: Operand,
@@ -349,12 +135,13 @@ def group_batch(layer: Layer, archs: Sequence[Config], op: Operand,
             columns[f"{column}_{name}"] = [measure] * n
         if not available(k, pm.first):
             continue
-        times[name] = _times_of(name, k, op.dims, measure, pm, dense, first.dtype)
+        times[name] = _times_of(name, k, op.dims, measure, pm, dense)
         if eligible(k, op):
             allowed.append(name)
-    columns["dense_algorithm"] = list(times["dense"].algorithm)
+    columns["dense_algorithm"] = times["dense"].algorithms(n)
     for name in first.kernels:
-        columns[f"time_{name}_s"] = (times[name].total_s.tolist() if name in times
+        columns[f"time_{name}_s"] = (np.broadcast_to(times[name].total_s, (n,)).tolist()
+                                     if name in times
                                      else [math.nan] * n)
     ranked = sorted(allowed, key=lambda a: a != "dense")  # ties go to dense, then list order
     picked = [times[a] for a in ranked]

@@ -195,23 +195,25 @@ Kernel = Annotated[DenseKernel | CsrKernel | BsrKernel | NmKernel | RowSkipKerne
 
 @dataclass(frozen=True)
 class Machine:
-    """One GPU at one math type: the numbers every kernel model needs."""
+    """One GPU at one math type: the numbers every kernel model needs. The per-GPU numbers
+    may instead be arrays over P GPUs that share the rest (`accelsim.engines.gpu.batch`): every
+    time model then gives each figure as an array over them, by the same arithmetic."""
 
     dtype: str
     element_bytes: float
-    tensor_flops_per_s: float
-    """Dense peak of the unit a dense GEMM of this dtype runs on."""
-    sparse_flops_per_s: float | None
+    tensor_flops_per_s: float | np.ndarray
+    """Dense peak of the unit a dense GEMM of this dtype runs on, FLOP/s."""
+    sparse_flops_per_s: float | np.ndarray | None
     """N:M sparse tensor-core peak (dense-equivalent FLOP/s), None when there is none."""
-    simt_flops_per_s: float
-    """CUDA-core peak for this dtype (what cuSPARSE-style kernels run on)."""
-    dram_bytes_per_s: float
-    launch_s: float
-    num_sms: int
+    simt_flops_per_s: float | np.ndarray
+    """CUDA-core peak for this dtype (what cuSPARSE-style kernels run on), FLOP/s."""
+    dram_bytes_per_s: float | np.ndarray
+    launch_s: float | np.ndarray
+    num_sms: int | np.ndarray
     tiles: tuple[tuple[int, int, float], ...]
     """CTA tiles the dense library chooses from: (rows of C, columns of C, throughput
     relative to the kernel's `compute_efficiency`)."""
-    split_k_max: int
+    split_k_max: int | np.ndarray
     """Largest split-K factor the dense library uses."""
     acc_bytes: float = 4.0
     """Bytes per partial output a split-K reduction stores (fp32 / int32 accumulators)."""
@@ -256,35 +258,54 @@ def _candidates(tiles: tuple[tuple[int, int, float], ...],
     return tm, tn, eff, split
 
 
+@functools.lru_cache(maxsize=64)
+def _labels(tiles: tuple[tuple[int, int, float], ...], split_k_max: int) -> tuple[str, ...]:
+    """`<tile_m>x<tile_n>/split<s>` of every tiled-GEMM candidate, in `_candidates` order,
+    then `simt` (the dense library's CUDA-core path, index -1)."""
+    tm, tn, _, split = _candidates(tiles, split_k_max)
+    return (*(f"{int(m)}x{int(n)}/split{int(s)}" for m, n, s in zip(tm, tn, split)), "simt")
+
+
+def _split_k_cap(mc: Machine) -> int:
+    """The largest split-K factor of the machine's GPU(s): the range of the candidates."""
+    return int(np.max(mc.split_k_max))
+
+
+def _column(x: float | np.ndarray) -> float | np.ndarray:
+    """A per-GPU number as a column against the candidates (axis -1)."""
+    return np.expand_dims(x, -1)
+
+
 @dataclass(frozen=True)
 class Tiled:
-    """Per tiled-GEMM candidate (arrays in `_candidates` order): math seconds and split-K
-    workspace bytes of one launch."""
+    """Per tiled-GEMM candidate (the last axis, in `_candidates` order; a leading axis over the
+    GPUs of a machine of arrays): math seconds and split-K workspace bytes of one launch."""
 
     compute_s: np.ndarray
     workspace_bytes: np.ndarray
     """Partial outputs written and read back by a split-K reduction (0 at split 1)."""
 
     def label(self, i: int, mc: Machine) -> str:
-        tm, tn, _, split = _candidates(mc.tiles, mc.split_k_max)
-        return f"{int(tm[i])}x{int(tn[i])}/split{int(split[i])}"
+        return _labels(mc.tiles, _split_k_cap(mc))[i]
 
 
-def tiled_gemm(M: int, N: int, K: float, groups: int, mc: Machine, flops_per_s: float,
-               k_half: float) -> Tiled:
+def tiled_gemm(M: int, N: int, K: float, groups: int, mc: Machine,
+               flops_per_s: float | np.ndarray, k_half: float) -> Tiled:
     """Math time of every tiled candidate for `groups` products [M, K] x [K, N] in one grid.
 
     A CTA computes its whole tile over its K slice plus `k_half` steps of fill at the SM's share
     (`flops_per_s` / SMs) x the tile's efficiency; CTAs run in waves of one per SM. As cuBLAS's
     heuristics do, a product is split along K only to fill the SMs: split s > 1 is a candidate
-    only while s x its tiles <= SMs (infinite time otherwise). Each candidate's time is
-    non-decreasing in M, N and K, and the set of candidates only shrinks as M or N grows.
+    only while s x its tiles <= SMs and s <= the GPU's `split_k_max` (infinite time
+    otherwise). Each candidate's time is non-decreasing in M, N and K, and the set of
+    candidates only shrinks as M or N grows.
     """
     grid, work, cta_flops, eff, split, workspace = _tile_shapes(
-        M, N, K, groups, mc.tiles, mc.split_k_max, mc.acc_bytes, k_half)
-    waves = np.ceil(work / mc.num_sms)
-    cta_s = cta_flops / (flops_per_s / mc.num_sms * eff)
-    allowed = (split == 1) | (grid * split <= mc.num_sms)
+        M, N, K, groups, mc.tiles, _split_k_cap(mc), mc.acc_bytes, k_half)
+    sms = _column(mc.num_sms)
+    waves = np.ceil(work / sms)
+    cta_s = cta_flops / (_column(flops_per_s) / sms * eff)
+    allowed = ((split == 1) | (grid * split <= sms)) & (split <= _column(mc.split_k_max))
     return Tiled(np.where(allowed, waves * cta_s, np.inf), workspace)
 
 
@@ -302,6 +323,18 @@ def _tile_shapes(M: int, N: int, K: float, groups: int, tiles: tuple[tuple[int, 
     return grid, groups * grid * split, cta_flops, eff, split, workspace
 
 
+def _fastest(compute: np.ndarray, memory: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per GPU, the candidate (last axis) with the least max(compute, memory): (index,
+    compute, memory), with the candidate axis dropped."""
+    i = np.argmin(np.maximum(compute, memory), axis=-1)
+    shape = np.broadcast_shapes(compute.shape, memory.shape)
+
+    def at(a: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(np.broadcast_to(a, shape), np.expand_dims(i, -1), -1)[..., 0]
+
+    return i, at(compute), at(memory)
+
+
 def _efficiency(table: dict[str, float], dtype: str, kernel: str) -> float:
     from accelsim.errors import ArchError
 
@@ -313,7 +346,60 @@ def _efficiency(table: dict[str, float], dtype: str, kernel: str) -> float:
     return table[dtype]
 
 
-def _im2col(d: GemmDims, mc: Machine) -> tuple[float, float, float]:
+Number = float | np.ndarray
+"""A machine-dependent figure: a float for one GPU, an array over the GPUs of a machine of
+arrays."""
+
+
+@dataclass(frozen=True)
+class Times:
+    """One kernel's time and work for a whole layer (all groups) on the GPU(s) of a `Machine`:
+    what depends on the machine is a float for one GPU, an array over the GPUs for a machine
+    of arrays (`accelsim.engines.gpu.batch`); `point` gives one GPU's `KernelTime`."""
+
+    total_s: Number
+    compute_s: Number
+    memory_s: Number
+    overhead_s: Number
+    flops: float
+    tensor: bool | np.ndarray
+    """Whether the kernel runs on the `peak_tflops` unit (else on CUDA cores)."""
+    read_bytes: Number
+    write_bytes: Number
+    macs_done: int
+    weight_read_bytes: float
+    choice: int | np.ndarray | None = None
+    """Index of the picked algorithm in `labels` (the tiled candidates, then -1: the dense
+    library's CUDA-core path); None for kernels with one algorithm."""
+    labels: tuple[str, ...] = ()
+
+    def algorithm(self, i: int | None = None) -> str:
+        """`KernelTime.algorithm` of GPU i (None: of the one GPU)."""
+        if self.choice is None:
+            return ""
+        return self.labels[int(self.choice if i is None or np.ndim(self.choice) == 0
+                               else self.choice[i])]
+
+    def algorithms(self, n: int) -> list[str]:
+        """`algorithm` of each of the n GPUs of a machine of arrays."""
+        if self.choice is None:
+            return [""] * n
+        return [self.labels[c] for c in np.broadcast_to(self.choice, (n,)).tolist()]
+
+    def point(self, i: int | None = None) -> KernelTime:
+        """GPU i's `KernelTime` (None: the one GPU's)."""
+
+        def at(x: Number) -> float:
+            return float(x if i is None or np.ndim(x) == 0 else x[i])
+
+        tensor = bool(self.tensor if i is None or np.ndim(self.tensor) == 0 else self.tensor[i])
+        return KernelTime(at(self.total_s), at(self.compute_s), at(self.memory_s),
+                          at(self.overhead_s), self.flops, "tensor" if tensor else "simt",
+                          at(self.read_bytes), at(self.write_bytes), self.macs_done,
+                          self.algorithm(i), self.weight_read_bytes)
+
+
+def _im2col(d: GemmDims, mc: Machine) -> tuple[Number, float, float]:
     """(seconds, read bytes, write bytes) of materialising A when the kernel needs it."""
     if not d.needs_im2col:
         return 0.0, 0.0, 0.0
@@ -321,7 +407,7 @@ def _im2col(d: GemmDims, mc: Machine) -> tuple[float, float, float]:
     return (read + write) / mc.dram_bytes_per_s + mc.launch_s, read, write
 
 
-def dense_time(d: GemmDims, mc: Machine, k: DenseKernel, name: str = "dense") -> KernelTime:
+def dense_times(d: GemmDims, mc: Machine, k: DenseKernel, name: str = "dense") -> Times:
     """Dense product of all groups in one launch: the fastest of the library's tiled GEMM
     candidates and its CUDA-core path (see the module docstring)."""
     b = mc.element_bytes
@@ -332,23 +418,28 @@ def dense_time(d: GemmDims, mc: Machine, k: DenseKernel, name: str = "dense") ->
     tiled = tiled_gemm(d.M, d.N, d.K, d.groups, mc,
                        mc.tensor_flops_per_s * _efficiency(k.compute_efficiency, mc.dtype, name),
                        k.k_half)
-    memory = (read + write + tiled.workspace_bytes) / bandwidth
-    i = int(np.argmin(np.maximum(tiled.compute_s, memory)))
+    i, compute, memory = _fastest(tiled.compute_s,
+                                  (read + write + tiled.workspace_bytes) / _column(bandwidth))
     simt_compute = flops / (mc.simt_flops_per_s * k.gemv_compute_efficiency)
     simt_memory = (read + write) / bandwidth
-    if max(tiled.compute_s[i], memory[i]) <= max(simt_compute, simt_memory):
-        half = 0.5 * float(tiled.workspace_bytes[i])
-        return KernelTime(max(tiled.compute_s[i], memory[i]) + mc.launch_s,
-                          float(tiled.compute_s[i]), float(memory[i]), mc.launch_s, flops,
-                          "tensor", read + half, write + half, d.macs, tiled.label(i, mc),
-                          d.weight_elements * b)
-    return KernelTime(max(simt_compute, simt_memory) + mc.launch_s, simt_compute, simt_memory,
-                      mc.launch_s, flops, "simt", read, write, d.macs, "simt",
-                      d.weight_elements * b)
+    on_tensor = np.maximum(compute, memory) <= np.maximum(simt_compute, simt_memory)
+    half = 0.5 * tiled.workspace_bytes[i]
+    return Times(
+        np.where(on_tensor, np.maximum(compute, memory), np.maximum(simt_compute, simt_memory))
+        + mc.launch_s, np.where(on_tensor, compute, simt_compute),
+        np.where(on_tensor, memory, simt_memory), mc.launch_s, flops, on_tensor,
+        np.where(on_tensor, read + half, read), np.where(on_tensor, write + half, write),
+        d.macs, d.weight_elements * b, np.where(on_tensor, i, -1),
+        _labels(mc.tiles, _split_k_cap(mc)))
+
+
+def dense_time(d: GemmDims, mc: Machine, k: DenseKernel, name: str = "dense") -> KernelTime:
+    """`dense_times` on a GPU."""
+    return dense_times(d, mc, k, name).point()
 
 
 def _conversion(d: GemmDims, mc: Machine, conversion: Conversion, launches: int, reads_of_a: int,
-                written_bytes: float, bandwidth_efficiency: float) -> tuple[float, float, float]:
+                written_bytes: float, bandwidth_efficiency: float) -> tuple[Number, float, float]:
     """(seconds, read bytes, write bytes) of putting A in a kernel's format on every call."""
     if conversion != "per_call":
         return 0.0, 0.0, 0.0
@@ -359,7 +450,7 @@ def _conversion(d: GemmDims, mc: Machine, conversion: Conversion, launches: int,
             written_bytes + im2col_write)
 
 
-def csr_time(d: GemmDims, density: float, mc: Machine, k: CsrKernel, name: str = "csr") -> KernelTime:
+def csr_times(d: GemmDims, density: float, mc: Machine, k: CsrKernel, name: str = "csr") -> Times:
     """CSR SpMM at A density `density` (non-zeros / elements of A)."""
     b, idx = mc.element_bytes, k.index_bytes
     nnz = density * d.M * d.K
@@ -376,14 +467,18 @@ def csr_time(d: GemmDims, density: float, mc: Machine, k: CsrKernel, name: str =
                                                 d.groups * csr_bytes, k.bandwidth_efficiency)
     g = d.groups
     overhead = g * mc.launch_s + conv_s
-    total = g * max(compute, memory) + overhead
-    return KernelTime(total, g * compute, g * memory, overhead, g * flops, "simt",
-                      g * read + conv_read, g * write + conv_write, round(g * nnz * d.N),
-                      weight_read_bytes=g * min(d.K, nnz) * d.N * b)
+    return Times(g * np.maximum(compute, memory) + overhead, g * compute, g * memory, overhead,
+                 g * flops, False, g * read + conv_read, g * write + conv_write,
+                 round(g * nnz * d.N), g * min(d.K, nnz) * d.N * b)
 
 
-def bsr_time(d: GemmDims, block_density: float, mc: Machine, k: BsrKernel, dense: DenseKernel,
-             name: str = "bsr") -> KernelTime:
+def csr_time(d: GemmDims, density: float, mc: Machine, k: CsrKernel, name: str = "csr") -> KernelTime:
+    """`csr_times` on a GPU."""
+    return csr_times(d, density, mc, k, name).point()
+
+
+def bsr_times(d: GemmDims, block_density: float, mc: Machine, k: BsrKernel, dense: DenseKernel,
+              name: str = "bsr") -> Times:
     """Block-sparse x dense at block density `block_density` (non-empty / all blocks of A)."""
     b, idx = mc.element_bytes, k.index_bytes
     row_blocks, col_blocks = ceil_div(d.M, k.block_rows), ceil_div(d.K, k.block_cols)
@@ -395,22 +490,28 @@ def bsr_time(d: GemmDims, block_density: float, mc: Machine, k: BsrKernel, dense
     bsr_bytes = block_elems * b + idx * (blocks + row_blocks + 1)
     read = bsr_bytes + min(d.K, blocks * k.block_cols) * d.N * b
     write = d.M * d.N * b
-    memory_c = (read + write + tiled.workspace_bytes) / (mc.dram_bytes_per_s * k.bandwidth_efficiency)
-    i = int(np.argmin(np.maximum(tiled.compute_s, memory_c)))
-    compute, memory = float(tiled.compute_s[i]), float(memory_c[i])
-    half = 0.5 * float(tiled.workspace_bytes[i])
+    i, compute, memory = _fastest(
+        tiled.compute_s, (read + write + tiled.workspace_bytes)
+        / _column(mc.dram_bytes_per_s * k.bandwidth_efficiency))
+    half = 0.5 * tiled.workspace_bytes[i]
     conv_s, conv_read, conv_write = _conversion(d, mc, k.conversion, k.conversion_launches, 2,
                                                 d.groups * bsr_bytes, k.bandwidth_efficiency)
     g = d.groups
     overhead = g * mc.launch_s + conv_s
-    total = g * max(compute, memory) + overhead
     macs = min(d.macs, round(g * block_elems * d.N))
-    return KernelTime(total, g * compute, g * memory, overhead, 2.0 * macs, "tensor",
-                      g * (read + half) + conv_read, g * (write + half) + conv_write, macs,
-                      tiled.label(i, mc), g * min(d.K, blocks * k.block_cols) * d.N * b)
+    return Times(g * np.maximum(compute, memory) + overhead, g * compute, g * memory, overhead,
+                 2.0 * macs, True, g * (read + half) + conv_read, g * (write + half) + conv_write,
+                 macs, g * min(d.K, blocks * k.block_cols) * d.N * b, i,
+                 _labels(mc.tiles, _split_k_cap(mc)))
 
 
-def nm_time(d: GemmDims, mc: Machine, k: NmKernel, dense: DenseKernel, name: str = "2of4") -> KernelTime:
+def bsr_time(d: GemmDims, block_density: float, mc: Machine, k: BsrKernel, dense: DenseKernel,
+             name: str = "bsr") -> KernelTime:
+    """`bsr_times` on a GPU."""
+    return bsr_times(d, block_density, mc, k, dense, name).point()
+
+
+def nm_times(d: GemmDims, mc: Machine, k: NmKernel, dense: DenseKernel, name: str = "2of4") -> Times:
     """N:M sparse tensor-core GEMM with A compressed (time independent of A's density)."""
     from accelsim.errors import ArchError
 
@@ -428,25 +529,29 @@ def nm_time(d: GemmDims, mc: Machine, k: NmKernel, dense: DenseKernel, name: str
     a_bytes = d.M * d.K * b * compressed_fraction(k.n, k.m, k.metadata_bits, 8 * b)
     read = a_bytes + d.K * d.N * b
     write = d.M * d.N * b
-    memory_c = (read + write + sparse.workspace_bytes) / (mc.dram_bytes_per_s * k.bandwidth_efficiency)
-    i = int(np.argmin(np.maximum(compute_c, memory_c)))
-    compute, memory = float(compute_c[i]), float(memory_c[i])
-    half = 0.5 * float(sparse.workspace_bytes[i])
+    i, compute, memory = _fastest(
+        compute_c, (read + write + sparse.workspace_bytes)
+        / _column(mc.dram_bytes_per_s * k.bandwidth_efficiency))
+    half = 0.5 * sparse.workspace_bytes[i]
     pruned = d.a_elements * b if k.policy == "prune" else 0.0
     conv_s, conv_read, conv_write = _conversion(d, mc, k.conversion, k.conversion_launches, 2,
                                                 d.groups * a_bytes + pruned,
                                                 k.bandwidth_efficiency)
     g = d.groups
     overhead = g * mc.launch_s + conv_s
-    total = g * max(compute, memory) + overhead
     macs = ceil_div(d.macs * k.n, k.m)
-    return KernelTime(total, g * compute, g * memory, overhead, 2.0 * macs, "tensor",
-                      g * (read + half) + conv_read, g * (write + half) + conv_write, macs,
-                      sparse.label(i, mc), g * d.K * d.N * b)
+    return Times(g * np.maximum(compute, memory) + overhead, g * compute, g * memory, overhead,
+                 2.0 * macs, True, g * (read + half) + conv_read, g * (write + half) + conv_write,
+                 macs, g * d.K * d.N * b, i, _labels(mc.tiles, _split_k_cap(mc)))
 
 
-def row_skip_time(d: GemmDims, union_density: float, mc: Machine, k: RowSkipKernel,
-                  name: str = "act_sparse_gemv") -> KernelTime:
+def nm_time(d: GemmDims, mc: Machine, k: NmKernel, dense: DenseKernel, name: str = "2of4") -> KernelTime:
+    """`nm_times` on a GPU."""
+    return nm_times(d, mc, k, dense, name).point()
+
+
+def row_skip_times(d: GemmDims, union_density: float, mc: Machine, k: RowSkipKernel,
+                   name: str = "act_sparse_gemv") -> Times:
     """Activation-sparse GEMV at union density `union_density` (see `Operand.union_density`)."""
     b = mc.element_bytes
     passes = ceil_div(d.M, k.rows_per_pass)
@@ -461,10 +566,15 @@ def row_skip_time(d: GemmDims, union_density: float, mc: Machine, k: RowSkipKern
     im2col_s, im2col_read, im2col_write = _im2col(d, mc)
     g = d.groups
     overhead = g * mc.launch_s + im2col_s
-    total = g * max(compute, memory) + overhead
-    return KernelTime(total, g * compute, g * memory, overhead, g * flops, "simt",
-                      g * read + im2col_read, g * write + im2col_write,
-                      min(d.macs, round(g * macs_per_group)), weight_read_bytes=g * weight_bytes)
+    return Times(g * np.maximum(compute, memory) + overhead, g * compute, g * memory, overhead,
+                 g * flops, False, g * read + im2col_read, g * write + im2col_write,
+                 min(d.macs, round(g * macs_per_group)), g * weight_bytes)
+
+
+def row_skip_time(d: GemmDims, union_density: float, mc: Machine, k: RowSkipKernel,
+                  name: str = "act_sparse_gemv") -> KernelTime:
+    """`row_skip_times` on a GPU."""
+    return row_skip_times(d, union_density, mc, k, name).point()
 
 
 def own_measure(k: DenseKernel | CsrKernel | BsrKernel | NmKernel | RowSkipKernel,
