@@ -234,3 +234,105 @@ def test_cnvlutin_energy_with_the_banked_synapse_buffer(cnvlutin):
     conv1 = cnn.set_index("layer").loc["conv1"]
     assert conv1["speedup_vs_dense"] == pytest.approx(1.0)
     assert conv1["energy_saving_vs_dense"] < 2.0
+
+
+# --- PE registers ----------------------------------------------------------------------------
+
+def eyeriss(**changes) -> dict:
+    data = yaml.safe_load((CONFIGS / "eyeriss_like.yaml").read_text())
+    data.update(changes)
+    return data
+
+
+def component_sum(row) -> float:
+    """energy_pj's components: the action components and static power, once each (the
+    per-level, per-space splits `energy_<level>_<space>_pj` are not components)."""
+    names = ["energy_mac_pj", "energy_pe_registers_pj", "energy_global_buffer_pj",
+             "energy_dram_pj", "energy_static_pj"]
+    return sum(float(row[c]) for c in names if c in row.index and not math.isnan(row[c]))
+
+
+def test_register_price_is_word_bits_times_the_table_price(tech, raw_table):
+    per_bit = raw_table["energy_pj"]["register_access_16bit"] / 16
+    a = parse_arch(eyeriss())
+    table = action_energy_pj(a)
+    factor = tech.energy_factor(a.tech.node_nm)
+    assert table["pe_registers.out_reads"] == pytest.approx(32 * per_bit * factor)
+    assert table["pe_registers.out_writes"] == table["pe_registers.out_reads"]
+    assert not any(k.startswith("pe_registers.act") or k.startswith("pe_registers.weight")
+                   for k in table)  # not declared, not priced
+    wide = action_energy_pj(parse_arch(eyeriss(pe={"act": {}, "weight": {"bits": 24}})))
+    assert wide["pe_registers.act_reads"] == pytest.approx(16 * per_bit * factor)  # act_bits
+    assert wide["pe_registers.weight_writes"] == pytest.approx(24 * per_bit * factor)
+    assert "pe_registers.out_reads" not in wide
+    # 65 nm is outside the table's scaling range: the register price says so too
+    assert pricing_notes(a)["pe_registers.out_reads"]
+
+
+def test_declared_registers_survive_a_reparse():
+    a = parse_arch(eyeriss())
+    assert a.pe.declared() == ("out",)
+    again = parse_arch(a.model_dump(mode="json"))
+    assert again.pe.declared() == ("out",)
+    assert action_energy_pj(again) == action_energy_pj(a)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_workload(ROOT / "workloads" / "digits_cnn.npz")
+
+
+def test_register_energy_is_price_times_counts_and_counted_once(digits):
+    a = parse_arch(eyeriss())
+    table = action_energy_pj(a)
+    df = simulate(digits, a).layers
+    assert (df["energy_pe_registers_pj"] > 0).all()
+    for _, row in df.iterrows():
+        expected = sum(row[f"pe_out_{v}"] * table[f"pe_registers.out_{v}"]
+                       for v in ("reads", "writes"))
+        assert row["energy_pe_registers_pj"] == pytest.approx(expected, rel=1e-12)
+        assert row["pe_out_reads"] == row["macs_dense"]  # one read and one write per MAC
+        assert row["energy_pj"] == pytest.approx(component_sum(row), rel=1e-12)
+
+
+def test_config_without_pe_registers_prices_none(digits):
+    data = eyeriss()
+    del data["pe"]
+    a = parse_arch(data)
+    assert a.pe.declared() == ()
+    assert not any(k.startswith("pe_registers.") for k in action_energy_pj(a))
+    df = simulate(digits, a).layers
+    assert "energy_pe_registers_pj" not in df.columns
+    assert (df["pe_out_reads"] == df["macs_dense"]).all()  # still counted, not priced
+    for _, row in df.iterrows():
+        assert row["energy_pj"] == pytest.approx(component_sum(row), rel=1e-12)
+
+
+def test_eyeriss_energy_rises_by_exactly_its_register_energy(tmp_path, raw_table, digits):
+    """Doubling the register price adds the register energy once more and nothing else: the
+    energy is the unpriced one plus the priced register accesses."""
+    raw = {**raw_table, "energy_pj": {**raw_table["energy_pj"]}}
+    raw["energy_pj"]["register_access_16bit"] *= 2
+    doubled = write_table(tmp_path, raw)
+    one = simulate(digits, parse_arch(eyeriss())).layers
+    two = simulate(digits, parse_arch(eyeriss(tech={"table": doubled, "node_nm": 65}))).layers
+    assert (two["energy_pe_registers_pj"].to_numpy()
+            == pytest.approx(2 * one["energy_pe_registers_pj"].to_numpy(), rel=1e-12))
+    rise = (two["energy_pj"] - one["energy_pj"]).to_numpy()
+    assert rise == pytest.approx(one["energy_pe_registers_pj"].to_numpy(), rel=1e-9)
+    for col in ("energy_mac_pj", "energy_global_buffer_pj", "energy_dram_pj"):
+        assert (two[col].to_numpy() == pytest.approx(one[col].to_numpy(), rel=1e-12))
+
+
+def test_register_price_schema(tmp_path, raw_table):
+    bad = {**raw_table, "energy_pj": {**raw_table["energy_pj"], "register_access_16bit": -1}}
+    with pytest.raises(ArchError, match="register_access_16bit"):
+        load_tech_table(write_table(tmp_path, bad))
+    missing = {**raw_table, "energy_pj": {k: v for k, v in raw_table["energy_pj"].items()
+                                          if k != "register_access_16bit"}}
+    path = tmp_path / "no_registers.yaml"
+    path.write_text(yaml.safe_dump(missing))
+    plain = action_energy_pj(parse_arch(tpu(tech={"table": str(path), "node_nm": 45})))
+    assert not any(k.startswith("pe_registers.") for k in plain)  # no registers: no price asked
+    with pytest.raises(ArchError, match="register_access_16bit"):
+        action_energy_pj(parse_arch(eyeriss(tech={"table": str(path), "node_nm": 65})))

@@ -9,6 +9,11 @@ larger than the largest sourced array priced as banks plus the H-tree that reach
 (`accelsim.arch.tech`); a level's own `read_energy_pj_per_byte` / `write_energy_pj_per_byte`
 win over the table. `memory_level_price` gives a level's price and how it was made up.
 
+PE registers (`accelsim.arch.pe_storage`): the registers an arch declares under `pe:` are
+priced per access of one word, `bits` x the table's register price per bit at the node
+(`register_action_energy_pj`); their actions `pe_registers.<operand>_reads` / `_writes` make
+the one `energy_pe_registers_pj` component.
+
 Prices taken outside a table's sourced range (a node outside its scaling points, an op width it
 does not list, an SRAM smaller than its smallest array) are *price notes*; `price_warnings`
 returns those of the actions a layer actually performed, and `accelsim.simulate` puts them in
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from accelsim.arch.pe_storage import REGISTER_COMPONENT, PeStorage, register_action
 from accelsim.arch.schema import ArchBase, MemoryLevel
 from accelsim.arch.tech import (
     SramPrice,
@@ -135,9 +141,29 @@ def memory_level_pj_per_byte(arch: ArchBase, level: MemoryLevel | str) -> tuple[
     return price_.read_pj_per_byte, price_.write_pj_per_byte
 
 
+def register_action_energy_pj(arch: ArchBase) -> dict[str, float]:
+    """Energy in pJ of one access (read or write) of one word of each PE register the arch
+    declares under `pe:`, by action name (`accelsim.arch.pe_storage.register_action`): the
+    word's bits x the tech table's register price per bit at the arch's node. Empty for an
+    arch without `pe:` registers."""
+    pe = getattr(arch, "pe", None)
+    if not isinstance(pe, PeStorage) or not pe.declared():
+        return {}
+    tech = load_tech_table(arch.tech.table)
+    per_bit = tech.register_pj_per_bit(arch.tech.node_nm)
+    p = arch.precision
+    table: dict[str, float] = {}
+    for op in pe.declared():
+        word = pe.word_bits(op, p.act_bits, p.weight_bits, p.acc_bits) * per_bit
+        for verb in ("reads", "writes"):
+            table[register_action(op, verb)] = word
+    return table
+
+
 def action_energy_pj(arch: ArchBase) -> dict[str, float]:
     """Energy in pJ of one unit of every action the arch can perform."""
     table = {MAC_COMPUTE: mac_energy_pj(arch)}
+    table.update(register_action_energy_pj(arch))
     for level in arch.memory:
         lp = memory_level_price(arch, level)
         table[f"{level.name}.read_bytes"] = lp.read_pj_per_byte
@@ -148,21 +174,26 @@ def action_energy_pj(arch: ArchBase) -> dict[str, float]:
 
 def pricing_notes(arch: ArchBase) -> dict[str, tuple[str, ...]]:
     """Price notes per action of `arch`: `mac.*` actions carry the notes of the MAC price,
-    `<level>.*` those of the level's read (or, for actions named `*write*`, write) price, and
+    `<level>.*` those of the level's read (or, for actions named `*write*`, write) price,
+    `pe_registers.*` those of the register price, and
     any other action the arch defines carries the notes raised while the arch priced its own
     actions (`extra_action_energy_pj`). Actions with no note are left out."""
     with collect_price_notes() as mac_notes:
         mac_energy_pj(arch)
+    with collect_price_notes() as register_notes:
+        registers = register_action_energy_pj(arch)
     levels = {lv.name: memory_level_price(arch, lv) for lv in arch.memory}
     with collect_price_notes() as extra_notes:
         extra = arch.extra_action_energy_pj()
-    names = {MAC_COMPUTE, *extra, *(f"{n}.{a}" for n in levels for a in ("read_bytes",
-                                                                          "write_bytes"))}
+    names = {MAC_COMPUTE, *extra, *registers,
+             *(f"{n}.{a}" for n in levels for a in ("read_bytes", "write_bytes"))}
     notes: dict[str, tuple[str, ...]] = {}
     for action in names:
         component, _, verb = action.partition(".")
         if component == MAC_COMPONENT:
             found: tuple[str, ...] = tuple(mac_notes)
+        elif component == REGISTER_COMPONENT:
+            found = tuple(register_notes)
         elif component in levels:
             lp = levels[component]
             found = lp.write_notes if "write" in verb else lp.read_notes

@@ -16,6 +16,10 @@ nearest sourced point and said in a *price note*, a short numeric message that
   extrapolation, so it needs no note; a table without `sram_banking` prices it as its largest
   array instead (a lower bound; a note).
 
+**PE registers**: one access of a w-bit word costs w/16 of `energy_pj.register_access_16bit`
+(an access of a 16-bit register-file word), node-scaled like the arithmetic; a table without
+the entry refuses archs that declare PE registers (`TechTable.register_pj_per_bit`).
+
 **Banked SRAM model** (first order, the bank + H-tree view CACTI takes of a large array). An
 SRAM of S bytes above the largest sourced size is built from ceil(S / B) banks of B =
 `sram_banking.bank_bytes` (the largest sourced array, so the price never falls where banks
@@ -48,6 +52,9 @@ from accelsim.errors import ArchError
 TECH_DIR = Path(__file__).resolve().parents[2] / "arch_configs" / "tech"
 SRAM_KEY = "sram_read_64bit_by_size_bytes"
 SRAM_ACCESS_BITS = 64
+REGISTER_KEY = "register_access_16bit"
+REGISTER_ACCESS_BITS = 16
+"""Width of the word whose register-file access `REGISTER_KEY` prices."""
 BITS_PER_BYTE = 8
 UM_PER_MM = 1000.0
 
@@ -246,6 +253,18 @@ class TechTable:
         scale = 1.0 if node_nm is None else self.area_factor(node_nm)
         return math.sqrt(area_um2 * scale) / UM_PER_MM
 
+    def register_pj_per_bit(self, node_nm: float | None = None) -> float:
+        """Energy in pJ per bit of one PE register-file access (read or write) at `node_nm`
+        (the table's node when None): `energy_pj.register_access_16bit` / 16, scaled with the
+        on-chip energy factor (a price note outside the scaling points)."""
+        if REGISTER_KEY not in self.energy_pj:
+            raise ArchError(
+                f"{self.path}: no register price (energy_pj.{REGISTER_KEY}, pJ per access of a "
+                f"{REGISTER_ACCESS_BITS}-bit word) but the arch declares PE registers under "
+                "'pe:'; add the sourced figure to the table or leave 'pe:' out.")
+        factor = 1.0 if node_nm is None else self.energy_factor(float(node_nm))
+        return float(self.energy_pj[REGISTER_KEY]) / REGISTER_ACCESS_BITS * factor
+
     def dram_pj_per_byte(self, dram_type: str) -> float:
         """Energy of moving one byte to or from DRAM of `dram_type` (not node-scaled)."""
         table = self.energy_pj["dram_per_bit"]
@@ -414,7 +433,11 @@ def check_table(raw: object, path: Path) -> None:
     if "voltage_v" in raw:
         _number(path, "voltage_v", raw["voltage_v"], 1e3, "V")
     energy, area, scaling = raw["energy_pj"], raw["area_um2"], raw["node_scaling"]
-    _keys(path, "energy_pj", energy, {"add", "mult", SRAM_KEY, "dram_per_bit"}, required=True)
+    _keys(path, "energy_pj", energy, {"add", "mult", SRAM_KEY, "dram_per_bit", REGISTER_KEY},
+          required={"add", "mult", SRAM_KEY, "dram_per_bit"})
+    if REGISTER_KEY in energy:
+        _number(path, f"energy_pj.{REGISTER_KEY}", energy[REGISTER_KEY], MAX_TABLE_ENERGY_PJ,
+                "pJ")
     _keys(path, "area_um2", area, {"add", "mult", "sram_bitcell"}, required={"add", "mult"})
     for op in ("add", "mult"):
         _op_table(path, f"energy_pj.{op}", energy[op], MAX_TABLE_ENERGY_PJ, "pJ")

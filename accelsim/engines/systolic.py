@@ -83,7 +83,7 @@ class Config(ArchBase):
         for op, need, what in (("act", p.act_bits, "precision.act_bits"),
                                ("weight", p.weight_bits, "precision.weight_bits"),
                                ("out", p.acc_bits, "precision.acc_bits")):
-            bits = getattr(self.pe, op).bits
+            bits = self.pe.register(op).bits
             if bits is not None and bits < need:
                 raise ValueError(
                     f"pe.{op}.bits is {bits}, narrower than the {need}-bit values it holds "
@@ -93,7 +93,8 @@ class Config(ArchBase):
 
 def pe_register_words(arch: Config) -> tuple[int, int]:
     """Words of the dataflow's stationary operand's PE register and of the output's."""
-    return getattr(arch.pe, traffic.STATIONARY[arch.dataflow]).words, arch.pe.out.words
+    pe = arch.pe
+    return pe.register(traffic.STATIONARY[arch.dataflow]).words, pe.register("out").words
 
 
 def latency_split(p: GemmProblem, arch: Config, stall: float,

@@ -54,6 +54,7 @@ from typing import Literal
 import numpy as np
 
 from accelsim.arch.energy import memory_level_price
+from accelsim.arch.pe_storage import PeStorage, register_action
 from accelsim.arch.schema import ArchBase, MemoryLevel, Operand
 from accelsim.engines.batch import layer_memo
 from accelsim.engines.counts import ceil_div
@@ -551,6 +552,9 @@ class Context:
     rates: tuple[tuple[float, float, float, float], ...]
     """Per entry of `keys`: its level's read and write bandwidth (bytes per cycle) and pJ per
     byte read and written."""
+    pe_actions: dict[tuple[Operand, str], str]
+    """Action name of each priced PE register count (`Traffic.pe` key): the registers the arch
+    declares under `pe:` (`accelsim.arch.pe_storage`)."""
 
 
 def _context(arch: ArchBase) -> Context:
@@ -588,9 +592,13 @@ def _context(arch: ArchBase) -> Context:
                    f"energy_{lv.name}_{space}_pj") for (_, space), lv in keys)
     rates = tuple((lv.read_bandwidth_bytes_per_cycle, lv.write_bandwidth,
                    *level_prices[lv.name]) for _, lv in keys)
+    pe = getattr(arch, "pe", None)
+    declared = pe.declared() if isinstance(pe, PeStorage) else ()
+    pe_actions = {(op, verb): register_action(op, verb) for op in declared
+                  for verb in ("reads", "writes")}
     return Context(buffers=buffers, bytes_=(act_b, w_b, acc_b), capacity=capacity,
                    search_prices=search_prices, half=half, keys=keys,
-                   level_prices=level_prices, names=names, rates=rates)
+                   level_prices=level_prices, names=names, rates=rates, pe_actions=pe_actions)
 
 
 _CONTEXTS: dict[int, tuple[ArchBase, Context]] = {}
@@ -703,7 +711,9 @@ def level_actions(arch: ArchBase, t: Traffic
     """(actions: bytes per `<level>.read_bytes` / `.write_bytes`, cycles each level needs at
     its bandwidth, result columns `<level>_<space>_reads`, `_writes` (elements),
     `_read_bytes`, `_write_bytes` (bytes), `energy_<level>_<space>_pj` (`SPACES`), the PE register
-    accesses `pe_<operand>_reads`, `_writes`). Without a DRAM level nothing is counted there."""
+    accesses `pe_<operand>_reads`, `_writes`, also actions `pe_registers.<operand>_reads`,
+    `_writes` for the registers the arch declares). Without a DRAM level nothing is counted
+    there."""
     return _level_actions(context(arch), t.reads, t.writes, t.read_bytes, t.write_bytes, t.pe,
                           None if t.mapping is None else _mapping_columns(t.mapping))
 
@@ -739,6 +749,8 @@ def _level_actions(ctx: Context, reads: dict, writes: dict, read_bytes: dict,
         columns[c_energy] = rb * read_pj + wb * write_pj
     for key, count in pe.items():
         columns[PE_COLUMNS[key]] = count
+        if key in ctx.pe_actions:
+            actions[ctx.pe_actions[key]] = count
     if mapping is not None:
         columns.update(mapping)
     return actions, level_cycles, columns
