@@ -336,3 +336,17 @@ def test_register_price_schema(tmp_path, raw_table):
     assert not any(k.startswith("pe_registers.") for k in plain)  # no registers: no price asked
     with pytest.raises(ArchError, match="register_access_16bit"):
         action_energy_pj(parse_arch(eyeriss(tech={"table": str(path), "node_nm": 65})))
+
+
+def test_sweep_path_prices_registers_as_one_run(digits):
+    """`simulate_totals` (points counted at once, archs re-parsed from their dump) gives each
+    point the register energy and total of its own `simulate` run."""
+    from accelsim.simulate import simulate_totals
+
+    a = parse_arch(eyeriss())
+    b = parse_arch({**a.model_dump(mode="json"), "name": "taller", "rows": 16})
+    for arch, got in zip((a, b), simulate_totals(digits, [a, b])):
+        want = simulate(digits, arch).totals()
+        assert got["energy_pe_registers_pj"] == pytest.approx(want["energy_pe_registers_pj"])
+        assert got["energy_pe_registers_pj"] > 0
+        assert got["energy_pj"] == pytest.approx(want["energy_pj"], rel=1e-12)
