@@ -6,6 +6,7 @@ import functools
 import io
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from accelsim.engines.gpu.kernels import (
     nm_time,
     tiled_gemm,
     time_at,
+    times_at,
 )
 from accelsim.engines.shared_gemm_operand import (
     GemmDims,
@@ -233,6 +235,34 @@ def test_nm_compressed_bytes_match_the_built_format(element_bits, expected):
     dense_bits = 64 * 128 * element_bits
     assert compressed_fraction(2, 4, 2, element_bits) == pytest.approx(expected)
     assert bits / dense_bits == pytest.approx(expected)
+
+
+@settings(max_examples=25, deadline=None)
+@given(shape=st.tuples(st.integers(1, 4096), st.integers(1, 4096), st.integers(1, 4096)),
+       conv=st.booleans(), measure=st.floats(0.0, 1.0),
+       gpus=st.lists(st.tuples(st.integers(1, 132), st.floats(300.0, 3000.0),
+                               st.integers(1, 16), st.floats(1e-6, 1e-5)), min_size=2, max_size=6),
+       name=st.sampled_from(["a100", "v100"]))
+def test_kernel_times_on_a_machine_of_arrays_are_each_gpus_own(shape, conv, measure, gpus, name):
+    """One formula serves one GPU and a batch: every kernel timed on a `Machine` whose
+    numbers are arrays over GPUs gives, GPU by GPU, the one-GPU `time_at` exactly."""
+    arch = gpu_arch(name)
+    M, K, N = shape
+    d = (gemm_dims(Layer("c", "conv2d", ConvShape(N=1, C=16, H=M % 64 + 3, W=N % 64 + 3, K=K % 64 + 1,
+                                                  R=3, S=3, padding=(1, 1, 1, 1))))
+         if conv else shape_dims(M, K, N))
+    one = arch.machine()
+    mcs = [replace(one, num_sms=sms, dram_bytes_per_s=gb * 1e9, split_k_max=split, launch_s=launch)
+           for sms, gb, split, launch in gpus]
+    array = replace(one, **{f: np.array([getattr(m, f) for m in mcs])
+                            for f in ("num_sms", "dram_bytes_per_s", "split_k_max", "launch_s",
+                                      "tensor_flops_per_s", "simt_flops_per_s")})
+    for kname, k in arch.kernels.items():
+        if not available(k, one):
+            continue
+        batch = times_at(kname, k, d, measure, array, arch.dense_kernel)
+        for i, mc in enumerate(mcs):
+            assert batch.point(i) == time_at(kname, k, d, measure, mc, arch.dense_kernel), kname
 
 
 # --- time-model invariants ---------------------------------------------------------------------

@@ -30,17 +30,12 @@ from accelsim.engines.gpu.kernels import (
     CsrKernel,
     DenseKernel,
     Machine,
-    NmKernel,
     RowSkipKernel,
     Times,
     available,
-    bsr_times,
-    csr_times,
-    dense_times,
     eligible,
-    nm_times,
     own_measure,
-    row_skip_times,
+    times_at,
 )
 from accelsim.engines.shared_gemm_operand import GemmDims, Operand, operand_for
 from accelsim.errors import AccelsimError
@@ -100,22 +95,8 @@ def _times_of(name: str, k: object, d: GemmDims, measure: float, pm: Machines,
     key = (name, d, measure if isinstance(k, _READS_MEASURE) else None)
     hit = pm.memo.get(key)
     if hit is None:
-        hit = pm.memo[key] = _timed(name, k, d, measure, pm.machine, dense)
+        hit = pm.memo[key] = times_at(name, k, d, measure, pm.machine, dense)
     return hit
-
-
-def _timed(name: str, k: object, d: GemmDims, measure: float, mc: Machine,
-           dense: DenseKernel) -> Times:
-    if isinstance(k, DenseKernel):
-        return dense_times(d, mc, k, name)
-    if isinstance(k, CsrKernel):
-        return csr_times(d, measure, mc, k, name)
-    if isinstance(k, BsrKernel):
-        return bsr_times(d, measure, mc, k, dense, name)
-    if isinstance(k, RowSkipKernel):
-        return row_skip_times(d, measure, mc, k, name)
-    assert isinstance(k, NmKernel)
-    return nm_times(d, mc, k, dense, name)
 
 
 def group_batch(layer: Layer, archs: Sequence[Config], op: Operand,

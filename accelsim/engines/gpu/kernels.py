@@ -593,18 +593,25 @@ def own_measure(k: DenseKernel | CsrKernel | BsrKernel | NmKernel | RowSkipKerne
     return 1.0
 
 
+def times_at(name: str, k: DenseKernel | CsrKernel | BsrKernel | NmKernel | RowSkipKernel,
+             d: GemmDims, measure: float, mc: Machine, dense: DenseKernel) -> Times:
+    """A kernel's `Times` on the GPU(s) of `mc` when its own measure of A (see
+    `own_measure`) is `measure`."""
+    if isinstance(k, DenseKernel):
+        return dense_times(d, mc, k, name)
+    if isinstance(k, CsrKernel):
+        return csr_times(d, measure, mc, k, name)
+    if isinstance(k, BsrKernel):
+        return bsr_times(d, measure, mc, k, dense, name)
+    if isinstance(k, RowSkipKernel):
+        return row_skip_times(d, measure, mc, k, name)
+    return nm_times(d, mc, k, dense, name)
+
+
 def time_at(name: str, k: DenseKernel | CsrKernel | BsrKernel | NmKernel | RowSkipKernel,
             d: GemmDims, measure: float, mc: Machine, dense: DenseKernel) -> KernelTime:
-    """A kernel's time when its own measure of A (see `own_measure`) is `measure`."""
-    if isinstance(k, DenseKernel):
-        return dense_time(d, mc, k, name)
-    if isinstance(k, CsrKernel):
-        return csr_time(d, measure, mc, k, name)
-    if isinstance(k, BsrKernel):
-        return bsr_time(d, measure, mc, k, dense, name)
-    if isinstance(k, RowSkipKernel):
-        return row_skip_time(d, measure, mc, k, name)
-    return nm_time(d, mc, k, dense, name)
+    """A kernel's time on one GPU when its own measure of A (see `own_measure`) is `measure`."""
+    return times_at(name, k, d, measure, mc, dense).point()
 
 
 def available(k: DenseKernel | CsrKernel | BsrKernel | NmKernel | RowSkipKernel, mc: Machine) -> bool:
