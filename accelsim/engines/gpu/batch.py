@@ -86,6 +86,8 @@ class Machines:
 
 _READS_MEASURE = (CsrKernel, BsrKernel, RowSkipKernel)
 """Kernels whose time depends on their own measure of A (`own_measure`)."""
+_MEMO_SIZE = 4096
+"""Most kernel `Times` one group keeps (a group seen on many workloads starts afresh)."""
 
 
 def _times_of(name: str, k: object, d: GemmDims, measure: float, pm: Machines,
@@ -95,6 +97,8 @@ def _times_of(name: str, k: object, d: GemmDims, measure: float, pm: Machines,
     key = (name, d, measure if isinstance(k, _READS_MEASURE) else None)
     hit = pm.memo.get(key)
     if hit is None:
+        if len(pm.memo) >= _MEMO_SIZE:
+            pm.memo.clear()
         hit = pm.memo[key] = times_at(name, k, d, measure, pm.machine, dense)
     return hit
 
@@ -122,8 +126,7 @@ def group_batch(layer: Layer, archs: Sequence[Config], op: Operand,
     columns["dense_algorithm"] = times["dense"].algorithms(n)
     for name in first.kernels:
         columns[f"time_{name}_s"] = (np.broadcast_to(times[name].total_s, (n,)).tolist()
-                                     if name in times
-                                     else [math.nan] * n)
+                                     if name in times else [math.nan] * n)
     ranked = sorted(allowed, key=lambda a: a != "dense")  # ties go to dense, then list order
     picked = [times[a] for a in ranked]
     pick = np.argmin(np.array([t.total_s for t in picked]), axis=0)
