@@ -268,12 +268,13 @@ def _labels(tiles: tuple[tuple[int, int, float], ...], split_k_max: int) -> tupl
 
 def _split_k_cap(mc: Machine) -> int:
     """The largest split-K factor of the machine's GPU(s): the range of the candidates."""
-    return int(np.max(mc.split_k_max))
+    split = mc.split_k_max
+    return split if isinstance(split, int) else int(split.max())
 
 
 def _column(x: float | np.ndarray) -> float | np.ndarray:
-    """A per-GPU number as a column against the candidates (axis -1)."""
-    return np.expand_dims(x, -1)
+    """A per-GPU number as a column against the candidates (axis -1); one GPU's as it is."""
+    return x[:, None] if isinstance(x, np.ndarray) and x.ndim else x
 
 
 @dataclass(frozen=True)
@@ -326,13 +327,14 @@ def _tile_shapes(M: int, N: int, K: float, groups: int, tiles: tuple[tuple[int, 
 def _fastest(compute: np.ndarray, memory: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per GPU, the candidate (last axis) with the least max(compute, memory): (index,
     compute, memory), with the candidate axis dropped."""
-    i = np.argmin(np.maximum(compute, memory), axis=-1)
+    if compute.ndim == 1 and memory.ndim == 1:  # one GPU
+        i = int(np.argmin(np.maximum(compute, memory)))
+        return i, compute[i], memory[i]
     shape = np.broadcast_shapes(compute.shape, memory.shape)
-
-    def at(a: np.ndarray) -> np.ndarray:
-        return np.take_along_axis(np.broadcast_to(a, shape), np.expand_dims(i, -1), -1)[..., 0]
-
-    return i, at(compute), at(memory)
+    compute, memory = np.broadcast_to(compute, shape), np.broadcast_to(memory, shape)
+    i = np.argmin(np.maximum(compute, memory), axis=-1)
+    rows = np.arange(shape[0])
+    return i, compute[rows, i], memory[rows, i]
 
 
 def _efficiency(table: dict[str, float], dtype: str, kernel: str) -> float:
