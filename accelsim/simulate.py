@@ -128,14 +128,28 @@ def padding_note(layer: Layer, speedup: float) -> str:
     density = act_density * weight_density
     if not (density > 0 and speedup > (1 + 1e-9) / density):
         return ""
-    memo = layer_memo(layer)
-    if "padded_fraction" not in memo:
-        memo["padded_fraction"] = 1.0 - in_bounds_elements(layer) / gemm_dims(layer).a_elements
-    padded = memo["padded_fraction"]
+    padded = _padded_fraction(layer)
     if padded <= 0:
         return ""
     return (f"{padded:.0%} of the dense MACs read zero padding, skipped here like any zero "
             f"(act_density {act_density:.3g} counts stored activations only)")
+
+
+def _padded_fraction(layer: Layer) -> float:
+    """Share of the layer's dense MACs that read zero padding (0 for linear/matmul)."""
+    memo = layer_memo(layer)
+    if "padded_fraction" not in memo:
+        memo["padded_fraction"] = 1.0 - in_bounds_elements(layer) / gemm_dims(layer).a_elements
+    return memo["padded_fraction"]
+
+
+def _padding_noted(layer: Layer, speedup: np.ndarray) -> np.ndarray:
+    """Per point, whether `padding_note` has a note for this layer at these speed-ups."""
+    act_density, weight_density = _densities(layer)
+    density = act_density * weight_density
+    if not (density > 0 and _padded_fraction(layer) > 0):
+        return np.zeros(speedup.shape, dtype=bool)
+    return speedup > (1 + 1e-9) / density
 
 
 def _warnings(res: LayerResult, speedup: float, dense: LayerResult, prices: Prices,
@@ -425,7 +439,7 @@ def simulate_totals(workload: Workload, archs: Sequence[ArchBase]) -> list[dict]
                              b.macs_dense / np.where(b.macs_done != 0, b.macs_done, 1), np.inf)
         warned = (np.array([bool(w) for w in b.warnings]) | prices.any_note(b)
                   | dense_prices.any_note(dense) | (speedup > bound * (1 + 1e-9))
-                  | np.array([bool(padding_note(layer, float(x))) for x in speedup]))
+                  | _padding_noted(layer, speedup))
         has = ~np.isnan(b.cycles)
         values = {"macs_dense": b.macs_dense, "macs_done": b.macs_done,
                   "macs_skipped": b.macs_skipped, "macs_gated": b.macs_gated,
