@@ -4,7 +4,9 @@ actions (MACs done, gated and skipped from the bitmaps; buffer and DRAM bytes wi
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -490,28 +492,27 @@ def _copy(result: LayerResult) -> LayerResult:
                    tables=dict(result.tables), warnings=list(result.warnings))
 
 
-def _config_hash(arch: Config) -> str:
-    """`arch.config_hash()`, kept for the archs last seen (descriptions are frozen)."""
-    hit = _HASHES.get(id(arch))
+def _per_arch(cache: dict[int, tuple[weakref.ref, Any]], arch: Config,
+              make: Callable[[Config], Any]) -> Any:
+    """`make(arch)`, kept in `cache` for the archs last seen (descriptions are frozen)."""
+    hit = cache.get(id(arch))
     if hit is not None and hit[0]() is arch:
         return hit[1]
-    digest = arch.config_hash()
-    _HASHES[id(arch)] = (weakref.ref(arch), digest)
-    while len(_HASHES) > _COUNTED_LAYERS:
-        _HASHES.pop(next(iter(_HASHES)))
-    return digest
+    value = make(arch)
+    cache[id(arch)] = (weakref.ref(arch), value)
+    while len(cache) > _COUNTED_LAYERS:
+        cache.pop(next(iter(cache)))
+    return value
+
+
+def _config_hash(arch: Config) -> str:
+    """`arch.config_hash()`, kept for the archs last seen."""
+    return _per_arch(_HASHES, arch, lambda a: a.config_hash())
 
 
 def _dense_of(arch: Config) -> Config:
     """`arch.dense_equivalent()`, kept for the archs last seen."""
-    hit = _DENSE.get(id(arch))
-    if hit is not None and hit[0]() is arch:
-        return hit[1]
-    dense = arch.dense_equivalent()
-    _DENSE[id(arch)] = (weakref.ref(arch), dense)
-    while len(_DENSE) > _COUNTED_LAYERS:
-        _DENSE.pop(next(iter(_DENSE)))
-    return dense
+    return _per_arch(_DENSE, arch, lambda a: a.dense_equivalent())
 
 
 _HASHES: dict[int, tuple[weakref.ref, str]] = {}
