@@ -260,6 +260,17 @@ def _validate(method: str, p: dict) -> dict:
     return params
 
 
+
+def _without_values(name: str, owner: Layer, patterns: Sequence[str] | None, needs: str) -> str:
+    """The note for layer `name`, whose input (stored on `owner`) has no values: refused with
+    `SparsifyError` when the user named layers (`patterns`), else the 'skipped' note."""
+    what = "only a non-zero mask" if owner.act_mask is not None else "no activation array"
+    if patterns:
+        raise SparsifyError(f"layer '{name}' has {what}; {needs}. Re-capture it with --keep "
+                            "values, or leave it out of --layers.")
+    return f"skipped '{name}': it has {what}."
+
+
 def _select(workload: Workload, patterns: Sequence[str] | None,
             ops: tuple[str, ...] | None = None) -> tuple[list[Layer], list[str]]:
     """Owners of the tensors to transform (alias targets), and notes on what was added.
@@ -310,13 +321,8 @@ def _select(workload: Workload, patterns: Sequence[str] | None,
         if layer.act is not None:
             usable.append(layer)
             continue
-        what = "only a non-zero mask" if layer.act_mask is not None else "no activation array"
-        if patterns:
-            raise SparsifyError(
-                f"layer '{layer.name}' has {what}; magnitude-based transforms need values. "
-                "Re-capture it with --keep values, or leave it out of --layers."
-            )
-        notes.append(f"skipped '{layer.name}': it has {what}.")
+        notes.append(_without_values(layer.name, layer, patterns,
+                                     "magnitude-based transforms need values"))
     if not usable:
         raise SparsifyError(
             "no selected layer holds activation values; capture the trace with --keep values."
@@ -600,13 +606,8 @@ def _glu_blocks(workload: Workload, names: Sequence[str], patterns: Sequence[str
             )
         owner = workload.layer(down.alias_of or down.name)
         if owner.act is None:
-            what = "only a non-zero mask" if owner.act_mask is not None else "no activation array"
-            if patterns:
-                raise SparsifyError(
-                    f"layer '{down.name}' has {what}; 'cats' needs its input values. Re-capture "
-                    "it with --keep values, or leave it out of --layers."
-                )
-            notes.append(f"skipped '{down.name}': it has {what}.")
+            notes.append(_without_values(down.name, owner, patterns,
+                                         "'cats' needs its input values"))
             continue
         up_input = workload.layer(up.alias_of or up.name).act
         if up.weight is None or up_input is None:
