@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
 
@@ -202,6 +203,34 @@ def area_breakdown(results: Sequence[RunResult]) -> Figure | None:
     return fig
 
 
+def _stacked_layer_bars(layers: list[str], stacks: list[tuple[str, np.ndarray, str | None]],
+                        unit: str, quantity: str) -> tuple[Figure, Axes]:
+    """A figure of per-layer bars stacked from `stacks` ((legend label, values in `unit`,
+    colour or None), bottom first), SI axis labelled `quantity`: horizontal bars with one row
+    per layer beyond `HORIZONTAL_LAYERS` layers, vertical ones otherwise."""
+    many = len(layers) > HORIZONTAL_LAYERS
+    size = (9, max(4.0, 0.16 * len(layers) + 1.5)) if many else (_width(len(layers)), 4)
+    fig, ax = plt.subplots(figsize=size)
+    start = np.zeros(len(layers))
+    for name, values, color in stacks:
+        if many:
+            ax.barh(range(len(layers)), values, left=start, label=name, color=color)
+        else:
+            ax.bar(range(len(layers)), values, bottom=start, label=name, color=color)
+        start = start + values
+    if many:
+        ax.set_yticks(range(len(layers)))
+        ax.set_yticklabels([label(n) for n in layers], fontsize=6)
+        ax.invert_yaxis()
+        si_axis(ax, unit, "x")
+        ax.set_xlabel(quantity)
+    else:
+        _layer_axis(ax, layers)
+        si_axis(ax, unit)
+        ax.set_ylabel(quantity)
+    return fig, ax
+
+
 def energy_per_layer(result: RunResult) -> Figure:
     """One architecture's energy per layer, split by component (stacked, SI axis)."""
     layers = list(result.layers["layer"].astype(str))
@@ -212,26 +241,8 @@ def energy_per_layer(result: RunResult) -> Figure:
         key = merged_component(comp, names)
         values = result.layers[col].fillna(0).to_numpy(dtype=float) * 1e-12
         merged[key] = merged.get(key, 0.0) + values
-    many = len(layers) > HORIZONTAL_LAYERS
-    size = (9, max(4.0, 0.16 * len(layers) + 1.5)) if many else (_width(len(layers)), 4)
-    fig, ax = plt.subplots(figsize=size)
-    start = np.zeros(len(layers))
-    for comp in sorted(merged):
-        if many:
-            ax.barh(range(len(layers)), merged[comp], left=start, label=label(comp))
-        else:
-            ax.bar(range(len(layers)), merged[comp], bottom=start, label=label(comp))
-        start = start + merged[comp]
-    if many:
-        ax.set_yticks(range(len(layers)))
-        ax.set_yticklabels([label(n) for n in layers], fontsize=6)
-        ax.invert_yaxis()
-        si_axis(ax, "J", "x")
-        ax.set_xlabel("energy per pass")
-    else:
-        _layer_axis(ax, layers)
-        si_axis(ax, "J")
-        ax.set_ylabel("energy per pass")
+    fig, ax = _stacked_layer_bars(layers, [(label(c), merged[c], None) for c in sorted(merged)],
+                                  "J", "energy per pass")
     ax.set_title(f"{label(result.meta.get('arch'))}: energy per layer by component")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
@@ -250,25 +261,9 @@ def latency_split(result: RunResult) -> Figure | None:
                                   out=np.zeros_like(cycles), where=cycles > 0)
     compute = np.nan_to_num(layers["compute_cycles"].to_numpy(dtype=float) * seconds_per_cycle)
     stall = np.nan_to_num(layers["stall_cycles"].to_numpy(dtype=float) * seconds_per_cycle)
-    many = len(names) > HORIZONTAL_LAYERS
-    size = (9, max(4.0, 0.16 * len(names) + 1.5)) if many else (_width(len(names)), 4)
-    fig, ax = plt.subplots(figsize=size)
-    if many:
-        ax.barh(range(len(names)), compute, label="computing", color="tab:blue")
-        ax.barh(range(len(names)), stall, left=compute, label="waiting on memory",
-                color="tab:red")
-        ax.set_yticks(range(len(names)))
-        ax.set_yticklabels([label(n) for n in names], fontsize=6)
-        ax.invert_yaxis()
-        si_axis(ax, "s", "x")
-        ax.set_xlabel("latency")
-    else:
-        ax.bar(range(len(names)), compute, label="computing", color="tab:blue")
-        ax.bar(range(len(names)), stall, bottom=compute, label="waiting on memory",
-               color="tab:red")
-        _layer_axis(ax, names)
-        si_axis(ax, "s")
-        ax.set_ylabel("latency")
+    fig, ax = _stacked_layer_bars(names, [("computing", compute, "tab:blue"),
+                                          ("waiting on memory", stall, "tab:red")],
+                                  "s", "latency")
     ax.set_title(f"{label(result.meta.get('arch'))}: latency per layer, compute vs memory stall")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
