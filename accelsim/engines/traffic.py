@@ -34,7 +34,9 @@ Activation tiles are counted as the input elements they touch: a pixel tile of w
 touches `(rows - 1) * min(stride, kernel) + dilated kernel` input rows (halo rows are fetched
 again by the next tile), a window tile is a share of the channels; padding is never fetched.
 PE registers (`accelsim.arch.pe_storage`) widen the array the buffers see (`register_split`).
-Compressed operands and zero-skipping arrays are not modelled here (dense traffic only).
+Zero-skipping arrays (`accelsim.engines.zero_skip`) run the same search through
+`tiled_fetches`, with each compressed operand's tile at its stored bytes per element (values
+and metadata, averaged over the layer's real bitmap) and their own buffer reads by the lanes.
 
 Evaluation: the search costs only the candidates that fit, all six loop orders as rows of one
 array, and is remembered by exactly the inputs it reads (`_search`: the product's `Geometry`,
@@ -351,9 +353,11 @@ def _find_many(geo: Geometry, dataflow: Dataflow, folds: list[tuple[int, int]],
 def _best_fitting(geo: Geometry, dataflow: Dataflow, pt: np.ndarray, ft: np.ndarray,
                   wt: np.ndarray, fold_rows: np.ndarray, fold_cols: np.ndarray,
                   sizes: np.ndarray, bytes_: tuple[float, float, float, float],
-                  prices: tuple[float, float]) -> list[Found]:
+                  prices: tuple[float, float],
+                  orders: list[tuple[str, ...]] | None = None) -> list[Found]:
     """The best of fitting candidates (tile sizes `pt`, `ft`, `wt` on arrays of `fold_rows` x
-    `fold_cols`) in consecutive segments of `sizes` candidates, one segment per fold."""
+    `fold_cols`) in consecutive segments of `sizes` candidates, one segment per fold, over
+    `orders` (every loop order when None)."""
     act_b, w_b, out_b, acc_b = bytes_
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     segment = np.repeat(np.arange(len(sizes)), sizes)
@@ -369,7 +373,8 @@ def _best_fitting(geo: Geometry, dataflow: Dataflow, pt: np.ndarray, ft: np.ndar
     one_fold = (stationary[0] <= fold_rows) & (stationary[1] <= fold_cols)
     streamed = STREAMED[dataflow]
     tiles_walked = 1e-3 * trips["p"] * trips["f"] * trips["w"]
-    orders = list(itertools.permutations(LOOPS))
+    if orders is None:
+        orders = list(itertools.permutations(LOOPS))
     # every loop order at once: row k of each array is order k
     fetches = {op: _fetches_by_order(orders, trips, op) for op in OPERANDS}
     act = act_pass * fetches["act"] / (trips["p"] * trips["w"])
@@ -635,6 +640,51 @@ def layer_geometry(layer: Layer, problem: GemmProblem) -> Geometry:
     return memo[problem]
 
 
+def reloaded(arr: ArrayTraffic, dataflow: Dataflow, n: int, outputs: float) -> ArrayTraffic:
+    """`arr` with the stationary operand loaded into the array `n` times
+    (`Mapping.array_reloads`): WS re-reads the weights, IS the inputs, and OS sends the
+    partial sums of its `outputs` output elements through the buffer and back n - 1 more
+    times."""
+    if n <= 1:
+        return arr
+    if dataflow == "ws":
+        return replace(arr, weight_reads=arr.weight_reads * n)
+    if dataflow == "is":
+        return replace(arr, act_reads=arr.act_reads * n)
+    return replace(arr, out_writes=arr.out_writes + (n - 1) * outputs,
+                   out_reads=arr.out_reads + (n - 1) * outputs)
+
+
+def tiled_fetches(layer: Layer, arch: ArchBase, problem: GemmProblem, dataflow: Dataflow,
+                  fold: tuple[int, int], tile_bytes: tuple[float, float]) -> Found:
+    """The `tiling: search` mapping of `layer` (all groups) and its DRAM elements (act, weight,
+    out-final, psum-write, psum-read), for an array that holds its act and weight tiles at
+    `tile_bytes` bytes per element (a compressed operand at its stored size, metadata
+    included; partial sums at `acc_bits`, final outputs at `act_bits`). `fold`: the rows and
+    cols of the array the search sees. Remembered like every search (`_search`)."""
+    geo = layer_geometry(layer, problem)
+    ctx = context(arch)
+    act_b, _, acc_b = ctx.bytes_
+    mapping, *counts = _search(geo, dataflow, fold, (*tile_bytes, act_b, acc_b), ctx.capacity,
+                               ctx.search_prices[dataflow])
+    r = geo.repeat
+    return (mapping, *(float(c) * r for c in counts))  # type: ignore[return-value]
+
+
+def fetches_on(layer: Layer, problem: GemmProblem, dataflow: Dataflow, fold: tuple[int, int],
+               mapping: Mapping) -> tuple[float, float, float, float, float]:
+    """DRAM elements (act, weight, out-final, psum-write, psum-read) of `layer` (all groups)
+    on a given fitting `mapping` (its tile sizes and loop order): how another design's
+    traffic compares on the same tiling. Element counts do not depend on word sizes."""
+    geo = layer_geometry(layer, problem)
+    one = (np.array([float(mapping.pixel_tile)]), np.array([float(mapping.filter_tile)]),
+           np.array([float(mapping.window_tile)]))
+    found = _best_fitting(geo, dataflow, *one, np.array([fold[0]]), np.array([fold[1]]),
+                          np.array([1]), (1.0, 1.0, 1.0, 1.0), (1.0, 0.0),
+                          orders=[mapping.order])[0]
+    return tuple(float(c) * geo.repeat for c in found[1:])  # type: ignore[return-value]
+
+
 def layer_traffic(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: int, cols: int,
                   dataflow: Dataflow, tiling: Tiling = "search",
                   registers: tuple[int, int] = (1, 1)) -> Traffic:
@@ -658,15 +708,7 @@ def layer_traffic(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: int,
         mapping, act, weight, outs, psum_w, psum_r = _search(
             geo, dataflow, (rows * a, cols * b), (act_b, w_b, act_b, acc_b), ctx.capacity,
             ctx.search_prices[dataflow])
-        n = mapping.array_reloads
-        if n > 1:
-            if dataflow == "ws":
-                arr = replace(arr, weight_reads=arr.weight_reads * n)
-            elif dataflow == "is":
-                arr = replace(arr, act_reads=arr.act_reads * n)
-            else:
-                arr = replace(arr, out_writes=arr.out_writes * n,
-                              out_reads=arr.out_writes * n - arr.out_writes)
+        arr = reloaded(arr, dataflow, mapping.array_reloads, arr.out_writes)
     array_reads = {"act": arr.act_reads, "weight": arr.weight_reads, "out": arr.out_reads}
     fetched = {"act": act, "weight": weight}
     for op in ("act", "weight"):
@@ -714,8 +756,20 @@ def level_actions(arch: ArchBase, t: Traffic
     accesses `pe_<operand>_reads`, `_writes`, also actions `pe_registers.<operand>_reads`,
     `_writes` for the registers the arch declares). Without a DRAM level nothing is counted
     there."""
-    return _level_actions(context(arch), t.reads, t.writes, t.read_bytes, t.write_bytes, t.pe,
-                          None if t.mapping is None else _mapping_columns(t.mapping))
+    return counts_actions(arch, t.reads, t.writes, t.read_bytes, t.write_bytes, t.pe, t.mapping)
+
+
+def counts_actions(arch: ArchBase, reads: dict[tuple[str, str], float],
+                   writes: dict[tuple[str, str], float],
+                   read_bytes: dict[tuple[str, str], float],
+                   write_bytes: dict[tuple[str, str], float],
+                   pe: dict[tuple[Operand, str], float], mapping: Mapping | None
+                   ) -> tuple[dict[str, float], dict[str, float], dict[str, object]]:
+    """`level_actions` of counts given as `Traffic`'s dicts (elements and bytes per
+    ('dram' | 'buffer', space), PE register accesses per (operand, 'reads' | 'writes')), for
+    engines that count the array side themselves (`accelsim.engines.zero_skip`)."""
+    return _level_actions(context(arch), reads, writes, read_bytes, write_bytes, pe,
+                          None if mapping is None else _mapping_columns(mapping))
 
 
 PE_COLUMNS = {(op, verb): f"pe_{op}_{verb}" for op in OPERANDS for verb in ("reads", "writes")}

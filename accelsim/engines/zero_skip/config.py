@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, model_validator
 
 from accelsim.arch.energy import MAC_COMPUTE, MAC_GATED, action_energy_pj
+from accelsim.arch.pe_storage import REGISTER_OPERANDS, PeStorage
 from accelsim.arch.schema import ArchBase, StrictModel
 from accelsim.engines import systolic
 from accelsim.engines.zero_skip import kernels as kern
@@ -100,6 +101,10 @@ class Config(ArchBase):
     weight_format: Format = Format()
     gated_mac_energy_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
     idle_mac_energy_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    pe: PeStorage = PeStorage()
+    """Registers per PE (`accelsim.arch.pe_storage`, the systolic kind's schema): on a
+    `dense_array` the stationary and output registers widen the array the buffers see, as in
+    the systolic kind; every dataflow counts and prices the accesses of declared registers."""
 
     @model_validator(mode="before")
     @classmethod
@@ -122,6 +127,15 @@ class Config(ArchBase):
                              "skip zero weights; gate them instead")
         if isinstance(self.array, DenseArray) and self.skip:
             raise ValueError("a dense_array cannot skip zeros (its timing is fixed); use gate")
+        p = self.precision
+        need = {"act": p.act_bits, "weight": p.weight_bits, "out": p.acc_bits}
+        for op in REGISTER_OPERANDS:
+            bits = self.pe.register(op).bits
+            if bits is not None and bits < need[op]:
+                what = "precision.acc_bits" if op == "out" else f"precision.{op}_bits"
+                raise ValueError(
+                    f"pe.{op}.bits is {bits}, narrower than the {need[op]}-bit values it holds "
+                    f"({what}); widen the register or leave bits out to take {what}")
         names = {m.name for m in self.memory}
         for key, fmt in (("act_format", self.act_format), ("weight_format", self.weight_format)):
             unknown = sorted(set(fmt.levels or ()) - names)

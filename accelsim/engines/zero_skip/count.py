@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from accelsim.arch.energy import MAC_COMPUTE, MAC_GATED
-from accelsim.arch.schema import MemoryLevel
-from accelsim.engines import systolic
+from accelsim.arch.schema import ArchBase, MemoryLevel
+from accelsim.engines import systolic, traffic
 from accelsim.engines.counts import LayerResult, ceil_div
-from accelsim.engines.shared_gemm_operand import gemm_problem
+from accelsim.engines.shared_gemm_operand import GemmProblem, gemm_problem
 from accelsim.engines.zero_skip import bitmaps, work
 from accelsim.engines.zero_skip import kernels as kern
 from accelsim.engines.zero_skip.config import (
@@ -39,8 +39,6 @@ class Work:
     act_reads: float
     weight_reads: float
     psum_accesses: float = 0.0
-    act_passes: int = 1
-    weight_passes: int = 1
     extra: dict[str, object] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     """Effects a user would not expect from the counts alone (go to the row's warnings)."""
@@ -74,7 +72,7 @@ def _run_channel_lanes(v: work.ConvView, arch: Config, macs: work.MacCounts,
                      "lanes and a brick takes at least one cycle: skipped zeros save weight "
                      "reads (energy) more than cycles")
     return Work(int(cycles), int(busy), macs.done, act_reads=act_values * passes,
-                weight_reads=macs.done, act_passes=passes, notes=notes)
+                weight_reads=macs.done, notes=notes)
 
 
 def _lockstep_channel_lanes(v: work.ConvView, a: ChannelLanes, issue: int) -> int:
@@ -109,7 +107,7 @@ def _run_planar(v: work.ConvView, arch: Config, macs: work.MacCounts) -> Work:
     halo_psums = int(halo.sum()) * v.N * v.K
     return Work(int(cycles), int(busy), int(products), act_reads=float(act_reads),
                 weight_reads=float(weight_reads),
-                psum_accesses=float(products + halo_psums), weight_passes=v.N,
+                psum_accesses=float(products + halo_psums),
                 extra={"output_channel_group": kc, "halo_psums": halo_psums,
                        "macs_wasted": int(products) - macs.done})
 
@@ -141,15 +139,26 @@ def _run_row_broadcast(v: work.ConvView, arch: Config, macs: work.MacCounts,
                 weight_reads=float(macs.done))
 
 
+def _register_fold(problem: GemmProblem, arch: Config) -> tuple[int, int]:
+    """Rows and cols of the array a `dense_array`'s buffers see: wider than the PEs where the
+    `pe:` registers hold more than one stationary or output word
+    (`accelsim.engines.traffic.register_split`, as in the systolic kind)."""
+    a: DenseArray = arch.array
+    stationary = arch.pe.register(traffic.STATIONARY[a.order]).words
+    ra, cb = traffic.register_split(problem, a.rows, a.cols, a.order, stationary,
+                                    arch.pe.register("out").words, traffic.context(arch).bytes_)
+    return a.rows * ra, a.cols * cb
+
+
 def _run_dense_array(layer: Layer, arch: Config, macs: work.MacCounts) -> Work:
     a: DenseArray = arch.array
     problem = gemm_problem(layer)
     cycles = systolic.compute_cycles(problem, a.rows, a.cols, a.order)
-    traffic = systolic.sram_traffic(problem, a.rows, a.cols, a.order)
-    return Work(int(cycles), macs.done, macs.done, act_reads=traffic.act_reads,
-                weight_reads=traffic.weight_reads,
-                psum_accesses=traffic.out_reads + traffic.out_writes,
-                act_passes=traffic.act_passes, weight_passes=traffic.weight_passes)
+    rows, cols = _register_fold(problem, arch)
+    counts = systolic.sram_traffic(problem, rows, cols, a.order)
+    return Work(int(cycles), macs.done, macs.done, act_reads=counts.act_reads,
+                weight_reads=counts.weight_reads,
+                psum_accesses=counts.out_reads + counts.out_writes)
 
 
 def padding_processed(arch: Config) -> bool:
@@ -158,27 +167,21 @@ def padding_processed(arch: Config) -> bool:
     return not isinstance(arch.array, PlanarCartesian) and "act" not in arch.skip
 
 
+SPACE_OPERAND = {"act": "act", "weight": "weight", "psum": "out", "out": "out"}
+"""The operand whose buffer holds each data space of the access columns."""
+
+
 @dataclass
 class _Bytes:
-    """Accumulates data and metadata bytes per memory level, and the cycles each level needs."""
+    """A layer's memory traffic: actions (data bytes per `<level>.read_bytes` / `.write_bytes`,
+    metadata bytes per `<level>.metadata_read_bytes` / `_write_bytes`), the cycles each level
+    needs at its bandwidth (data and metadata), metadata bytes per level, and the access
+    columns (`accelsim.engines.traffic.counts_actions`)."""
 
-    actions: dict[str, float] = field(default_factory=dict)
-    level_cycles: dict[str, float] = field(default_factory=dict)
-    metadata: dict[str, float] = field(default_factory=dict)
-
-    def move(self, level: MemoryLevel | None, read: float = 0.0, write: float = 0.0,
-             meta_read: float = 0.0, meta_write: float = 0.0) -> None:
-        if level is None:
-            return
-        for action, n in (("read_bytes", read), ("write_bytes", write),
-                          ("metadata_read_bytes", meta_read), ("metadata_write_bytes", meta_write)):
-            if n:
-                key = f"{level.name}.{action}"
-                self.actions[key] = self.actions.get(key, 0.0) + n
-        self.metadata[level.name] = self.metadata.get(level.name, 0.0) + meta_read + meta_write
-        self.level_cycles[level.name] = (self.level_cycles.get(level.name, 0.0)
-                                         + (read + meta_read) / level.read_bandwidth_bytes_per_cycle
-                                         + (write + meta_write) / level.write_bandwidth)
+    actions: dict[str, float]
+    level_cycles: dict[str, float]
+    metadata: dict[str, float]
+    columns: dict[str, object]
 
 
 def _per_value(size: StoredSize, fmt: Format, level: MemoryLevel | None,
@@ -190,49 +193,140 @@ def _per_value(size: StoredSize, fmt: Format, level: MemoryLevel | None,
     return size.value_bits / size.nonzeros / 8, size.metadata_bits / size.nonzeros / 8
 
 
-def _stored(size: StoredSize, fmt: Format, level: MemoryLevel | None,
-            bits: int) -> tuple[float, float]:
-    """(data, metadata) bytes of the whole operand as `level` holds it."""
-    if level is None or not fmt.applies_to(level.name):
-        return size.elements * bits / 8, 0.0
-    return size.value_bits / 8, size.metadata_bytes
+def _per_element(size: StoredSize, fmt: Format, level: MemoryLevel | None,
+                 bits: int) -> tuple[float, float]:
+    """(data, metadata) bytes per element (zeros included) of the operand as `level` holds it:
+    the stored size over the whole tensor when the level holds it compressed (an average over
+    the real bitmap), the plain value otherwise."""
+    if level is None or not fmt.applies_to(level.name) or size.elements == 0:
+        return bits / 8, 0.0
+    return size.value_bits / size.elements / 8, size.metadata_bits / size.elements / 8
 
 
-def memory_traffic(v: work.ConvView, arch: Config, w: Work,
+def search_array(layer: Layer, v: work.ConvView, arch: Config, w: Work
+                 ) -> tuple[traffic.Dataflow, tuple[int, int]]:
+    """The fixed dataflow and array (rows, cols) the tiling search sees for the arch's
+    dataflow: a `dense_array` is its own (widened by its registers); the lane dataflows keep
+    their partial sums in the lanes for a whole window, so they are output stationary over the
+    pixels and filters one pass holds: channel lanes one pixel x `filters_per_pass` filters,
+    a planar array one image's output plane x its output-channel group, row-broadcast PEs one
+    pixel x `lanes` filters."""
+    a = arch.array
+    if isinstance(a, DenseArray):
+        return a.order, _register_fold(gemm_problem(layer), arch)
+    if isinstance(a, ChannelLanes):
+        return "os", (1, a.filters_per_pass)
+    if isinstance(a, PlanarCartesian):
+        return "os", (v.E * v.F, int(w.extra.get("output_channel_group", 1)))
+    return "os", (1, a.lanes)
+
+
+def memory_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
                    sizes: dict[str, StoredSize] | None = None) -> _Bytes:
-    """Buffer reads by the lanes, DRAM fills of the buffers, psum and output traffic (`sizes`:
-    each operand's stored size, measured on `v`'s maps when not given)."""
+    """Buffer reads by the lanes (`Work`), DRAM fills of the buffers from the tiling search
+    (`accelsim.engines.traffic.tiled_fetches`, tiles at the operands' stored size in each
+    buffer), psum and output traffic, metadata apart (`sizes`: each operand's stored size,
+    measured on `v`'s maps when not given). Without a DRAM level the operands are resident:
+    no fills, no search."""
     p = arch.precision
-    acc_b = p.acc_bits / 8
     if sizes is None:
         sizes = {"act": stored_size(v.act, arch.act_format, p.act_bits),
                  "weight": stored_size(v.weight, arch.weight_format, p.weight_bits)}
     fmts = {"act": arch.act_format, "weight": arch.weight_format}
     bits = {"act": p.act_bits, "weight": p.weight_bits}
-    reads = {"act": w.act_reads, "weight": w.weight_reads}
-    passes = {"act": w.act_passes, "weight": w.weight_passes}
-    out = _Bytes()
+    word = {"act": p.act_bits / 8, "weight": p.weight_bits / 8, "psum": p.acc_bits / 8,
+            "out": p.act_bits / 8}
     dram = arch.dram()
+    buffers = {op: arch.buffer_for(op) for op in ("act", "weight", "out")}
+    lanes = traffic.ArrayTraffic(w.act_reads, w.weight_reads, w.psum_accesses / 2,
+                                 w.psum_accesses / 2, 1, 1, 1)
+    outs = float(v.N * v.K * v.E * v.F)
+    fetched = {"act": 0.0, "weight": 0.0}
+    spill_w = spill_r = 0.0
+    mapping = None
+    if dram is not None:
+        tile_bytes = tuple(sum(_per_element(sizes[op], fmts[op], buffers[op], bits[op]))
+                           for op in ("act", "weight"))
+        dataflow, fold = search_array(layer, v, arch, w)
+        mapping, fetched["act"], fetched["weight"], outs, spill_w, spill_r = (
+            traffic.tiled_fetches(layer, arch, gemm_problem(layer), dataflow, fold,
+                                  tile_bytes))  # type: ignore[arg-type]
+        lanes = traffic.reloaded(lanes, dataflow, mapping.array_reloads, outs)
+    array = {"act": lanes.act_reads, "weight": lanes.weight_reads}
+    rbytes: dict[tuple[str, str], float] = {}
+    wbytes: dict[tuple[str, str], float] = {}
+    meta: dict[tuple[str, str], float] = {}  # metadata bytes by (level name, 'read' | 'write')
+
+    def move(where: str, space: str, read: float = 0.0, write: float = 0.0,
+             meta_read: float = 0.0, meta_write: float = 0.0) -> None:
+        level = dram if where == "dram" else buffers[SPACE_OPERAND[space]]  # type: ignore[index]
+        rbytes[where, space] = rbytes.get((where, space), 0.0) + read
+        wbytes[where, space] = wbytes.get((where, space), 0.0) + write
+        for verb, n in (("read", meta_read), ("write", meta_write)):
+            if n:
+                meta[level.name, verb] = meta.get((level.name, verb), 0.0) + n
+
     for op in ("act", "weight"):
-        buf = arch.buffer_for(op)
-        data, meta = _per_value(sizes[op], fmts[op], buf, bits[op])
-        out.move(buf, read=reads[op] * data, meta_read=reads[op] * meta)
+        buf = buffers[op]
+        if buf is not None:
+            data, md = _per_value(sizes[op], fmts[op], buf, bits[op])
+            move("buffer", op, read=array[op] * data, meta_read=array[op] * md)
         if dram is None:
             continue
-        buf_data, buf_meta = _stored(sizes[op], fmts[op], buf, bits[op])
-        capacity = 0.0 if buf is None else buf.size_bytes / len(buf.holds)
-        refetch = 1 if buf_data + buf_meta <= capacity else passes[op]
-        dram_data, dram_meta = _stored(sizes[op], fmts[op], dram, bits[op])
-        out.move(dram, read=dram_data * refetch, meta_read=dram_meta * refetch)
-        out.move(buf, write=buf_data * refetch, meta_write=buf_meta * refetch)
-    out_buf = arch.buffer_for("out")
-    out_bytes = v.N * v.K * v.E * v.F * p.act_bits / 8
-    out.move(out_buf, read=w.psum_accesses / 2 * acc_b,
-             write=w.psum_accesses / 2 * acc_b + out_bytes)
+        if buf is None:  # streams from DRAM to the lanes
+            n = array[op]
+            data, md = _per_value(sizes[op], fmts[op], dram, bits[op])
+        else:
+            n = fetched[op]
+            data, md = _per_element(sizes[op], fmts[op], dram, bits[op])
+            fill, fill_md = _per_element(sizes[op], fmts[op], buf, bits[op])
+            move("buffer", op, write=n * fill, meta_write=n * fill_md)
+        move("dram", op, read=n * data, meta_read=n * md)
+    acc_b, act_b = word["psum"], word["out"]
+    if buffers["out"] is not None:
+        move("buffer", "psum", read=(lanes.out_reads + spill_w) * acc_b,
+             write=(lanes.out_writes + spill_r) * acc_b)
+        move("buffer", "out", read=outs * act_b if dram is not None else 0.0,
+             write=outs * act_b)
+        if dram is not None:
+            move("dram", "psum", read=spill_r * acc_b, write=spill_w * acc_b)
+    elif dram is not None:  # partial sums and outputs go straight to DRAM
+        move("dram", "psum", read=lanes.out_reads * acc_b, write=lanes.out_writes * acc_b)
     if dram is not None:
-        out.move(out_buf, read=out_bytes)
-        out.move(dram, write=out_bytes)
-    return out
+        move("dram", "out", write=outs * act_b)
+    reads = {key: n / word[key[1]] for key, n in rbytes.items()}
+    writes = {key: n / word[key[1]] for key, n in wbytes.items()}
+    actions, level_cycles, columns = traffic.counts_actions(
+        arch, reads, writes, rbytes, wbytes, _register_counts(arch, w, lanes), mapping)
+    levels = {lv.name: lv for lv in arch.memory}
+    metadata: dict[str, float] = {}
+    for (name, verb), n in meta.items():
+        actions[f"{name}.metadata_{verb}_bytes"] = n
+        metadata[name] = metadata.get(name, 0.0) + n
+        bandwidth = (levels[name].read_bandwidth_bytes_per_cycle if verb == "read"
+                     else levels[name].write_bandwidth)
+        level_cycles[name] = level_cycles.get(name, 0.0) + n / bandwidth
+    return _Bytes(actions, level_cycles, metadata, columns)
+
+
+def _register_counts(arch: Config, w: Work, lanes: traffic.ArrayTraffic
+                     ) -> dict[tuple[str, str], float]:
+    """Accesses of the PE registers (`Traffic.pe`): every product reads an act, a weight and a
+    partial sum and writes the partial sum; an act or weight register is written once per
+    value the lanes read from the buffer, except that a `dense_array` passes its streamed
+    operands from PE to PE (a write per product, as in the systolic kind)."""
+    products = float(w.products)
+    written = {"act": lanes.act_reads, "weight": lanes.weight_reads, "out": products}
+    a = arch.array
+    if isinstance(a, DenseArray):
+        stationary = traffic.STATIONARY[a.order]
+        written = {op: (n if op == stationary and op != "out" else products)
+                   for op, n in written.items()}
+    pe: dict[tuple[str, str], float] = {}
+    for op, n in written.items():
+        pe[op, "reads"] = products
+        pe[op, "writes"] = float(n)
+    return pe
 
 
 LANE_STEP_COST = {ChannelLanes: 16, PlanarCartesian: 16, RowBroadcast: 1}
@@ -296,9 +390,9 @@ the other dataflows, whose lanes each own some of them."""
 
 
 def _scaled(part_work: Work, half_work: Work | None, sample: work.Sample, macs: work.MacCounts,
-            part: work.MacCounts, whole: work.ConvView, arch: Config) -> Work:
+            part: work.MacCounts) -> Work:
     """The work of a whole layer from that of its sample (and of the sample's half): extensive
-    counts extrapolated (`Sample.extrapolate`), MACs done and passes as the whole layer's."""
+    counts extrapolated (`Sample.extrapolate`), MACs done as the whole layer's."""
     def grow(field: str) -> float:
         value = float(getattr(part_work, field))
         half = None if half_work is None else float(getattr(half_work, field))
@@ -311,7 +405,6 @@ def _scaled(part_work: Work, half_work: Work | None, sample: work.Sample, macs: 
         half_halo = None if half_work is None else float(half_work.extra["halo_psums"])
         extra["halo_psums"] = round(sample.extrapolate(float(extra["halo_psums"]), half_halo))
         extra["macs_wasted"] = products - macs.done
-    a = arch.array
     return Work(
         compute_cycles=round(grow("compute_cycles")),
         busy_lane_cycles=round(grow("busy_lane_cycles")),
@@ -319,9 +412,6 @@ def _scaled(part_work: Work, half_work: Work | None, sample: work.Sample, macs: 
         weight_reads=float(macs.done) if part_work.weight_reads == part.done
         else grow("weight_reads"),
         psum_accesses=grow("psum_accesses"),
-        act_passes=ceil_div(whole.Kg, a.filters_per_pass) if isinstance(a, ChannelLanes)
-        else part_work.act_passes,
-        weight_passes=whole.N if isinstance(a, PlanarCartesian) else part_work.weight_passes,
         extra=extra, notes=[*part_work.notes, sample.note()])
 
 
@@ -386,7 +476,7 @@ def count_layer(layer: Layer, arch: Config, uniform: bool = False) -> LayerResul
     if sample is None:
         v, taps, macs = _counted(layer, arch, uniform, planar)
         w = _dataflow(layer, v, taps, macs, arch)
-        traffic = memory_traffic(v, arch, w)
+        moved = memory_traffic(layer, v, arch, w)
     else:
         v, taps, part = _counted(sample.layer, arch, uniform, planar)
         whole = work.shape_view(layer, planar=planar)
@@ -401,20 +491,21 @@ def count_layer(layer: Layer, arch: Config, uniform: bool = False) -> LayerResul
             if sample.half is not None:
                 hv, htaps, hmacs = _counted(sample.half, arch, uniform, planar)
                 half_work = _dataflow(sample.half, hv, htaps, hmacs, arch)
-            w = _scaled(part_work, half_work, sample, macs, part, whole, arch)
-        traffic = memory_traffic(whole, arch, w, _whole_sizes(layer, v, whole, sample, arch))
-    memory_cycles = max(traffic.level_cycles.values(), default=0.0)
+            w = _scaled(part_work, half_work, sample, macs, part)
+        moved = memory_traffic(layer, whole, arch, w,
+                               _whole_sizes(layer, v, whole, sample, arch))
+    memory_cycles = max(moved.level_cycles.values(), default=0.0)
     stall = max(0.0, memory_cycles - w.compute_cycles) if arch.model_memory_stalls else 0.0
     cycles = w.compute_cycles + stall
     peak_slots = arch.peak_macs_per_cycle * w.compute_cycles
-    actions = dict(traffic.actions)
+    actions = dict(moved.actions)
     actions[MAC_COMPUTE] = w.products - macs.gated   # full MACs, wasted products included
     actions[MAC_GATED] = macs.gated
     actions[MAC_IDLE] = max(0, peak_slots - w.products)
     dram = arch.dram()
     dram_bytes = 0.0
     if dram is not None:
-        dram_bytes = sum(n for k, n in traffic.actions.items() if k.startswith(f"{dram.name}."))
+        dram_bytes = sum(n for k, n in moved.actions.items() if k.startswith(f"{dram.name}."))
     return LayerResult(
         cycles=cycles,
         compute_cycles=w.compute_cycles,
@@ -431,12 +522,51 @@ def count_layer(layer: Layer, arch: Config, uniform: bool = False) -> LayerResul
         columns={
             "lane_efficiency": w.busy_lane_cycles / (arch.lanes * w.compute_cycles)
             if w.compute_cycles else 1.0,
-            "metadata_bytes": sum(traffic.metadata.values()),
-            "dram_metadata_bytes": traffic.metadata.get(dram.name, 0.0) if dram else 0.0,
-            **w.extra,
+            "metadata_bytes": sum(moved.metadata.values()),
+            "dram_metadata_bytes": moved.metadata.get(dram.name, 0.0) if dram else 0.0,
+            **w.extra, **moved.columns, **latency_split(layer, arch, w, stall, moved.actions),
         },
         warnings=list(w.notes),
     )
+
+
+def latency_split(layer: Layer, arch: Config, w: Work, stall: float,
+                  actions: dict[str, float]) -> dict[str, object]:
+    """Cycles of a layer by cause (`cycles_compute`, `_fill_drain`, `_load`, `_stall`, summing
+    to `cycles`): a `dense_array` splits as the systolic kind does
+    (`accelsim.engines.systolic.latency_split`); the lane dataflows stream their operands
+    through the lanes with no fill, drain or stationary load, so their compute cycles (lane
+    imbalance included, see `lane_efficiency`) are all compute. `cycles_dram_load` /
+    `_offload`: DRAM read / write time of data and metadata at its bandwidth, overlapped with
+    compute except for what shows as stall."""
+    if isinstance(arch.array, DenseArray):
+        split = systolic.latency_split(gemm_problem(layer), _systolic_of(arch), stall, actions)
+    else:
+        split = {"cycles_compute": w.compute_cycles, "cycles_fill_drain": 0, "cycles_load": 0,
+                 "cycles_stall": stall}
+    dram = arch.dram()
+    split["cycles_dram_load"] = split["cycles_dram_offload"] = 0.0
+    if dram is not None:
+        name = dram.name
+        split["cycles_dram_load"] = ((actions.get(f"{name}.read_bytes", 0.0)
+                                      + actions.get(f"{name}.metadata_read_bytes", 0.0))
+                                     / dram.read_bandwidth_bytes_per_cycle)
+        split["cycles_dram_offload"] = ((actions.get(f"{name}.write_bytes", 0.0)
+                                         + actions.get(f"{name}.metadata_write_bytes", 0.0))
+                                        / dram.write_bandwidth)
+    return split
+
+
+def _systolic_of(arch: Config) -> systolic.Config:
+    """The systolic description of a `dense_array` arch (same sides, dataflow and memory, SCALE-Sim
+    timing), kept for the archs last seen; only its timing fields are read."""
+    a: DenseArray = arch.array
+
+    def make(zs: Config) -> systolic.Config:
+        common = {f: getattr(zs, f) for f in ArchBase.model_fields if f != "kind"}
+        return systolic.Config.model_construct(kind="systolic", rows=a.rows, cols=a.cols,
+                                               dataflow=a.order, **common)
+    return _per_arch(_SYSTOLIC, arch, make)
 
 
 def cycles_depend_on_bitmaps(arch: Config) -> bool:
@@ -516,6 +646,7 @@ def _dense_of(arch: Config) -> Config:
 
 
 _HASHES: dict[int, tuple[weakref.ref, str]] = {}
+_SYSTOLIC: dict[int, tuple[weakref.ref, systolic.Config]] = {}
 _BY_SHAPE: dict[tuple, LayerResult] = {}
 """Counts of traced layers on archs without skipping, gating or compression, by shape."""
 _DENSE: dict[int, tuple[weakref.ref, Config]] = {}
