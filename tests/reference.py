@@ -419,13 +419,37 @@ def rle_entries_reference(flat, run_bits: int, segment: int | None) -> int:
     return pairs
 
 
-def iid_mask_reference(size: int, count: int, seed: int) -> list[bool]:
-    """The positions numpy's Generator.choice(size, count, replace=False) returns, as a map."""
-    import numpy as np
+_U64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
 
-    out = [False] * size
-    for i in np.random.default_rng(seed).choice(size, count, replace=False):
-        out[int(i)] = True
+
+def _mix64_reference(z: int) -> int:
+    """splitmix64's finaliser on Python ints."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _U64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _U64
+    return z ^ (z >> 31)
+
+
+def iid_mask_reference(size: int, count: int, seed: int) -> list[bool]:
+    """`bitmaps.iid_count_mask` as its docstring states it: entry i is set when the 16-bit lane
+    i % 4 of the hash of (i // 4 + 1) golden steps past base is below the threshold
+    round(count * 65536 / size); then probe k (k = 1, 2, ...) at floor(hash * size / 2**64)
+    clears a set entry while too many are set, or sets a clear one while too few are."""
+    threshold = round(count * 65536 / size)
+    base = _mix64_reference(seed)
+    out = []
+    for i in range(size):
+        h = _mix64_reference((base + (i // 4 + 1) * _GOLDEN) & _U64)
+        out.append((h >> (16 * (i % 4))) & 0xFFFF < threshold)
+    probe = _mix64_reference(base ^ 0xD1B54A32D192ED03)
+    k, n = 1, sum(out)
+    while n != count:
+        i = (_mix64_reference((probe + k * _GOLDEN) & _U64) * size) >> 64
+        k += 1
+        if n > count and out[i]:
+            out[i], n = False, n - 1
+        elif n < count and not out[i]:
+            out[i], n = True, n + 1
     return out
 
 

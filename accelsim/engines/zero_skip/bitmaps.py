@@ -2,9 +2,9 @@
 with no temporaries larger than their result (no im2col, no int64 index arrays).
 
 * `nonzero_f16`: the non-zero map of float16 values (the bits without the sign are not zero);
-* `iid_choice_mask`: the i.i.d. map of `numpy.random.Generator.choice(size, count,
-  replace=False)` from a PCG64 state, the same positions numpy picks, written straight into a
-  map (numpy's draws, Lemire's bounded integers and its tail shuffle / Floyd choice replayed);
+* `iid_count_mask`: a uniformly random map with an exact number of non-zeros, from a
+  counter-based hash (a coin per entry, then hashed probes that fix the count), in one
+  sequential pass with no index array;
 * `tap_nonzero`: per (channel, r, s) tap, the (image, output pixel) pairs reading a non-zero,
   from per-channel strided prefix sums (one pass over the map, then O(1) per tap and column);
 * `brick_counts`, `planar_counts`: non-zeros per channel brick, per (image, channel, PE tile,
@@ -21,10 +21,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_M_HI = np.uint64(2549297995355413924)
-_M_LO = np.uint64(4865540595714422341)
-"""PCG64's 128-bit LCG multiplier (0x2360ED051FC65DA44385DF649FCCF645), high and low words."""
 _LOW32 = np.uint64(0xFFFFFFFF)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+"""2**64 / golden ratio, splitmix64's stream increment."""
+_MIX_A = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_B = np.uint64(0x94D049BB133111EB)
+_PROBE_SALT = np.uint64(0xD1B54A32D192ED03)
+"""Separates the correction probes' stream from the coins' (any odd constant)."""
 
 
 @njit(cache=True)
@@ -50,97 +53,52 @@ def _mulhi(a, b):
 
 
 @njit(cache=True)
-def _next_uint64(st):
-    """PCG64 (XSL-RR 128/64) as numpy runs it: advance, then output from the new state.
-    st: uint64 [state high, state low, increment high, increment low, has_uint32, uinteger]."""
-    hi, lo = st[0], st[1]
-    new_lo = lo * _M_LO
-    new_hi = _mulhi(lo, _M_LO) + lo * _M_HI + hi * _M_LO
-    sum_lo = new_lo + st[3]
-    carry = np.uint64(1) if sum_lo < new_lo else np.uint64(0)
-    st[0] = new_hi + st[2] + carry
-    st[1] = sum_lo
-    x = st[0] ^ st[1]
-    rot = st[0] >> np.uint64(58)
-    return (x >> rot) | (x << ((np.uint64(64) - rot) & np.uint64(63)))
+def _mix64(z):
+    """splitmix64's finaliser (Steele, Lea, Flood, OOPSLA 2014): a bijective 64-bit hash whose
+    outputs at successive multiples of the golden-ratio constant pass BigCrush."""
+    z = (z ^ (z >> np.uint64(30))) * _MIX_A
+    z = (z ^ (z >> np.uint64(27))) * _MIX_B
+    return z ^ (z >> np.uint64(31))
 
 
 @njit(cache=True)
-def _next_uint32(st):
-    """numpy's PCG64 next_uint32: the low half of a fresh uint64, its high half kept for the
-    next call."""
-    if st[4] != 0:
-        st[4] = np.uint64(0)
-        return st[5]
-    nxt = _next_uint64(st)
-    st[4] = np.uint64(1)
-    st[5] = nxt >> np.uint64(32)
-    return nxt & _LOW32
+def iid_count_mask(seed, count: int, threshold, out) -> None:
+    """Set exactly `count` entries of `out` (1-D bool, every entry written) at a uniformly random
+    subset, the others cleared.
 
-
-@njit(cache=True)
-def _bounded(st, rng):
-    """A uniform integer in [0, rng] (rng < 2**32 - 1) by Lemire's method on 32-bit draws, as
-    numpy's random_bounded_uint64 does for such ranges."""
-    if rng == 0:
-        return np.uint64(0)
-    excl = rng + np.uint64(1)
-    m = _next_uint32(st) * excl
-    leftover = m & _LOW32
-    if leftover < excl:
-        threshold = (_LOW32 - rng) % excl
-        while leftover < threshold:
-            m = _next_uint32(st) * excl
-            leftover = m & _LOW32
-    return m >> np.uint64(32)
-
-
-DRAW_BLOCK = 4096
-"""Draws the tail shuffle makes ahead of a block of swaps (numpy's order kept): the swaps then
-carry no generator arithmetic, so more of their cache misses overlap."""
-
-
-@njit(cache=True)
-def _tail_shuffle(data, first: int, st, out) -> None:
-    """numpy's tail shuffle of `data` (= arange(size)) from the end down to `first`, then the
-    last size - first entries marked in `out`."""
-    size = data.shape[0]
-    for i in range(size):
-        data[i] = i
-    draws = np.empty(DRAW_BLOCK, np.int64)
-    top = size - 1
-    while top >= first:
-        block = min(DRAW_BLOCK, top - first + 1)
-        for k in range(block):
-            draws[k] = np.int64(_bounded(st, np.uint64(top - k)))
-        for k in range(block):
-            j = draws[k]
-            tmp = data[j]
-            data[j] = data[top - k]
-            data[top - k] = tmp
-        top -= block
-    for i in range(first, size):
-        out[data[i]] = True
-
-
-@njit(cache=True)
-def iid_choice_mask(size: int, count: int, st, out) -> None:
-    """Set out[i] for the `count` positions numpy's `Generator.choice(size, count,
-    replace=False)` returns (its default shuffle only reorders them): a tail shuffle of
-    arange(size) when size > 10000 and count > size // 50, Floyd's algorithm otherwise.
-    `st`: the PCG64 state (see `_next_uint64`), advanced in place; size < 2**32 - 1."""
-    if size > 10000 and count > size // 50:
-        if size < 2**31:
-            _tail_shuffle(np.empty(size, np.int32), size - count, st, out)
-        else:
-            _tail_shuffle(np.empty(size, np.int64), size - count, st, out)
-    else:
-        for j in range(size - count, size):
-            val = np.int64(_bounded(st, np.uint64(j)))
-            if out[val]:
-                out[j] = True
-            else:
-                out[val] = True
+    A coin per entry: entry i is set when its 16-bit lane of the hash `_mix64(base + (i // 4 +
+    1) * golden)` is below `threshold` (of 65536; base = `_mix64(seed)`); then entries drawn by
+    the hashed probes `_mulhi(_mix64(probe + k * golden), size)` are cleared (too many set) or
+    set (too few) until exactly `count` are. No step tells one position from another, so the
+    map's law is exchangeable, hence uniform over the maps with `count` non-zeros whatever the
+    threshold (a threshold near count / size only keeps the corrections few)."""
+    size = out.shape[0]
+    base = _mix64(seed)
+    lanes = np.uint64(0xFFFF)
+    n = 0
+    whole = size // 4
+    for b in range(whole):
+        h = _mix64(base + np.uint64(b + 1) * _GOLDEN)
+        for j in range(4):
+            coin = ((h >> np.uint64(16 * j)) & lanes) < threshold
+            out[4 * b + j] = coin
+            n += coin
+    h = _mix64(base + np.uint64(whole + 1) * _GOLDEN)
+    for j in range(size - 4 * whole):
+        coin = ((h >> np.uint64(16 * j)) & lanes) < threshold
+        out[4 * whole + j] = coin
+        n += coin
+    probe = _mix64(base ^ _PROBE_SALT)
+    k = np.uint64(1)
+    while n != count:
+        i = _mulhi(_mix64(probe + k * _GOLDEN), np.uint64(size))
+        k += np.uint64(1)
+        if n > count and out[i]:
+            out[i] = False
+            n -= 1
+        elif n < count and not out[i]:
+            out[i] = True
+            n += 1
 
 
 @njit(cache=True)

@@ -110,32 +110,20 @@ class ConvView:
 
 
 def iid_mask(shape: tuple[int, ...], density: float, key: str) -> np.ndarray:
-    """A non-zero map with exactly round(density * size) non-zeros at uniformly random places.
+    """A non-zero map with exactly round(density * size) non-zeros at uniformly random places
+    (`bitmaps.iid_count_mask`).
 
     The seed is a CRC32 of `key` (layer name and role), so results are deterministic; fixing
     the count makes the only difference from a real trace the placement of its non-zeros.
     """
     size = int(np.prod(shape))
     count = int(round(min(max(density, 0.0), 1.0) * size))
-    rng = np.random.default_rng(zlib.crc32(key.encode()))
-    flat = np.zeros(size, bool)
-    if count >= size:
-        flat[:] = True
-    elif size < 2**32 - 1:
-        bitmaps.iid_choice_mask(size, count, _pcg64_state(rng), flat)
-    else:
-        flat[rng.choice(size, count, replace=False)] = True
+    if count == 0 or count >= size:
+        return np.full(shape, count > 0, bool)
+    flat = np.empty(size, bool)
+    threshold = np.uint64(round(count * 65536 / size))
+    bitmaps.iid_count_mask(np.uint64(zlib.crc32(key.encode())), count, threshold, flat)
     return flat.reshape(shape)
-
-
-def _pcg64_state(rng: np.random.Generator) -> np.ndarray:
-    """The PCG64 state of `rng` as `bitmaps` reads it: uint64 [state high, state low,
-    increment high, increment low, has_uint32, uinteger]."""
-    st = rng.bit_generator.state
-    state, inc = st["state"]["state"], st["state"]["inc"]
-    low = (1 << 64) - 1
-    return np.array([state >> 64, state & low, inc >> 64, inc & low, st["has_uint32"],
-                     st["uinteger"]], np.uint64)
 
 
 @dataclass
