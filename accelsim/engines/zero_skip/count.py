@@ -222,12 +222,14 @@ def search_array(layer: Layer, v: work.ConvView, arch: Config, w: Work
 
 
 def memory_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
-                   sizes: dict[str, StoredSize] | None = None) -> _Bytes:
+                   sizes: dict[str, StoredSize] | None = None,
+                   tiling: traffic.Mapping | None = None) -> _Bytes:
     """Buffer reads by the lanes (`Work`), DRAM fills of the buffers from the tiling search
     (`accelsim.engines.traffic.tiled_fetches`, tiles at the operands' stored size in each
     buffer), psum and output traffic, metadata apart (`sizes`: each operand's stored size,
-    measured on `v`'s maps when not given). Without a DRAM level the operands are resident:
-    no fills, no search."""
+    measured on `v`'s maps when not given). `tiling`: a fitting mapping to count on instead
+    of searching (another design's, to compare the two on the same tiling). Without a DRAM
+    level the operands are resident: no fills, no search."""
     p = arch.precision
     if sizes is None:
         sizes = {"act": stored_size(v.act, arch.act_format, p.act_bits),
@@ -248,9 +250,14 @@ def memory_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
         tile_bytes = tuple(sum(_per_element(sizes[op], fmts[op], buffers[op], bits[op]))
                            for op in ("act", "weight"))
         dataflow, fold = search_array(layer, v, arch, w)
-        mapping, fetched["act"], fetched["weight"], outs, spill_w, spill_r = (
-            traffic.tiled_fetches(layer, arch, gemm_problem(layer), dataflow, fold,
-                                  tile_bytes))  # type: ignore[arg-type]
+        if tiling is None:
+            mapping, fetched["act"], fetched["weight"], outs, spill_w, spill_r = (
+                traffic.tiled_fetches(layer, arch, gemm_problem(layer), dataflow, fold,
+                                      tile_bytes))  # type: ignore[arg-type]
+        else:
+            mapping = tiling
+            fetched["act"], fetched["weight"], outs, spill_w, spill_r = traffic.fetches_on(
+                layer, gemm_problem(layer), dataflow, fold, tiling)
         lanes = traffic.reloaded(lanes, dataflow, mapping.array_reloads, outs)
     array = {"act": lanes.act_reads, "weight": lanes.weight_reads}
     rbytes: dict[tuple[str, str], float] = {}
@@ -466,9 +473,11 @@ def _whole_sizes(layer: Layer, v: work.ConvView, whole: work.ConvView, sample: w
     return sizes
 
 
-def count_layer(layer: Layer, arch: Config, uniform: bool = False) -> LayerResult:
-    """Cycles and actions of one layer; `uniform` replaces traced bitmaps by i.i.d. ones. A
-    shapes-only layer too large to count whole is counted on a `work.Sample`."""
+def count_layer(layer: Layer, arch: Config, uniform: bool = False,
+                tiling: traffic.Mapping | None = None) -> LayerResult:
+    """Cycles and actions of one layer; `uniform` replaces traced bitmaps by i.i.d. ones;
+    `tiling`: a fitting DRAM tiling to count on instead of searching one (`memory_traffic`).
+    A shapes-only layer too large to count whole is counted on a `work.Sample`."""
     planar = isinstance(arch.array, PlanarCartesian)
     sample = work.statistical_sample(layer, planar, CUT_ORDER[type(arch.array)],
                                      lambda view: counting_steps(view, arch),
@@ -476,7 +485,7 @@ def count_layer(layer: Layer, arch: Config, uniform: bool = False) -> LayerResul
     if sample is None:
         v, taps, macs = _counted(layer, arch, uniform, planar)
         w = _dataflow(layer, v, taps, macs, arch)
-        moved = memory_traffic(layer, v, arch, w)
+        moved = memory_traffic(layer, v, arch, w, tiling=tiling)
     else:
         v, taps, part = _counted(sample.layer, arch, uniform, planar)
         whole = work.shape_view(layer, planar=planar)
@@ -493,7 +502,7 @@ def count_layer(layer: Layer, arch: Config, uniform: bool = False) -> LayerResul
                 half_work = _dataflow(sample.half, hv, htaps, hmacs, arch)
             w = _scaled(part_work, half_work, sample, macs, part)
         moved = memory_traffic(layer, whole, arch, w,
-                               _whole_sizes(layer, v, whole, sample, arch))
+                               _whole_sizes(layer, v, whole, sample, arch), tiling)
     memory_cycles = max(moved.level_cycles.values(), default=0.0)
     stall = max(0.0, memory_cycles - w.compute_cycles) if arch.model_memory_stalls else 0.0
     cycles = w.compute_cycles + stall
