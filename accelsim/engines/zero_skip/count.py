@@ -639,7 +639,7 @@ def _per_arch(cache: dict[int, tuple[weakref.ref, Any]], arch: Config,
         return hit[1]
     value = make(arch)
     cache[id(arch)] = (weakref.ref(arch), value)
-    while len(cache) > _COUNTED_LAYERS:
+    while len(cache) > _ARCHS_KEPT:
         cache.pop(next(iter(cache)))
     return value
 
@@ -663,6 +663,9 @@ _COUNTED: dict[tuple[int, str], tuple[weakref.ref, LayerResult]] = {}
 """The last layers counted, so the dense equivalent counted for `_vector_rounding` is not
 counted again when `accelsim.simulate` asks for it."""
 _COUNTED_LAYERS = 64
+_ARCHS_KEPT = 1024
+"""Archs whose hash, dense equivalent and systolic twin are kept: more than a sweep chunk's
+archs and their dense equivalents (2 x 64), which are visited in turn for every layer."""
 
 
 def _vector_rounding(result: LayerResult, dense: LayerResult, arch: Config) -> list[str]:
