@@ -1,14 +1,15 @@
-"""How the systolic results moved with the tiling traffic model: every shipped systolic config
-on every shipped trace, totals (cycles, energy, DRAM bytes) of this tree against a git revision,
-and the wall time of one warm `simulate` of each (`simulate_s`, one run on this machine: read
-the ratio, not the seconds).
+"""How the results of one kind moved with the tiling traffic model: every shipped config of the
+kind (`--kind`, systolic by default) on every shipped trace, totals (cycles, energy, DRAM bytes)
+of this tree against a git revision, and the wall time of one warm `simulate` of each
+(`simulate_s`, one run on this machine: read the ratio, not the seconds).
 
 The revision's `accelsim/` and `arch_configs/tech/` are unpacked with `git archive` into a
 temporary folder and run in a subprocess with that folder first on `sys.path`, so both sides run
 on this machine in one invocation; config keys the old code does not know (`tiling`, `pe`) are
-left out on its side. Writes `benchmarks/results/systolic_traffic_change.csv`.
+left out on its side. Writes `benchmarks/results/<kind>_traffic_change.csv`.
 
     .venv/bin/python benchmarks/systolic_traffic_change.py [--before 276ebbc^]
+    .venv/bin/python benchmarks/systolic_traffic_change.py --kind zero_skip --before 6a0d962^
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT_CSV = ROOT / "benchmarks" / "results" / "systolic_traffic_change.csv"
+RESULTS = ROOT / "benchmarks" / "results"
 NEW_KEYS = ("tiling", "pe")
 """Config keys the revision before the tiling model does not know."""
 
@@ -33,11 +34,11 @@ import yaml
 from accelsim.kinds import parse_arch
 from accelsim.simulate import simulate
 from accelsim.workload import load_workload
-root, drop = sys.argv[1], sys.argv[2].split(",") if sys.argv[2] else []
+root, drop, kind = sys.argv[1], sys.argv[2].split(",") if sys.argv[2] else [], sys.argv[3]
 out = {}
 for cfg in sorted(glob.glob(root + "/arch_configs/*.yaml")):
     spec = yaml.safe_load(open(cfg))
-    if spec.get("kind") != "systolic":
+    if spec.get("kind") != kind:
         continue
     for key in drop:
         spec.pop(key, None)
@@ -54,12 +55,12 @@ print(json.dumps(out))
 '''
 
 
-def totals(python_path: Path | None, drop: tuple[str, ...]) -> dict:
-    """{'config|trace': {cycles, energy_pj, dram_bytes}} from the code at `python_path`
-    (this tree when None)."""
+def totals(python_path: Path | None, drop: tuple[str, ...], kind: str) -> dict:
+    """{'config|trace': {cycles, energy_pj, dram_bytes}} of the configs of `kind` from the code
+    at `python_path` (this tree when None)."""
     env_path = [str(python_path)] if python_path else []
     cmd = [sys.executable, "-c", f"import sys; sys.path[:0] = {env_path!r}\n{TOTALS}",
-           str(ROOT), ",".join(drop)]
+           str(ROOT), ",".join(drop), kind]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=tempfile.gettempdir())
     return json.loads(out.stdout)
 
@@ -68,13 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="276ebbc^",
                         help="git revision to compare with (default: before the tiling model)")
+    parser.add_argument("--kind", default="systolic",
+                        help="the kind of the configs compared (default: systolic)")
     args = parser.parse_args(argv)
+    out_csv = RESULTS / f"{args.kind}_traffic_change.csv"
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(["git", "archive", args.before, "accelsim", "arch_configs/tech"],
                                  cwd=ROOT, check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        before = totals(Path(tmp), NEW_KEYS)
-    after = totals(None, ())
+        before = totals(Path(tmp), NEW_KEYS, args.kind)
+    after = totals(None, (), args.kind)
     rows = []
     for key, old in before.items():
         config, trace = key.split("|")
@@ -83,13 +87,13 @@ def main(argv: list[str] | None = None) -> int:
                      **{f"{k}_before": old[k] for k in old}, **{f"{k}_after": new[k] for k in new},
                      **{f"{k}_ratio": new[k] / old[k] if old[k] else float("nan") for k in old}})
     table = pd.DataFrame(rows)
-    OUT_CSV.parent.mkdir(exist_ok=True)
-    table.to_csv(OUT_CSV, index=False)
+    out_csv.parent.mkdir(exist_ok=True)
+    table.to_csv(out_csv, index=False)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table[["config", "trace", "cycles_ratio", "energy_pj_ratio", "dram_bytes_ratio",
                      "simulate_s_ratio"]]
               .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"wrote {OUT_CSV.relative_to(ROOT)}")
+    print(f"wrote {out_csv.relative_to(ROOT)}")
     return 0
 
 
