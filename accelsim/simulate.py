@@ -12,7 +12,7 @@ import numpy as np
 
 from accelsim import __version__, decode
 from accelsim.arch.area import UM2_PER_MM2, area_mm2, area_um2_by_component
-from accelsim.arch.energy import action_energy_pj, price, price_warnings, pricing_notes
+from accelsim.arch.energy import price, price_warnings, priced_actions
 from accelsim.arch.schema import ArchBase
 from accelsim.engines.batch import MISSING, LayerBatch, layer_memo, loop
 from accelsim.engines.counts import LayerResult
@@ -55,7 +55,7 @@ class Prices:
 
     @classmethod
     def of(cls, arch: ArchBase) -> Prices:
-        return cls(arch, action_energy_pj(arch), pricing_notes(arch))
+        return cls(arch, *priced_actions(arch))
 
     def energy_pj(self, actions: dict[str, float], latency_s: float) -> dict[str, float]:
         """`accelsim.arch.energy.price` of `actions` on this arch, pJ per component."""

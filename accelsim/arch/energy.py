@@ -162,14 +162,7 @@ def register_action_energy_pj(arch: ArchBase) -> dict[str, float]:
 
 def action_energy_pj(arch: ArchBase) -> dict[str, float]:
     """Energy in pJ of one unit of every action the arch can perform."""
-    table = {MAC_COMPUTE: mac_energy_pj(arch)}
-    table.update(register_action_energy_pj(arch))
-    for level in arch.memory:
-        lp = memory_level_price(arch, level)
-        table[f"{level.name}.read_bytes"] = lp.read_pj_per_byte
-        table[f"{level.name}.write_bytes"] = lp.write_pj_per_byte
-    table.update(arch.extra_action_energy_pj())
-    return table
+    return priced_actions(arch)[0]
 
 
 def pricing_notes(arch: ArchBase) -> dict[str, tuple[str, ...]]:
@@ -178,17 +171,25 @@ def pricing_notes(arch: ArchBase) -> dict[str, tuple[str, ...]]:
     `pe_registers.*` those of the register price, and
     any other action the arch defines carries the notes raised while the arch priced its own
     actions (`extra_action_energy_pj`). Actions with no note are left out."""
+    return priced_actions(arch)[1]
+
+
+def priced_actions(arch: ArchBase) -> tuple[dict[str, float], dict[str, tuple[str, ...]]]:
+    """(`action_energy_pj(arch)`, `pricing_notes(arch)`), each price made once."""
     with collect_price_notes() as mac_notes:
-        mac_energy_pj(arch)
+        table = {MAC_COMPUTE: mac_energy_pj(arch)}
     with collect_price_notes() as register_notes:
         registers = register_action_energy_pj(arch)
+    table.update(registers)
     levels = {lv.name: memory_level_price(arch, lv) for lv in arch.memory}
+    for name, lp in levels.items():
+        table[f"{name}.read_bytes"] = lp.read_pj_per_byte
+        table[f"{name}.write_bytes"] = lp.write_pj_per_byte
     with collect_price_notes() as extra_notes:
         extra = arch.extra_action_energy_pj()
-    names = {MAC_COMPUTE, *extra, *registers,
-             *(f"{n}.{a}" for n in levels for a in ("read_bytes", "write_bytes"))}
+    table.update(extra)
     notes: dict[str, tuple[str, ...]] = {}
-    for action in names:
+    for action in table:
         component, _, verb = action.partition(".")
         if component == MAC_COMPONENT:
             found: tuple[str, ...] = tuple(mac_notes)
@@ -201,7 +202,7 @@ def pricing_notes(arch: ArchBase) -> dict[str, tuple[str, ...]]:
             found = tuple(extra_notes)
         if found:
             notes[action] = found
-    return notes
+    return table, notes
 
 
 def price_warnings(actions: dict[str, float], arch: ArchBase,

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, model_validator
 
-from accelsim.arch.energy import MAC_COMPUTE, MAC_GATED, action_energy_pj
+from accelsim.arch.energy import MAC_GATED, mac_energy_pj, memory_level_price
 from accelsim.arch.pe_storage import REGISTER_OPERANDS, PeStorage
 from accelsim.arch.schema import ArchBase, StrictModel
 from accelsim.engines import systolic
@@ -154,14 +154,13 @@ class Config(ArchBase):
     def extra_action_energy_pj(self) -> dict[str, float]:
         """Gated and idle MACs as fractions of a full MAC; metadata bytes at each level cost
         what that level's data bytes cost."""
-        plain = ArchBase(**{f: getattr(self, f) for f in ArchBase.model_fields})
-        table = action_energy_pj(plain)
-        mac = table[MAC_COMPUTE]
+        mac = mac_energy_pj(self)
         extra = {MAC_GATED: mac * self.gated_mac_energy_fraction,
                  MAC_IDLE: mac * self.idle_mac_energy_fraction}
         for level in self.memory:
-            extra[f"{level.name}.metadata_read_bytes"] = table[f"{level.name}.read_bytes"]
-            extra[f"{level.name}.metadata_write_bytes"] = table[f"{level.name}.write_bytes"]
+            price = memory_level_price(self, level)
+            extra[f"{level.name}.metadata_read_bytes"] = price.read_pj_per_byte
+            extra[f"{level.name}.metadata_write_bytes"] = price.write_pj_per_byte
         return extra
 
     @property
