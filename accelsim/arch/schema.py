@@ -90,6 +90,10 @@ def _bool_for_number(annotation: Any, value: Any, where: str = "") -> str | None
     return None
 
 
+_NO_BOOL_INSIDE = (int, float, str, type(None))
+"""Value types that neither are nor hold a boolean (`type(True)` is bool, not int)."""
+
+
 class StrictModel(BaseModel):
     """A pydantic model that refuses unknown keys, non-finite numbers and booleans given for
     numbers, and is immutable once loaded."""
@@ -103,7 +107,7 @@ class StrictModel(BaseModel):
             return data
         for name, field in cls.model_fields.items():
             key = field.alias or name
-            if key in data:
+            if key in data and type(data[key]) not in _NO_BOOL_INSIDE:
                 found = _bool_for_number(field.annotation, data[key])
                 if found is not None:
                     raise PydanticCustomError(
