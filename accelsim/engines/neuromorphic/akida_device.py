@@ -4,10 +4,11 @@ devices, `akida.create_device(...)` meshes, `akida.compute_min_device(...)`).
 The device object gives the mesh: node positions, the DMA stop, which NPs exist and which of
 them run fully connected layers with their weights in their own memory (FNP3) or in external
 memory (FNP2), whether an NP runs only fully connected layers, whether there is an input unit
-(HRC), and the per-NP SRAM sizes. Everything else (throughput, energy, memory allocation rules,
-supported widths) comes from `base`, the config of the same IP version
-(`arch_configs/akd1000.yaml` for v1, `arch_configs/akida2_scalable.yaml` for v2). The akida
-package is not imported here: the device is read through its attributes.
+(HRC), and the per-NP SRAM sizes; akida's `MapConstraints` for the device gives the cap on
+filters per NP (504 on AKD1000, 512 on AKD1500 and the other devices in akida 2.19.3).
+Everything else (throughput, energy, memory allocation rules, supported widths) comes from
+`base`, the config of the same IP version (`arch_configs/akd1000.yaml` for v1,
+`arch_configs/akida2_scalable.yaml` for v2).
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def config_for_device(device: Any, base: Config, name: str | None = None) -> Con
     fc_only = tuple((c, r, i) for (c, r), i, t in entries
                     if ("FNP2" in t or "FNP3" in t) and "CNP1" not in t)
     sram = mesh.np_sram_size
+    import akida
+
+    max_filters = int(akida.MapConstraints(device).cnp_max_filters)
     update: dict[str, Any] = {
         "name": name or f"{base.name} on akida {device.desc or device.version}",
         "nodes": len(nodes), "node_positions": tuple(nodes), "mesh_cols": None,
@@ -52,5 +56,6 @@ def config_for_device(device: Any, base: Config, name: str | None = None) -> Con
         "input_unit": base.input_unit and mesh.hrc is not None,
         "np_weight_memory_bytes": int(sram.weight_bytes),
         "np_input_memory_bytes": int(sram.input_bytes),
+        "max_filters_per_np": max_filters,
     }
     return Config.model_validate({**base.model_dump(), **update})

@@ -185,6 +185,7 @@ def network(workload: Workload, arch: Config) -> Network:
         "frames": frames,
         "frames_simulated": sim_frames,
         "passes": len(passes),
+        "sequences": len({u.sequence_index for u in mapped}),
         "nps_used": used,
         "nps_available": len(mesh.slots),
         "makespan_cycles": makespan,
@@ -201,6 +202,7 @@ def network(workload: Workload, arch: Config) -> Network:
                                   * makespan) if makespan else 0.0),
         "unmappable": {n: u.reason for u in units if u.kind == "unmappable" for n in u.layers},
         "mapping": {u.name: {"layers": list(u.layers), "kind": u.kind, "pass": u.pass_index,
+                             "sequence": u.sequence_index,
                              "stripes": u.stripes, "tile_cols": u.col_stripes,
                              "groups": u.groups,
                              "nps": [f"{c},{r},{i}" for (c, r), i in u.nps]}

@@ -38,7 +38,11 @@ each the free NPs of its kind nearest (in mesh hops) to its producers' NPs, or t
 for units fed from outside: a conv takes NPs that run no FC layer first, then on-chip FC NPs,
 then streaming ones (and never an FC-only NP, `fc_only_slots`); an FC layer takes an on-chip FC
 NP before a streaming one. When the free NPs of its kind run out, a new pass starts: the chip
-is reprogrammed and the next units run on the whole mesh again (Akida multi-pass).
+is reprogrammed and the next units run on the whole mesh again (Akida multi-pass), except that
+a unit never takes an NP its producer holds, in the previous pass too. A unit that needs more
+NPs than a new pass has besides those starts a new sequence on the whole mesh (akida 2.19.3
+does so, or refuses the map when asked for hardware only; probed in
+tests/test_neuromorphic_akida.py).
 """
 
 from __future__ import annotations
@@ -79,6 +83,10 @@ class Unit:
     external_weights: bool = False
     nps: tuple[Slot, ...] = ()
     pass_index: int = 0
+    sequence_index: int = 0
+    """Akida sequence: a new one starts (on the whole mesh) where a unit does not fit a new
+    pass beside its producer's NPs; akida maps a model of several sequences only when not
+    asked for hardware only (`hw_only=False`), and its mapper ranks fewer sequences first."""
     bits: tuple[LayerBits, ...] = ()
     """Widths each of `layers` runs at (in the same order)."""
 
@@ -591,7 +599,7 @@ def place(units: list[Unit], arch: Config, mesh: Mesh) -> list[Unit]:
     """Give every NP unit its NPs, nearest its producers, opening passes as the mesh fills."""
     placed: dict[str, Unit] = {}
     out: list[Unit] = []
-    pass_index = 0
+    pass_index = sequence = 0
     free = set(mesh.slots)
     for unit in units:
         if unit.kind == "input_unit":
@@ -600,6 +608,16 @@ def place(units: list[Unit], arch: Config, mesh: Mesh) -> list[Unit]:
             n = unit.np_count
             eligible = _eligible(unit, mesh)
             capacity = len([s for s in mesh.slots if eligible(s)])
+            held = {slot for p in unit.producers if p in placed
+                    and placed[p].sequence_index == sequence for slot in placed[p].nps}
+            pool = [s for s in free if eligible(s) and s not in held]
+            if n <= capacity and n > len(pool):
+                pass_index += 1
+                free = set(mesh.slots)
+                pool = [s for s in free if eligible(s) and s not in held]
+                if n > len(pool):
+                    sequence += 1
+                    pool = [s for s in free if eligible(s)]
             if n > capacity:
                 what = ("" if unit.kind == "cnp" else "FC-capable " if not unit.external_weights
                         or mesh.external_slots is None else "DRAM-streaming FC ")
@@ -607,11 +625,6 @@ def place(units: list[Unit], arch: Config, mesh: Mesh) -> list[Unit]:
                                reason=f"too large: needs {n} NPs, the chip has {capacity} "
                                       f"{what}NPs")
             else:
-                pool = [s for s in free if eligible(s)]
-                if n > len(pool):
-                    pass_index += 1
-                    free = set(mesh.slots)
-                    pool = [s for s in free if eligible(s)]
                 anchors = [slot[0] for p in unit.producers if p in placed
                            and placed[p].pass_index == pass_index for slot in placed[p].nps]
                 if not anchors:
@@ -623,7 +636,8 @@ def place(units: list[Unit], arch: Config, mesh: Mesh) -> list[Unit]:
 
                 chosen = tuple(sorted(pool, key=score)[:n])
                 free -= set(chosen)
-                unit = replace(unit, nps=chosen, pass_index=pass_index)
+                unit = replace(unit, nps=chosen, pass_index=pass_index,
+                               sequence_index=sequence)
         placed[unit.name] = unit
         out.append(unit)
     return out
@@ -639,11 +653,13 @@ def _eligible(unit: Unit, mesh: Mesh):
     return lambda slot: slot in mesh.fnp_slots
 
 
-def _criteria(units: list[Unit]) -> tuple[int, int, int]:
-    """Lower is better: (unmapped layers, passes, -NPs used), as the akida mapper ranks."""
+def _criteria(units: list[Unit]) -> tuple[int, int, int, int]:
+    """Lower is better: (unmapped layers, sequences, passes, -NPs used), as the akida mapper
+    ranks."""
     mapped = [u for u in units if u.kind != "unmappable"]
     passes = max((u.pass_index for u in mapped), default=0) + 1
-    return (sum(len(u.layers) for u in units if u.kind == "unmappable"), passes,
+    sequences = max((u.sequence_index for u in mapped), default=0) + 1
+    return (sum(len(u.layers) for u in units if u.kind == "unmappable"), sequences, passes,
             -sum(u.np_count for u in mapped))
 
 
