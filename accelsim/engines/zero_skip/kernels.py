@@ -253,6 +253,7 @@ def planar_cartesian_cycles(act_count, weight_count, mult_f: int, mult_i: int,
     return barrier(lane_free, state), busy, products, act_reads, weight_reads
 
 
+@njit(cache=True)
 def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
                             mult_i: int) -> tuple[int, int, int, int, int]:
     """`planar_cartesian_cycles` with a barrier per pass, unbounded FIFOs and no issue limit:
@@ -260,47 +261,50 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
     back to back, sum over channels and phases of ceil(nW/F) * ceil(nA/I); the totals of
     products and reads are sums of per-(group, channel, phase) products. Same arrays and
     returns as `planar_cartesian_cycles`."""
-    acts = act_count.astype(np.int64)
-    weights = weight_count.astype(np.int64)
-    a_vec = -(-acts // mult_i)                        # [groups, N, C, PEs, phases]
-    w_vec = -(-weights // mult_f)                     # [groups, kc groups, C, phases]
-    cycles, busy = _decoupled_passes(np.ascontiguousarray(a_vec.transpose(0, 1, 2, 4, 3)), w_vec)
-    act_sum = acts.sum(axis=(1, 3))                   # [groups, C, phases]
-    a_vec_sum = a_vec.sum(axis=(1, 3))
-    products = int((weights.sum(axis=1) * act_sum).sum())
-    act_reads = int(((weights > 0).sum(axis=1) * act_sum).sum())
-    weight_reads = int((weights.sum(axis=1) * a_vec_sum).sum())
-    return int(cycles), int(busy), products, act_reads, weight_reads
-
-
-@njit(cache=True)
-def _decoupled_passes(a_vec, w_vec):
-    """(cycles, busy PE-cycles) of every (group, image, output-channel group) pass: the most,
-    and the sum, over PEs of sum over channels and phases of w_vec * a_vec.
-    a_vec: int64 [groups, N, C, phases, PEs]; w_vec: int64 [groups, kc groups, C, phases]."""
-    groups, n_img, n_ch, phases, pes = a_vec.shape
-    n_kc = w_vec.shape[1]
-    total = np.zeros(pes, np.int64)
-    cycles = 0
-    busy = 0
+    groups, n_img, n_ch, pes, phases = act_count.shape
+    n_kc = weight_count.shape[1]
+    a_vec = np.empty((n_ch, phases, pes), np.int64)
+    total = np.empty(pes, np.int64)
+    cycles = busy = products = act_reads = weight_reads = 0
     for g in range(groups):
+        for c in range(n_ch):
+            for ph in range(phases):
+                w_sum = w_nonzero = 0
+                for kc in range(n_kc):
+                    w = np.int64(weight_count[g, kc, c, ph])
+                    w_sum += w
+                    w_nonzero += w > 0
+                a_sum = a_vec_sum = 0
+                for n in range(n_img):
+                    for p in range(pes):
+                        a = np.int64(act_count[g, n, c, p, ph])
+                        a_sum += a
+                        a_vec_sum += (a + mult_i - 1) // mult_i
+                products += w_sum * a_sum
+                act_reads += w_nonzero * a_sum
+                weight_reads += w_sum * a_vec_sum
         for n in range(n_img):
+            for c in range(n_ch):
+                for p in range(pes):
+                    for ph in range(phases):
+                        a_vec[c, ph, p] = (np.int64(act_count[g, n, c, p, ph]) + mult_i - 1
+                                           ) // mult_i
             for kc in range(n_kc):
                 total[:] = 0
                 for c in range(n_ch):
                     for ph in range(phases):
-                        w = w_vec[g, kc, c, ph]
+                        w = (np.int64(weight_count[g, kc, c, ph]) + mult_f - 1) // mult_f
                         if w == 0:
                             continue
                         for p in range(pes):
-                            total[p] += w * a_vec[g, n, c, ph, p]
+                            total[p] += w * a_vec[c, ph, p]
                 most = 0
                 for p in range(pes):
                     busy += total[p]
                     if total[p] > most:
                         most = total[p]
                 cycles += most
-    return cycles, busy
+    return cycles, busy, products, act_reads, weight_reads
 
 
 @njit(cache=True)

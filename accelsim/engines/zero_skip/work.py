@@ -388,7 +388,8 @@ def planar_act_count(v: ConvView, pe_rows: int, pe_cols: int, skip_act: bool) ->
     """Activations per (group, image, channel, PE tile, stride phase): int32
     [groups, N, C/groups, PEs, phases], over the PEs whose tile holds pixels (the others have no
     work and never change the timing). The phase of pixel (h, w) is ((h + pad_top) mod
-    stride_h, (w + pad_left) mod stride_w): it pairs only with weights of the same phase."""
+    stride_h, (w + pad_left) mod stride_w): it pairs only with weights of the same phase.
+    A transposed view (read-only where every pixel counts)."""
     rows, cols = pe_grid(v, pe_rows, pe_cols)
     key, n_tiles = _pixel_keys(v.H, v.W, rows, cols, v.padding[0], v.padding[2], v.stride)
     phases = phase_count(v)
@@ -398,8 +399,7 @@ def planar_act_count(v: ConvView, pe_rows: int, pe_cols: int, skip_act: bool) ->
     else:
         per_key = np.bincount(key, minlength=width).astype(np.int32)
         counts = np.broadcast_to(per_key, (v.N * v.C, width))
-    out = counts.reshape(v.N, v.groups, v.Cg, n_tiles, phases)
-    return np.ascontiguousarray(out.transpose(1, 0, 2, 3, 4))
+    return counts.reshape(v.N, v.groups, v.Cg, n_tiles, phases).transpose(1, 0, 2, 3, 4)
 
 
 @lru_cache(maxsize=256)
@@ -476,7 +476,8 @@ def output_channel_group(v: ConvView, pe_rows: int, pe_cols: int, accumulator_en
 def planar_weight_count(v: ConvView, kc: int, skip_weight: bool) -> np.ndarray:
     """Weights per (group, output-channel group of kc filters, channel, stride phase): int32
     [groups, ceil(K/groups / kc), C/groups, phases]; the phase of tap (r, s) is
-    (r * dil_h mod stride_h, s * dil_w mod stride_w)."""
+    (r * dil_h mod stride_h, s * dil_w mod stride_w). Read-only broadcast when every weight
+    counts."""
     n_kc = -(-v.Kg // kc)
     r_ph = (np.arange(v.R) * v.dilation[0]) % v.stride[0]
     s_ph = (np.arange(v.S) * v.dilation[1]) % v.stride[1]
@@ -485,8 +486,7 @@ def planar_weight_count(v: ConvView, kc: int, skip_weight: bool) -> np.ndarray:
         filters = np.minimum(kc, v.Kg - np.arange(n_kc) * kc)
         taps = np.bincount(key, minlength=phase_count(v))
         per_phase = (filters[:, None] * taps[None, :]).astype(np.int32)
-        return np.ascontiguousarray(np.broadcast_to(
-            per_phase[None, :, None, :], (v.groups, n_kc, v.Cg, taps.size)))
+        return np.broadcast_to(per_phase[None, :, None, :], (v.groups, n_kc, v.Cg, taps.size))
     return bitmaps.planar_weight_counts(v.weight, v.groups, kc, key.astype(np.int64),
                                         phase_count(v), filters_outer(v.weight))
 
@@ -497,11 +497,11 @@ def planar_weight_count(v: ConvView, kc: int, skip_weight: bool) -> np.ndarray:
 def lane_weight_work(v: ConvView, lanes: int, skip_weight: bool) -> np.ndarray:
     """Cycles PE l spends on one broadcast activation at (c, r, s): the (non-zero, when
     skipping) weights of the filters it owns, filter k of a group going to PE k mod lanes.
-    int32 [groups, C/groups, R, S, lanes]."""
+    int32 [groups, C/groups, R, S, lanes], a read-only broadcast when every weight counts."""
     if not skip_weight or all_nonzero(v.weight):
         lane = np.arange(lanes)
         filters = np.maximum(0, -(-(v.Kg - lane) // lanes)).astype(np.int32)
-        return np.ascontiguousarray(np.broadcast_to(filters, (v.groups, v.Cg, v.R, v.S, lanes)))
+        return np.broadcast_to(filters, (v.groups, v.Cg, v.R, v.S, lanes))
     return bitmaps.lane_weight_counts(v.weight, v.groups, lanes, filters_outer(v.weight))
 
 
