@@ -479,8 +479,8 @@ def simulate_totals(workload: Workload, archs: Sequence[ArchBase]) -> list[dict]
     named: dict[tuple[int, ...], list[str]] = {}
     densities = np.array([_densities(layer) for layer in workload.layers], dtype=float)
     out = []
-    for i in range(n):
-        key = tuple(x for order, acts in orders for x in (id(order[i]), id(acts[i])))
+    keys = zip(*(zip(map(id, order), map(id, acts)) for order, acts in orders))
+    for i, key in enumerate(keys):
         if key not in named:  # the point's columns in a per-layer table's order
             seen = dict.fromkeys(first)
             for order, acts in orders:
