@@ -354,7 +354,8 @@ def mac_counts(v: ConvView, t: TapCounts, skip: tuple[str, ...], gate: tuple[str
 
 
 def brick_work(v: ConvView, brick: int, skip_act: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(cycles per brick [groups, N, bricks, H, W], cycles per padding brick [bricks]).
+    """(cycles per brick [groups, N, bricks, H, W], a read-only broadcast when not skipping;
+    cycles per padding brick [bricks]).
 
     A brick is `brick` consecutive channels of a group at one pixel; a lane spends one cycle per
     non-zero when skipping, one per channel otherwise (padding then included)."""
@@ -363,7 +364,7 @@ def brick_work(v: ConvView, brick: int, skip_act: bool) -> tuple[np.ndarray, np.
     if not skip_act:
         dense = np.broadcast_to(lengths[None, None, :, None, None],
                                 (v.groups, v.N, n_cb, v.H, v.W))
-        return np.ascontiguousarray(dense), lengths
+        return dense, lengths
     return bitmaps.brick_counts(as_bytes(v.act), v.groups, brick), np.zeros(n_cb, np.int32)
 
 
