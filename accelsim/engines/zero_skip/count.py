@@ -144,9 +144,10 @@ def _register_fold(problem: GemmProblem, arch: Config) -> tuple[int, int]:
     `pe:` registers hold more than one stationary or output word
     (`accelsim.engines.traffic.register_split`, as in the systolic kind)."""
     a: DenseArray = arch.array
-    stationary = arch.pe.register(traffic.STATIONARY[a.order]).words
-    ra, cb = traffic.register_split(problem, a.rows, a.cols, a.order, stationary,
-                                    arch.pe.register("out").words, traffic.context(arch).bytes_)
+    stationary, out = _per_arch(_WORDS, arch, lambda z: (
+        z.pe.register(traffic.STATIONARY[a.order]).words, z.pe.register("out").words))
+    ra, cb = traffic.register_split(problem, a.rows, a.cols, a.order, stationary, out,
+                                    traffic.context(arch).bytes_)
     return a.rows * ra, a.cols * cb
 
 
@@ -656,6 +657,8 @@ def _dense_of(arch: Config) -> Config:
 
 _HASHES: dict[int, tuple[weakref.ref, str]] = {}
 _SYSTOLIC: dict[int, tuple[weakref.ref, systolic.Config]] = {}
+_WORDS: dict[int, tuple[weakref.ref, tuple[int, int]]] = {}
+"""Words of a `dense_array`'s stationary and output PE registers, per arch."""
 _BY_SHAPE: dict[tuple, LayerResult] = {}
 """Counts of traced layers on archs without skipping, gating or compression, by shape."""
 _DENSE: dict[int, tuple[weakref.ref, Config]] = {}
