@@ -253,17 +253,20 @@ def test_shared_buffer_is_allocated_by_the_tiling():
     assert r.columns["dram_psum_writes"] == 0
 
 
-def with_pe(base: str, pe: dict) -> zero_skip.Config:
+def with_pe(base: str, pe: dict | None) -> zero_skip.Config:
+    """A shipped config with registers `pe` (none when None)."""
     data = shipped(base).model_dump(mode="json")
-    data["pe"] = pe
+    data["pe"] = {} if pe is None else pe
     return parse_arch(data)
 
 
 def test_output_register_keeps_partial_sums_in_the_pe():
-    """eyeriss_gating (12 x 14 OS) with 8 output words per PE: the array reads its buffer as a
-    larger array would, fewer buffer bytes, the same cycles; declared registers are priced."""
-    plain = shipped("eyeriss_gating")
-    wide = with_pe("eyeriss_gating", {"out": {"words": 8}})
+    """eyeriss_gating (12 x 14 OS) with its 12 output words per PE: the array reads its buffer
+    as a larger array would, fewer buffer bytes, the same cycles; declared registers are
+    priced."""
+    plain = with_pe("eyeriss_gating", None)
+    wide = shipped("eyeriss_gating")
+    assert wide.pe.register("out").words == 12
     wl = load_workload(ROOT / "workloads" / "digits_cnn.npz")
     one, two = simulate(wl, plain).layers, simulate(wl, wide).layers
     assert (two["cycles_compute"] == one["cycles_compute"]).all()
