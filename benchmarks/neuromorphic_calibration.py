@@ -1,44 +1,43 @@
-"""Calibrate the Akida configs on some published figures and predict the others; print a table
-and write a CSV saying, for every figure, whether it was fitted or predicted.
+"""Calibrate the Akida configs on one published figure and predict the others; print a table
+and write a CSV saying, for every figure, whether it was fitted or predicted, under which
+conditions it was published.
 
-Networks: DS-CNN KWS, AkidaNet 0.25 @ 96 (VWW), AkidaNet 0.5 @ 224 and MobileNet v1 1.0 @ 224,
-built from their akida_models definitions (tests/neuromorphic_nets.py) as shapes-only
-workloads. Density comes from a trace: each NP layer takes the event density (4-bit codes,
-the config's quantisation) of the layer at the same relative depth of the shipped
+Networks: DS-CNN KWS, AkidaNet 0.25 @ 96 (VWW), AkidaNet 0.25 / 0.5 / 1.0 @ 224 and MobileNet
+v1 1.0 @ 224, built from their akida_models definitions (tests/neuromorphic_nets.py) as
+shapes-only workloads. Density comes from a trace: each NP layer takes the event density (4-bit
+codes, the config's quantisation) of the layer at the same relative depth of the shipped
 EfficientNet-Lite0 trace (workloads/efficientnet_lite0.npz: a trained ImageNet CNN of the same
 depthwise-separable family), counting only its inputs that follow a ReLU6 (depthwise and
 projection inputs), interpolated linearly; the input image is dense. No trained akida model
 ships offline, so this is the nearest real activation profile; `--density D` replaces it by
 one flat density to show how the results move.
 
-Fitted (the config values come from here):
-* AKD1000 `synops_per_cycle_per_np`: AkidaNet 0.5 @ 224, ~4.3 M clocks per frame;
-* AKD1000 `frame_overhead_cycles`: DS-CNN KWS, 93,965 clocks per frame;
-* AKD1000 `energy_per_synop_pj`: AkidaNet 0.5 @ 224, (1021 - 912) mW / 43.5 fps = 2.51 mJ of
-  dynamic energy per frame (the 912 mW floor is the config's static power, taken as published);
-* AKD1500 `static_power_mw`: DS-CNN KWS, 0.07 mJ per inference (the smallest network, whose
-  energy is mostly the floor times its frame latency).
+Taken as measured (BrainChip's dev hub, github.com/Brainchip-Inc/brainchip_devhub, AKD1500,
+akida 2.19.x, batch 1; `.claude/knowledge/akida.md` and the model-zoo READMEs): NP clocks per
+input event per filter by kernel (AKD1500 and AKD1000 values), a frame's layers running one
+after another at batch 1, dynamic energy following NP clocks, and the AKD1500 static floor
+(total minus dynamic power of the AkidaNet @ 224 Minimal rows, ~112 mW).
 
-Derived: the AKD1500 energy per synop, event and hop are the AKD1000 ones scaled from 28 to
-22 nm with the tech table's node factor; its NPs' throughput is the AKD1000's.
+Fitted (the only one): AKD1500 `energy_per_np_cycle_pj`, to AkidaNet 0.5 @ 224's dynamic
+energy in MapMode.Minimal, 3.944 mJ per inference (dev hub).
 
-Not explained: MobileNet v1's 26.3 mJ on AKD1500. The script prints what the miss would take:
-the gap as chip-on time at the fitted static power (~86 ms per frame against the model's
-~10 ms) and the weight reload rate that would mean (~28 MB/s for its 2.4 MB of 4-bit weights,
-reloaded for each of its four passes every frame), far below the LPDDR4 rate the config
-assumes. No published AKD1500 figure gives the weight path's rate, so it stays a miss rather
-than a fit; no other published figure is left to predict (the AKD1000 frame rate misses too:
-4.3 M clocks at 300 MHz alone allow 70 fps, the board gives 43.5).
+Derived: the AKD1000 energy per NP cycle is the AKD1500 one scaled from 22 to 28 nm with the
+tech table's node factor; the AKD1500 energy per event and hop are the AKD1000 (Loihi-based)
+ones scaled from 28 to 22 nm.
 
-Predicted (no parameter is fitted to them): the AKD1500 energies of VWW (0.49 mJ), AkidaNet
-0.5 @ 224 (6.9 mJ) and MobileNet v1 (26.3 mJ, four passes on the AKD1500: every frame reloads
-each pass's weights from DRAM), AkidaNet's frame rate on AKD1000 (43.5 fps), and the model
-zoo's NP counts (KWS 5, AkidaNet 0.5 32, MobileNet v1 110: the mapping rules were read off
-akida's mapper on other shapes, so these check the rules rather than an independent
-measurement).
+Predicted (no parameter is fitted to them): on AKD1500 in MapMode.Minimal (our `minimal`
+mapping, batch 1, as published): AkidaNet 0.25 / 0.5 / 1.0 @ 224 cycles per inference and
+total energy, the dev hub's VWW model's cycles and energy; the model-zoo page's AKD1500
+energies (KWS 0.07, VWW 0.49, AkidaNet 0.5 6.9, MobileNet v1 26.3 mJ; the page does not give
+the mapping mode: for AkidaNet 0.5 the dev hub's HwPr row, 7.30 mJ, is the one near it, a mode
+the engine does not model, so that figure is printed but not comparable); on the AKD1000
+reference board, AkidaNet 0.5's 43.5 fps and 2.51 mJ dynamic energy (a forward pass of 10
+images, so frames pipeline; the board's host and PCIe time are not modelled) and DS-CNN's
+93,965 clocks; the model zoo's NP counts (KWS 5, AkidaNet 0.5 32, MobileNet v1 110).
 
 Usage: .venv/bin/python benchmarks/neuromorphic_calibration.py [--density 0.4] [--check]
-(--check: refit and say whether the configs hold the fitted values, without writing files)
+(--check: refit and say whether the configs hold the fitted and derived values, without
+writing files)
 """
 
 from __future__ import annotations
@@ -64,12 +63,24 @@ from benchmarks.timing import write_csv  # noqa: E402
 from tests.neuromorphic_nets import Net, akidanet, ds_cnn_kws, mobilenet_v1, to_workload  # noqa: E402
 
 KWS_CLOCKS = 93_965
-AKIDANET_CLOCKS = 4.3e6
 AKIDANET_FPS = 43.5
+AKIDANET_FRAMES = 10
+"""The AKD1000 example's forward pass: 10 images, so the reference board's rate is pipelined."""
 AKIDANET_DYNAMIC_MJ = (1021 - 912) / AKIDANET_FPS
-AKD1500_MJ = {"ds_cnn_kws": 0.07, "akidanet_vww": 0.49, "akidanet_0.5_224": 6.9,
-              "mobilenet_v1_1.0_224": 26.3}
+ZOO_MJ = {"ds_cnn_kws": 0.07, "akidanet_vww": 0.49, "akidanet_0.5_224": 6.9,
+          "mobilenet_v1_1.0_224": 26.3}
+"""Model-zoo page, energy per inference on AKD1500 (mapping mode not given)."""
+ZOO_NOT_COMPARABLE = {"akidanet_0.5_224": "the dev hub's HwPr row (7.30 mJ) is the one near "
+                      "it; Minimal measures 14.09 mJ; HwPr is not modelled"}
+DEVHUB_MINIMAL = {"akidanet_0.25_224": (14_867_433, 5.376), "akidanet_0.5_224": (36_261_735, 14.090),
+                  "akidanet_1.0_224": (50_512_691, 29.753), "akidanet_vww": (1_743_040, 0.619)}
+"""Dev hub, AKD1500 MapMode.Minimal, batch 1: (cycles, total mJ) per inference (VWW: the dev
+hub's own VWW model, 17 NPs and 68 % sparse where the zoo's maps on 16)."""
+DEVHUB_FIT_DYNAMIC_MJ = 3.944
+"""Dev hub, AkidaNet 0.5 @ 224 on AKD1500, MapMode.Minimal: dynamic energy per inference."""
 ZOO_NPS = {"ds_cnn_kws": 5, "akidanet_0.5_224": 32, "mobilenet_v1_1.0_224": 110}
+PREDICTION_BAND = 0.30
+"""Predicted figures this close to the published ones (relative) count as met."""
 PROFILE_TRACE = ROOT / "workloads/efficientnet_lite0.npz"
 
 
@@ -118,74 +129,113 @@ def run(wl, arch: Config) -> dict:
             "static_mj": arch.static_power_mw * makespan_s / frames}
 
 
-def _bisect(f, lo: float, hi: float, target: float) -> float:
-    """x in [lo, hi] (geometric bisection) where the decreasing function f(x) hits target."""
-    for _ in range(40):
-        mid = (lo * hi) ** 0.5
-        lo, hi = (lo, mid) if f(mid) < target else (mid, hi)
-    return (lo * hi) ** 0.5
+def nets() -> dict[str, Net]:
+    """The networks of the published figures, by key."""
+    return {"ds_cnn_kws": ds_cnn_kws(), "akidanet_vww": akidanet(0.25, 96, 2),
+            "akidanet_0.25_224": akidanet(0.25, 224), "akidanet_0.5_224": akidanet(0.5, 224),
+            "akidanet_1.0_224": akidanet(1.0, 224), "mobilenet_v1_1.0_224": mobilenet_v1(1.0, 224)}
 
 
-def fit_akd1000(arch: Config, nets: dict) -> dict:
-    """synops_per_cycle_per_np, frame_overhead_cycles and energy_per_synop_pj (see the module
-    docstring), alternating the two timing fits until they settle."""
-    overhead, rate = 0.0, arch.synops_per_cycle_per_np
-    for _ in range(4):
-        rate = _bisect(lambda r, o=overhead: run(nets["akidanet_0.5_224"], arch.model_copy(
-            update={"synops_per_cycle_per_np": r, "frame_overhead_cycles": o}))["latency_cycles"],
-            0.25, 256.0, AKIDANET_CLOCKS)
-        kws = run(nets["ds_cnn_kws"], arch.model_copy(
-            update={"synops_per_cycle_per_np": rate, "frame_overhead_cycles": 0.0}))
-        overhead = max(0.0, KWS_CLOCKS - kws["latency_cycles"])
-    timed = arch.model_copy(update={"synops_per_cycle_per_np": rate,
-                                    "frame_overhead_cycles": overhead})
-    zero = run(nets["akidanet_0.5_224"], timed.model_copy(update={"energy_per_synop_pj": 0.0}))
-    unit = run(nets["akidanet_0.5_224"], timed.model_copy(update={"energy_per_synop_pj": 1.0}))
-    pj = (AKIDANET_DYNAMIC_MJ - zero["dynamic_mj"]) / (unit["dynamic_mj"] - zero["dynamic_mj"])
-    return {"synops_per_cycle_per_np": rate, "frame_overhead_cycles": overhead,
-            "energy_per_synop_pj": pj}
+def fit_akd1500(arch: Config, anet) -> dict:
+    """energy_per_np_cycle_pj giving AkidaNet 0.5 @ 224 its measured Minimal dynamic energy
+    (dynamic energy is linear in it)."""
+    zero = run(anet, arch.model_copy(update={"energy_per_np_cycle_pj": 0.0}))["dynamic_mj"]
+    unit = run(anet, arch.model_copy(update={"energy_per_np_cycle_pj": 1.0}))["dynamic_mj"]
+    return {"energy_per_np_cycle_pj": (DEVHUB_FIT_DYNAMIC_MJ - zero) / (unit - zero)}
+
+
+def _node_factor(table_name: str, to_nm: float, from_nm: float) -> float:
+    table = load_tech_table(table_name)
+    return table.energy_factor(to_nm) / table.energy_factor(from_nm)
 
 
 def derive_akd1500(akd1000: Config, akd1500: Config) -> dict:
-    """AKD1000's per-action energies scaled to the AKD1500's node, and its NP throughput."""
-    table = load_tech_table(akd1000.tech.table)
-    factor = table.energy_factor(akd1500.tech.node_nm) / table.energy_factor(akd1000.tech.node_nm)
-    return {"energy_per_synop_pj": akd1000.energy_per_synop_pj * factor,
-            "energy_per_event_pj": akd1000.energy_per_event_pj * factor,
-            "energy_per_hop_pj": akd1000.energy_per_hop_pj * factor,
-            "synops_per_cycle_per_np": akd1000.synops_per_cycle_per_np,
-            "frame_overhead_cycles": akd1000.frame_overhead_cycles}
+    """AKD1000's per-event and per-hop energies scaled to the AKD1500's node."""
+    f = _node_factor(akd1000.tech.table, akd1500.tech.node_nm, akd1000.tech.node_nm)
+    return {"energy_per_event_pj": akd1000.energy_per_event_pj * f,
+            "energy_per_hop_pj": akd1000.energy_per_hop_pj * f}
 
 
-def fit_akd1500_static(arch: Config, kws) -> float:
-    """static_power_mw giving DS-CNN KWS 0.07 mJ per inference."""
-    r = run(kws, arch.model_copy(update={"static_power_mw": 1.0}))
-    return (AKD1500_MJ["ds_cnn_kws"] - r["dynamic_mj"]) / r["static_mj"]
-
-
-def explain_multipass_gap(wl, arch: Config) -> None:
-    """Print what the MobileNet v1 miss would take (a diagnosis, nothing is fitted): the
-    published energy minus the model's, as chip-on time at the config's static power, and the
-    weight reload rate that time would mean if the reloads between passes filled it."""
-    r = run(wl, arch)
-    n = network(wl, arch)
-    reload_s = n.summary["pass_reload_cycles"] / arch.clock_hz
-    weight_mb = sum(u.weight_bytes for u in map_workload(wl, arch)
-                    if u.kind in ("cnp", "fnp")) / 1e6
-    gap_s = (AKD1500_MJ["mobilenet_v1_1.0_224"] - r["dynamic_mj"] - r["static_mj"]) \
-        / arch.static_power_mw
-    print(f"MobileNet v1 on AKD1500 ({r['passes']} passes): the gap to 26.3 mJ is "
-          f"{gap_s * 1e3:.1f} ms of chip-on time per frame at {arch.static_power_mw:g} mW "
-          f"(the model's frame: {r['latency_cycles'] / arch.clock_hz * 1e3:.1f} ms, of which "
-          f"weight reloads {reload_s * 1e3:.2f} ms); reloading its {weight_mb:.2f} MB of "
-          f"weights every frame in that time is {weight_mb / gap_s:.0f} MB/s, far below the "
-          "DRAM rate the config assumes; a slower weight path would close the gap, but no "
-          "published figure gives one, so nothing is fitted to it")
+def derive_akd1000(akd1500: Config, akd1000: Config) -> dict:
+    """The AKD1500's fitted energy per NP cycle scaled to the AKD1000's node."""
+    f = _node_factor(akd1500.tech.table, akd1000.tech.node_nm, akd1500.tech.node_nm)
+    return {"energy_per_np_cycle_pj": akd1500.energy_per_np_cycle_pj * f}
 
 
 def rounded(values: dict) -> dict:
     """The fitted values as the configs hold them (3 significant figures)."""
     return {k: float(f"{v:.3g}") for k, v in values.items()}
+
+
+def calibrated(density: float | None = None) -> tuple[Config, Config, dict, bool]:
+    """(AKD1000, AKD1500) configs with the fitted and derived values, the values, and whether
+    the config files hold them."""
+    profile = density_profile()
+    akd1000 = load_arch(ROOT / "arch_configs/akd1000.yaml")
+    akd1500 = load_arch(ROOT / "arch_configs/akd1500.yaml")
+    derived1500 = rounded(derive_akd1500(akd1000, akd1500))
+    staged = akd1500.model_copy(update=derived1500)
+    fit1500 = rounded(fit_akd1500(staged, workload(nets()["akidanet_0.5_224"], profile, density)))
+    fitted1500 = staged.model_copy(update=fit1500)
+    derived1000 = rounded(derive_akd1000(fitted1500, akd1000))
+    fitted1000 = akd1000.model_copy(update=derived1000)
+    held = all(getattr(akd1500, k) == v for k, v in {**derived1500, **fit1500}.items()) and \
+        all(getattr(akd1000, k) == v for k, v in derived1000.items())
+    return fitted1000, fitted1500, {"AKD1500 fitted": fit1500, "AKD1500 derived": derived1500,
+                                    "AKD1000 derived": derived1000}, held
+
+
+def figures(akd1000: Config, akd1500: Config, density: float | None = None) -> list[dict]:
+    """Every published figure against the model: chip, figure, use (fitted / predicted / not
+    comparable), model, published, unit, relative error, the published conditions."""
+    profile = density_profile()
+    net = nets()
+    wls = {k: workload(n, profile, density) for k, n in net.items()}
+    rows: list[dict] = []
+
+    def row(chip: str, figure: str, use: str, model: float, published: float, unit: str,
+            conditions: str) -> None:
+        rows.append({"chip": chip, "figure": figure, "use": use, "model": model,
+                     "published": published, "unit": unit, "error": model / published - 1,
+                     "conditions": conditions,
+                     "density": density if density is not None else "trace profile"})
+
+    runs = {k: run(wl, akd1500) for k, wl in wls.items()}
+    for key, (cycles, mj) in DEVHUB_MINIMAL.items():
+        r = runs[key]
+        where = f"dev hub, Minimal, batch 1 ({r['nps']} NPs, {r['passes']} pass" \
+                f"{'es' if r['passes'] > 1 else ''})"
+        row("AKD1500", f"{key} cycles per inference", "predicted", r["latency_cycles"], cycles,
+            "cycles", where)
+        fitted = key == "akidanet_0.5_224"
+        row("AKD1500", f"{key} energy", "fitted (dynamic part)" if fitted else "predicted",
+            r["dynamic_mj"] + r["static_mj"], mj, "mJ/inference", where)
+        if fitted:
+            row("AKD1500", f"{key} dynamic energy", "fitted", r["dynamic_mj"],
+                DEVHUB_FIT_DYNAMIC_MJ, "mJ/inference", where)
+    for key, mj in ZOO_MJ.items():
+        r = runs[key]
+        use = "not comparable" if key in ZOO_NOT_COMPARABLE else "predicted"
+        row("AKD1500", f"{key} energy (model zoo)", use, r["dynamic_mj"] + r["static_mj"], mj,
+            "mJ/inference", ZOO_NOT_COMPARABLE.get(
+                key, f"model-zoo page, mode not given; ours Minimal ({r['nps']} NPs, "
+                     f"{r['passes']} pass{'es' if r['passes'] > 1 else ''})"))
+    for key, published in ZOO_NPS.items():
+        nps = sum(u.np_count for u in map_workload(wls[key], akd1000) if u.kind != "unmappable")
+        row("AKD1000", f"{key} NPs (model zoo)", "predicted", nps, published, "NPs",
+            "model-zoo page, Minimal on AKD1000 (the mapping rules were read off akida's "
+            "mapper on other shapes)")
+    board = "AKD1000 reference board, forward pass of 10 images (host and PCIe not modelled)"
+    anet = run(workload(net["akidanet_0.5_224"], profile, density, frames=AKIDANET_FRAMES),
+               akd1000)
+    row("AKD1000", "akidanet_0.5_224 frame rate", "predicted", anet["fps"], AKIDANET_FPS,
+        "frames/s", board)
+    row("AKD1000", "akidanet_0.5_224 dynamic energy", "predicted", anet["dynamic_mj"],
+        AKIDANET_DYNAMIC_MJ, "mJ/frame", board + ", (1021 - 912) mW / 43.5 fps")
+    kws = run(wls["ds_cnn_kws"], akd1000)
+    row("AKD1000", "ds_cnn_kws clocks per frame", "predicted", kws["latency_cycles"], KWS_CLOCKS,
+        "clocks", "AKD1000 reference board")
+    return rows
 
 
 def main() -> None:
@@ -201,55 +251,22 @@ def main() -> None:
     print(f"density profile from {PROFILE_TRACE.name}: {len(profile)} post-ReLU6 layers, "
           f"{profile[0]:.2f} at the input end to {profile[-1]:.2f} at the output end, mean "
           f"{profile.mean():.2f}" if args.density is None else f"flat density {args.density}")
-    nets = {"ds_cnn_kws": ds_cnn_kws(), "akidanet_vww": akidanet(0.25, 96, 2),
-            "akidanet_0.5_224": akidanet(0.5, 224), "mobilenet_v1_1.0_224": mobilenet_v1(1.0, 224)}
-    wls = {k: workload(n, profile, args.density) for k, n in nets.items()}
-    akd1000 = load_arch(ROOT / "arch_configs/akd1000.yaml")
-    akd1500 = load_arch(ROOT / "arch_configs/akd1500.yaml")
-    fit1000 = rounded(fit_akd1000(akd1000, wls))
-    fitted1000 = akd1000.model_copy(update=fit1000)
-    derived = rounded(derive_akd1500(fitted1000, akd1500))
-    staged = akd1500.model_copy(update=derived)
-    fit1500 = rounded({"static_power_mw": fit_akd1500_static(staged, wls["ds_cnn_kws"])})
-    fitted1500 = staged.model_copy(update=fit1500)
-    held = all(getattr(akd1000, k) == v for k, v in fit1000.items()) and \
-        all(getattr(akd1500, k) == v for k, v in {**derived, **fit1500}.items())
-    print(f"AKD1000 fitted: {fit1000}\nAKD1500 derived: {derived}\nAKD1500 fitted: {fit1500}")
+    akd1000, akd1500, values, held = calibrated(args.density)
+    for what, v in values.items():
+        print(f"{what}: {v}")
     print(f"the configs {'hold' if held else 'do NOT hold'} these values")
     if args.check:
         sys.exit(0 if held else 1)
-    rows = []
-
-    def report(chip: str, figure: str, use: str, model: float, published: float, unit: str):
-        err = model / published - 1
-        rows.append({"chip": chip, "figure": figure, "use": use, "model": model,
-                     "published": published, "unit": unit, "error": err,
-                     "density": args.density if args.density is not None else "trace profile"})
-        print(f"  {chip:8s} {figure:38s} {use:9s} model {model:12.4g} published "
-              f"{published:10.4g} {unit:12s} {err:+7.1%}")
-
+    rows = figures(akd1000, akd1500, args.density)
     print("figures:")
-    kws, anet = run(wls["ds_cnn_kws"], fitted1000), run(wls["akidanet_0.5_224"], fitted1000)
-    report("AKD1000", "DS-CNN KWS clocks per frame", "fitted", kws["latency_cycles"],
-           KWS_CLOCKS, "clocks")
-    report("AKD1000", "AkidaNet 0.5 @224 clocks per frame", "fitted", anet["latency_cycles"],
-           AKIDANET_CLOCKS, "clocks")
-    report("AKD1000", "AkidaNet 0.5 @224 dynamic energy", "fitted", anet["dynamic_mj"],
-           AKIDANET_DYNAMIC_MJ, "mJ/frame")
-    anet4 = run(workload(nets["akidanet_0.5_224"], profile, args.density, frames=4), fitted1000)
-    report("AKD1000", "AkidaNet 0.5 @224 frame rate", "predicted", anet4["fps"], AKIDANET_FPS,
-           "frames/s")
-    nps = {}
-    for key, use in (("ds_cnn_kws", "fitted"), ("akidanet_vww", "predicted"),
-                     ("akidanet_0.5_224", "predicted"), ("mobilenet_v1_1.0_224", "predicted")):
-        r = run(wls[key], fitted1500)
-        nps[key] = r["nps"]
-        report("AKD1500", f"{key} energy ({r['nps']} NPs, {r['passes']} pass"
-               f"{'es' if r['passes'] > 1 else ''})", use, r["dynamic_mj"] + r["static_mj"],
-               AKD1500_MJ[key], "mJ/inference")
-    for key, published in ZOO_NPS.items():
-        report("AKD1500", f"{key} NPs (model zoo)", "predicted", nps[key], published, "NPs")
-    explain_multipass_gap(wls["mobilenet_v1_1.0_224"], fitted1500)
+    for r in rows:
+        print(f"  {r['chip']:8s} {r['figure']:40s} {r['use']:21s} model {r['model']:12.4g} "
+              f"published {r['published']:10.4g} {r['unit']:12s} {r['error']:+7.1%}  "
+              f"[{r['conditions']}]")
+    predicted = [r for r in rows if r["use"] == "predicted" and "NPs" not in r["unit"]]
+    met = [r for r in predicted if abs(r["error"]) <= PREDICTION_BAND]
+    print(f"predicted time and energy figures within {PREDICTION_BAND:.0%}: {len(met)} of "
+          f"{len(predicted)}")
     write_csv(args.out, rows)
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from accelsim.arch.energy import price
 from accelsim.cli import main
 from accelsim.engines import neuromorphic
-from accelsim.engines.neuromorphic.config import NOC_HOP, SYNOP_UPDATE
+from accelsim.engines.neuromorphic.config import NOC_HOP, NP_CYCLE, SYNOP_UPDATE
 from accelsim.engines.neuromorphic.count import network
 from accelsim.engines.neuromorphic.events import (
     axis_fan_out,
@@ -36,7 +36,7 @@ from accelsim.simulate import simulate
 from accelsim.workload import load_workload
 from accelsim.workload.layer import ConvShape, GemmShape, Layer, Workload
 from tests import reference
-from tests.neuromorphic_nets import akidanet, ds_cnn_kws, mobilenet_v1, to_workload
+from tests.neuromorphic_nets import akidanet, ds_cnn_kws, to_workload
 
 ROOT = Path(__file__).resolve().parents[1]
 AKD1000 = ROOT / "arch_configs/akd1000.yaml"
@@ -536,8 +536,9 @@ def test_latency_monotone_in_events(bare):
 
 
 def test_energy_is_affine_in_events(bare):
-    """Energy = static x time + per event + per synop + per hop: a linear layer's dynamic energy
-    is proportional to its events and zero events leave the static floor."""
+    """Energy = static x time + per event + per synop + per hop + per busy NP cycle: a linear
+    layer's dynamic energy is proportional to its events and zero events leave the static
+    floor."""
     rng = np.random.default_rng(7)
     energies = []
     for d in (0.0, 0.25, 0.5, 1.0):
@@ -552,7 +553,8 @@ def test_energy_is_affine_in_events(bare):
         energies.append((res.columns["events"], dynamic, energy["static"]))
         expected = (res.columns["event_deliveries"] * bare.energy_per_event_pj
                     + res.actions[SYNOP_UPDATE] * bare.energy_per_synop_pj
-                    + res.actions[NOC_HOP] * bare.energy_per_hop_pj)
+                    + res.actions[NOC_HOP] * bare.energy_per_hop_pj
+                    + res.actions[NP_CYCLE] * bare.energy_per_np_cycle_pj)
         assert dynamic == pytest.approx(expected)
         assert energy["static"] == pytest.approx(bare.static_power_mw * 1e-3 * latency_s * 1e12)
     events = np.array([e for e, _, _ in energies])
@@ -627,11 +629,14 @@ def test_speedup_warning_iff_above_the_mac_bound():
 def test_work_speedup_above_the_bound_is_the_busiest_stripe(frames):
     """A layer takes as long as its busiest NP stripe. Two stripes of a 3-row conv: the dense
     work is uneven (2 output rows and 1), the events of the last input row feed both stripes
-    equally, so busiest dense / busiest sparse = 5 > dense MACs / MACs done = 4.91. With one
-    frame the pipelined share stays below the bound (no warning); with four it passes it and
-    the warning names both effects."""
+    equally, so busiest dense / busiest sparse = 5 > dense MACs / MACs done = 4.91 (NP time
+    from synops, tiles overlapping). With one frame the pipelined share stays below the bound
+    (no warning); with four it passes it and the warning names both effects."""
     arch = load_arch(AKD1000).model_copy(update={"frame_overhead_cycles": 0.0,
-                                                 "max_stripe_rows": 2})
+                                                 "max_stripe_rows": 2,
+                                                 "cycles_per_event_filter": None,
+                                                 "synops_per_cycle_per_np": 10.6,
+                                                 "layer_overlap": "tiles"})
     first = conv("in", n=frames, c=3, h=3, w=8, k=16, mask=np.ones((frames, 3, 3, 8), bool))
     mask = np.zeros((frames, 16, 3, 8), bool)
     mask[:, :, 2] = True
@@ -709,42 +714,87 @@ def published():
     """Model vs published figures as benchmarks/neuromorphic_calibration.py computes them."""
     from benchmarks import neuromorphic_calibration as cal
 
-    profile = cal.density_profile()
-    nets = {"ds_cnn_kws": ds_cnn_kws(), "akidanet_vww": akidanet(0.25, 96, 2),
-            "akidanet_0.5_224": akidanet(0.5, 224), "mobilenet_v1_1.0_224": mobilenet_v1(1.0, 224)}
-    wls = {k: cal.workload(n, profile, None) for k, n in nets.items()}
-    akd1000, akd1500 = load_arch(AKD1000), load_arch(ROOT / "arch_configs/akd1500.yaml")
-    return {"cal": cal, "1000": {k: cal.run(wls[k], akd1000) for k in ("ds_cnn_kws",
-                                                                       "akidanet_0.5_224")},
-            "1500": {k: cal.run(w, akd1500) for k, w in wls.items()}}
+    akd1000, akd1500, values, held = cal.calibrated()
+    rows = {(r["chip"], r["figure"]): r for r in cal.figures(akd1000, akd1500)}
+    return {"cal": cal, "held": held, "rows": rows}
+
+
+IN_BAND = {   # predicted figures within 30 % of the published ones, (chip, figure): model error
+    ("AKD1500", "akidanet_0.25_224 cycles per inference"): -0.22,
+    ("AKD1500", "akidanet_0.25_224 energy"): -0.22,
+    ("AKD1500", "akidanet_0.5_224 cycles per inference"): -0.05,
+    ("AKD1500", "akidanet_1.0_224 cycles per inference"): -0.14,
+    ("AKD1500", "akidanet_1.0_224 energy"): -0.01,
+    ("AKD1500", "mobilenet_v1_1.0_224 energy (model zoo)"): 0.07,
+}
+MISSES = {    # predicted figures outside the band, and why (README, neuromorphic section)
+    ("AKD1500", "akidanet_vww cycles per inference"),   # the dev hub's VWW: 68 % sparse
+    ("AKD1500", "akidanet_vww energy"),
+    ("AKD1500", "akidanet_vww energy (model zoo)"),     # mode not given; static floor alone 0.76
+    ("AKD1500", "ds_cnn_kws energy (model zoo)"),
+    ("AKD1000", "akidanet_0.5_224 frame rate"),         # host and PCIe not modelled
+    ("AKD1000", "akidanet_0.5_224 dynamic energy"),
+    ("AKD1000", "ds_cnn_kws clocks per frame"),
+}
 
 
 def test_fitted_figures_are_reproduced(published):
-    """What the configs were fitted to (benchmarks/neuromorphic_calibration.py), within 2 %:
-    DS-CNN KWS 93,965 and AkidaNet 0.5 ~4.3 M clocks per frame and AkidaNet's 2.51 mJ dynamic
-    energy on AKD1000, DS-CNN's 0.07 mJ on AKD1500."""
-    cal, a, b = published["cal"], published["1000"], published["1500"]
-    assert a["ds_cnn_kws"]["latency_cycles"] == pytest.approx(cal.KWS_CLOCKS, rel=0.02)
-    assert a["akidanet_0.5_224"]["latency_cycles"] == pytest.approx(cal.AKIDANET_CLOCKS, rel=0.02)
-    assert a["akidanet_0.5_224"]["dynamic_mj"] == pytest.approx(cal.AKIDANET_DYNAMIC_MJ, rel=0.02)
-    kws = b["ds_cnn_kws"]
-    assert kws["dynamic_mj"] + kws["static_mj"] == pytest.approx(0.07, rel=0.02)
+    """The configs hold what benchmarks/neuromorphic_calibration.py fits and derives, and the
+    one fitted figure, AkidaNet 0.5 @ 224's 3.944 mJ dynamic energy on AKD1500 (Minimal), comes
+    back within 1 %."""
+    assert published["held"]
+    row = published["rows"][("AKD1500", "akidanet_0.5_224 dynamic energy")]
+    assert row["use"] == "fitted" and abs(row["error"]) < 0.01
 
 
-def test_predicted_figures(published):
-    """Figures no parameter was fitted to: the AKD1500 energies of VWW and AkidaNet 0.5 within
-    30 % (model -28 % and -29 %), the model zoo's NP counts within one; MobileNet v1's 26.3 mJ
-    is a miss the model does not explain (5.4 mJ: four passes whose per-frame weight reloads
-    from DRAM add little energy; 26.3 mJ under the brief's 300 mW takes >= 88 ms a frame)."""
-    cal, b = published["cal"], published["1500"]
-    for key in ("akidanet_vww", "akidanet_0.5_224"):
-        total = b[key]["dynamic_mj"] + b[key]["static_mj"]
-        assert total == pytest.approx(cal.AKD1500_MJ[key], rel=0.30), key
-    for key, nps in cal.ZOO_NPS.items():
-        assert abs(b[key]["nps"] - nps) <= 1, key
-    mobilenet = b["mobilenet_v1_1.0_224"]
-    assert mobilenet["passes"] > 1
-    assert mobilenet["dynamic_mj"] + mobilenet["static_mj"] < 0.5 * 26.3
+def test_predicted_figures_stay_in_their_band(published):
+    """Figures no parameter was fitted to. Those within 30 % of the published ones (AKD1500 in
+    MapMode.Minimal: AkidaNet 0.25 / 0.5 / 1.0 @ 224 cycles, AkidaNet 0.25 and 1.0 energy, the
+    model zoo's MobileNet v1 26.3 mJ) stay within 30 % and within 5 points of the error
+    measured; the misses stay misses (a change that moves one is a change to the model to
+    look at); the model zoo's NP counts are within one. Every predicted figure is one or the
+    other."""
+    rows = published["rows"]
+    for key, error in IN_BAND.items():
+        r = rows[key]
+        assert r["use"] == "predicted", key
+        assert abs(r["error"]) <= published["cal"].PREDICTION_BAND, (key, r["error"])
+        assert r["error"] == pytest.approx(error, abs=0.05), (key, r["error"])
+    for key in MISSES:
+        assert rows[key]["use"] == "predicted"
+        assert abs(rows[key]["error"]) > published["cal"].PREDICTION_BAND, key
+    timed = {k for k, r in rows.items() if r["use"] == "predicted" and r["unit"] != "NPs"}
+    assert timed == set(IN_BAND) | MISSES
+    assert sum(1 for k in IN_BAND if "mobilenet" in k[1]) == 1 and len(IN_BAND) >= 3
+    for key in (k for k, r in rows.items() if r["unit"] == "NPs"):
+        assert abs(rows[key]["model"] - rows[key]["published"]) <= 1, key
+
+
+def test_measured_np_time_is_events_times_filters(bare):
+    """With `cycles_per_event_filter` a conv's NP time is its input events x the kernel's
+    cycles x filters per NP (stride and border do not reduce it), a fused separable unit's its
+    input events x `separable_cycles_per_event_filter` x pointwise filters (the pointwise layer
+    charged nothing); with `layer_overlap: frames` the frame latency of a chain is the sum of
+    its layers' NP time."""
+    rng = np.random.default_rng(5)
+    first = conv("in", n=1, c=3, h=8, w=8, k=16, mask=np.ones((1, 3, 8, 8), bool))
+    c3 = conv("c3", n=1, c=16, h=8, w=8, k=24, mask=rand_mask(rng, (1, 16, 8, 8), 0.4))
+    c1 = conv("c1", n=1, c=24, h=8, w=8, k=40, r=1, pad=0,
+              mask=rand_mask(rng, (1, 24, 8, 8), 0.3))
+    net = network(chain(first, c3, c1), bare)
+    table = bare.cycles_per_event_filter
+    for layer, r, k in ((c3, 3, 24), (c1, 1, 40)):
+        res = net.results[layer.name]
+        assert res.columns["np_busy_cycles"] == pytest.approx(
+            res.columns["events"] * table[r] * k)
+    busy = sum(net.results[n].columns["np_busy_cycles"] for n in ("c3", "c1"))
+    assert net.summary["frame_latency_cycles"] >= busy
+    dw = conv("dw", n=1, c=16, h=8, w=8, k=16, groups=16, mask=rand_mask(rng, (1, 16, 8, 8), .5))
+    pw = conv("pw", n=1, c=16, h=8, w=8, k=48, r=1, pad=0, mask=rand_mask(rng, (1, 16, 8, 8), .5))
+    sep = network(chain(first, dw, pw), bare).results
+    assert sep["dw"].columns["np_busy_cycles"] == pytest.approx(
+        sep["dw"].columns["events"] * bare.separable_cycles_per_event_filter * 48)
+    assert sep["pw"].columns["np_busy_cycles"] == 0.0
 
 
 def test_every_frame_of_a_multi_pass_network_reloads_its_weights(bare):

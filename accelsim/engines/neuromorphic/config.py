@@ -52,6 +52,8 @@ SYNOP_UPDATE = "synops.update"
 """One synaptic operation on an NP: an event's value times one weight, accumulated."""
 NOC_HOP = "noc.hop"
 """One event moved across one mesh link."""
+NP_CYCLE = "np.busy_cycle"
+"""One cycle of one NP busy on a layer's events (dynamic power of a busy NP)."""
 INPUT_MAC = "input_unit.mac"
 """One dense multiply-accumulate on the input unit (first layer, 8-bit pixels)."""
 
@@ -105,7 +107,15 @@ class Config(ArchBase):
     events_per_cycle_per_np: Rate
     """Input events one NP decodes per cycle."""
     synops_per_cycle_per_np: Rate
-    """Synaptic operations (event x weight accumulations) one NP performs per cycle."""
+    """Synaptic operations (event x weight accumulations) one NP performs per cycle (convs
+    use it only without `cycles_per_event_filter`)."""
+    cycles_per_event_filter: dict[int, Rate] | None = None
+    """Square kernel size -> NP cycles per input event per filter the NP holds, for a conv
+    on the NPs: a packet costs events x this x filters per NP (a strided conv pays per input
+    event too). None: synops / `synops_per_cycle_per_np`."""
+    separable_cycles_per_event_filter: Rate | None = None
+    """NP cycles per input event per pointwise filter of a fused separable unit (its
+    depthwise work included), with `cycles_per_event_filter`."""
     packet_overhead_cycles: Rate0 = 0.0
     """Fixed NP cycles per event packet (header decode, row bookkeeping)."""
     np_weight_memory_bytes: Count
@@ -199,6 +209,9 @@ class Config(ArchBase):
     energy_per_event_pj: Energy
     energy_per_synop_pj: Energy
     energy_per_hop_pj: Energy
+    energy_per_np_cycle_pj: Energy = 0.0
+    """Energy of one NP cycle spent on events, on top of the per-event, per-synop and per-hop
+    energies (a busy NP's dynamic power / clock)."""
     energy_per_input_mac_pj: Energy | None = None
     """Default: an int8 multiply + int32 add from the tech table at the arch's node."""
 
@@ -216,6 +229,11 @@ class Config(ArchBase):
     weight bytes / DRAM bandwidth cycles."""
     frame_pipelining: bool = True
     """True: the next frame enters while the previous is still in flight."""
+    layer_overlap: Literal["tiles", "frames"] = "tiles"
+    """tiles: a unit starts on a tile as soon as its producers have done the input tiles it
+    needs (layers overlap within a frame); frames: a unit starts a frame only when its
+    producers have done the whole frame (within a frame layers run one after another, across
+    frames they still overlap when `frame_pipelining`)."""
     mapping_mode: Literal["minimal", "spread"] = "minimal"
     """minimal: fewest NPs by memory; spread: cap filters per NP to use as many NPs as fit in
     the same number of passes (the akida mapper's default search)."""
@@ -295,6 +313,7 @@ class Config(ArchBase):
             EVENT_PROCESS: self.energy_per_event_pj,
             SYNOP_UPDATE: self.energy_per_synop_pj,
             NOC_HOP: self.energy_per_hop_pj,
+            NP_CYCLE: self.energy_per_np_cycle_pj,
             INPUT_MAC: self.input_mac_energy_pj(),
         }
 

@@ -17,6 +17,7 @@ from accelsim.engines.neuromorphic.config import (
     EVENT_PROCESS,
     INPUT_MAC,
     NOC_HOP,
+    NP_CYCLE,
     SYNOP_UPDATE,
     Config,
 )
@@ -105,7 +106,9 @@ def _build_pass(units: list[Unit], work: dict[str, UnitWork], layers: dict[str, 
         event_hops[u.name] = hops_total
         first = layers[u.layers[0]]
         deps = [(p, dependency_tiles(first, w.grid, layers[by_name[p].layers[0]],
-                                     layers[by_name[p].layers[-1]], work[p].grid))
+                                     layers[by_name[p].layers[-1]], work[p].grid)
+                 if arch.layer_overlap == "tiles"
+                 else np.full(w.grid.n_tiles, work[p].grid.n_tiles - 1, dtype=np.int64))
                 for p in inside]
         dma_bytes = None
         if from_dma:
@@ -267,7 +270,8 @@ def _layer_results(workload: Workload, arch: Config, units: list[Unit],
             cycles = makespan * share
             hops = event_hops.get(u.name, 0.0) if i == 0 else 0.0
             actions = {EVENT_PROCESS: c.deliveries, SYNOP_UPDATE: c.synops, NOC_HOP: hops,
-                       INPUT_MAC: c.input_macs}
+                       INPUT_MAC: c.input_macs,
+                       NP_CYCLE: c.np_cycles if u.kind != "input_unit" else 0.0}
             dram_bytes = 0.0
             if dram is not None:
                 reads = 0.0

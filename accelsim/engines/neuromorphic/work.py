@@ -7,7 +7,11 @@ whose outputs fall in its own output rows. Where the mapping also cuts the input
 (Akida 2.0 tiles), each row x column tile is a stripe of its own: it reads the packet tiles
 that overlap its rows and columns and receives only the events inside them. NP cycles for a packet are
 `max(events / events_per_cycle, synops_per_np / synops_per_cycle) + packet_overhead` (zero
-when the packet is empty); a stripe's packet takes as long as its slowest NP: filter groups
+when the packet is empty), or, where the config gives measured `cycles_per_event_filter`,
+`max(events / events_per_cycle, events x cycles_per_event_filter[kernel] x filters per NP)
++ packet_overhead` for a conv (a fused separable unit: its input events x
+`separable_cycles_per_event_filter` x pointwise filters per NP, the depthwise work included,
+charged to the depthwise layer); a stripe's packet takes as long as its slowest NP: filter groups
 all receive every event and do their share of the synops (the largest share sets the time);
 channel groups (standalone depthwise) receive only their channels' events. A fused
 separable NP does the depthwise work of all channels for its stripe, then its pointwise
@@ -113,6 +117,26 @@ def _cost(events: np.ndarray, synops_per_np: np.ndarray, arch: Config) -> np.nda
     return np.where(events > 0, busy + arch.packet_overhead_cycles, 0.0)
 
 
+def _measured_cost(events: np.ndarray, per_event: float, arch: Config) -> np.ndarray:
+    """NP cycles of packets of `events` input events at `per_event` cycles each (the measured
+    per-event cost x filters per NP)."""
+    busy = np.maximum(events / arch.events_per_cycle_per_np, events * per_event)
+    return np.where(events > 0, busy + arch.packet_overhead_cycles, 0.0)
+
+
+def _per_event_cycles(unit: Unit, s: ConvShape, fused: bool, arch: Config) -> float | None:
+    """Measured NP cycles per input event of a conv unit (None: use the synop rate)."""
+    table = arch.cycles_per_event_filter
+    if table is None or unit.kind != "cnp":
+        return None
+    if fused:
+        c = arch.separable_cycles_per_event_filter
+        return None if c is None else c * unit.filters_per_np
+    if unit.channel_split or s.R not in table:
+        return None
+    return table[s.R] * unit.filters_per_np
+
+
 def _events(layer: Layer, frames: int, bits: int, arch: Config, splits: int = 1) -> LayerEvents:
     """Events of `layer` with its activations quantised to `bits` (the layer's event width)."""
     return layer_events(layer, frames, bits, arch.act_scale_percentile, arch.event_skipping,
@@ -147,6 +171,7 @@ def conv_unit_work(unit: Unit, first: Layer, pointwise: Layer | None, arch: Conf
         pw_tile = grid.tile_of(e_idx[:, None], f_idx[None, :])
     stripes: list[StripeLoad] = []
     nps = 1 if unit.kind == "input_unit" else unit.groups
+    per_event = _per_event_cycles(unit, s, pointwise is not None, arch)
     cuts = [(r, c) for r in stripe_rows(s, unit.stripes)
             for c in stripe_cols(s, unit.col_stripes if unit.kind == "cnp" else 1)]
     for (e0, e1, lo, hi), (f0, f1, col_lo, col_hi) in cuts:
@@ -175,7 +200,8 @@ def conv_unit_work(unit: Unit, first: Layer, pointwise: Layer | None, arch: Conf
             events = grid.reduce(ev.pixels * inside)[:, tiles]
             per_filter = grid.reduce(ev.pixels * weight)[:, tiles]
             taps = 1 if pointwise is not None else unit.filters_per_np
-            cycles = _cost(events, per_filter * taps, arch)
+            cycles = (_cost(events, per_filter * taps, arch) if per_event is None
+                      else _measured_cost(events, per_event, arch))
             counts.max_np_events = max(counts.max_np_events, float(events.sum()))
             counts.synops += float(per_filter.sum()) * (s.K // s.groups)
             counts.deliveries += float(events.sum()) * nps
@@ -187,7 +213,8 @@ def conv_unit_work(unit: Unit, first: Layer, pointwise: Layer | None, arch: Conf
             np.add.at(pw_events, (slice(None), pw_tile.ravel()),
                       (pw_pixels * in_stripe[None]).reshape(frames, -1))
             pw_events = pw_events[:, tiles]
-            pw_cycles = _cost(pw_events, pw_events * unit.filters_per_np, arch)
+            pw_cycles = (_cost(pw_events, pw_events * unit.filters_per_np, arch)
+                         if per_event is None else np.zeros_like(pw_events))
             pw_counts.synops += float(pw_events.sum()) * pointwise.shape.K
             pw_counts.deliveries += float(pw_events.sum()) * nps
             pw_counts.np_cycles += float(pw_cycles.sum()) * nps
