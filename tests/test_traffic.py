@@ -189,6 +189,32 @@ def test_search_counts_equal_an_explicit_walk_of_its_loop_nest(m, k, n, buf, row
     assert act >= m * k and weight >= k * n
 
 
+@settings(max_examples=30, deadline=None)
+@given(m=st.integers(1, 300), k=st.integers(1, 300), n=st.integers(1, 300),
+       batch=st.integers(1, 3), buf=st.integers(64, 1 << 17), rows=st.sampled_from([4, 8, 16]),
+       dataflow=st.sampled_from(["os", "ws", "is"]), shrink=st.sampled_from([1.0, 0.5, 0.25]))
+def test_tiled_fetches_are_the_search_and_fetches_on_its_mapping_gives_them_back(
+        m, k, n, batch, buf, rows, dataflow, shrink):
+    """`tiled_fetches` at the arch's own word sizes is `layer_traffic`'s search (all products),
+    and `fetches_on` the mapping found for smaller (compressed) act tiles gives back that
+    search's counts exactly."""
+    layer = Layer("g", "linear" if batch == 1 else "matmul", GemmShape(M=m, K=k, N=n, batch=batch))
+    a = array(rows, rows, dataflow, [dram(), sram("buf", buf)])
+    p = gemm_problem(layer)
+    t = traffic.layer_traffic(layer, a, p, rows, rows, dataflow)
+    act_b, w_b, _ = traffic.context(a).bytes_
+    own = traffic.tiled_fetches(layer, a, p, dataflow, (rows, rows), (act_b, w_b))
+    assert own[0] == t.mapping
+    assert own[1] == pytest.approx(t.reads["dram", "act"])
+    assert own[2] == pytest.approx(t.reads["dram", "weight"])
+    assert own[4] == pytest.approx(t.psum_dram_writes)
+    small = traffic.tiled_fetches(layer, a, p, dataflow, (rows, rows), (act_b * shrink, w_b))
+    if not small[0].fits:
+        return
+    again = traffic.fetches_on(layer, p, dataflow, (rows, rows), small[0])
+    assert again == pytest.approx(small[1:])
+
+
 @settings(max_examples=40, deadline=None)
 @given(H=st.integers(3, 30), C=st.integers(1, 64), K=st.integers(1, 64),
        R=st.sampled_from([1, 3, 5]), stride=st.integers(1, 3),
