@@ -1,5 +1,8 @@
 """The count step of a zero-skip array: per layer, cycles from the lane-timing kernels and
-actions (MACs done, gated and skipped from the bitmaps; buffer and DRAM bytes with metadata)."""
+actions (MACs done, gated and skipped from the bitmaps; buffer and DRAM bytes with metadata).
+DRAM fills come from the tiling search shared with the systolic kind
+(`accelsim.engines.traffic`), each compressed operand's tile at its stored size; results carry
+the same per-level, per-operand access columns, tiling and latency split as the systolic kind."""
 
 from __future__ import annotations
 
