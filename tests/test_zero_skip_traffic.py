@@ -162,8 +162,8 @@ def test_a_dense_trace_moves_what_the_dense_equivalent_moves(name):
 
 
 def test_a_dense_array_moves_what_the_systolic_kind_moves():
-    """eyeriss_gating's dense equivalent against the same array as a systolic config: DRAM
-    columns and the buffer's act and weight columns are the same numbers."""
+    """eyeriss_gating's dense equivalent against the same array as a systolic config: every
+    access, PE register and tiling column and the latency split are the same numbers."""
     dense = count._dense_of(shipped("eyeriss_gating"))
     data = dense.model_dump(mode="json")
     a = data.pop("array")
@@ -174,8 +174,8 @@ def test_a_dense_array_moves_what_the_systolic_kind_moves():
                        "dataflow": a["order"]})
     for layer in REAL:
         z, s = count.count_layer(layer, dense), systolic.simulate(layer, same)
-        names = [c for c in s.columns if c.startswith(("dram_", "global_buffer_act_",
-                                                       "global_buffer_weight_", "tile_"))]
+        names = [c for c in s.columns if c.startswith(("dram_", "global_buffer_", "tile_", "pe_",
+                                                       "energy_global_buffer_", "energy_dram_"))]
         assert names
         for c in names:
             assert z.columns[c] == (s.columns[c] if isinstance(s.columns[c], str)

@@ -41,7 +41,11 @@ class Work:
     products: int
     act_reads: float
     weight_reads: float
-    psum_accesses: float = 0.0
+    psum_reads: float = 0.0
+    """Partial sums the lanes read back from the output's buffer."""
+    psum_writes: float = 0.0
+    """Partial sums the lanes write to the output's buffer (a `dense_array`'s final sums
+    included)."""
     extra: dict[str, object] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     """Effects a user would not expect from the counts alone (go to the row's warnings)."""
@@ -110,7 +114,8 @@ def _run_planar(v: work.ConvView, arch: Config, macs: work.MacCounts) -> Work:
     halo_psums = int(halo.sum()) * v.N * v.K
     return Work(int(cycles), int(busy), int(products), act_reads=float(act_reads),
                 weight_reads=float(weight_reads),
-                psum_accesses=float(products + halo_psums),
+                psum_reads=(products + halo_psums) / 2,
+                psum_writes=(products + halo_psums) / 2,
                 extra={"output_channel_group": kc, "halo_psums": halo_psums,
                        "macs_wasted": int(products) - macs.done})
 
@@ -162,7 +167,7 @@ def _run_dense_array(layer: Layer, arch: Config, macs: work.MacCounts) -> Work:
     counts = systolic.sram_traffic(problem, rows, cols, a.order)
     return Work(int(cycles), macs.done, macs.done, act_reads=counts.act_reads,
                 weight_reads=counts.weight_reads,
-                psum_accesses=counts.out_reads + counts.out_writes)
+                psum_reads=counts.out_reads, psum_writes=counts.out_writes)
 
 
 def padding_processed(arch: Config) -> bool:
@@ -244,8 +249,8 @@ def memory_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
             "out": p.act_bits / 8}
     dram = arch.dram()
     buffers = {op: arch.buffer_for(op) for op in ("act", "weight", "out")}
-    lanes = traffic.ArrayTraffic(w.act_reads, w.weight_reads, w.psum_accesses / 2,
-                                 w.psum_accesses / 2, 1, 1, 1)
+    lanes = traffic.ArrayTraffic(w.act_reads, w.weight_reads, w.psum_writes, w.psum_reads,
+                                 1, 1, 1)
     outs = float(v.N * v.K * v.E * v.F)
     fetched = {"act": 0.0, "weight": 0.0}
     spill_w = spill_r = 0.0
@@ -297,8 +302,11 @@ def memory_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
     if buffers["out"] is not None:
         move("buffer", "psum", read=(lanes.out_reads + spill_w) * acc_b,
              write=(lanes.out_writes + spill_r) * acc_b)
+        # a dense array writes its final sums as partial sums (as the systolic kind); lanes
+        # that keep them write each output once, at act_bits
+        final = 0.0 if isinstance(arch.array, DenseArray) else outs
         move("buffer", "out", read=outs * act_b if dram is not None else 0.0,
-             write=outs * act_b)
+             write=final * act_b)
         if dram is not None:
             move("dram", "psum", read=spill_r * acc_b, write=spill_w * acc_b)
     elif dram is not None:  # partial sums and outputs go straight to DRAM
@@ -422,7 +430,7 @@ def _scaled(part_work: Work, half_work: Work | None, sample: work.Sample, macs: 
         products=products, act_reads=grow("act_reads"),
         weight_reads=float(macs.done) if part_work.weight_reads == part.done
         else grow("weight_reads"),
-        psum_accesses=grow("psum_accesses"),
+        psum_reads=grow("psum_reads"), psum_writes=grow("psum_writes"),
         extra=extra, notes=[*part_work.notes, sample.note()])
 
 
