@@ -23,7 +23,7 @@ import weakref
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -91,19 +91,19 @@ class ConvView:
         """Filters per group."""
         return self.K // self.groups
 
-    @property
+    @cached_property
     def E(self) -> int:
         """Output height."""
         span = self.dilation[0] * (self.R - 1) + 1
         return (self.H + self.padding[0] + self.padding[1] - span) // self.stride[0] + 1
 
-    @property
+    @cached_property
     def F(self) -> int:
         """Output width."""
         span = self.dilation[1] * (self.S - 1) + 1
         return (self.W + self.padding[2] + self.padding[3] - span) // self.stride[1] + 1
 
-    @property
+    @cached_property
     def macs(self) -> int:
         """Dense MACs, padding positions included."""
         return self.N * self.K * self.E * self.F * self.Cg * self.R * self.S
