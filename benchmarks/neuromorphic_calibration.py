@@ -13,7 +13,8 @@ ships offline, so this is the nearest real activation profile; `--density D` rep
 one flat density to show how the results move.
 
 Taken as measured (BrainChip's dev hub, github.com/Brainchip-Inc/brainchip_devhub, AKD1500,
-akida 2.19.x, batch 1; `.claude/knowledge/akida.md` and the model-zoo READMEs): NP clocks per
+akida 2.19.x, batch 1, at commit 05c581bb: its Akida knowledge base, section "Sparsity",
+from the tutorial akida1/tutorials/sparsity_in_hardware, and the model-zoo READMEs): NP clocks per
 input event per filter by kernel (AKD1500 and AKD1000 values), a frame's layers running one
 after another at batch 1, dynamic energy following NP clocks, and the AKD1500 static floor
 (total minus dynamic power of the AkidaNet @ 224 Minimal rows, ~112 mW).
