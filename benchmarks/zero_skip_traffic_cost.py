@@ -4,9 +4,15 @@ share of it spent in `memory_traffic` (the tiling search and the access columns)
 search caches cleared first (`cold`) and kept from the run before (`warm`), best of --repeat, in
 one run on this machine (read the shares, not the seconds).
 
+Also the spread behind sizing compressed tiles by a layer's average stored size: on
+`eyeriss_gating`, for every traced layer whose tiling has more than one pixel tile, its input
+map split along images x rows into that many equal bands, the densest band's density over the
+layer's mean (`max_over_mean`).
+
     .venv/bin/python benchmarks/zero_skip_traffic_cost.py [--repeat 3]
 
-Writes `benchmarks/results/zero_skip_traffic_cost.csv` and prints it.
+Writes `benchmarks/results/zero_skip_traffic_cost.csv` and `zero_skip_tile_density.csv` and
+prints them.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,9 +32,11 @@ from accelsim.engines import traffic  # noqa: E402
 from accelsim.engines.zero_skip import count  # noqa: E402
 from accelsim.kinds import load_arch  # noqa: E402
 from accelsim.workload import load_workload  # noqa: E402
+from accelsim.workload.layer import ConvShape  # noqa: E402
 
 CONFIGS = ["cnvlutin_like", "scnn_like", "eie_like", "eyeriss_gating"]
 OUT_CSV = ROOT / "benchmarks" / "results" / "zero_skip_traffic_cost.csv"
+DENSITY_CSV = ROOT / "benchmarks" / "results" / "zero_skip_tile_density.csv"
 
 
 class Timed:
@@ -57,6 +66,33 @@ def one_pass(arch, trace: Path, timed: Timed, cold: bool) -> tuple[float, float]
     return time.perf_counter() - start, timed.seconds
 
 
+def tile_density_spread() -> pd.DataFrame:
+    """Per tiled traced layer on `eyeriss_gating`: pixel tiles and the densest input band's
+    density over the layer's mean."""
+    arch = load_arch(ROOT / "arch_configs" / "eyeriss_gating.yaml")
+    rows = []
+    for trace in sorted((ROOT / "workloads").glob("*.npz")):
+        for layer in load_workload(trace).layers:
+            if not layer.has_trace:
+                continue
+            columns = count.count_layer(layer, arch).columns
+            s = layer.shape
+            pixels = s.N * s.E * s.F if isinstance(s, ConvShape) else s.M
+            tiles = -(-pixels // int(columns["tile_pixels"]))
+            nonzero = layer.nonzero()
+            if isinstance(s, ConvShape):
+                bands = nonzero.transpose(0, 2, 1, 3).reshape(s.N * s.H, -1)
+            else:
+                bands = nonzero.reshape(-1, nonzero.shape[-1])
+            mean = bands.mean()
+            if tiles < 2 or mean == 0 or len(bands) < tiles:
+                continue
+            densest = max(part.mean() for part in np.array_split(bands, tiles, axis=0))
+            rows.append({"trace": trace.name, "layer": layer.name, "pixel_tiles": tiles,
+                         "max_over_mean": densest / mean})
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -83,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     table.to_csv(OUT_CSV, index=False)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    print(f"wrote {OUT_CSV.relative_to(ROOT)}")
+    spread = tile_density_spread()
+    spread.to_csv(DENSITY_CSV, index=False)
+    print(f"tiled layers: {len(spread)}, densest band over mean: median "
+          f"{spread.max_over_mean.median():.3f}, max {spread.max_over_mean.max():.3f}")
+    print(f"wrote {OUT_CSV.relative_to(ROOT)}, {DENSITY_CSV.relative_to(ROOT)}")
     return 0
 
 
