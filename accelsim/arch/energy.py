@@ -67,9 +67,25 @@ def mac_energy_pj(arch: ArchBase) -> float:
     tech = load_tech_table(arch.tech.table)
     p = arch.precision
     mult_bits = max(p.act_bits, p.weight_bits)
-    energy = (tech.op_energy_pj("mult", p.number_format, mult_bits)
-              + tech.op_energy_pj("add", p.number_format, p.acc_bits))
-    return energy * tech.energy_factor(arch.tech.node_nm)
+    key = (id(tech), p.number_format, mult_bits, p.acc_bits, arch.tech.node_nm)
+    hit = _MAC_PRICES.get(key)
+    if hit is not None and hit[0] is tech:
+        for note in hit[2]:
+            record_price_note(note)
+        return hit[1]
+    with collect_price_notes() as notes:
+        energy = (tech.op_energy_pj("mult", p.number_format, mult_bits)
+                  + tech.op_energy_pj("add", p.number_format, p.acc_bits))
+        energy *= tech.energy_factor(arch.tech.node_nm)
+    if len(_MAC_PRICES) >= MAX_CACHED_LEVEL_PRICES:
+        _MAC_PRICES.clear()
+    _MAC_PRICES[key] = (tech, energy, tuple(notes))
+    return energy
+
+
+_MAC_PRICES: dict[tuple, tuple[object, float, tuple[str, ...]]] = {}
+"""`mac_energy_pj` by what it depends on (the table object, kept alive by its entry), with the
+price notes its lookups raised."""
 
 
 def _level(arch: ArchBase, level: MemoryLevel | str) -> MemoryLevel:

@@ -591,10 +591,7 @@ def _context(arch: ArchBase) -> Context:
     prices = {lv.name: memory_level_price(arch, lv) for lv in arch.memory}
     level_prices = {name: (lp.read_pj_per_byte, lp.write_pj_per_byte)
                     for name, lp in prices.items()}
-    names = tuple((f"{lv.name}.read_bytes", f"{lv.name}.write_bytes",
-                   *(f"{lv.name}_{space}_{c}" for c in ("reads", "writes", "read_bytes",
-                                                        "write_bytes")),
-                   f"energy_{lv.name}_{space}_pj") for (_, space), lv in keys)
+    names = tuple(_key_names(lv.name, space) for (_, space), lv in keys)
     rates = tuple((lv.read_bandwidth_bytes_per_cycle, lv.write_bandwidth,
                    *level_prices[lv.name]) for _, lv in keys)
     pe = getattr(arch, "pe", None)
@@ -604,6 +601,15 @@ def _context(arch: ArchBase) -> Context:
     return Context(buffers=buffers, bytes_=(act_b, w_b, acc_b), capacity=capacity,
                    search_prices=search_prices, half=half, keys=keys,
                    level_prices=level_prices, names=names, rates=rates, pe_actions=pe_actions)
+
+
+@lru_cache(maxsize=1024)
+def _key_names(level: str, space: str) -> tuple[str, ...]:
+    """A level's action names (read, write bytes) and its columns for one data space (reads,
+    writes, read bytes, write bytes, energy), as `Context.names` lists them."""
+    return (f"{level}.read_bytes", f"{level}.write_bytes",
+            *(f"{level}_{space}_{c}" for c in ("reads", "writes", "read_bytes", "write_bytes")),
+            f"energy_{level}_{space}_pj")
 
 
 _CONTEXTS: dict[int, tuple[ArchBase, Context]] = {}
