@@ -200,12 +200,36 @@ def brick_counts(act, groups: int, brick: int):
     return out.reshape(groups, n_img, n_cb, H, W)
 
 
-@njit(cache=True)
-def planar_counts(act, key, width: int, channels_inner: bool):
+def planar_counts(act: np.ndarray, key: np.ndarray, width: int,
+                  channels_inner: bool) -> np.ndarray:
     """Non-zeros per (image, channel, key): int32 [N, C, width]; act uint8 [N, C, H, W] (0/1,
     any strides), key int64 [H * W] the column (PE tile x stride phase) of each pixel. With
     `channels_inner` (a transposed view of a [rows, channels] map) the channel axis is read
-    innermost and the counts are gathered as [N, width, C] first."""
+    innermost and the counts are gathered as [N, width, C] first; a C-contiguous map is read
+    as rows of H * W pixels."""
+    if not channels_inner and act.flags.c_contiguous:
+        n_img, n_ch, H, W = act.shape
+        rows = _planar_row_counts(act.reshape(n_img * n_ch, H * W), key, width)
+        return rows.reshape(n_img, n_ch, width)
+    return _planar_counts_strided(act, key, width, channels_inner)
+
+
+@njit(cache=True)
+def _planar_row_counts(flat, key, width: int):
+    """Non-zeros per (row, key) of a C-contiguous uint8 [rows, H * W] map: int32 [rows, width]."""
+    n_rows, hw = flat.shape
+    out = np.zeros((n_rows, width), np.int32)
+    for r in range(n_rows):
+        counts = out[r]
+        row = flat[r]
+        for i in range(hw):
+            counts[key[i]] += row[i]
+    return out
+
+
+@njit(cache=True)
+def _planar_counts_strided(act, key, width: int, channels_inner: bool):
+    """`planar_counts` of a map with any strides."""
     n_img, n_ch, H, W = act.shape
     if channels_inner:
         by_key = np.zeros((n_img, width, n_ch), np.int32)
