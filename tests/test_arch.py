@@ -240,3 +240,19 @@ def test_error_paths_leave_out_union_tags(tmp_path):
                 "array.pe_rows", 10**9)
     with pytest.raises(ArchError, match=r"'array\.pe_rows': Input should be less"):
         load_arch(write(tmp_path, data))
+
+
+@pytest.mark.parametrize("config", ["tpu_like_128x128_ws", "eyeriss_gating"])
+@pytest.mark.parametrize(("op", "bits", "what"), [("out", 16, "precision.acc_bits"),
+                                                   ("weight", 4, "precision.weight_bits")])
+def test_pe_registers_narrower_than_their_values_are_refused(tmp_path, config, op, bits, what):
+    """Systolic and zero-skip configs share the PE register schema and its width check."""
+    data = yaml.safe_load((ROOT / "arch_configs" / f"{config}.yaml").read_text())
+    data.setdefault("pe", {})[op] = {"words": 2, "bits": bits}
+    path = write(tmp_path, data)
+    with pytest.raises(ArchError) as err:
+        load_arch(path)
+    assert f"pe.{op}.bits is {bits}, narrower than" in str(err.value)
+    assert what in str(err.value) and str(path) in str(err.value)
+    data["pe"][op]["bits"] = 32
+    assert load_arch(write(tmp_path, data)).pe.register(op).words == 2

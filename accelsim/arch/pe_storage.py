@@ -70,3 +70,17 @@ class PeStorage(StrictModel):
         if bits is not None:
             return int(bits)
         return {"act": act_bits, "weight": weight_bits, "out": acc_bits}[op]
+
+    def check_widths(self, act_bits: int, weight_bits: int, acc_bits: int) -> None:
+        """Raise ValueError naming the first declared register narrower than the values it
+        holds (`acc_bits` for outputs)."""
+        need = {"act": (act_bits, "precision.act_bits"),
+                "weight": (weight_bits, "precision.weight_bits"),
+                "out": (acc_bits, "precision.acc_bits")}
+        for op in REGISTER_OPERANDS:
+            bits = self.register(op).bits
+            width, what = need[op]
+            if bits is not None and bits < width:
+                raise ValueError(
+                    f"pe.{op}.bits is {bits}, narrower than the {width}-bit values it holds "
+                    f"({what}); widen the register or leave bits out to take {what}")

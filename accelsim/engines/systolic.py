@@ -80,14 +80,7 @@ class Config(ArchBase):
     @model_validator(mode="after")
     def _registers_hold_their_operands(self) -> Config:
         p = self.precision
-        for op, need, what in (("act", p.act_bits, "precision.act_bits"),
-                               ("weight", p.weight_bits, "precision.weight_bits"),
-                               ("out", p.acc_bits, "precision.acc_bits")):
-            bits = self.pe.register(op).bits
-            if bits is not None and bits < need:
-                raise ValueError(
-                    f"pe.{op}.bits is {bits}, narrower than the {need}-bit values it holds "
-                    f"({what}); widen the register or leave bits out to take {what}")
+        self.pe.check_widths(p.act_bits, p.weight_bits, p.acc_bits)
         return self
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, model_validator
 
 from accelsim.arch.energy import MAC_GATED, mac_energy_pj, memory_level_price
-from accelsim.arch.pe_storage import REGISTER_OPERANDS, PeStorage
+from accelsim.arch.pe_storage import PeStorage
 from accelsim.arch.schema import ArchBase, StrictModel
 from accelsim.engines import systolic
 from accelsim.engines.zero_skip import kernels as kern
@@ -128,14 +128,7 @@ class Config(ArchBase):
         if isinstance(self.array, DenseArray) and self.skip:
             raise ValueError("a dense_array cannot skip zeros (its timing is fixed); use gate")
         p = self.precision
-        need = {"act": p.act_bits, "weight": p.weight_bits, "out": p.acc_bits}
-        for op in REGISTER_OPERANDS:
-            bits = self.pe.register(op).bits
-            if bits is not None and bits < need[op]:
-                what = "precision.acc_bits" if op == "out" else f"precision.{op}_bits"
-                raise ValueError(
-                    f"pe.{op}.bits is {bits}, narrower than the {need[op]}-bit values it holds "
-                    f"({what}); widen the register or leave bits out to take {what}")
+        self.pe.check_widths(p.act_bits, p.weight_bits, p.acc_bits)
         names = {m.name for m in self.memory}
         for key, fmt in (("act_format", self.act_format), ("weight_format", self.weight_format)):
             unknown = sorted(set(fmt.levels or ()) - names)
