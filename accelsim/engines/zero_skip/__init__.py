@@ -27,7 +27,11 @@ One engine, four published designs as parameter points:
 
 Counting, per layer: cycles from the kernels, MACs done / gated / skipped exactly from the
 bitmaps (`macs_done + macs_skipped == macs_dense`), products wasted (SCNN products landing
-outside the output plane), buffer and DRAM bytes with metadata. Shapes-only layers run on an
+outside the output plane), buffer and DRAM traffic with metadata: the lanes' buffer reads
+as the dataflow counts them, DRAM fills from the tiling search shared with the systolic kind
+(`accelsim.engines.traffic`, tiles at each operand's stored bytes per element where a level
+holds it compressed), per-level, per-operand access columns and `pe:` registers as in the
+systolic kind. Shapes-only layers run on an
 i.i.d. bitmap at their declared density (fixed seed: `work.iid_mask`; a layer too large for one
 is counted on a `work.Sample` and extrapolated, said in its warnings), and trace
 layers also report `cycles_if_uniform`, the same layer on an i.i.d. bitmap with the same
