@@ -294,3 +294,22 @@ def test_pe_registers_priced_on_lane_dataflows_and_checked():
     assert row["pe_act_reads"] == row["macs_done"]
     with pytest.raises(AccelsimError, match="pe.out.bits"):
         with_pe("cnvlutin_like", {"out": {"bits": 16}})
+
+
+def test_compression_that_inflates_bytes_is_said_in_the_row():
+    """Eyeriss' RLE (5-bit runs) on a dense input takes (16 + 5) / 16 of its plain bytes in DRAM:
+    the row says so, and the design is slower than its dense equivalent; at 30 % density the
+    same layer compresses, moves fewer bytes and has no such note."""
+    arch = shipped("eyeriss_gating")
+    rng = np.random.default_rng(3)
+    act = rng.standard_normal((64, 1024)).astype(np.float16) + np.float16(8)
+    dense_layer = Layer("fc", "linear", GemmShape(M=64, K=1024, N=1024), act=act)
+    run = simulate(Workload("w", [dense_layer]), arch).layers.iloc[0]
+    assert "act stored as rle takes 1.31x its plain bytes at density 1" in run["warnings"]
+    assert run["speedup_vs_dense"] < 1 and run["dram_bytes"] > run["dram_metadata_bytes"] > 0
+    sparse = act.copy()
+    sparse[rng.random(act.shape) < 0.7] = 0
+    sparse_layer = Layer("fc", "linear", GemmShape(M=64, K=1024, N=1024), act=sparse)
+    row = simulate(Workload("w", [sparse_layer]), arch).layers.iloc[0]
+    assert "plain bytes" not in row["warnings"]
+    assert row["dram_bytes"] < run["dram_bytes"]

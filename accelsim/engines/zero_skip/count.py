@@ -494,10 +494,13 @@ def count_layer(layer: Layer, arch: Config, uniform: bool = False,
     sample = work.statistical_sample(layer, planar, CUT_ORDER[type(arch.array)],
                                      lambda view: counting_steps(view, arch),
                                      lambda view: cycles_estimate(view, arch))
+    p = arch.precision
     if sample is None:
         v, taps, macs = _counted(layer, arch, uniform, planar)
         w = _dataflow(layer, v, taps, macs, arch)
-        moved = memory_traffic(layer, v, arch, w, tiling=tiling)
+        sizes = {"act": stored_size(v.act, arch.act_format, p.act_bits),
+                 "weight": stored_size(v.weight, arch.weight_format, p.weight_bits)}
+        moved = memory_traffic(layer, v, arch, w, sizes, tiling)
     else:
         v, taps, part = _counted(sample.layer, arch, uniform, planar)
         whole = work.shape_view(layer, planar=planar)
@@ -513,8 +516,8 @@ def count_layer(layer: Layer, arch: Config, uniform: bool = False,
                 hv, htaps, hmacs = _counted(sample.half, arch, uniform, planar)
                 half_work = _dataflow(sample.half, hv, htaps, hmacs, arch)
             w = _scaled(part_work, half_work, sample, macs, part)
-        moved = memory_traffic(layer, whole, arch, w,
-                               _whole_sizes(layer, v, whole, sample, arch), tiling)
+        sizes = _whole_sizes(layer, v, whole, sample, arch)
+        moved = memory_traffic(layer, whole, arch, w, sizes, tiling)
     memory_cycles = max(moved.level_cycles.values(), default=0.0)
     stall = max(0.0, memory_cycles - w.compute_cycles) if arch.model_memory_stalls else 0.0
     cycles = w.compute_cycles + stall
@@ -547,8 +550,27 @@ def count_layer(layer: Layer, arch: Config, uniform: bool = False,
             "dram_metadata_bytes": moved.metadata.get(dram.name, 0.0) if dram else 0.0,
             **w.extra, **moved.columns, **latency_split(layer, arch, w, stall, moved.actions),
         },
-        warnings=list(w.notes),
+        warnings=[*w.notes, *_inflation_notes(arch, sizes, moved)],
     )
+
+
+def _inflation_notes(arch: Config, sizes: dict[str, StoredSize], moved: _Bytes) -> list[str]:
+    """Compressed operands that take more bytes than plain (metadata on nearly dense data):
+    where they move, this design moves more than its dense equivalent."""
+    p = arch.precision
+    notes = []
+    for op, fmt, bits in (("act", arch.act_format, p.act_bits),
+                          ("weight", arch.weight_format, p.weight_bits)):
+        size = sizes[op]
+        plain_bytes = size.elements * bits / 8
+        levels = [lv.name for lv in arch.memory if fmt.applies_to(lv.name)]
+        if (levels and size.elements and size.total_bytes > plain_bytes * (1 + 1e-9)
+                and any(moved.metadata.get(name, 0.0) for name in levels)):
+            notes.append(
+                f"{op} stored as {fmt.kind} takes {size.total_bytes / plain_bytes:.3g}x its "
+                f"plain bytes at density {size.nonzeros / size.elements:.3g} (metadata): "
+                f"{', '.join(levels)} move more bytes than on the dense equivalent")
+    return notes
 
 
 def latency_split(layer: Layer, arch: Config, w: Work, stall: float,
