@@ -77,7 +77,8 @@ def _row(layer: Layer, res: LayerResult, dense: LayerResult, prices: Prices,
     has_result = not math.isnan(res.cycles)
     speedup = dense_latency_s / latency_s if latency_s else 1.0
     act_density, weight_density = _densities(layer)
-    padding = padding_note(layer, speedup)
+    notes = [n for n in (padding_note(layer, speedup),
+                         static_note(energy.get("static", 0.0), energy_pj, arch, latency_s)) if n]
     row = {
         "layer": layer.name,
         "op": layer.op,
@@ -105,8 +106,7 @@ def _row(layer: Layer, res: LayerResult, dense: LayerResult, prices: Prices,
         "dense_latency_s": dense_latency_s,
         "dense_energy_pj": dense_energy_pj,
         "covered_macs_fraction": 1.0 if has_result else 0.0,
-        "warnings": "; ".join(_warnings(res, speedup, dense, prices, dense_prices)
-                              + ([padding] if padding else [])),
+        "warnings": "; ".join(_warnings(res, speedup, dense, prices, dense_prices) + notes),
     }
     row.update({f"energy_{component}_pj": pj for component, pj in energy.items()})
     row.update(res.columns)
@@ -141,6 +141,20 @@ def _padded_fraction(layer: Layer) -> float:
     if "padded_fraction" not in memo:
         memo["padded_fraction"] = 1.0 - in_bounds_elements(layer) / gemm_dims(layer).a_elements
     return memo["padded_fraction"]
+
+
+STATIC_SHARE_NOTED = 0.5
+"""Share of a row's energy above which static power is said in its warnings."""
+
+
+def static_note(static_pj: float, energy_pj: float, arch: ArchBase, latency_s: float) -> str:
+    """A note when static power is most of a row's energy (its energy per MAC then reads the
+    chip's floor over the row's latency, not its MACs); '' otherwise."""
+    if not (energy_pj > 0 and static_pj > STATIC_SHARE_NOTED * energy_pj):
+        return ""
+    return (f"static power is {static_pj / energy_pj:.0%} of this row's energy "
+            f"({arch.static_power_mw:g} mW over {latency_s:.3g} s): its energy per MAC is the "
+            "chip's floor, not its MACs")
 
 
 def _padding_noted(layer: Layer, speedup: np.ndarray) -> np.ndarray:
@@ -439,7 +453,8 @@ def simulate_totals(workload: Workload, archs: Sequence[ArchBase]) -> list[dict]
                              b.macs_dense / np.where(b.macs_done != 0, b.macs_done, 1), np.inf)
         warned = (np.array([bool(w) for w in b.warnings]) | prices.any_note(b)
                   | dense_prices.any_note(dense) | (speedup > bound * (1 + 1e-9))
-                  | _padding_noted(layer, speedup))
+                  | _padding_noted(layer, speedup)
+                  | ((energy_pj > 0) & (parts["static"] > STATIC_SHARE_NOTED * energy_pj)))
         has = ~np.isnan(b.cycles)
         values = {"macs_dense": b.macs_dense, "macs_done": b.macs_done,
                   "macs_skipped": b.macs_skipped, "macs_gated": b.macs_gated,

@@ -111,3 +111,18 @@ def test_neuromorphic_speedups_above_the_density_bound_name_the_event_codes(runs
     assert unnamed == []
     minilm = runs[("akd1000", "minilm")].layers
     assert minilm["warnings"].str.contains("event codes").sum() > 10
+
+
+def test_rows_whose_energy_is_mostly_static_power_say_so(runs):
+    """Energy per MAC far above any MAC price (hundreds of pJ on a small network on Akida) is
+    the chip's floor over the row's latency: such rows say so, with the share, and only they."""
+    noted_rows = 0
+    for (config, trace), result in runs.items():
+        df = result.layers
+        share = df["energy_static_pj"].fillna(0.0) / df["energy_pj"].where(df["energy_pj"] > 0)
+        noted = df["warnings"].str.contains("static power is", regex=False)
+        assert (noted == (share > 0.5)).all(), (config, trace)
+        for i in df.index[noted]:
+            assert f"static power is {share[i]:.0%} of this row's energy" in df.at[i, "warnings"]
+        noted_rows += int(noted.sum())
+    assert noted_rows > 0

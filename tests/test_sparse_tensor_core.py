@@ -112,6 +112,11 @@ def test_compress_if_conforming_pays_its_own_pass():
     assert not res2.columns["sparse_mode"]
     assert res2.cycles == pytest.approx(dense2.cycles + act_bytes / bandwidth + launch)
     assert speedup2 < 1.0
+    assert res.warnings == [f"a compress pass over the activations ({pass_cycles:.3g} cycles, "
+                            "its kernel launch included) runs before the sparse GEMM"]
+    assert len(res2.warnings) == 1 and "runs dense: " in res2.warnings[0]
+    assert "of their 4-groups conform to 2:4" in res2.warnings[0]
+    assert no_pass.warnings == dense2.warnings == []
 
 
 @pytest.mark.parametrize("kind", ["linear", "conv"])

@@ -292,7 +292,9 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
                  "metadata_bytes": metadata.tolist(), "compress_cycles": pass_cycles.tolist(),
                  "nm_dropped_fraction": np.where(prune, dropped, math.nan).tolist(),
                  "prune_rel_error": errors.tolist()},
-        warnings=[[] for _ in range(n)])
+        warnings=[pass_notes(bool(compress_pass[i]), bool(check_pass[i]), float(conformance[i]),
+                             float(pass_cycles[i]), int(nn[i]), int(mm[i])) if passes[i] else []
+                  for i in range(n)])
 
 
 _FIELDS: dict[int, tuple[Sequence[Config], dict[str, np.ndarray] | None]] = {}
@@ -420,4 +422,20 @@ def _count(layer: Layer, arch: Config, memo: dict) -> LayerResult:
             "nm_dropped_fraction": dropped if arch.policy == "prune" else math.nan,
             "prune_rel_error": error,
         },
+        warnings=pass_notes(compress_pass, check_pass, conformance, pass_cycles, n, m),
     )
+
+
+def pass_notes(compress_pass: bool, check_pass: bool, conformance: float, pass_cycles: float,
+               n: int, m: int) -> list[str]:
+    """What a row pays for the pass over its activations before the GEMM (the reason such a
+    design can be slower than dense on a small layer)."""
+    if check_pass:
+        share = ("no trace shows whether they conform" if math.isnan(conformance) else
+                 f"{conformance:.0%} of their {m}-groups conform to {n}:{m}")
+        return [f"a check pass over the activations ({pass_cycles:.3g} cycles, its kernel launch "
+                f"included) runs before the GEMM, which runs dense: {share}"]
+    if compress_pass:
+        return [f"a compress pass over the activations ({pass_cycles:.3g} cycles, its kernel "
+                f"launch included) runs before the sparse GEMM"]
+    return []
