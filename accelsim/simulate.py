@@ -375,8 +375,12 @@ class _Column:
         self.numeric.append(listed if numeric is None else numeric)
         self.filled.append(listed if filled is None else filled)
 
-    def add_objects(self, j: int, values: list) -> None:
-        """Add a layer's engine column, one Python value (or `MISSING`) per point."""
+    def add_objects(self, j: int, values: list | np.ndarray) -> None:
+        """Add a layer's engine column: one Python value (or `MISSING`) per point, or a number
+        array."""
+        if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
+            self.add(j, values.astype(float), np.ones(len(values), dtype=bool))
+            return
         if set(map(type, values)) <= _NUMBER_TYPES:
             every = np.ones(len(values), dtype=bool)
             self.add(j, np.array(values, dtype=float), every)

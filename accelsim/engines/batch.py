@@ -48,7 +48,9 @@ class LayerBatch:
     engine_mode: list[str]
     actions: dict[str, np.ndarray]
     absent: dict[str, np.ndarray] = field(default_factory=dict)
-    columns: dict[str, list] = field(default_factory=dict)
+    columns: dict[str, list | np.ndarray] = field(default_factory=dict)
+    """Each engine column's value per point: a list (`MISSING` where a point lacks it) or, where
+    every point has a number, a number array."""
     warnings: list[list[str]] = field(default_factory=list)
     column_order: list[tuple[str, ...]] = field(default_factory=list)
     """Each point's engine column names in its result's order (equal tuples are one object);
@@ -111,11 +113,16 @@ class LayerBatch:
             actions={a: float(self.actions[a][i]) for a in
                      (self.action_order[i] if self.action_order else self.actions)
                      if not (a in self.absent and self.absent[a][i])},
-            columns={c: self.columns[c][i] for c in
+            columns={c: _python(self.columns[c][i]) for c in
                      (self.column_order[i] if self.column_order else self.columns)
                      if self.columns[c][i] is not MISSING},
             warnings=list(self.warnings[i]),
         )
+
+
+def _python(value: object) -> object:
+    """A numpy scalar as the Python number `simulate` gives; anything else unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def merged(parts: Sequence[tuple[Sequence[int], LayerBatch]], n: int) -> LayerBatch:

@@ -281,10 +281,10 @@ def _one(value: object) -> np.ndarray:
 
 
 def _scattered(parts: list[tuple[np.ndarray, dict[str, np.ndarray]]], n: int
-               ) -> dict[str, list]:
-    """One list of n Python values per column from the columns of groups of points (arrays
-    over each group's points; `MISSING` where a point lacks the column), the names in the order
-    the points first have them."""
+               ) -> dict[str, list | np.ndarray]:
+    """One value per point for each column from the columns of groups of points (arrays over
+    each group's points; `MISSING` where a point lacks the column), the names in the order the
+    points first have them: a number array where every point has a number, else a list."""
     parts = sorted(parts, key=lambda part: int(part[0][0]))
     having: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for idx, cols in parts:
@@ -303,7 +303,7 @@ def _scattered(parts: list[tuple[np.ndarray, dict[str, np.ndarray]]], n: int
             column = np.full(n, MISSING, dtype=object)
             for idx, values in held:
                 column[idx] = values.astype(object)
-        out[c] = column.tolist()
+        out[c] = column if column.dtype.kind in "fiu" else column.tolist()
     return out
 
 
