@@ -287,11 +287,11 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
         actions={MAC_COMPUTE: macs_done.astype(float), f"{dram}.read_bytes": read + pass_read,
                  f"{dram}.write_bytes": out_bytes + pass_write,
                  COMPRESS_COMPARE: compares.astype(float)},
-        columns={"nm_applicable": applicable.tolist(), "nm_conformance": conformance.tolist(),
-                 "sparse_mode": sparse.tolist(), "compressed_operand_bytes": compressed.tolist(),
-                 "metadata_bytes": metadata.tolist(), "compress_cycles": pass_cycles.tolist(),
-                 "nm_dropped_fraction": np.where(prune, dropped, math.nan).tolist(),
-                 "prune_rel_error": errors.tolist()},
+        columns={"nm_applicable": applicable.tolist(), "nm_conformance": conformance,
+                 "sparse_mode": sparse.tolist(), "compressed_operand_bytes": compressed,
+                 "metadata_bytes": metadata, "compress_cycles": pass_cycles,
+                 "nm_dropped_fraction": np.where(prune, dropped, math.nan),
+                 "prune_rel_error": errors},
         warnings=[pass_notes(bool(compress_pass[i]), bool(check_pass[i]), float(conformance[i]),
                              float(pass_cycles[i]), int(nn[i]), int(mm[i])) if passes[i] else []
                   for i in range(n)])

@@ -125,8 +125,8 @@ def group_batch(layer: Layer, archs: Sequence[Config], op: Operand,
             allowed.append(name)
     columns["dense_algorithm"] = times["dense"].algorithms(n)
     for name in first.kernels:
-        columns[f"time_{name}_s"] = (np.broadcast_to(times[name].total_s, (n,)).tolist()
-                                     if name in times else [math.nan] * n)
+        columns[f"time_{name}_s"] = (np.broadcast_to(times[name].total_s, (n,)).astype(float)
+                                     if name in times else np.full(n, math.nan))
     ranked = sorted(allowed, key=lambda a: a != "dense")  # ties go to dense, then list order
     picked = [times[a] for a in ranked]
     pick = np.argmin(np.array([t.total_s for t in picked]), axis=0)
@@ -147,7 +147,7 @@ def group_batch(layer: Layer, archs: Sequence[Config], op: Operand,
     read, write = chosen("read_bytes"), chosen("write_bytes")
     flops = of_best("flops")
     macs_done = of_best("macs_done", np.int64)
-    columns["weight_read_bytes"] = of_best("weight_read_bytes").tolist()
+    columns["weight_read_bytes"] = of_best("weight_read_bytes")
     cycles = total_s * pm.clock_hz
     compute_cycles = compute_s * pm.clock_hz
     peak = np.where(tensor, pm.tensor_peak_tflops, pm.simt_peak_tflops) * 1e12
