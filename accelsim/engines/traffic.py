@@ -49,9 +49,10 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -716,42 +717,58 @@ def layer_traffic(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: int,
             ctx.search_prices[dataflow])
         arr = reloaded(arr, dataflow, mapping.array_reloads, arr.out_writes)
     array_reads = {"act": arr.act_reads, "weight": arr.weight_reads, "out": arr.out_reads}
-    fetched = {"act": act, "weight": weight}
+    reads, writes, rbytes, wbytes, pe, psum_w, psum_r = _space_counts(
+        buffers, ctx.bytes_, {"act": act, "weight": weight}, array_reads, arr.out_writes, outs,
+        psum_w, psum_r, geo.repeat, float(layer.macs), dataflow, float)
+    r = geo.repeat
+    return Traffic(array=arr, mapping=mapping, reads=reads, writes=writes, read_bytes=rbytes,
+                   write_bytes=wbytes, psum_dram_reads=psum_r * r, psum_dram_writes=psum_w * r,
+                   pe=pe)
+
+
+def _space_counts(buffers: dict[Operand, MemoryLevel | None], bytes_: tuple[float, float, float],
+                  fetched: dict[str, Any], array_reads: dict[str, Any], out_writes: Any,
+                  outs: Any, psum_w: Any, psum_r: Any, repeat: int, macs: float,
+                  dataflow: Dataflow, number: Callable[[Any], Any]) -> tuple:
+    """(reads, writes, read bytes, write bytes per ('dram' | 'buffer', space), PE register
+    accesses per (operand, verb), DRAM psum writes and reads per group) of one point, with
+    `number` = float, or of arrays of points, with `number` making float arrays: DRAM fills
+    `fetched` and the array's buffer reads `array_reads` of one group, times `repeat`; an
+    operand without a buffer streams from DRAM, partial sums without one spill there."""
+    act_b, w_b, acc_b = bytes_
+    as_number = {op: number(v) for op, v in array_reads.items()}
+    fetched = dict(fetched)
     for op in ("act", "weight"):
         if buffers[op] is None:
-            fetched[op] = float(array_reads[op])
+            fetched[op] = as_number[op]
     if buffers["out"] is None:
-        psum_w, psum_r = float(arr.out_writes) - outs, float(arr.out_reads)
-    r = geo.repeat
-    reads: dict[tuple[str, str], float] = {}
-    writes: dict[tuple[str, str], float] = {}
-    rbytes: dict[tuple[str, str], float] = {}
-    wbytes: dict[tuple[str, str], float] = {}
+        psum_w, psum_r = number(out_writes) - outs, as_number["out"]
+    r = repeat
+    reads: dict[tuple[str, str], Any] = {}
+    writes: dict[tuple[str, str], Any] = {}
+    rbytes: dict[tuple[str, str], Any] = {}
+    wbytes: dict[tuple[str, str], Any] = {}
     for op, size in (("act", act_b), ("weight", w_b)):
         reads["dram", op] = fetched[op] * r
         rbytes["dram", op] = fetched[op] * r * size
         if buffers[op] is not None:
             writes["buffer", op] = fetched[op] * r
             wbytes["buffer", op] = fetched[op] * r * size
-            reads["buffer", op] = float(array_reads[op]) * r
-            rbytes["buffer", op] = float(array_reads[op]) * r * size
+            reads["buffer", op] = as_number[op] * r
+            rbytes["buffer", op] = as_number[op] * r * size
     counts = {("dram", "psum"): (psum_r, psum_w, acc_b), ("dram", "out"): (0.0, outs, act_b)}
     if buffers["out"] is not None:
-        counts["buffer", "psum"] = (arr.out_reads + psum_w, arr.out_writes + psum_r, acc_b)
+        counts["buffer", "psum"] = (array_reads["out"] + psum_w, out_writes + psum_r, acc_b)
         counts["buffer", "out"] = (outs, 0.0, act_b)
     for key, (n_read, n_write, size) in counts.items():
         reads[key], writes[key] = n_read * r, n_write * r
-        rbytes[key], wbytes[key] = n_read * r * size, n_write * r * size
-    macs = float(layer.macs)
+        rbytes[key], wbytes[key] = reads[key] * size, writes[key] * size
     stationary = STATIONARY[dataflow]
-    pe: dict[tuple[Operand, str], float] = {}
+    pe: dict[tuple[Operand, str], Any] = {}
     for op in OPERANDS:
         pe[op, "reads"] = macs
-        pe[op, "writes"] = (float(array_reads[op]) * r if op == stationary and op != "out"
-                            else macs)
-    return Traffic(array=arr, mapping=mapping, reads=reads, writes=writes, read_bytes=rbytes,
-                   write_bytes=wbytes, psum_dram_reads=psum_r * r, psum_dram_writes=psum_w * r,
-                   pe=pe)
+        pe[op, "writes"] = as_number[op] * r if op == stationary and op != "out" else macs
+    return reads, writes, rbytes, wbytes, pe, psum_w, psum_r
 
 
 def level_actions(arch: ArchBase, t: Traffic
@@ -873,39 +890,10 @@ def points_actions(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: np.
         else:
             out_writes, out_reads = out_writes * reloads, out_writes * reloads - out_writes
     array_reads = {"act": act_reads, "weight": weight_reads, "out": out_reads}
-    as_float = {op: np.asarray(v, dtype=float) for op, v in array_reads.items()}
-    fetched = {"act": act, "weight": weight}
-    for op in ("act", "weight"):
-        if buffers[op] is None:
-            fetched[op] = as_float[op]
-    if buffers["out"] is None:
-        psum_w, psum_r = np.asarray(out_writes, dtype=float) - outs, as_float["out"]
-    r = geo.repeat
-    reads: dict[tuple[str, str], np.ndarray] = {}
-    writes: dict[tuple[str, str], np.ndarray] = {}
-    rbytes: dict[tuple[str, str], np.ndarray] = {}
-    wbytes: dict[tuple[str, str], np.ndarray] = {}
-    for op, size in (("act", act_b), ("weight", w_b)):
-        reads["dram", op] = fetched[op] * r
-        rbytes["dram", op] = fetched[op] * r * size
-        if buffers[op] is not None:
-            writes["buffer", op] = fetched[op] * r
-            wbytes["buffer", op] = fetched[op] * r * size
-            reads["buffer", op] = as_float[op] * r
-            rbytes["buffer", op] = as_float[op] * r * size
-    counts = {("dram", "psum"): (psum_r, psum_w, acc_b), ("dram", "out"): (0.0, outs, act_b)}
-    if buffers["out"] is not None:
-        counts["buffer", "psum"] = (out_reads + psum_w, out_writes + psum_r, acc_b)
-        counts["buffer", "out"] = (outs, 0.0, act_b)
-    for key, (n_read, n_write, size) in counts.items():
-        reads[key], writes[key] = np.multiply(n_read, r), np.multiply(n_write, r)
-        rbytes[key], wbytes[key] = reads[key] * size, writes[key] * size
-    macs = float(layer.macs)
-    stationary = STATIONARY[dataflow]
-    pe: dict[tuple[Operand, str], object] = {}
-    for op in OPERANDS:
-        pe[op, "reads"] = macs
-        pe[op, "writes"] = (as_float[op] * r if op == stationary and op != "out" else macs)
+    reads, writes, rbytes, wbytes, pe, _, _ = _space_counts(
+        buffers, ctx.bytes_, {"act": act, "weight": weight}, array_reads, out_writes, outs,
+        psum_w, psum_r, geo.repeat, float(layer.macs), dataflow,
+        lambda v: np.asarray(v, dtype=float))
     counted = [{k: _spread(v, n) for k, v in d.items()}
                for d in (reads, writes, rbytes, wbytes, pe)]
     zero = np.zeros(n)
