@@ -92,6 +92,17 @@ def lane_cycles(work, pass_ends, fifo_depth: int, issue_cycles: int):
 
 
 @njit(cache=True)
+def _slowest(row, floor: int) -> int:
+    """The largest of `row`'s entries and `floor`: a lockstep item's cycles (its slowest lane,
+    or the issue interval)."""
+    most = floor
+    for x in row:
+        if x > most:
+            most = x
+    return most
+
+
+@njit(cache=True)
 def channel_lanes_cycles(brick_work, pad_work, E: int, F: int, R: int, S: int,
                          stride_h: int, stride_w: int, pad_top: int, pad_left: int,
                          dil_h: int, dil_w: int, lanes: int, filter_passes: int,
@@ -142,11 +153,7 @@ def channel_lanes_cycles(brick_work, pad_work, E: int, F: int, R: int, S: int,
                                     lane += 1
                                     if lane == lanes:
                                         if lockstep:
-                                            most = issue_cycles
-                                            for i in range(lanes):
-                                                if row[i] > most:
-                                                    most = row[i]
-                                            took += most
+                                            took += _slowest(row, issue_cycles)
                                         else:
                                             issue_item(row, lane_free, ring, state, fifo_depth,
                                                        issue_cycles)
@@ -156,11 +163,7 @@ def channel_lanes_cycles(brick_work, pad_work, E: int, F: int, R: int, S: int,
                             for i in range(lane, lanes):
                                 row[i] = 0
                             if lockstep:
-                                most = issue_cycles
-                                for i in range(lanes):
-                                    if row[i] > most:
-                                        most = row[i]
-                                took += most
+                                took += _slowest(row, issue_cycles)
                             else:
                                 issue_item(row, lane_free, ring, state, fifo_depth, issue_cycles)
                             items += 1
