@@ -6,7 +6,7 @@ import datetime as _dt
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -147,10 +147,15 @@ STATIC_SHARE_NOTED = 0.5
 """Share of a row's energy above which static power is said in its warnings."""
 
 
+def _mostly_static(static_pj: Any, energy_pj: Any) -> Any:
+    """Where static power is over `STATIC_SHARE_NOTED` of the energy (numbers or arrays)."""
+    return (energy_pj > 0) & (static_pj > STATIC_SHARE_NOTED * energy_pj)
+
+
 def static_note(static_pj: float, energy_pj: float, arch: ArchBase, latency_s: float) -> str:
     """A note when static power is most of a row's energy (its energy per MAC then reads the
     chip's floor over the row's latency, not its MACs); '' otherwise."""
-    if not (energy_pj > 0 and static_pj > STATIC_SHARE_NOTED * energy_pj):
+    if not _mostly_static(static_pj, energy_pj):
         return ""
     return (f"static power is {static_pj / energy_pj:.0%} of this row's energy "
             f"({arch.static_power_mw:g} mW over {latency_s:.3g} s): its energy per MAC is the "
@@ -458,7 +463,7 @@ def simulate_totals(workload: Workload, archs: Sequence[ArchBase]) -> list[dict]
         warned = (np.array([bool(w) for w in b.warnings]) | prices.any_note(b)
                   | dense_prices.any_note(dense) | (speedup > bound * (1 + 1e-9))
                   | _padding_noted(layer, speedup)
-                  | ((energy_pj > 0) & (parts["static"] > STATIC_SHARE_NOTED * energy_pj)))
+                  | _mostly_static(parts["static"], energy_pj))
         has = ~np.isnan(b.cycles)
         values = {"macs_dense": b.macs_dense, "macs_done": b.macs_done,
                   "macs_skipped": b.macs_skipped, "macs_gated": b.macs_gated,
