@@ -231,18 +231,15 @@ def search_array(layer: Layer, v: work.ConvView, arch: Config, w: Work
 
 
 def memory_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
-                   sizes: dict[str, StoredSize] | None = None,
-                   tiling: traffic.Mapping | None = None) -> _Bytes:
+                   sizes: dict[str, StoredSize], tiling: traffic.Mapping | None = None
+                   ) -> _Bytes:
     """Buffer reads by the lanes (`Work`), DRAM fills of the buffers from the tiling search
     (`accelsim.engines.traffic.tiled_fetches`, tiles at the operands' stored size in each
     buffer), psum and output traffic, metadata apart (`sizes`: each operand's stored size,
-    measured on `v`'s maps when not given). `tiling`: a fitting mapping to count on instead
+    `formats.stored_size`). `tiling`: a fitting mapping to count on instead
     of searching (another design's, to compare the two on the same tiling). Without a DRAM
     level the operands are resident: no fills, no search."""
     p = arch.precision
-    if sizes is None:
-        sizes = {"act": stored_size(v.act, arch.act_format, p.act_bits),
-                 "weight": stored_size(v.weight, arch.weight_format, p.weight_bits)}
     fmts = {"act": arch.act_format, "weight": arch.weight_format}
     bits = {"act": p.act_bits, "weight": p.weight_bits}
     word = {"act": p.act_bits / 8, "weight": p.weight_bits / 8, "psum": p.acc_bits / 8,
