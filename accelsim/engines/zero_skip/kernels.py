@@ -266,47 +266,54 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
     returns as `planar_cartesian_cycles`."""
     groups, n_img, n_ch, pes, phases = act_count.shape
     n_kc = weight_count.shape[1]
-    a_vec = np.empty((n_ch, phases, pes), np.int64)
-    total = np.empty(pes, np.int64)
+    rows = n_ch * phases
+    a_vec = np.empty((pes, rows), np.int64)
+    w_vec = np.empty((n_kc, rows), np.int64)
+    w_sum = np.empty(rows, np.int64)
+    w_nonzero = np.empty(rows, np.int64)
+    a_sum = np.empty(rows, np.int64)
+    a_vec_sum = np.empty(rows, np.int64)
     cycles = busy = products = act_reads = weight_reads = 0
     for g in range(groups):
         for c in range(n_ch):
             for ph in range(phases):
-                w_sum = w_nonzero = 0
+                j = c * phases + ph
+                w_all = w_any = 0
                 for kc in range(n_kc):
                     w = np.int64(weight_count[g, kc, c, ph])
-                    w_sum += w
-                    w_nonzero += w > 0
-                a_sum = a_vec_sum = 0
-                for n in range(n_img):
-                    for p in range(pes):
-                        a = np.int64(act_count[g, n, c, p, ph])
-                        a_sum += a
-                        a_vec_sum += (a + mult_i - 1) // mult_i
-                products += w_sum * a_sum
-                act_reads += w_nonzero * a_sum
-                weight_reads += w_sum * a_vec_sum
+                    w_vec[kc, j] = (w + mult_f - 1) // mult_f
+                    w_all += w
+                    w_any += w > 0
+                w_sum[j] = w_all
+                w_nonzero[j] = w_any
+        a_sum[:] = 0
+        a_vec_sum[:] = 0
         for n in range(n_img):
             for c in range(n_ch):
-                for p in range(pes):
-                    for ph in range(phases):
-                        a_vec[c, ph, p] = (np.int64(act_count[g, n, c, p, ph]) + mult_i - 1
-                                           ) // mult_i
+                for ph in range(phases):
+                    j = c * phases + ph
+                    a_all = a_vectors = 0
+                    for p in range(pes):
+                        a = np.int64(act_count[g, n, c, p, ph])
+                        vectors = (a + mult_i - 1) // mult_i
+                        a_vec[p, j] = vectors
+                        a_all += a
+                        a_vectors += vectors
+                    a_sum[j] += a_all
+                    a_vec_sum[j] += a_vectors
             for kc in range(n_kc):
-                total[:] = 0
-                for c in range(n_ch):
-                    for ph in range(phases):
-                        w = (np.int64(weight_count[g, kc, c, ph]) + mult_f - 1) // mult_f
-                        if w == 0:
-                            continue
-                        for p in range(pes):
-                            total[p] += w * a_vec[c, ph, p]
                 most = 0
                 for p in range(pes):
-                    busy += total[p]
-                    if total[p] > most:
-                        most = total[p]
+                    pe_cycles = 0
+                    for j in range(rows):
+                        pe_cycles += w_vec[kc, j] * a_vec[p, j]
+                    busy += pe_cycles
+                    most = max(most, pe_cycles)
                 cycles += most
+        for j in range(rows):
+            products += w_sum[j] * a_sum[j]
+            act_reads += w_nonzero[j] * a_sum[j]
+            weight_reads += w_sum[j] * a_vec_sum[j]
     return cycles, busy, products, act_reads, weight_reads
 
 
