@@ -242,3 +242,38 @@ def test_dense_counts_by_shape_do_not_read_the_maps():
         fresh = count_layer(layers[1], dense)
         assert second.cycles == fresh.cycles == second.columns["cycles_if_uniform"]
         assert second.actions == fresh.actions
+
+
+@pytest.mark.skipif(not DIGITS.is_file(), reason="workloads/digits_cnn.npz not shipped")
+def test_statistics_kept_per_layer_give_each_arch_its_own_counts():
+    """The views, tap and MAC counts, stored sizes and brick work a layer keeps for the archs
+    that ask for them: read again by an arch with the same choices (the same objects), and
+    never handed to an arch whose skip, gate, format or brick differ (every arch's counts on a
+    layer that served others equal its counts on a fresh copy of the layer)."""
+    base = load_arch(ROOT / "arch_configs" / "cnvlutin_like.yaml")
+    archs = [base,
+             base.model_copy(update={"array": base.array.model_copy(update={"lanes": 4})}),
+             base.model_copy(update={"array": base.array.model_copy(update={"brick_size": 4})}),
+             base.model_copy(update={"skip": (), "gate": ("act",)}),
+             base.dense_equivalent(),
+             load_arch(ROOT / "arch_configs" / "eyeriss_gating.yaml")]
+    layers = load_workload(DIGITS).layers
+    for layer in layers:
+        for arch in archs:
+            count_layer(layer, arch)
+            count_layer(layer, arch, uniform=True)
+        kept = work.layer_bitmaps(layer).counted
+        assert len(kept) >= 4   # trace and i.i.d. maps, skipping and gating archs
+        assert {key[0] for key in kept} == {False, True}
+    for arch in archs:
+        for old, new in zip(layers, load_workload(DIGITS).layers):
+            for uniform in (False, True):
+                a, b = count_layer(old, arch, uniform), count_layer(new, arch, uniform)
+                assert (a.cycles, a.macs_done, a.macs_gated, a.actions) == \
+                    (b.cycles, b.macs_done, b.macs_gated, b.actions), (old.name, arch.name)
+    lanes_4 = archs[1]
+    first = zero_skip.count._counted(layers[1], base, False, False)
+    assert zero_skip.count._counted(layers[1], lanes_4, False, False) is first
+    v = first[0]
+    assert work.brick_work(v, 16, True)[0] is work.brick_work(v, 16, True)[0]
+    assert work.brick_work(v, 4, True)[0].shape != work.brick_work(v, 16, True)[0].shape

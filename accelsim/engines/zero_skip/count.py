@@ -440,14 +440,26 @@ def _scaled_size(size: StoredSize, elements: int, nonzeros: int) -> StoredSize:
 
 def _counted(layer: Layer, arch: Config, uniform: bool, planar: bool
              ) -> tuple[work.ConvView, work.TapCounts, work.MacCounts]:
-    """The layer's view over its (traced or i.i.d.) maps, tap statistics and MAC counts."""
+    """The layer's view over its (traced or i.i.d.) maps, tap statistics and MAC counts, made
+    once per layer and the arch's choices they depend on (kept with the layer's maps)."""
     weights_read = ("weight" in arch.skip or "weight" in arch.gate
                     or arch.weight_format.compressed)
-    act, weight = work.operand_masks(layer, uniform, weights_read)
-    v = work.conv_view(layer, act, weight, planar=planar)
-    taps = work.tap_counts(v, "act" in arch.skip or "act" in arch.gate,
-                           "weight" in arch.skip or "weight" in arch.gate)
-    return v, taps, work.mac_counts(v, taps, arch.skip, arch.gate, padding_processed(arch))
+    skip, gate = tuple(arch.skip), tuple(arch.gate)
+    key = (uniform, planar, weights_read, skip, gate, padding_processed(arch))
+    kept = work.layer_bitmaps(layer).counted
+    if key not in kept:
+        act, weight = work.operand_masks(layer, uniform, weights_read)
+        v = work.conv_view(layer, act, weight, planar=planar)
+        taps = work.tap_counts(v, "act" in skip or "act" in gate,
+                               "weight" in skip or "weight" in gate)
+        kept[key] = v, taps, work.mac_counts(v, taps, skip, gate, key[-1])
+    return kept[key]
+
+
+def _stored(v: work.ConvView, op: str, fmt: Format, bits: int) -> StoredSize:
+    """`stored_size` of the view's `op` map in `fmt` at `bits` per value, made once per view."""
+    return v.kept(("stored", op, fmt, bits),
+                  lambda: stored_size(v.act if op == "act" else v.weight, fmt, bits))
 
 
 def _dataflow(layer: Layer, v: work.ConvView, taps: work.TapCounts, macs: work.MacCounts,
@@ -495,8 +507,8 @@ def count_layer(layer: Layer, arch: Config, uniform: bool = False,
     if sample is None:
         v, taps, macs = _counted(layer, arch, uniform, planar)
         w = _dataflow(layer, v, taps, macs, arch)
-        sizes = {"act": stored_size(v.act, arch.act_format, p.act_bits),
-                 "weight": stored_size(v.weight, arch.weight_format, p.weight_bits)}
+        sizes = {"act": _stored(v, "act", arch.act_format, p.act_bits),
+                 "weight": _stored(v, "weight", arch.weight_format, p.weight_bits)}
         moved = memory_traffic(layer, v, arch, w, sizes, tiling)
     else:
         v, taps, part = _counted(sample.layer, arch, uniform, planar)

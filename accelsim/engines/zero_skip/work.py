@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +53,15 @@ class ConvView:
     padding: tuple[int, int, int, int]
     dilation: tuple[int, int]
     groups: int
+    derived: dict[tuple, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Statistics of these maps an arch asked for, by what it asked (`kept`)."""
+
+    def kept(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """`make()` (a statistic of these maps named by `key`), made once per view, so every
+        arch that asks for it with the same parameters reads the same (unchanged) value."""
+        if key not in self.derived:
+            self.derived[key] = make()
+        return self.derived[key]
 
     @property
     def N(self) -> int:
@@ -136,6 +146,9 @@ class Bitmaps:
     weight: np.ndarray | None
     weight_density: float
     iid: dict[str, np.ndarray] = field(default_factory=dict)
+    counted: dict[tuple, Any] = field(default_factory=dict)
+    """What the count step derives from these maps without reading the arch (views, tap and
+    MAC counts), by the arch's choices it depends on (`accelsim.engines.zero_skip.count`)."""
 
     def iid_map(self, layer: Layer, operand: str) -> np.ndarray:
         """The operand's i.i.d. map at its density (`iid_mask`, drawn once)."""
@@ -359,13 +372,19 @@ def brick_work(v: ConvView, brick: int, skip_act: bool) -> tuple[np.ndarray, np.
 
     A brick is `brick` consecutive channels of a group at one pixel; a lane spends one cycle per
     non-zero when skipping, one per channel otherwise (padding then included)."""
+    return v.kept(("bricks", brick, skip_act), lambda: _brick_work(v, brick, skip_act))
+
+
+def _brick_work(v: ConvView, brick: int, skip_act: bool) -> tuple[np.ndarray, np.ndarray]:
     n_cb = -(-v.Cg // brick)
     lengths = np.minimum(brick, v.Cg - np.arange(n_cb) * brick).astype(np.int32)
     if not skip_act:
         dense = np.broadcast_to(lengths[None, None, :, None, None],
                                 (v.groups, v.N, n_cb, v.H, v.W))
         return dense, lengths
-    return bitmaps.brick_counts(as_bytes(v.act), v.groups, brick), np.zeros(n_cb, np.int32)
+    counts = bitmaps.brick_counts(as_bytes(v.act), v.groups, brick)
+    counts.flags.writeable = False
+    return counts, np.zeros(n_cb, np.int32)
 
 
 # --- planar Cartesian product (SCNN-like) ----------------------------------------------------
