@@ -41,7 +41,9 @@ Modules: `config` (the YAML schema), `count` (the count step: `simulate`), `work
 work per lane and exact MAC counts), `bitmaps` (numba passes over the maps: non-zero maps,
 i.i.d. maps, tap, brick, tile and weight counts, RLE sizes), `kernels` (numba lane timing:
 FIFOs and barriers, and their closed forms where the lanes never wait), `formats` (compressed
-storage sizes and metadata).
+storage sizes and metadata). `batch` counts many design points on one layer at once
+(`simulate_batch`, what a sweep uses), once per group of points that differ only in their
+names and, without a DRAM level, their memory levels' sizes.
 
 Each layer's maps (and its i.i.d. maps) are made once and kept while the layer lives, so the
 trace pass, the i.i.d. rerun, the dense equivalent and every other arch counted on the same
@@ -49,7 +51,8 @@ layer read them; counts on an arch that neither skips, gates nor compresses depe
 layer's shape only and are kept by shape.
 """
 
+from accelsim.engines.zero_skip.batch import simulate_batch
 from accelsim.engines.zero_skip.config import Config
 from accelsim.engines.zero_skip.count import simulate
 
-__all__ = ["Config", "simulate"]
+__all__ = ["Config", "simulate", "simulate_batch"]

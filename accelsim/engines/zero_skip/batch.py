@@ -1,0 +1,86 @@
+"""Many zero-skip design points on one layer at once (`simulate_batch`, what a sweep uses):
+points that would give the same counts are counted once.
+
+Without a DRAM level every operand is resident on chip and no tiling is searched, so a memory
+level's `size_bytes` reaches the counts only through the pJ per byte the tech table gives a
+level of that size: the bytes, cycles, actions, warnings and every other column are those of
+any other size. Points that differ only in their names and (without DRAM) their levels' sizes
+form one group, counted once (`count.simulate` on one member); each member gets a copy whose
+`energy_<level>_<space>_pj` columns are the counted read and write bytes at its own pJ per byte
+(`repriced`). With a DRAM level the sizes bound the tiles of the tiling search, so only points
+that differ in nothing but their names share a count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from accelsim.engines import traffic
+from accelsim.engines.batch import LayerBatch
+from accelsim.engines.counts import LayerResult
+from accelsim.engines.zero_skip import count
+from accelsim.engines.zero_skip.config import Config
+from accelsim.workload.layer import Layer
+
+_NAME = {"name": True}
+_SIZES_AND_NAME = {"name": True, "memory": {"__all__": {"size_bytes"}}}
+"""What `group_key` leaves out of the description of an arch with and without DRAM."""
+
+
+def group_key(arch: Config) -> str:
+    """What a point's counts depend on: its description without its name and, where it has no
+    DRAM level, without its memory levels' sizes (canonical JSON)."""
+    return arch.model_dump_json(exclude=_NAME if arch.dram() is not None else _SIZES_AND_NAME)
+
+
+def point_groups(archs: Sequence[Config]) -> list[list[int]]:
+    """The indices of `archs` grouped by `group_key`, groups in order of their first point."""
+    groups: dict[str, list[int]] = {}
+    for i, arch in enumerate(archs):
+        groups.setdefault(group_key(arch), []).append(i)
+    return list(groups.values())
+
+
+def repriced(result: LayerResult, ctx: traffic.Context) -> LayerResult:
+    """A copy of `result` whose `energy_<level>_<space>_pj` columns (pJ) are its
+    `<level>_<space>_read_bytes` and `_write_bytes` columns at the pJ per byte of `ctx`
+    (`accelsim.engines.traffic.context` of an arch that differs from the counted one only in
+    its levels' sizes), as the traffic model prices them."""
+    columns = dict(result.columns)
+    for names, (_, _, read_pj, write_pj) in zip(ctx.names, ctx.rates):
+        read_bytes, write_bytes, energy = names[4], names[5], names[6]
+        if energy in columns:
+            columns[energy] = columns[read_bytes] * read_pj + columns[write_bytes] * write_pj
+    return replace(result, actions=dict(result.actions), columns=columns,
+                   tables=dict(result.tables), warnings=list(result.warnings))
+
+
+_KEPT = 2
+"""Archs sequences whose groups are kept: `accelsim.simulate.simulate_totals` asks every layer
+of a workload on the design points and then on their dense equivalents."""
+_GROUPS: list[tuple[Sequence[Config], list[list[int]]]] = []
+"""The last `_KEPT` (archs, `point_groups(archs)`) seen, most recent last."""
+
+
+def _grouped(archs: Sequence[Config]) -> list[list[int]]:
+    """`point_groups(archs)`, made once per archs sequence while it is among the last seen."""
+    for seen, groups in _GROUPS:
+        if seen is archs:
+            return groups
+    groups = point_groups(archs)
+    _GROUPS.append((archs, groups))
+    del _GROUPS[:-_KEPT]
+    return groups
+
+
+def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
+    """`count.simulate(layer, arch)` for every arch of `archs`, the same fields, actions,
+    columns and warnings in the same order: each group of `point_groups` counted once, each
+    member's energy columns at its own pJ per byte (`repriced`)."""
+    by_point: dict[int, LayerResult] = {}
+    for members in _grouped(archs):
+        counted = count.simulate(layer, archs[members[0]])
+        for i in members:
+            by_point[i] = repriced(counted, traffic.context(archs[i]))
+    return LayerBatch.from_results([by_point[i] for i in range(len(archs))])
