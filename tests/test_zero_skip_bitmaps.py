@@ -277,3 +277,20 @@ def test_statistics_kept_per_layer_give_each_arch_its_own_counts():
     v = first[0]
     assert work.brick_work(v, 16, True)[0] is work.brick_work(v, 16, True)[0]
     assert work.brick_work(v, 4, True)[0].shape != work.brick_work(v, 16, True)[0].shape
+
+
+@pytest.mark.skipif(not DIGITS.is_file(), reason="workloads/digits_cnn.npz not shipped")
+def test_uniform_cycles_are_the_cycles_of_the_full_uniform_count():
+    """`cycles_if_uniform` from the lean path equals the full count on i.i.d. maps, with and
+    without memory stalls (scnn_like does not model them; eyeriss_gating stalls on digits)."""
+    configs = ["cnvlutin_like", "scnn_like", "eie_like", "eyeriss_gating"]
+    archs = [load_arch(ROOT / "arch_configs" / f"{c}.yaml") for c in configs]
+    archs.append(archs[1].model_copy(update={"model_memory_stalls": True}))
+    stalled = 0
+    for layer in load_workload(DIGITS).layers:
+        for arch in archs:
+            full = count_layer(layer, arch, uniform=True)
+            assert zero_skip.count.uniform_cycles(layer, arch) == full.cycles, \
+                (layer.name, arch.name)
+            stalled += full.stall_cycles > 0
+    assert stalled > 0

@@ -494,11 +494,11 @@ def _whole_sizes(layer: Layer, v: work.ConvView, whole: work.ConvView, sample: w
     return sizes
 
 
-def count_layer(layer: Layer, arch: Config, uniform: bool = False,
-                tiling: traffic.Mapping | None = None) -> LayerResult:
-    """Cycles and actions of one layer; `uniform` replaces traced bitmaps by i.i.d. ones;
-    `tiling`: a fitting DRAM tiling to count on instead of searching one (`memory_traffic`).
-    A shapes-only layer too large to count whole is counted on a `work.Sample`."""
+def _counts(layer: Layer, arch: Config, uniform: bool, tiling: traffic.Mapping | None,
+            moves: bool = True) -> tuple[work.MacCounts, Work, dict[str, StoredSize],
+                                         _Bytes | None]:
+    """(MAC counts, the dataflow's work, stored sizes, memory traffic: None unless `moves`) of
+    one layer, as `count_layer` takes them."""
     planar = isinstance(arch.array, PlanarCartesian)
     sample = work.statistical_sample(layer, planar, CUT_ORDER[type(arch.array)],
                                      lambda view: counting_steps(view, arch),
@@ -509,11 +509,11 @@ def count_layer(layer: Layer, arch: Config, uniform: bool = False,
         w = _dataflow(layer, v, taps, macs, arch)
         sizes = {"act": _stored(v, "act", arch.act_format, p.act_bits),
                  "weight": _stored(v, "weight", arch.weight_format, p.weight_bits)}
-        moved = memory_traffic(layer, v, arch, w, sizes, tiling)
+        seen = v
     else:
         v, taps, part = _counted(sample.layer, arch, uniform, planar)
-        whole = work.shape_view(layer, planar=planar)
-        macs = work.expected_mac_counts(layer, whole, sample, taps, arch.skip, arch.gate,
+        seen = work.shape_view(layer, planar=planar)
+        macs = work.expected_mac_counts(layer, seen, sample, taps, arch.skip, arch.gate,
                                         padding_processed(arch))
         if isinstance(arch.array, DenseArray):
             w = _run_dense_array(layer, arch, macs)
@@ -525,10 +525,34 @@ def count_layer(layer: Layer, arch: Config, uniform: bool = False,
                 hv, htaps, hmacs = _counted(sample.half, arch, uniform, planar)
                 half_work = _dataflow(sample.half, hv, htaps, hmacs, arch)
             w = _scaled(part_work, half_work, sample, macs, part)
-        sizes = _whole_sizes(layer, v, whole, sample, arch)
-        moved = memory_traffic(layer, whole, arch, w, sizes, tiling)
-    memory_cycles = max(moved.level_cycles.values(), default=0.0)
-    stall = max(0.0, memory_cycles - w.compute_cycles) if arch.model_memory_stalls else 0.0
+        sizes = _whole_sizes(layer, v, seen, sample, arch)
+    moved = memory_traffic(layer, seen, arch, w, sizes, tiling) if moves else None
+    return macs, w, sizes, moved
+
+
+def _stall(arch: Config, w: Work, moved: _Bytes | None) -> float:
+    """Cycles the lanes wait for the slowest memory level beyond their compute cycles (0 where
+    the arch does not model memory stalls)."""
+    if not arch.model_memory_stalls or moved is None:
+        return 0.0
+    return max(0.0, max(moved.level_cycles.values(), default=0.0) - w.compute_cycles)
+
+
+def uniform_cycles(layer: Layer, arch: Config) -> float:
+    """`count_layer(layer, arch, uniform=True).cycles` (the layer on i.i.d. maps at its
+    densities), without the actions and columns that figure does not read."""
+    _, w, _, moved = _counts(layer, arch, True, None, moves=arch.model_memory_stalls)
+    return w.compute_cycles + _stall(arch, w, moved)
+
+
+def count_layer(layer: Layer, arch: Config, uniform: bool = False,
+                tiling: traffic.Mapping | None = None) -> LayerResult:
+    """Cycles and actions of one layer; `uniform` replaces traced bitmaps by i.i.d. ones;
+    `tiling`: a fitting DRAM tiling to count on instead of searching one (`memory_traffic`).
+    A shapes-only layer too large to count whole is counted on a `work.Sample`."""
+    macs, w, sizes, moved = _counts(layer, arch, uniform, tiling)
+    assert moved is not None
+    stall = _stall(arch, w, moved)
     cycles = w.compute_cycles + stall
     peak_slots = arch.peak_macs_per_cycle * w.compute_cycles
     actions = dict(moved.actions)
@@ -647,8 +671,7 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
         while len(_BY_SHAPE) > _COUNTED_LAYERS:
             _BY_SHAPE.pop(next(iter(_BY_SHAPE)))
     if layer.has_trace and cycles_depend_on_bitmaps(arch):
-        uniform = count_layer(layer, arch, uniform=True)
-        result.columns["cycles_if_uniform"] = uniform.cycles
+        result.columns["cycles_if_uniform"] = uniform_cycles(layer, arch)
     else:
         result.columns["cycles_if_uniform"] = result.cycles
     if arch.skip and isinstance(arch.array, PlanarCartesian):
