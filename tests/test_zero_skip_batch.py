@@ -2,7 +2,8 @@
 counts point by point: on seeded random points of the four shipped designs (two without DRAM,
 two with), several of which differ only in their memory levels' sizes, every field, action,
 column and warning of each point equals the per-point `simulate`, on the digits trace and on
-its shapes-only twin; whole-workload totals follow; the energy columns of points counted once
+its shapes-only twin, also where a previous batch counted the point's group; whole-workload
+totals follow; the energy columns of points counted once
 are repriced at each point's own pJ per byte, and DRAM points whose sizes change their tiling
 are never counted together."""
 
@@ -14,7 +15,7 @@ import random
 import pytest
 
 from accelsim.engines import zero_skip
-from accelsim.engines.zero_skip.batch import point_groups
+from accelsim.engines.zero_skip.batch import group_key, point_groups
 from accelsim.kinds import engine_for, load_arch, parse_arch
 from accelsim.simulate import count_batch, simulate, simulate_totals
 from accelsim.workload import load_workload
@@ -115,6 +116,21 @@ def test_batched_totals_equal_per_point_totals(name: str, workloads: dict) -> No
     workload = workloads[name]
     for arch, got in zip(archs, simulate_totals(workload, archs)):
         assert_same(simulate(workload, arch).totals(), got, f"{arch.name} on {name}")
+
+
+def test_counts_kept_across_batches_follow_simulate(workloads: dict) -> None:
+    """A sweep's next chunk: points whose group a previous batch counted (at other sizes) get
+    that count repriced, and still equal their own `simulate`."""
+    archs = random_points(seed=16)
+    first, second = tuple(archs[:len(archs) // 2]), tuple(archs[len(archs) // 2:])
+    earlier = {group_key(a): a for a in first}
+    assert any(group_key(a) in earlier and a.memory != earlier[group_key(a)].memory
+               for a in second)
+    for layer in workloads["digits"].layers:
+        count_batch(layer, first)
+        batch = count_batch(layer, second)
+        for i, arch in enumerate(second):
+            _same_counts(batch, i, zero_skip.simulate(layer, arch), f"{arch.name} {layer.name}")
 
 
 def test_points_counted_once_get_their_own_energy_columns(workloads: dict) -> None:

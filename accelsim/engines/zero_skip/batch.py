@@ -8,11 +8,13 @@ any other size. Points that differ only in their names and (without DRAM) their 
 form one group, counted once (`count.simulate` on one member); each member gets a copy whose
 `energy_<level>_<space>_pj` columns are the counted read and write bytes at its own pJ per byte
 (`repriced`). With a DRAM level the sizes bound the tiles of the tiling search, so only points
-that differ in nothing but their names share a count.
+that differ in nothing but their names share a count. A group's count is kept for later batches
+(a sweep's next chunk) by layer and group, for the last `COUNTS_KEPT` of them.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -36,10 +38,7 @@ def group_key(arch: Config) -> str:
 
 def point_groups(archs: Sequence[Config]) -> list[list[int]]:
     """The indices of `archs` grouped by `group_key`, groups in order of their first point."""
-    groups: dict[str, list[int]] = {}
-    for i, arch in enumerate(archs):
-        groups.setdefault(group_key(arch), []).append(i)
-    return list(groups.values())
+    return [members for _, members in _grouped(archs)]
 
 
 def repriced(result: LayerResult, ctx: traffic.Context) -> LayerResult:
@@ -59,19 +58,42 @@ def repriced(result: LayerResult, ctx: traffic.Context) -> LayerResult:
 _KEPT = 2
 """Archs sequences whose groups are kept: `accelsim.simulate.simulate_totals` asks every layer
 of a workload on the design points and then on their dense equivalents."""
-_GROUPS: list[tuple[Sequence[Config], list[list[int]]]] = []
-"""The last `_KEPT` (archs, `point_groups(archs)`) seen, most recent last."""
+_GROUPS: list[tuple[Sequence[Config], list[tuple[str, list[int]]]]] = []
+"""The last `_KEPT` archs sequences seen, most recent last, each with its groups
+(`group_key`, point indices)."""
+COUNTS_KEPT = 4096
+"""Most (layer, group) counts kept across batches (a few kB each): a sweep of a few hundred
+groups on a workload of a few layers, points and dense equivalents, reuses all of its own."""
+_COUNTS: dict[tuple[int, str], tuple[weakref.ref, LayerResult]] = {}
+"""Counts by (id of the layer, `group_key`), oldest first, with a reference to the layer."""
 
 
-def _grouped(archs: Sequence[Config]) -> list[list[int]]:
-    """`point_groups(archs)`, made once per archs sequence while it is among the last seen."""
+def _grouped(archs: Sequence[Config]) -> list[tuple[str, list[int]]]:
+    """(`group_key`, indices) of each of `point_groups(archs)`, made once per archs sequence
+    while it is among the last `_KEPT` seen."""
     for seen, groups in _GROUPS:
         if seen is archs:
             return groups
-    groups = point_groups(archs)
+    keyed: dict[str, list[int]] = {}
+    for i, arch in enumerate(archs):
+        keyed.setdefault(group_key(arch), []).append(i)
+    groups = list(keyed.items())
     _GROUPS.append((archs, groups))
     del _GROUPS[:-_KEPT]
     return groups
+
+
+def _group_count(layer: Layer, key: str, arch: Config) -> LayerResult:
+    """`count.simulate(layer, arch)` for the group `key` of `arch`, kept for the last
+    `COUNTS_KEPT` (layer, group) pairs (never changed: members get `repriced` copies)."""
+    hit = _COUNTS.get((id(layer), key))
+    if hit is not None and hit[0]() is layer:
+        return hit[1]
+    counted = count.simulate(layer, arch)
+    _COUNTS[id(layer), key] = (weakref.ref(layer), counted)
+    while len(_COUNTS) > COUNTS_KEPT:
+        del _COUNTS[next(iter(_COUNTS))]
+    return counted
 
 
 def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
@@ -79,8 +101,8 @@ def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
     columns and warnings in the same order: each group of `point_groups` counted once, each
     member's energy columns at its own pJ per byte (`repriced`)."""
     by_point: dict[int, LayerResult] = {}
-    for members in _grouped(archs):
-        counted = count.simulate(layer, archs[members[0]])
+    for key, members in _grouped(archs):
+        counted = _group_count(layer, key, archs[members[0]])
         for i in members:
             by_point[i] = repriced(counted, traffic.context(archs[i]))
     return LayerBatch.from_results([by_point[i] for i in range(len(archs))])
