@@ -15,7 +15,7 @@ import random
 import pytest
 
 from accelsim.engines import zero_skip
-from accelsim.engines.zero_skip.batch import group_key, point_groups
+from accelsim.engines.zero_skip.batch import clear_counts, group_key, point_groups
 from accelsim.kinds import engine_for, load_arch, parse_arch
 from accelsim.simulate import count_batch, simulate, simulate_totals
 from accelsim.workload import load_workload
@@ -121,6 +121,7 @@ def test_batched_totals_equal_per_point_totals(name: str, workloads: dict) -> No
 def test_counts_kept_across_batches_follow_simulate(workloads: dict) -> None:
     """A sweep's next chunk: points whose group a previous batch counted (at other sizes) get
     that count repriced, and still equal their own `simulate`."""
+    clear_counts()
     archs = random_points(seed=16)
     first, second = tuple(archs[:len(archs) // 2]), tuple(archs[len(archs) // 2:])
     earlier = {group_key(a): a for a in first}

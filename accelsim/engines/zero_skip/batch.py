@@ -68,9 +68,15 @@ _COUNTS: dict[tuple[int, str], tuple[weakref.ref, LayerResult]] = {}
 """Counts by (id of the layer, `group_key`), oldest first, with a reference to the layer."""
 
 
+def clear_counts() -> None:
+    """Forget every kept group count and grouping (for timing batches from cold)."""
+    _COUNTS.clear()
+    _GROUPS.clear()
+
+
 def _grouped(archs: Sequence[Config]) -> list[tuple[str, list[int]]]:
     """(`group_key`, indices) of each of `point_groups(archs)`, made once per archs sequence
-    while it is among the last `_KEPT` seen."""
+    (which callers do not change) while it is among the last `_KEPT` seen."""
     for seen, groups in _GROUPS:
         if seen is archs:
             return groups
