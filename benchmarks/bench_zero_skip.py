@@ -30,9 +30,7 @@ import tempfile
 os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="accelsim-numba-cold-")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -43,47 +41,16 @@ import pandas as pd  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelsim.engines import zero_skip  # noqa: E402
 from accelsim.engines.zero_skip.count import count_layer  # noqa: E402
 from accelsim.engines.zero_skip.work import conv_view, operand_masks  # noqa: E402
 from accelsim.kinds import load_arch  # noqa: E402
 from accelsim.simulate import simulate  # noqa: E402
 from accelsim.workload import Layer, load_workload  # noqa: E402
+from benchmarks.peak_rss import peak_rss  # noqa: E402
+from benchmarks.run_all import count_step  # noqa: E402
 from tests import reference  # noqa: E402
 
 CONFIGS = ["cnvlutin_like", "scnn_like", "eie_like", "eyeriss_gating"]
-
-RSS_SCRIPT = """
-import json, sys
-import numpy as np
-from accelsim.kinds import load_arch
-from accelsim.simulate import simulate
-from accelsim.workload import GemmShape, Layer, Workload, load_workload
-config, case = sys.argv[1], sys.argv[2]
-arch = load_arch(f"arch_configs/{config}.yaml")
-if case.startswith("lm_head"):
-    rng = np.random.default_rng(1)
-    act = rng.standard_normal((64, 640)).astype(np.float16)
-    act[rng.random(act.shape) < 0.5] = 0
-    wmask = None
-    if case == "lm_head+weights":
-        wmask = np.random.default_rng(2).integers(0, 2, (640, 262144), dtype=np.uint8).view(bool)
-    layer = Layer("lm_head", "linear", GemmShape(M=64, K=640, N=262144), act=act,
-                  weight_mask=wmask)
-else:
-    path, name = case.split(":")
-    layer = load_workload(path).layer(name)
-workload = Workload("rss", [layer])
-def high_water_kib():
-    with open("/proc/self/status") as fh:
-        return int(next(x for x in fh if x.startswith("VmHWM:")).split()[1])
-before = high_water_kib()
-simulate(workload, arch)
-print(json.dumps({"before_kib": before, "peak_kib": high_water_kib()}))
-"""
-"""Peak RSS of one case in a fresh process: the kernel's high-water mark of this process
-(`VmHWM`, which an exec starts afresh, unlike `ru_maxrss`), before and after `simulate`."""
-
 
 def act_elements(layers: list[Layer]) -> int:
     return sum(math.prod(layer.shape.act_shape) for layer in layers)
@@ -101,13 +68,6 @@ def best_fresh(repeat: int, path: Path, fn) -> tuple[float, object]:
     return best, out
 
 
-def engine_pass(wl, arch, dense) -> None:
-    """The engine's share of `simulate`: every layer on the arch and on its dense equivalent."""
-    for layer in wl.layers:
-        zero_skip.simulate(layer, arch)
-        zero_skip.simulate(layer, dense)
-
-
 def floor_fraction_rows(paths: list[Path], repeat: int) -> tuple[list[dict], list[pd.DataFrame]]:
     rows, results = [], []
     archs = {cfg: load_arch(ROOT / "arch_configs" / f"{cfg}.yaml") for cfg in CONFIGS}
@@ -122,9 +82,8 @@ def floor_fraction_rows(paths: list[Path], repeat: int) -> tuple[list[dict], lis
         floor_s, _ = best_fresh(repeat, path, lambda w: [np.count_nonzero(x.nonzero())
                                                          for x in w.layers if x.has_trace])
         for cfg, (arch, cold_s) in archs.items():
-            dense = arch.dense_equivalent()
-            engine_pass(load_workload(path), arch, dense)   # compiles what this trace needs
-            engine_s, _ = best_fresh(repeat, path, lambda w, a=arch, d=dense: engine_pass(w, a, d))
+            count_step(load_workload(path), arch)   # compiles what this trace needs
+            engine_s, _ = best_fresh(repeat, path, lambda w, a=arch: count_step(w, a))
             trace_s, _ = best_fresh(repeat, path, lambda w, a=arch: [count_layer(x, a)
                                                                      for x in w.layers])
             sim_s, result = best_fresh(repeat, path, lambda w, a=arch: simulate(w, a))
@@ -153,18 +112,9 @@ def largest_layer(paths: list[Path]) -> str:
 
 def rss_rows(paths: list[Path]) -> list[dict]:
     rows = []
-    cases = [largest_layer(paths), "lm_head", "lm_head+weights"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for case in cases:
+    for case in [largest_layer(paths), "lm_head", "lm_head+weights"]:
         for cfg in CONFIGS:
-            start = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", RSS_SCRIPT, cfg, case], cwd=ROOT,
-                                  env=env, capture_output=True, text=True, check=True)
-            seconds = time.perf_counter() - start
-            rss = json.loads(done.stdout.strip().splitlines()[-1])
-            rows.append({"case": case, "config": cfg,
-                         "rss_before_simulate_mb": rss["before_kib"] / 1024,
-                         "peak_rss_mb": rss["peak_kib"] / 1024, "process_s": seconds})
+            rows.append({"case": case, "config": cfg, **peak_rss(cfg, case)})
     return rows
 
 

@@ -4,11 +4,14 @@
    compute-only, identical compute cycles: read from `benchmarks/results/systolic_vs_scalesim.csv`
    (written by `bench_systolic_vs_scalesim.py` in one run on one machine); `--with-scalesim`
    re-runs it first (needs its own SCALE-Sim venv, about 3 minutes).
-2. Zero-skip engine (cnvlutin_like) on every shipped trace: activation elements per second of a
-   `simulate` on a freshly loaded copy of the trace (nothing served from the engine's per-layer
-   caches; numba already compiled), against a plain numpy pass over the same bitmaps (build each
-   layer's non-zero mask and count it: the least any trace-driven model must do).
-   `bench_zero_skip.py` breaks this down per config.
+2. Zero-skip engine (cnvlutin_like, scnn_like, eyeriss_gating, eie_like) on every shipped trace:
+   the time of its count step (every layer on the arch and on its dense equivalent, the i.i.d.
+   pass for `cycles_if_uniform` included) and of the whole `simulate`, on a freshly loaded copy
+   of the trace (nothing served from the engine's per-layer caches; numba already compiled),
+   over a plain numpy pass over the same bitmaps (build each layer's non-zero mask and count it:
+   the least any trace-driven model must do); and the peak RSS of eie_like and scnn_like on a
+   synthetic lm_head, M64 K640 N262144 (`benchmarks/peak_rss.py`, a fresh process each).
+   `bench_zero_skip.py` breaks this down further.
 3. Analytical layer evaluations per second on the MiniLM trace, per-point path
    (`simulate(workload, arch).totals()` per design point) against the batched path a sweep uses
    (`simulate_totals(workload, archs)`), same run: a grid of systolic points (rows x cols x
@@ -48,12 +51,15 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from accelsim.arch.schema import ArchBase  # noqa: E402
 from accelsim.engines import traffic  # noqa: E402
+from accelsim.engines import zero_skip as zero_skip_engine  # noqa: E402
 from accelsim.kinds import load_arch, parse_arch  # noqa: E402
 from accelsim.simulate import simulate, simulate_totals  # noqa: E402
 from accelsim.sweep import run_sweep  # noqa: E402
 from accelsim.sweep_spec import expand, load_sweep  # noqa: E402
 from accelsim.workload import Workload, load_workload  # noqa: E402
+from benchmarks.peak_rss import peak_rss  # noqa: E402
 from benchmarks.timing import best_of  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -62,7 +68,8 @@ OUT_CSV = HERE / "results.csv"
 SWEEP = ROOT / "arch_configs" / "sweeps" / "cnvlutin_sweep.yaml"
 README = ROOT / "README.md"
 MINILM = ROOT / "workloads" / "minilm.npz"
-TRACES = ["digits_cnn", "minilm", "efficientnet_lite0", "crepe_full"]
+TRACES = sorted((ROOT / "workloads").glob("*.npz"))
+ZERO_SKIP_CONFIGS = ["cnvlutin_like", "scnn_like", "eyeriss_gating", "eie_like"]
 
 
 def row(section: str, case: str, metric: str, value: float, unit: str, target: str = "",
@@ -103,27 +110,48 @@ def _fresh_s(path: Path, fn: Callable[[Workload], Any]) -> float:
     return time.perf_counter() - start
 
 
+def count_step(workload: Workload, arch: ArchBase) -> None:
+    """The zero-skip engine's share of `simulate`: every layer on the arch and on its dense
+    equivalent (`cycles_if_uniform`'s i.i.d. pass included)."""
+    dense = arch.dense_equivalent()
+    for layer in workload.layers:
+        zero_skip_engine.simulate(layer, arch)
+        zero_skip_engine.simulate(layer, dense)
+
+
 def zero_skip(repeat: int) -> list[dict]:
-    arch = load_arch(ROOT / "arch_configs" / "cnvlutin_like.yaml")
     rows = []
-    for name in TRACES:
-        path = ROOT / "workloads" / f"{name}.npz"
-        if not path.is_file():
-            continue
-        workload = load_workload(path)
-        layers = [layer for layer in workload.layers if layer.has_trace]
-        elements = sum(math.prod(layer.shape.act_shape) for layer in layers)
-        simulate(workload, arch)
-        engine_s = min(_fresh_s(path, lambda w: simulate(w, arch)) for _ in range(repeat))
-        floor_s = min(_fresh_s(path, lambda w: [np.count_nonzero(x.nonzero()) for x in w.layers
-                                                if x.has_trace]) for _ in range(repeat))
-        rows += [
-            row("zero-skip speed", name, "act elements/s (engine)", elements / engine_s, "1/s",
-                note=f"{elements:,} act elements, {len(workload.layers)} layers, cnvlutin_like"),
-            row("zero-skip speed", name, "act elements/s (numpy pass)", elements / floor_s, "1/s"),
-            row("zero-skip speed", name, "numpy pass / engine time", floor_s / engine_s, "ratio",
-                "1.0 = at the floor"),
-        ]
+    for config in ZERO_SKIP_CONFIGS:
+        arch = load_arch(ROOT / "arch_configs" / f"{config}.yaml")
+        for path in TRACES:
+            workload = load_workload(path)
+            layers = [layer for layer in workload.layers if layer.has_trace]
+            elements = sum(math.prod(layer.shape.act_shape) for layer in layers)
+            simulate(workload, arch)
+            floor_s = min(_fresh_s(path, lambda w: [np.count_nonzero(x.nonzero())
+                                                    for x in w.layers if x.has_trace])
+                          for _ in range(repeat))
+            count_s = min(_fresh_s(path, lambda w, a=arch: count_step(w, a))
+                          for _ in range(repeat))
+            simulate_s = min(_fresh_s(path, lambda w, a=arch: simulate(w, a))
+                             for _ in range(repeat))
+            case = f"{config} on {path.stem}"
+            rows += [
+                row("zero-skip speed", case, "act elements/s (count step)", elements / count_s,
+                    "1/s", note=f"{elements:,} act elements, {len(workload.layers)} layers"),
+                row("zero-skip speed", case, "act elements/s (numpy pass)", elements / floor_s,
+                    "1/s"),
+                row("zero-skip speed", case, "count step / numpy pass", count_s / floor_s, "x",
+                    "<= 3x"),
+                row("zero-skip speed", case, "simulate / numpy pass", simulate_s / floor_s, "x"),
+            ]
+    for config in ("eie_like", "scnn_like"):
+        for case in ("lm_head", "lm_head+weights"):
+            rss = peak_rss(config, case)
+            rows.append(row("peak memory", f"{config} on {case}", "peak RSS",
+                            rss["peak_rss_mb"], "MB", "< 1 GB",
+                            f"{rss['rss_before_simulate_mb']:.0f} MB before simulate; linear "
+                            "M64 K640 N262144"))
     return rows
 
 
@@ -301,12 +329,22 @@ def readme_table(df: pd.DataFrame) -> str:
         lines.append(f"| same vs SCALE-Sim compute-only | "
                      f"{get(sec, 'SCALE-Sim compute-only', 'seconds'):.2f} s vs {ours:.2g} s warm: "
                      f"{get(sec, 'speed-up vs compute-only', 'ratio'):,.0f}x |")
-    traces = [t for t in TRACES if ("zero-skip speed", t, "numpy pass / engine time") in v]
-    if traces:
-        lines.append("| zero-skip (cnvlutin_like) time of a numpy pass over the bitmaps / engine "
-                     "time | " + ", ".join(
-                         f"{t} {get('zero-skip speed', t, 'numpy pass / engine time'):.2g}"
-                         for t in traces) + " (1.0 = at the floor) |")
+    for config in ZERO_SKIP_CONFIGS:
+        found = [(p.stem, get("zero-skip speed", f"{config} on {p.stem}", "count step / numpy pass"),
+                  get("zero-skip speed", f"{config} on {p.stem}", "simulate / numpy pass"))
+                 for p in TRACES]
+        found = [f for f in found if not math.isnan(f[1])]
+        if found:
+            lines.append(f"| zero-skip `{config}`: count step (whole `simulate`) time over a "
+                         "numpy pass over the same bitmaps | " + ", ".join(
+                             f"{t} {c:.2g}x ({w:.2g}x)" for t, c, w in found)
+                         + " (target <= 3x) |")
+    sec = "peak memory"
+    peaks = [(c, val) for (s_, c, m), val in v.items() if s_ == sec and m == "peak RSS"]
+    if peaks:
+        lines.append("| peak RSS of `simulate` on a synthetic lm_head (M64 K640 N262144) | "
+                     + ", ".join(f"{c} {val:,.0f} MB" for c, val in peaks)
+                     + " (target < 1 GB) |")
     for kind in GRIDS:
         sec = "layer evaluations"
         cold = get(sec, kind, "batched layer-evals/s (cold)")
