@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 from accelsim.arch.schema import ArchBase  # noqa: E402
 from accelsim.engines import traffic  # noqa: E402
 from accelsim.engines import zero_skip as zero_skip_engine  # noqa: E402
+from accelsim.engines.zero_skip import batch as zero_skip_batch  # noqa: E402
 from accelsim.kinds import load_arch, parse_arch  # noqa: E402
 from accelsim.simulate import simulate, simulate_totals  # noqa: E402
 from accelsim.sweep import run_sweep  # noqa: E402
@@ -248,6 +249,7 @@ def sweep(repeat: int) -> list[dict]:
                 "points/s", per_point_rate, "1/s",
                 note=f"simulate().totals() + area on the first {len(sample)} points, warm")]
     for workers in (1, 2):
+        zero_skip_batch.clear_counts()  # each row from cold: no count kept by an earlier row
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             run_sweep(spec, points, Path(tmp) / "out", workers=workers)
