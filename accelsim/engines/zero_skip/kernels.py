@@ -23,6 +23,8 @@ slowest lane finished each of the last `d` items (the FIFO test needs only that 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -295,7 +297,7 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
                     a_all = a_vectors = 0
                     for p in range(pes):
                         a = np.int64(act_count[g, n, c, p, ph])
-                        vectors = (a + mult_i - 1) // mult_i
+                        vectors = np.int64(math.ceil(a / mult_i))   # exact below 2**52
                         a_vec[p, j] = vectors
                         a_all += a
                         a_vectors += vectors
