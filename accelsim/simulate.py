@@ -17,6 +17,7 @@ from accelsim.arch.schema import ArchBase
 from accelsim.engines.batch import MISSING, LayerBatch, layer_memo, loop
 from accelsim.engines.counts import LayerResult
 from accelsim.engines.shared_gemm_operand import gemm_dims, in_bounds_elements
+from accelsim.engines.traffic import space_energy_pj
 from accelsim.errors import AccelsimError
 from accelsim.kinds import engine_for
 from accelsim.results import (
@@ -110,6 +111,7 @@ def _row(layer: Layer, res: LayerResult, dense: LayerResult, prices: Prices,
     }
     row.update({f"energy_{component}_pj": pj for component, pj in energy.items()})
     row.update(res.columns)
+    row.update(space_energy_pj(res.columns, prices.table, [lv.name for lv in arch.memory]))
     row.update(access_columns(res.actions))
     return row
 
@@ -347,6 +349,16 @@ class _PointPrices:
             total = total + part
         return energy, has, total
 
+    def space_energy_pj(self, b: LayerBatch, levels: list[str]
+                        ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """`accelsim.engines.traffic.space_energy_pj` of every point of `b` at its own prices:
+        per column, (pJ, where the point's row has the column)."""
+        table = {f"{level}.{verb}_bytes": self.unit_pj(f"{level}.{verb}_bytes")
+                 for level in levels for verb in ("read", "write")}
+        moved = {c: _numbers(v) for c, v in b.columns.items()
+                 if c.endswith(("_read_bytes", "_write_bytes"))}
+        return {c: (pj, ~np.isnan(pj)) for c, pj in space_energy_pj(moved, table, levels).items()}
+
     def any_note(self, b: LayerBatch) -> np.ndarray:
         """Where some action a point performs has a price note."""
         found = np.zeros(len(b), dtype=bool)
@@ -357,6 +369,13 @@ class _PointPrices:
 
 _NUMBER_TYPES = {int, float, np.int64, np.int32, np.float64, np.float32}
 """Types of values a numeric result column holds (not bool)."""
+
+
+def _numbers(values: list | np.ndarray) -> np.ndarray:
+    """A batch column as floats over its points (NaN where a point has no number)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
+        return values.astype(float)
+    return np.array([float(v) if type(v) in _NUMBER_TYPES else np.nan for v in values])
 
 
 @dataclass
@@ -449,6 +468,7 @@ def simulate_totals(workload: Workload, archs: Sequence[ArchBase]) -> list[dict]
     modes: list[list[str]] = []
     orders: list[tuple[list[tuple[str, ...]], list[tuple[str, ...]]]] = []
     access_of: dict[str, tuple[str, ...]] = {}
+    levels = list(dict.fromkeys(lv.name for arch in archs for lv in arch.memory))
     for j, layer in enumerate(workload.layers):
         b = count_batch(layer, archs)
         dense = b if same else count_batch(layer, dense_archs)
@@ -479,6 +499,8 @@ def simulate_totals(workload: Workload, archs: Sequence[ArchBase]) -> list[dict]
         for component, part in parts.items():
             energy.setdefault(f"energy_{component}_pj", _Column()).add(j, part,
                                                                         has_part[component])
+        for c, (pj, listed) in prices.space_energy_pj(b, levels).items():
+            energy.setdefault(c, _Column()).add(j, pj, listed)
         for c, v in b.columns.items():
             if ADDITIVE.search(c) and c not in BASE_COLUMNS:
                 extras.setdefault(c, _Column()).add_objects(j, v)

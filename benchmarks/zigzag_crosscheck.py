@@ -30,8 +30,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelsim.arch.energy import mac_energy_pj, memory_level_price  # noqa: E402
-from accelsim.engines import systolic  # noqa: E402
+from accelsim.arch.energy import action_energy_pj, mac_energy_pj, memory_level_price  # noqa: E402
+from accelsim.engines import systolic, traffic  # noqa: E402
 from accelsim.kinds import parse_arch  # noqa: E402
 from accelsim.workload import ConvShape, GemmShape, Layer  # noqa: E402
 
@@ -121,8 +121,8 @@ def ours(layer: Layer, arch: systolic.Config) -> dict:
             spaces = ("psum", "out") if op == "out" else (op,)
             row[f"{level}_{op}"] = sum(c.get(f"{level}_{sp}_reads", 0.0)
                                        + c.get(f"{level}_{sp}_writes", 0.0) for sp in spaces)
-    energy = (mac_energy_pj(arch) * layer.macs
-              + sum(v for k, v in c.items() if k.startswith("energy_") and k.endswith("_pj")))
+    levels = traffic.space_energy_pj(c, action_energy_pj(arch), [lv.name for lv in arch.memory])
+    energy = mac_energy_pj(arch) * layer.macs + sum(levels.values())
     row["pj_per_mac"] = energy / layer.macs
     return row
 

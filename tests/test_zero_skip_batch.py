@@ -4,7 +4,7 @@ two with), several of which differ only in their memory levels' sizes, every fie
 column and warning of each point equals the per-point `simulate`, on the digits trace and on
 its shapes-only twin, also where a previous batch counted the point's group; whole-workload
 totals follow; the energy columns of points counted once
-are repriced at each point's own pJ per byte, and DRAM points whose sizes change their tiling
+are priced at each point's own pJ per byte, and DRAM points whose sizes change their tiling
 are never counted together."""
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def test_batched_totals_equal_per_point_totals(name: str, workloads: dict) -> No
 
 def test_counts_kept_across_batches_follow_simulate(workloads: dict) -> None:
     """A sweep's next chunk: points whose group a previous batch counted (at other sizes) get
-    that count repriced, and still equal their own `simulate`."""
+    that count, and still equal their own `simulate`."""
     clear_counts()
     archs = random_points(seed=16)
     first, second = tuple(archs[:len(archs) // 2]), tuple(archs[len(archs) // 2:])
@@ -134,22 +134,22 @@ def test_counts_kept_across_batches_follow_simulate(workloads: dict) -> None:
             _same_counts(batch, i, zero_skip.simulate(layer, arch), f"{arch.name} {layer.name}")
 
 
-def test_points_counted_once_get_their_own_energy_columns(workloads: dict) -> None:
-    """Two Cnvlutin points that differ only in the synapse buffer's size are one group; their
-    buffer energy columns differ (the tech table prices a larger SRAM higher per byte) and each
-    is that point's own `simulate`, while every other column is shared."""
+def test_points_counted_once_are_priced_at_their_own_sizes(workloads: dict) -> None:
+    """Two Cnvlutin points that differ only in the synapse buffer's size are one group with one
+    count (the engine prices nothing); their totals' buffer energy columns differ (the tech
+    table prices a larger SRAM higher per byte) and each is that point's own `simulate`."""
     small = _with_sizes("cnvlutin_like", {"synapse_buffer": 1 << 17}, "small")
     large = _with_sizes("cnvlutin_like", {"synapse_buffer": 1 << 25}, "large")
     assert len(point_groups([small, large])) == 1
     for layer in workloads["digits"].layers:
         batch = count_batch(layer, [small, large])
-        a, b = batch.point(0), batch.point(1)
-        energy = [c for c in a.columns if c.startswith("energy_synapse_buffer_")]
-        assert energy and any(a.columns[c] != b.columns[c] for c in energy), layer.name
-        assert all(a.columns[c] == b.columns[c] for c in a.columns
-                   if not c.startswith("energy_")), layer.name
-        for i, arch in enumerate((small, large)):
-            _same_counts(batch, i, zero_skip.simulate(layer, arch), f"{arch.name} {layer.name}")
+        assert batch.point(0).columns == batch.point(1).columns, layer.name
+        assert not any(c.startswith("energy_") for c in batch.columns), layer.name
+    totals = simulate_totals(workloads["digits"], [small, large])
+    energy = [c for c in totals[0] if c.startswith("energy_synapse_buffer_")]
+    assert energy and all(totals[0][c] < totals[1][c] for c in energy if totals[1][c])
+    for arch, got in zip((small, large), totals):
+        assert_same(simulate(workloads["digits"], arch).totals(), got, arch.name)
 
 
 def test_dram_points_whose_sizes_change_the_tiling_are_counted_apart(workloads: dict) -> None:

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Literal
@@ -550,14 +550,11 @@ class Context:
     """Act and weight elements SCALE-Sim's read buffers keep (`_scalesim_half`)."""
     keys: tuple[tuple[tuple[str, str], MemoryLevel], ...]
     """The (where, space) keys of `Traffic` that a level counts, in column order, with it."""
-    level_prices: dict[str, tuple[float, float]]
-    """pJ per byte read and written, per level name."""
     names: tuple[tuple[str, ...], ...]
     """Per entry of `keys`: its action names (read, write bytes) and column names (reads,
-    writes, read bytes, write bytes, energy)."""
-    rates: tuple[tuple[float, float, float, float], ...]
-    """Per entry of `keys`: its level's read and write bandwidth (bytes per cycle) and pJ per
-    byte read and written."""
+    writes, read bytes, write bytes)."""
+    rates: tuple[tuple[float, float], ...]
+    """Per entry of `keys`: its level's read and write bandwidth (bytes per cycle)."""
     pe_actions: dict[tuple[Operand, str], str]
     """Action name of each priced PE register count (`Traffic.pe` key): the registers the arch
     declares under `pe:` (`accelsim.arch.pe_storage`)."""
@@ -589,28 +586,23 @@ def _context(arch: ArchBase) -> Context:
         counted |= {("buffer", "psum"), ("buffer", "out")}
     keys = tuple((key, level) for key in sorted(counted)
                  if (level := where[key]) is not None)
-    prices = {lv.name: memory_level_price(arch, lv) for lv in arch.memory}
-    level_prices = {name: (lp.read_pj_per_byte, lp.write_pj_per_byte)
-                    for name, lp in prices.items()}
     names = tuple(_key_names(lv.name, space) for (_, space), lv in keys)
-    rates = tuple((lv.read_bandwidth_bytes_per_cycle, lv.write_bandwidth,
-                   *level_prices[lv.name]) for _, lv in keys)
+    rates = tuple((lv.read_bandwidth_bytes_per_cycle, lv.write_bandwidth) for _, lv in keys)
     pe = getattr(arch, "pe", None)
     declared = pe.declared() if isinstance(pe, PeStorage) else ()
     pe_actions = {(op, verb): register_action(op, verb) for op in declared
                   for verb in ("reads", "writes")}
     return Context(buffers=buffers, bytes_=(act_b, w_b, acc_b), capacity=capacity,
-                   search_prices=search_prices, half=half, keys=keys,
-                   level_prices=level_prices, names=names, rates=rates, pe_actions=pe_actions)
+                   search_prices=search_prices, half=half, keys=keys, names=names, rates=rates,
+                   pe_actions=pe_actions)
 
 
 @lru_cache(maxsize=1024)
 def _key_names(level: str, space: str) -> tuple[str, ...]:
     """A level's action names (read, write bytes) and its columns for one data space (reads,
-    writes, read bytes, write bytes, energy), as `Context.names` lists them."""
+    writes, read bytes, write bytes), as `Context.names` lists them."""
     return (f"{level}.read_bytes", f"{level}.write_bytes",
-            *(f"{level}_{space}_{c}" for c in ("reads", "writes", "read_bytes", "write_bytes")),
-            f"energy_{level}_{space}_pj")
+            *(f"{level}_{space}_{c}" for c in ("reads", "writes", "read_bytes", "write_bytes")))
 
 
 _CONTEXTS: dict[int, tuple[ArchBase, Context]] = {}
@@ -775,7 +767,7 @@ def level_actions(arch: ArchBase, t: Traffic
                   ) -> tuple[dict[str, float], dict[str, float], dict[str, object]]:
     """(actions: bytes per `<level>.read_bytes` / `.write_bytes`, cycles each level needs at
     its bandwidth, result columns `<level>_<space>_reads`, `_writes` (elements),
-    `_read_bytes`, `_write_bytes` (bytes), `energy_<level>_<space>_pj` (`SPACES`), the PE register
+    `_read_bytes`, `_write_bytes` (bytes, `SPACES`; priced by `space_energy_pj`), the PE register
     accesses `pe_<operand>_reads`, `_writes`, also actions `pe_registers.<operand>_reads`,
     `_writes` for the registers the arch declares). Without a DRAM level nothing is counted
     there."""
@@ -793,6 +785,27 @@ def counts_actions(arch: ArchBase, reads: dict[tuple[str, str], float],
     engines that count the array side themselves (`accelsim.engines.zero_skip`)."""
     return _level_actions(context(arch), reads, writes, read_bytes, write_bytes, pe,
                           None if mapping is None else _mapping_columns(mapping))
+
+
+def space_energy_pj(columns: dict[str, Any], table: dict[str, float],
+                    levels: Sequence[str]) -> dict[str, Any]:
+    """`energy_<level>_<space>_pj`: what each data space's traffic at each level costs (pJ),
+    its `<level>_<space>_read_bytes` and `_write_bytes` columns at the level's pJ per byte read
+    and written in `table` (`accelsim.arch.energy.action_energy_pj`: `<level>.read_bytes`,
+    `.write_bytes`), for the `levels` named. Byte columns may be numbers (one point) or arrays
+    over points, and prices numbers or arrays alike; a level without both prices is left out.
+    Summed over the spaces they are the level's `energy_<level>_pj`."""
+    out: dict[str, Any] = {}
+    for level in levels:
+        read_pj, write_pj = table.get(f"{level}.read_bytes"), table.get(f"{level}.write_bytes")
+        if read_pj is None or write_pj is None:
+            continue
+        for space in SPACES:
+            read_bytes = columns.get(f"{level}_{space}_read_bytes")
+            write_bytes = columns.get(f"{level}_{space}_write_bytes")
+            if read_bytes is not None and write_bytes is not None:
+                out[f"energy_{level}_{space}_pj"] = read_bytes * read_pj + write_bytes * write_pj
+    return out
 
 
 PE_COLUMNS = {(op, verb): f"pe_{op}_{verb}" for op in OPERANDS for verb in ("reads", "writes")}
@@ -814,8 +827,8 @@ def _level_actions(ctx: Context, reads: dict, writes: dict, read_bytes: dict,
     columns: dict[str, object] = {}
     for (key, level), names, rates in zip(ctx.keys, ctx.names, ctx.rates):
         rb, wb = read_bytes.get(key, 0.0), write_bytes.get(key, 0.0)
-        read_name, write_name, c_reads, c_writes, c_rb, c_wb, c_energy = names
-        read_bw, write_bw, read_pj, write_pj = rates
+        read_name, write_name, c_reads, c_writes, c_rb, c_wb = names
+        read_bw, write_bw = rates
         actions[read_name] = actions.get(read_name, 0.0) + rb
         actions[write_name] = actions.get(write_name, 0.0) + wb
         level_cycles[level.name] = level_cycles.get(level.name, 0.0) + rb / read_bw + wb / write_bw
@@ -823,7 +836,6 @@ def _level_actions(ctx: Context, reads: dict, writes: dict, read_bytes: dict,
         columns[c_writes] = writes.get(key, 0.0)
         columns[c_rb] = rb
         columns[c_wb] = wb
-        columns[c_energy] = rb * read_pj + wb * write_pj
     for key, count in pe.items():
         columns[PE_COLUMNS[key]] = count
         if key in ctx.pe_actions:

@@ -2,23 +2,19 @@
 points that would give the same counts are counted once.
 
 Without a DRAM level every operand is resident on chip and no tiling is searched, so a memory
-level's `size_bytes` reaches the counts only through the pJ per byte the tech table gives a
-level of that size: the bytes, cycles, actions, warnings and every other column are those of
-any other size. Points that differ only in their names and (without DRAM) their levels' sizes
-form one group, counted once (`count.simulate` on one member); each member gets a copy whose
-`energy_<level>_<space>_pj` columns are the counted read and write bytes at its own pJ per byte
-(`repriced`). With a DRAM level the sizes bound the tiles of the tiling search, so only points
-that differ in nothing but their names share a count. A group's count is kept for later batches
-(a sweep's next chunk) by layer and group, for the last `COUNTS_KEPT` of them.
+level's `size_bytes` never reaches the counts (only the pJ per byte the energy model prices
+them at, after counting). Points that differ only in their names and (without DRAM) their
+levels' sizes form one group, counted once (`count.simulate` on one member) for all of its
+members. With a DRAM level the sizes bound the tiles of the tiling search, so only points that
+differ in nothing but their names share a count. A group's count is kept for later batches (a
+sweep's next chunk) by layer and group, for the last `COUNTS_KEPT` of them.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from dataclasses import replace
 
-from accelsim.engines import traffic
 from accelsim.engines.batch import LayerBatch
 from accelsim.engines.counts import LayerResult
 from accelsim.engines.zero_skip import count
@@ -39,20 +35,6 @@ def group_key(arch: Config) -> str:
 def point_groups(archs: Sequence[Config]) -> list[list[int]]:
     """The indices of `archs` grouped by `group_key`, groups in order of their first point."""
     return [members for _, members in _grouped(archs)]
-
-
-def repriced(result: LayerResult, ctx: traffic.Context) -> LayerResult:
-    """A copy of `result` whose `energy_<level>_<space>_pj` columns (pJ) are its
-    `<level>_<space>_read_bytes` and `_write_bytes` columns at the pJ per byte of `ctx`
-    (`accelsim.engines.traffic.context` of an arch that differs from the counted one only in
-    its levels' sizes), as the traffic model prices them."""
-    columns = dict(result.columns)
-    for names, (_, _, read_pj, write_pj) in zip(ctx.names, ctx.rates):
-        read_bytes, write_bytes, energy = names[4], names[5], names[6]
-        if energy in columns:
-            columns[energy] = columns[read_bytes] * read_pj + columns[write_bytes] * write_pj
-    return replace(result, actions=dict(result.actions), columns=columns,
-                   tables=dict(result.tables), warnings=list(result.warnings))
 
 
 _KEPT = 2
@@ -91,7 +73,7 @@ def _grouped(archs: Sequence[Config]) -> list[tuple[str, list[int]]]:
 
 def _group_count(layer: Layer, key: str, arch: Config) -> LayerResult:
     """`count.simulate(layer, arch)` for the group `key` of `arch`, kept for the last
-    `COUNTS_KEPT` (layer, group) pairs (never changed: members get `repriced` copies)."""
+    `COUNTS_KEPT` (layer, group) pairs (shared by its members, never changed)."""
     hit = _COUNTS.get((id(layer), key))
     if hit is not None and hit[0]() is layer:
         return hit[1]
@@ -104,11 +86,9 @@ def _group_count(layer: Layer, key: str, arch: Config) -> LayerResult:
 
 def simulate_batch(layer: Layer, archs: Sequence[Config]) -> LayerBatch:
     """`count.simulate(layer, arch)` for every arch of `archs`, the same fields, actions,
-    columns and warnings in the same order: each group of `point_groups` counted once, each
-    member's energy columns at its own pJ per byte (`repriced`)."""
+    columns and warnings in the same order: each group of `point_groups` counted once."""
     by_point: dict[int, LayerResult] = {}
     for key, members in _grouped(archs):
         counted = _group_count(layer, key, archs[members[0]])
-        for i in members:
-            by_point[i] = repriced(counted, traffic.context(archs[i]))
+        by_point.update(dict.fromkeys(members, counted))
     return LayerBatch.from_results([by_point[i] for i in range(len(archs))])
