@@ -7,7 +7,8 @@
    `simulate`, each over the time of a bare numpy pass over the same bitmaps (each traced
    layer's non-zero map made and counted, `np.count_nonzero(layer.nonzero())`, as
    `benchmarks/run_all.py` measures it), all in the same run; best of --repeat, every repeat on
-   freshly loaded layers (nothing served from the engine's per-layer caches). The first
+   freshly loaded layers (nothing served from the engine's per-layer caches), repeated until the
+   repeats add up to 0.3 s for short cases (`benchmarks.timing.best_fresh`). The first
    `simulate` of each config is timed too (numba compiles into an empty cache).
 2. Peak RSS (a subprocess per case, its `VmHWM`; Linux): every config on the largest shipped
    layer (most activation plus weight elements) and on a synthetic lm_head, linear M64 K640
@@ -33,6 +34,7 @@ import argparse  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -48,24 +50,13 @@ from accelsim.simulate import simulate  # noqa: E402
 from accelsim.workload import Layer, load_workload  # noqa: E402
 from benchmarks.peak_rss import peak_rss  # noqa: E402
 from benchmarks.run_all import count_step  # noqa: E402
+from benchmarks.timing import best_fresh  # noqa: E402
 from tests import reference  # noqa: E402
 
 CONFIGS = ["cnvlutin_like", "scnn_like", "eie_like", "eyeriss_gating"]
 
 def act_elements(layers: list[Layer]) -> int:
     return sum(math.prod(layer.shape.act_shape) for layer in layers)
-
-
-def best_fresh(repeat: int, path: Path, fn) -> tuple[float, object]:
-    """Best wall time of `fn(workload)` over `repeat` freshly loaded copies of the workload at
-    `path` (so nothing is served from the engine's per-layer caches), and the last result."""
-    best, out = math.inf, None
-    for _ in range(repeat):
-        wl = load_workload(path)
-        start = time.perf_counter()
-        out = fn(wl)
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def floor_fraction_rows(paths: list[Path], repeat: int) -> tuple[list[dict], list[pd.DataFrame]]:
@@ -79,14 +70,15 @@ def floor_fraction_rows(paths: list[Path], repeat: int) -> tuple[list[dict], lis
         wl = load_workload(path)
         layers = [x for x in wl.layers if x.has_trace]
         elements = act_elements(layers)
-        floor_s, _ = best_fresh(repeat, path, lambda w: [np.count_nonzero(x.nonzero())
-                                                         for x in w.layers if x.has_trace])
+        fresh = partial(load_workload, path)
+        floor_s, _ = best_fresh(fresh, lambda w: [np.count_nonzero(x.nonzero())
+                                                  for x in w.layers if x.has_trace], repeat)
         for cfg, (arch, cold_s) in archs.items():
-            count_step(load_workload(path), arch)   # compiles what this trace needs
-            engine_s, _ = best_fresh(repeat, path, lambda w, a=arch: count_step(w, a))
-            trace_s, _ = best_fresh(repeat, path, lambda w, a=arch: [count_layer(x, a)
-                                                                     for x in w.layers])
-            sim_s, result = best_fresh(repeat, path, lambda w, a=arch: simulate(w, a))
+            count_step(fresh(), arch)   # compiles what this trace needs
+            engine_s, _ = best_fresh(fresh, lambda w, a=arch: count_step(w, a), repeat)
+            trace_s, _ = best_fresh(fresh, lambda w, a=arch: [count_layer(x, a)
+                                                              for x in w.layers], repeat)
+            sim_s, result = best_fresh(fresh, lambda w, a=arch: simulate(w, a), repeat)
             rows.append({"workload": path.stem, "config": cfg, "layers": len(wl.layers),
                          "act_elements": elements, "floor_s": floor_s, "engine_s": engine_s,
                          "trace_pass_s": trace_s, "simulate_s": sim_s,

@@ -41,9 +41,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,7 +60,7 @@ from accelsim.sweep import run_sweep  # noqa: E402
 from accelsim.sweep_spec import expand, load_sweep  # noqa: E402
 from accelsim.workload import Workload, load_workload  # noqa: E402
 from benchmarks.peak_rss import peak_rss  # noqa: E402
-from benchmarks.timing import best_of  # noqa: E402
+from benchmarks.timing import best_fresh, best_of  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SCALESIM_CSV = HERE / "results" / "systolic_vs_scalesim.csv"
@@ -102,15 +101,6 @@ def scalesim(rerun: bool) -> list[dict]:
     ]
 
 
-def _fresh_s(path: Path, fn: Callable[[Workload], Any]) -> float:
-    """Wall time of `fn` on a freshly loaded copy of the trace at `path` (loading not timed),
-    so that nothing is served from the engine's per-layer caches."""
-    workload = load_workload(path)
-    start = time.perf_counter()
-    fn(workload)
-    return time.perf_counter() - start
-
-
 def count_step(workload: Workload, arch: ArchBase) -> None:
     """The zero-skip engine's share of `simulate`: every layer on the arch and on its dense
     equivalent (`cycles_if_uniform`'s i.i.d. pass included)."""
@@ -129,13 +119,11 @@ def zero_skip(repeat: int) -> list[dict]:
             layers = [layer for layer in workload.layers if layer.has_trace]
             elements = sum(math.prod(layer.shape.act_shape) for layer in layers)
             simulate(workload, arch)
-            floor_s = min(_fresh_s(path, lambda w: [np.count_nonzero(x.nonzero())
-                                                    for x in w.layers if x.has_trace])
-                          for _ in range(repeat))
-            count_s = min(_fresh_s(path, lambda w, a=arch: count_step(w, a))
-                          for _ in range(repeat))
-            simulate_s = min(_fresh_s(path, lambda w, a=arch: simulate(w, a))
-                             for _ in range(repeat))
+            fresh = partial(load_workload, path)
+            floor_s, _ = best_fresh(fresh, lambda w: [np.count_nonzero(x.nonzero())
+                                                      for x in w.layers if x.has_trace], repeat)
+            count_s, _ = best_fresh(fresh, lambda w, a=arch: count_step(w, a), repeat)
+            simulate_s, _ = best_fresh(fresh, lambda w, a=arch: simulate(w, a), repeat)
             case = f"{config} on {path.stem}"
             rows += [
                 row("zero-skip speed", case, "act elements/s (count step)", elements / count_s,
