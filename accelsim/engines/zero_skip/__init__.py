@@ -45,10 +45,14 @@ storage sizes and metadata). `batch` counts many design points on one layer at o
 (`simulate_batch`, what a sweep uses), once per group of points that differ only in their
 names and, without a DRAM level, their memory levels' sizes.
 
-Each layer's maps (and its i.i.d. maps) are made once and kept while the layer lives, so the
-trace pass, the i.i.d. rerun, the dense equivalent and every other arch counted on the same
-layer read them; counts on an arch that neither skips, gates nor compresses depend on the
-layer's shape only and are kept by shape.
+Each layer's maps (and its i.i.d. maps) are made once and kept while the layer lives, with
+what the count derives from them without reading the arch (views, tap and MAC counts per
+skip / gate choice, stored sizes per format, brick work per brick size), so the trace pass,
+the i.i.d. rerun, the dense equivalent and every other arch counted on the same layer (a
+sweep's points) read them; `cycles_if_uniform` is the i.i.d. rerun's cycles alone
+(`count.uniform_cycles`). Counts on an arch that neither skips, gates nor compresses depend on
+the layer's shape only and are kept by shape. The energy of every action, per-level and
+per-space splits included, is priced after counting (`accelsim.simulate`).
 """
 
 from accelsim.engines.zero_skip.batch import simulate_batch
