@@ -20,8 +20,9 @@
    grid, the batched one on the whole grid (warm: per-workload statistics already measured);
    systolic also from cold (new arch objects, the traffic model's search caches emptied).
 4. Sweep throughput: the shipped 501-point sweep `arch_configs/sweeps/cnvlutin_sweep.yaml` on
-   digits_cnn through `run_sweep` with 1 and 2 local workers (pool start-up included), against
-   the per-point path on the first points.
+   digits_cnn through `run_sweep` with 1 and 2 local workers (pool start-up included; best of
+   `--repeat` runs, each with no zero-skip count kept from an earlier one), against the
+   per-point path on the first points.
 5. CLI start: `accelsim run arch_configs/tpu_like_128x128_ws.yaml workloads/digits_cnn.npz` and
    `accelsim --help` as fresh processes (wall time of the whole process; best and median of
    `--repeat` runs); cold = NUMBA_CACHE_DIR pointed at an empty folder, warm = later runs.
@@ -236,20 +237,21 @@ def sweep(repeat: int) -> list[dict]:
     rows = [row("sweep throughput", f"{len(points)}-point cnvlutin_sweep, per-point path",
                 "points/s", per_point_rate, "1/s",
                 note=f"simulate().totals() + area on the first {len(sample)} points, warm")]
-    for workers in (1, 2):
-        zero_skip_batch.clear_counts()  # each row from cold: no count kept by an earlier row
+    def whole_sweep(workers: int) -> None:
+        zero_skip_batch.clear_counts()  # every run from cold: no count kept by an earlier one
         with tempfile.TemporaryDirectory() as tmp:
-            start = time.perf_counter()
             run_sweep(spec, points, Path(tmp) / "out", workers=workers)
-            run_s = time.perf_counter() - start
+
+    for workers in (1, 2):
+        run_s = best_of(repeat, lambda w=workers: whole_sweep(w))
         rows.append(row("sweep throughput", f"{len(points)}-point cnvlutin_sweep, {workers} "
                         f"worker{'s' if workers > 1 else ''}", "points/s", len(points) / run_s,
-                        "1/s", ">= 20x per-point" if workers == 1 else "> 1 worker",
-                        f"run {run_s:.1f} s incl. journal and pool start-up; expand+validate "
-                        f"{expand_s:.1f} s"))
+                        "1/s", "" if workers == 1 else "> 1 worker",
+                        f"best run {run_s:.1f} s incl. journal and pool start-up; "
+                        f"expand+validate {expand_s:.1f} s"))
     one, two = rows[1]["value"], rows[2]["value"]
     rows += [row("sweep throughput", "1 worker / per-point path", "ratio", one / per_point_rate,
-                 "x", ">= 20x"),
+                 "x"),
              row("sweep throughput", "2 workers / 1 worker", "ratio", two / one, "x", "> 1")]
     return rows
 
