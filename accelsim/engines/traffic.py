@@ -639,12 +639,13 @@ def layer_geometry(layer: Layer, problem: GemmProblem) -> Geometry:
     return memo[problem]
 
 
-def reloaded(arr: ArrayTraffic, dataflow: Dataflow, n: int, outputs: float) -> ArrayTraffic:
+def reloaded(arr: ArrayTraffic, dataflow: Dataflow, n: int | np.ndarray,
+             outputs: float | np.ndarray) -> ArrayTraffic:
     """`arr` with the stationary operand loaded into the array `n` times
     (`Mapping.array_reloads`): WS re-reads the weights, IS the inputs, and OS sends the
     partial sums of its `outputs` output elements through the buffer and back n - 1 more
-    times."""
-    if n <= 1:
+    times. `arr`, `n` and `outputs` may be numbers (one point) or arrays over points."""
+    if np.ndim(n) == 0 and n <= 1:
         return arr
     if dataflow == "ws":
         return replace(arr, weight_reads=arr.weight_reads * n)
@@ -866,12 +867,10 @@ def points_actions(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: np.
                           for r, c in zip(rows.tolist(), cols.tolist())], dtype=np.int64)
         ra, cb = rows * split[:, 0], cols * split[:, 1]
     arr = array_traffic(problem, ra, cb, dataflow)
-    act_reads, weight_reads = arr.act_reads, arr.weight_reads
-    out_writes, out_reads = arr.out_writes, arr.out_reads
     buffers = ctx.buffers
     mapping: dict[str, object] | None = None
     if tiling == "scalesim":
-        ow = np.broadcast_to(out_writes, (n,)).tolist()
+        ow = np.broadcast_to(arr.out_writes, (n,)).tolist()
         found = np.array([_scalesim(geo, w, r, c, dataflow, ctx.half)
                           for w, r, c in zip(ow, rows.tolist(), cols.tolist())]).reshape(n, 4)
         act, weight, outs, psum_w = found.T
@@ -895,15 +894,10 @@ def points_actions(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: np.
                    "tile_window": np.array([m.window_tile for m in maps], dtype=np.int64),
                    "tile_fits": np.array([m.fits for m in maps], dtype=bool),
                    "tile_array_reloads": reloads}
-        if dataflow == "ws":
-            weight_reads = weight_reads * reloads
-        elif dataflow == "is":
-            act_reads = act_reads * reloads
-        else:
-            out_writes, out_reads = out_writes * reloads, out_writes * reloads - out_writes
-    array_reads = {"act": act_reads, "weight": weight_reads, "out": out_reads}
+        arr = reloaded(arr, dataflow, reloads, arr.out_writes)
+    array_reads = {"act": arr.act_reads, "weight": arr.weight_reads, "out": arr.out_reads}
     reads, writes, rbytes, wbytes, pe, _, _ = _space_counts(
-        buffers, ctx.bytes_, {"act": act, "weight": weight}, array_reads, out_writes, outs,
+        buffers, ctx.bytes_, {"act": act, "weight": weight}, array_reads, arr.out_writes, outs,
         psum_w, psum_r, geo.repeat, float(layer.macs), dataflow,
         lambda v: np.asarray(v, dtype=float))
     counted = [{k: _spread(v, n) for k, v in d.items()}
