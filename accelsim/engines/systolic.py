@@ -114,14 +114,25 @@ def latency_split(p: GemmProblem, arch: Config, stall: float,
         load, fill_drain = load + fill_drain, 0
         if load < 0:
             compute, load = compute + load, 0
-    dram = arch.dram()
-    dram_load = dram_offload = 0.0
-    if dram is not None:
-        dram_load = actions.get(f"{dram.name}.read_bytes", 0.0) / dram.read_bandwidth_bytes_per_cycle
-        dram_offload = actions.get(f"{dram.name}.write_bytes", 0.0) / dram.write_bandwidth
+    dram_load, dram_offload = dram_cycles(arch, actions)
     return {"cycles_compute": compute, "cycles_fill_drain": fill_drain,
             "cycles_load": load, "cycles_stall": stall,
             "cycles_dram_load": dram_load, "cycles_dram_offload": dram_offload}
+
+
+def dram_cycles(arch: ArchBase, actions: dict[str, float]) -> tuple[float, float]:
+    """(`cycles_dram_load`, `cycles_dram_offload`): the bytes read from and written to the DRAM
+    level (data and, for compressed operands, metadata) at its bandwidth; 0 without DRAM."""
+    dram = arch.dram()
+    if dram is None:
+        return 0.0, 0.0
+    name = dram.name
+    load = ((actions.get(f"{name}.read_bytes", 0.0)
+             + actions.get(f"{name}.metadata_read_bytes", 0.0))
+            / dram.read_bandwidth_bytes_per_cycle)
+    offload = ((actions.get(f"{name}.write_bytes", 0.0)
+                + actions.get(f"{name}.metadata_write_bytes", 0.0)) / dram.write_bandwidth)
+    return load, offload
 
 
 operand_dims = traffic.operand_dims
@@ -260,14 +271,8 @@ def _latency_points(p: GemmProblem, arch: Config, rows: np.ndarray, cols: np.nda
     load, fill_drain = load + short, fill_drain - short
     short = np.minimum(load, 0)
     compute, load = compute + short, load - short
-    dram = arch.dram()
     n = len(rows)
-    dram_load = dram_offload = np.zeros(n)
-    if dram is not None:
-        dram_load = (np.broadcast_to(actions.get(f"{dram.name}.read_bytes", 0.0), (n,))
-                     / dram.read_bandwidth_bytes_per_cycle)
-        dram_offload = (np.broadcast_to(actions.get(f"{dram.name}.write_bytes", 0.0), (n,))
-                        / dram.write_bandwidth)
+    dram_load, dram_offload = (np.broadcast_to(c, (n,)) for c in dram_cycles(arch, actions))
     return {"cycles_compute": compute, "cycles_fill_drain": fill_drain,
             "cycles_load": load, "cycles_stall": stall,
             "cycles_dram_load": dram_load, "cycles_dram_offload": dram_offload}

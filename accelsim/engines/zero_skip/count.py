@@ -616,21 +616,10 @@ def latency_split(layer: Layer, arch: Config, w: Work, stall: float,
     `_offload`: DRAM read / write time of data and metadata at its bandwidth, overlapped with
     compute except for what shows as stall."""
     if isinstance(arch.array, DenseArray):
-        split = systolic.latency_split(gemm_problem(layer), _systolic_of(arch), stall, actions)
-    else:
-        split = {"cycles_compute": w.compute_cycles, "cycles_fill_drain": 0, "cycles_load": 0,
-                 "cycles_stall": stall}
-    dram = arch.dram()
-    split["cycles_dram_load"] = split["cycles_dram_offload"] = 0.0
-    if dram is not None:
-        name = dram.name
-        split["cycles_dram_load"] = ((actions.get(f"{name}.read_bytes", 0.0)
-                                      + actions.get(f"{name}.metadata_read_bytes", 0.0))
-                                     / dram.read_bandwidth_bytes_per_cycle)
-        split["cycles_dram_offload"] = ((actions.get(f"{name}.write_bytes", 0.0)
-                                         + actions.get(f"{name}.metadata_write_bytes", 0.0))
-                                        / dram.write_bandwidth)
-    return split
+        return systolic.latency_split(gemm_problem(layer), _systolic_of(arch), stall, actions)
+    load, offload = systolic.dram_cycles(arch, actions)
+    return {"cycles_compute": w.compute_cycles, "cycles_fill_drain": 0, "cycles_load": 0,
+            "cycles_stall": stall, "cycles_dram_load": load, "cycles_dram_offload": offload}
 
 
 def _systolic_of(arch: Config) -> systolic.Config:
