@@ -126,15 +126,11 @@ def padding_note(layer: Layer, speedup: float) -> str:
     its dense MACs that read zero padding, which a zero-skipping design skips like any other
     zero, while `act_density` counts stored activations only. '' where the speed-up is within
     that bound or the layer reads no padding."""
-    act_density, weight_density = _densities(layer)
-    density = act_density * weight_density
-    if not (density > 0 and speedup > (1 + 1e-9) / density):
+    if not _padding_noted(layer, speedup):
         return ""
-    padded = _padded_fraction(layer)
-    if padded <= 0:
-        return ""
-    return (f"{padded:.0%} of the dense MACs read zero padding, skipped here like any zero "
-            f"(act_density {act_density:.3g} counts stored activations only)")
+    return (f"{_padded_fraction(layer):.0%} of the dense MACs read zero padding, skipped here "
+            f"like any zero (act_density {_densities(layer)[0]:.3g} counts stored activations "
+            "only)")
 
 
 def _padded_fraction(layer: Layer) -> float:
@@ -164,12 +160,13 @@ def static_note(static_pj: float, energy_pj: float, arch: ArchBase, latency_s: f
             "chip's floor, not its MACs")
 
 
-def _padding_noted(layer: Layer, speedup: np.ndarray) -> np.ndarray:
-    """Per point, whether `padding_note` has a note for this layer at these speed-ups."""
+def _padding_noted(layer: Layer, speedup: Any) -> Any:
+    """Whether `padding_note` has a note for this layer at this speed-up (a number, or an array
+    over points): it reads padding and the speed-up passes 1 / (act x weight density)."""
     act_density, weight_density = _densities(layer)
     density = act_density * weight_density
     if not (density > 0 and _padded_fraction(layer) > 0):
-        return np.zeros(speedup.shape, dtype=bool)
+        return np.zeros(np.shape(speedup), dtype=bool)
     return speedup > (1 + 1e-9) / density
 
 

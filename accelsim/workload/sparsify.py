@@ -260,7 +260,6 @@ def _validate(method: str, p: dict) -> dict:
     return params
 
 
-
 def _without_values(name: str, owner: Layer, patterns: Sequence[str] | None, needs: str) -> str:
     """The note for layer `name`, whose input (stored on `owner`) has no values: refused with
     `SparsifyError` when the user named layers (`patterns`), else the 'skipped' note."""
