@@ -37,7 +37,6 @@ import time  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,19 +48,14 @@ from accelsim.kinds import load_arch  # noqa: E402
 from accelsim.simulate import simulate  # noqa: E402
 from accelsim.workload import Layer, load_workload  # noqa: E402
 from benchmarks.peak_rss import peak_rss  # noqa: E402
-from benchmarks.run_all import count_step  # noqa: E402
+from benchmarks.run_all import ZERO_SKIP_CONFIGS, act_elements, count_step, numpy_pass  # noqa: E402
 from benchmarks.timing import best_fresh  # noqa: E402
 from tests import reference  # noqa: E402
-
-CONFIGS = ["cnvlutin_like", "scnn_like", "eie_like", "eyeriss_gating"]
-
-def act_elements(layers: list[Layer]) -> int:
-    return sum(math.prod(layer.shape.act_shape) for layer in layers)
 
 
 def floor_fraction_rows(paths: list[Path], repeat: int) -> tuple[list[dict], list[pd.DataFrame]]:
     rows, results = [], []
-    archs = {cfg: load_arch(ROOT / "arch_configs" / f"{cfg}.yaml") for cfg in CONFIGS}
+    archs = {cfg: load_arch(ROOT / "arch_configs" / f"{cfg}.yaml") for cfg in ZERO_SKIP_CONFIGS}
     for cfg, arch in archs.items():
         start = time.perf_counter()
         simulate(load_workload(paths[0]), arch)
@@ -71,8 +65,7 @@ def floor_fraction_rows(paths: list[Path], repeat: int) -> tuple[list[dict], lis
         layers = [x for x in wl.layers if x.has_trace]
         elements = act_elements(layers)
         fresh = partial(load_workload, path)
-        floor_s, _ = best_fresh(fresh, lambda w: [np.count_nonzero(x.nonzero())
-                                                  for x in w.layers if x.has_trace], repeat)
+        floor_s, _ = best_fresh(fresh, numpy_pass, repeat)
         for cfg, (arch, cold_s) in archs.items():
             count_step(fresh(), arch)   # compiles what this trace needs
             engine_s, _ = best_fresh(fresh, lambda w, a=arch: count_step(w, a), repeat)
@@ -105,7 +98,7 @@ def largest_layer(paths: list[Path]) -> str:
 def rss_rows(paths: list[Path]) -> list[dict]:
     rows = []
     for case in [largest_layer(paths), "lm_head", "lm_head+weights"]:
-        for cfg in CONFIGS:
+        for cfg in ZERO_SKIP_CONFIGS:
             rows.append({"case": case, "config": cfg, **peak_rss(cfg, case)})
     return rows
 

@@ -59,7 +59,7 @@ from accelsim.kinds import load_arch, parse_arch  # noqa: E402
 from accelsim.simulate import simulate, simulate_totals  # noqa: E402
 from accelsim.sweep import run_sweep  # noqa: E402
 from accelsim.sweep_spec import expand, load_sweep  # noqa: E402
-from accelsim.workload import Workload, load_workload  # noqa: E402
+from accelsim.workload import Layer, Workload, load_workload  # noqa: E402
 from benchmarks.peak_rss import peak_rss  # noqa: E402
 from benchmarks.timing import best_fresh, best_of  # noqa: E402
 
@@ -102,6 +102,17 @@ def scalesim(rerun: bool) -> list[dict]:
     ]
 
 
+def numpy_pass(workload: Workload) -> list[int]:
+    """The floor any trace-driven model pays: each traced layer's non-zero map made and
+    counted."""
+    return [np.count_nonzero(x.nonzero()) for x in workload.layers if x.has_trace]
+
+
+def act_elements(layers: list[Layer]) -> int:
+    """Activation elements of `layers`."""
+    return sum(math.prod(layer.shape.act_shape) for layer in layers)
+
+
 def count_step(workload: Workload, arch: ArchBase) -> None:
     """The zero-skip engine's share of `simulate`: every layer on the arch and on its dense
     equivalent (`cycles_if_uniform`'s i.i.d. pass included)."""
@@ -118,11 +129,10 @@ def zero_skip(repeat: int) -> list[dict]:
         for path in TRACES:
             workload = load_workload(path)
             layers = [layer for layer in workload.layers if layer.has_trace]
-            elements = sum(math.prod(layer.shape.act_shape) for layer in layers)
+            elements = act_elements(layers)
             simulate(workload, arch)
             fresh = partial(load_workload, path)
-            floor_s, _ = best_fresh(fresh, lambda w: [np.count_nonzero(x.nonzero())
-                                                      for x in w.layers if x.has_trace], repeat)
+            floor_s, _ = best_fresh(fresh, numpy_pass, repeat)
             count_s, _ = best_fresh(fresh, lambda w, a=arch: count_step(w, a), repeat)
             simulate_s, _ = best_fresh(fresh, lambda w, a=arch: simulate(w, a), repeat)
             case = f"{config} on {path.stem}"
