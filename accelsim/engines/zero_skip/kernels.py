@@ -276,6 +276,7 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
     a_sum = np.empty(rows, np.int64)
     a_vec_sum = np.empty(rows, np.int64)
     cycles = busy = products = act_reads = weight_reads = 0
+    last_busy = last_most = 0
     for g in range(groups):
         for c in range(n_ch):
             for ph in range(phases):
@@ -291,27 +292,28 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
         a_sum[:] = 0
         a_vec_sum[:] = 0
         for n in range(n_img):
-            for c in range(n_ch):
+            for p in range(pes):
                 for ph in range(phases):
-                    j = c * phases + ph
-                    a_all = a_vectors = 0
-                    for p in range(pes):
-                        a = np.int64(act_count[g, n, c, p, ph])
-                        vectors = np.int64(math.ceil(a / mult_i))   # exact below 2**52
-                        a_vec[p, j] = vectors
-                        a_all += a
-                        a_vectors += vectors
-                    a_sum[j] += a_all
-                    a_vec_sum[j] += a_vectors
+                    for c in range(n_ch):
+                        a = act_count[g, n, c, p, ph]
+                        a_vec[p, c * phases + ph] = math.ceil(a / mult_i)   # exact below 2**52
+                        a_sum[c * phases + ph] += a
+                for j in range(rows):
+                    a_vec_sum[j] += a_vec[p, j]
             for kc in range(n_kc):
-                most = 0
+                if kc > 0 and np.array_equal(w_vec[kc], w_vec[kc - 1]):
+                    busy += last_busy
+                    cycles += last_most
+                    continue
+                last_busy = last_most = 0
                 for p in range(pes):
                     pe_cycles = 0
                     for j in range(rows):
                         pe_cycles += w_vec[kc, j] * a_vec[p, j]
-                    busy += pe_cycles
-                    most = max(most, pe_cycles)
-                cycles += most
+                    last_busy += pe_cycles
+                    last_most = max(last_most, pe_cycles)
+                busy += last_busy
+                cycles += last_most
         for j in range(rows):
             products += w_sum[j] * a_sum[j]
             act_reads += w_nonzero[j] * a_sum[j]
