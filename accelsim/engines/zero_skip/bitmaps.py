@@ -7,6 +7,8 @@ with no temporaries larger than their result (no im2col, no int64 index arrays).
   sequential pass with no index array;
 * `tap_nonzero`: per (channel, r, s) tap, the (image, output pixel) pairs reading a non-zero,
   from per-channel strided prefix sums (one pass over the map, then O(1) per tap and column);
+* `column_counts`, `channel_counts`: non-zeros per column of a [rows, channels] map, per
+  channel of any map;
 * `brick_counts`, `planar_counts`: non-zeros per channel brick, per (image, channel, PE tile,
   stride phase);
 * `weight_counts`, `lane_weight_counts`, `planar_weight_counts`: non-zero weights per tap, per
@@ -246,6 +248,17 @@ def _planar_counts_strided(act, key, width: int, channels_inner: bool):
             for h in range(H):
                 for w in range(W):
                     out[n, c, key[h * W + w]] += act[n, c, h, w]
+    return out
+
+
+@njit(cache=True)
+def column_counts(rows):
+    """Non-zeros per column, int64 [C]; rows C-contiguous uint8 [n, C] (0/1)."""
+    n_rows, n_cols = rows.shape
+    out = np.zeros(n_cols, np.int64)
+    for i in range(n_rows):
+        for c in range(n_cols):
+            out[c] += rows[i, c]
     return out
 
 

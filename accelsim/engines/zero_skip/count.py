@@ -61,18 +61,18 @@ def _run_channel_lanes(v: work.ConvView, arch: Config, macs: work.MacCounts,
         # no brick outlasts the issue interval: every item takes exactly issue_cycles
         steps = ceil_div(v.R * v.S * ceil_div(v.Cg, a.brick_size), a.lanes)
         cycles = v.groups * passes * v.N * v.E * v.F * steps * issue
-        busy = passes * int(t.nonzero.sum())
+        busy = passes * t.nonzero_taps
     elif (skip_act and arch.fifo_depth == 1 and arch.barrier_mode == kern.BARRIER_PASS
           and (v.R * v.S == 1 or ceil_div(v.Cg, a.brick_size) % a.lanes == 0)):
         cycles = _lockstep_channel_lanes(v, a, issue) * passes
-        busy = passes * int(t.nonzero.sum())
+        busy = passes * t.nonzero_taps
     else:
         bricks, pad = work.brick_work(v, a.brick_size, skip_act)
         s, p, d = v.stride, v.padding, v.dilation
         cycles, busy, _ = kern.channel_lanes_cycles(
             bricks, pad, v.E, v.F, v.R, v.S, s[0], s[1], p[0], p[2], d[0], d[1], a.lanes,
             passes, arch.barrier_mode, arch.fifo_depth, issue, not skip_act)
-    act_values = int(t.nonzero.sum()) if skip_act else int(t.inside.sum()) * v.C
+    act_values = t.nonzero_taps if skip_act else int(t.inside.sum()) * v.C
     notes = []
     if skip_act and v.Cg < a.brick_size:
         notes.append(f"{v.Cg} channel(s) per group fill {v.Cg} of a brick's {a.brick_size} "
@@ -136,7 +136,7 @@ def _run_row_broadcast(v: work.ConvView, arch: Config, macs: work.MacCounts,
     rows = lane_work.reshape(-1, a.lanes)
     if rows.shape[0] and (rows == rows[:1]).all():
         # every broadcast asks the same work: the taps on a non-zero when skipping, else all
-        items = int(t.nonzero.sum()) if "act" in arch.skip else v.N * v.E * v.F * v.C * v.R * v.S
+        items = t.nonzero_taps if "act" in arch.skip else v.N * v.E * v.F * v.C * v.R * v.S
         cycles = identical_items_cycles(items, rows[0], arch.sync.issue_cycles)
         busy = items * int(rows[0].sum())
     else:

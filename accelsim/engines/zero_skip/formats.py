@@ -90,8 +90,7 @@ class StoredSize:
 def all_nonzero(nonzero: np.ndarray) -> bool:
     """True for the all-non-zero broadcast views that stand for dense operands (every stride 0,
     the one element True): their counts have closed forms, so they are never scanned."""
-    return (nonzero.size > 0 and all(step == 0 for step in nonzero.strides)
-            and bool(nonzero.flat[0]))
+    return nonzero.size > 0 and not any(nonzero.strides) and bool(nonzero[(0,) * nonzero.ndim])
 
 
 def _segments(size: int, fmt: Format) -> int:

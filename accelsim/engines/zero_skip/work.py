@@ -267,6 +267,11 @@ class TapCounts:
         """(C, R, S) of the per-tap counts."""
         return (self.channels, *self.inside.shape)
 
+    @cached_property
+    def nonzero_taps(self) -> int:
+        """Taps landing on a non-zero activation, over all (channel, r, s)."""
+        return int(self.nonzero.sum())
+
 
 def tap_counts(v: ConvView, act_nonzero: bool = True, weight_nonzero: bool = True) -> TapCounts:
     """Tap statistics: taps on a non-zero activation in one pass over the bitmap
@@ -276,14 +281,22 @@ def tap_counts(v: ConvView, act_nonzero: bool = True, weight_nonzero: bool = Tru
     nz = None
     if act_nonzero and v.R * v.S == 1 and v.E == v.H and v.F == v.W and not any(p):
         # a 1 x 1 window over every pixel once: counts per channel, read in memory order
-        nz = bitmaps.channel_counts(v.act.view(np.uint8), channels_inner(v.act)
-                                    ).reshape(v.C, 1, 1)
+        nz = channel_nonzero(v.act).reshape(v.C, 1, 1)
     elif act_nonzero:
         nz = bitmaps.tap_nonzero(as_bytes(v.act), v.E, v.F, v.R, v.S, s[0], s[1], p[0], p[2],
                                  d[0], d[1])
     inside = tap_inside(v)
     weights = weight_tap_counts(v) if weight_nonzero else None
     return TapCounts(nz, inside, v.N * v.E * v.F, weights, v.Kg, v.C)
+
+
+def channel_nonzero(act: np.ndarray) -> np.ndarray:
+    """Non-zeros per channel of a boolean [N, C, H, W] map, int64 [C]; a map that lies as
+    C-contiguous [pixels, channels] rows is read as those rows."""
+    pixels_outer = act.transpose(0, 2, 3, 1)
+    if pixels_outer.flags.c_contiguous:
+        return bitmaps.column_counts(pixels_outer.reshape(-1, act.shape[1]).view(np.uint8))
+    return bitmaps.channel_counts(act.view(np.uint8), channels_inner(act))
 
 
 def tap_inside(v: ConvView) -> np.ndarray:
@@ -329,14 +342,16 @@ def weight_tap_counts(v: ConvView) -> np.ndarray:
 def pair_count(t: TapCounts, act_nonzero: bool, weight_nonzero: bool, padding: bool) -> int:
     """(tap, filter) pairs with a non-zero activation (if `act_nonzero`) and a non-zero weight
     (if `weight_nonzero`), over taps inside the input, or all taps when `padding`."""
+    if not weight_nonzero:
+        if act_nonzero:
+            return t.nonzero_taps * t.filters_per_group
+        taps = t.total * t.inside.size if padding else int(t.inside.sum())
+        return taps * t.channels * t.filters_per_group
     if act_nonzero:
-        taps = t.nonzero
-    elif padding:
-        taps = np.full(t.shape, t.total, np.int64)
-    else:
-        taps = np.broadcast_to(t.inside, t.shape)
-    per_tap = t.weight_nonzero if weight_nonzero else t.filters_per_group
-    return int(np.sum(taps * per_tap))
+        return int(np.vdot(t.nonzero, t.weight_nonzero))
+    if padding:
+        return t.total * int(t.weight_nonzero.sum())
+    return int(np.vdot(t.inside, t.weight_nonzero.sum(axis=0)))
 
 
 @dataclass(frozen=True)
