@@ -277,6 +277,7 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
     a_vec_sum = np.empty(rows, np.int64)
     cycles = busy = products = act_reads = weight_reads = 0
     last_busy = last_most = 0
+    pe_major = act_count.strides[3] > act_count.strides[2]   # read in memory order
     for g in range(groups):
         for c in range(n_ch):
             for ph in range(phases):
@@ -292,12 +293,21 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
         a_sum[:] = 0
         a_vec_sum[:] = 0
         for n in range(n_img):
+            if pe_major:
+                for p in range(pes):
+                    for ph in range(phases):
+                        for c in range(n_ch):
+                            a = act_count[g, n, c, p, ph]
+                            a_vec[p, c * phases + ph] = math.ceil(a / mult_i)   # exact < 2**52
+                            a_sum[c * phases + ph] += a
+            else:
+                for c in range(n_ch):
+                    for p in range(pes):
+                        for ph in range(phases):
+                            a = act_count[g, n, c, p, ph]
+                            a_vec[p, c * phases + ph] = math.ceil(a / mult_i)
+                            a_sum[c * phases + ph] += a
             for p in range(pes):
-                for ph in range(phases):
-                    for c in range(n_ch):
-                        a = act_count[g, n, c, p, ph]
-                        a_vec[p, c * phases + ph] = math.ceil(a / mult_i)   # exact below 2**52
-                        a_sum[c * phases + ph] += a
                 for j in range(rows):
                     a_vec_sum[j] += a_vec[p, j]
             for kc in range(n_kc):
