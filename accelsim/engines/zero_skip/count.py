@@ -495,10 +495,10 @@ def _whole_sizes(layer: Layer, v: work.ConvView, whole: work.ConvView, sample: w
 
 
 def _counts(layer: Layer, arch: Config, uniform: bool, tiling: traffic.Mapping | None,
-            moves: bool = True) -> tuple[work.MacCounts, Work, dict[str, StoredSize],
+            moves: bool = True) -> tuple[work.MacCounts, Work, dict[str, StoredSize] | None,
                                          _Bytes | None]:
-    """(MAC counts, the dataflow's work, stored sizes, memory traffic: None unless `moves`) of
-    one layer, as `count_layer` takes them."""
+    """(MAC counts, the dataflow's work, stored sizes, memory traffic; the last two None unless
+    `moves`) of one layer, as `count_layer` takes them."""
     planar = isinstance(arch.array, PlanarCartesian)
     sample = work.statistical_sample(layer, planar, CUT_ORDER[type(arch.array)],
                                      lambda view: counting_steps(view, arch),
@@ -507,8 +507,6 @@ def _counts(layer: Layer, arch: Config, uniform: bool, tiling: traffic.Mapping |
     if sample is None:
         v, taps, macs = _counted(layer, arch, uniform, planar)
         w = _dataflow(layer, v, taps, macs, arch)
-        sizes = {"act": _stored(v, "act", arch.act_format, p.act_bits),
-                 "weight": _stored(v, "weight", arch.weight_format, p.weight_bits)}
         seen = v
     else:
         v, taps, part = _counted(sample.layer, arch, uniform, planar)
@@ -525,9 +523,14 @@ def _counts(layer: Layer, arch: Config, uniform: bool, tiling: traffic.Mapping |
                 hv, htaps, hmacs = _counted(sample.half, arch, uniform, planar)
                 half_work = _dataflow(sample.half, hv, htaps, hmacs, arch)
             w = _scaled(part_work, half_work, sample, macs, part)
+    if not moves:
+        return macs, w, None, None
+    if sample is None:
+        sizes = {"act": _stored(v, "act", arch.act_format, p.act_bits),
+                 "weight": _stored(v, "weight", arch.weight_format, p.weight_bits)}
+    else:
         sizes = _whole_sizes(layer, v, seen, sample, arch)
-    moved = memory_traffic(layer, seen, arch, w, sizes, tiling) if moves else None
-    return macs, w, sizes, moved
+    return macs, w, sizes, memory_traffic(layer, seen, arch, w, sizes, tiling)
 
 
 def _stall(arch: Config, w: Work, moved: _Bytes | None) -> float:
@@ -551,7 +554,7 @@ def count_layer(layer: Layer, arch: Config, uniform: bool = False,
     `tiling`: a fitting DRAM tiling to count on instead of searching one (`memory_traffic`).
     A shapes-only layer too large to count whole is counted on a `work.Sample`."""
     macs, w, sizes, moved = _counts(layer, arch, uniform, tiling)
-    assert moved is not None
+    assert sizes is not None and moved is not None
     stall = _stall(arch, w, moved)
     cycles = w.compute_cycles + stall
     peak_slots = arch.peak_macs_per_cycle * w.compute_cycles
