@@ -104,6 +104,20 @@ def test_tap_bricks_and_planar_counts_match_walks(layer):
 
 
 @SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), n_img=st.integers(1, 3), groups=st.integers(1, 3),
+       words=st.integers(1, 5), brick=st.sampled_from([8, 16, 24, 248, 256]),
+       density=st.floats(0, 1))
+def test_brick_counts_of_word_aligned_bricks_match_walk(seed, n_img, groups, words, brick,
+                                                        density):
+    """1 x 1 maps whose bricks are whole 8-byte words (a linear layer's) are summed a word at a
+    time; bricks of more than 31 words, and partial last bricks, are walked as well."""
+    rng = np.random.default_rng(seed)
+    act = rng.random((n_img, groups * words * 8, 1, 1)) < density
+    got = bitmaps.brick_counts(act.view(np.uint8), groups, brick)
+    assert got.tolist() == brick_counts_reference(act, groups, brick)
+
+
+@SETTINGS
 @given(layer=st.one_of(conv_layers(), gemm_layers()), lanes=st.integers(1, 4),
        kc=st.integers(1, 3))
 def test_weight_counts_match_walk(layer, lanes, kc):
