@@ -107,13 +107,25 @@ def _with_area(row: dict, arch: ArchBase) -> dict:
 
 def chunks(todo: list[Task], workers: int) -> list[list[Task]]:
     """The tasks in chunks of one workload each, at most `CHUNK_MAX` long and about
-    `CHUNKS_PER_WORKER` per worker, in task order."""
+    `CHUNKS_PER_WORKER` per worker; tasks whose archs differ only in name and memory sizes side
+    by side (`_sizes_apart`), so that they share a chunk, whichever worker runs it."""
     size = max(1, min(CHUNK_MAX, math.ceil(len(todo) / max(1, workers * CHUNKS_PER_WORKER))))
     by_workload: dict[Path, list[Task]] = {}
-    for task in todo:
+    for task in sorted(todo, key=_sizes_apart):
         by_workload.setdefault(task[2], []).append(task)
     return [group[i:i + size] for group in by_workload.values()
             for i in range(0, len(group), size)]
+
+
+def _sizes_apart(task: Task) -> str:
+    """The task's arch description without its name and its memory levels' sizes (canonical
+    JSON): what a batched engine's count can depend on, at most (a zero-skip arch without DRAM
+    is counted once for all its sizes, `accelsim.engines.zero_skip.batch.group_key`)."""
+    arch = {k: v for k, v in task[1].arch.items() if k != "name"}
+    if isinstance(arch.get("memory"), list):
+        arch["memory"] = [{k: v for k, v in level.items() if k != "size_bytes"}
+                          if isinstance(level, dict) else level for level in arch["memory"]]
+    return json.dumps(arch, sort_keys=True, default=str)
 
 
 def _run_chunk(chunk: list[Task], decode: dict | None) -> list[dict]:

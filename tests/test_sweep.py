@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 from accelsim.arch.area import area_mm2, area_um2_by_component
 from accelsim.arch.tech import load_tech_table
 from accelsim.cli import main
+from accelsim.engines.zero_skip.batch import group_key
 from accelsim.errors import AccelsimError
-from accelsim.kinds import load_arch
+from accelsim.kinds import load_arch, parse_arch
 from accelsim.pareto import best_per_objective, pareto_front, pareto_mask, sensitivity
-from accelsim.sweep import JOURNAL, read_journal, run_sweep
+from accelsim.sweep import JOURNAL, chunks, read_journal, run_sweep
 from accelsim.sweep_spec import SweepError, expand, load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -307,6 +308,25 @@ def test_shipped_sweep_has_500_valid_points() -> None:
     points = expand(spec)
     assert len(points) >= 500
     assert all(p.params["lanes"] * p.params["filters"] <= 16384 for p in points)
+
+
+@needs_digits
+def test_points_that_differ_only_in_sizes_share_a_chunk() -> None:
+    """The shipped sweep's points that a zero-skip batch counts once (same description but for
+    name and memory sizes, no DRAM) land in one chunk, with 1 or 2 workers; every task once."""
+    spec = load_sweep(ROOT / "arch_configs" / "sweeps" / "cnvlutin_sweep.yaml")
+    points = expand(spec)
+    todo = [(str(p.index), p, spec.workloads[0]) for p in points]
+    keys = {p.index: group_key(parse_arch(p.arch)) for p in points}
+    for workers in (1, 2):
+        parts = chunks(todo, workers)
+        assert sorted(t[1].index for c in parts for t in c) == sorted(keys)
+        where: dict[str, set[int]] = {}
+        for i, chunk in enumerate(parts):
+            for task in chunk:
+                where.setdefault(keys[task[1].index], set()).add(i)
+        split = [k for k, at in where.items() if len(at) > 1]
+        assert len(split) < len(parts), split   # at most the groups at chunk boundaries
 
 
 @needs_digits
