@@ -119,8 +119,9 @@ def chunks(todo: list[Task], workers: int) -> list[list[Task]]:
 
 def _sizes_apart(task: Task) -> str:
     """The task's arch description without its name and its memory levels' sizes (canonical
-    JSON): what a batched engine's count can depend on, at most (a zero-skip arch without DRAM
-    is counted once for all its sizes, `accelsim.engines.zero_skip.batch.group_key`)."""
+    JSON): tasks equal under it are those a batched engine may count once (a zero-skip arch
+    without DRAM is counted once for all its sizes, `accelsim.engines.zero_skip.batch.group_key`);
+    it orders the work only, never a result."""
     arch = {k: v for k, v in task[1].arch.items() if k != "name"}
     if isinstance(arch.get("memory"), list):
         arch["memory"] = [{k: v for k, v in level.items() if k != "size_bytes"}
