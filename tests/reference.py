@@ -483,6 +483,24 @@ def brick_counts_reference(act, groups: int, brick: int) -> list:
              for n in range(n_)] for g in range(groups)]
 
 
+def lockstep_pixel_cycles_reference(act, groups: int, brick: int, lanes: int,
+                                    issue: int) -> int:
+    """Every pixel's bricks dealt to lockstep lanes, `lanes` at a time: each item lasts its
+    fullest brick, or `issue` cycles if longer."""
+    counts = brick_counts_reference(act, groups, brick)
+    n_, _, h_, w_ = act.shape
+    total = 0
+    for g in range(groups):
+        for n in range(n_):
+            bricks = counts[g][n]
+            for h in range(h_):
+                for w in range(w_):
+                    at_pixel = [b[h][w] for b in bricks]
+                    for i in range(0, len(at_pixel), lanes):
+                        total += max([issue, *at_pixel[i:i + lanes]])
+    return total
+
+
 def planar_counts_reference(act, key, width: int) -> list:
     """out[n][c][k]: non-zeros of image n, channel c at the pixels whose key is k."""
     n_, c_, h_, w_ = act.shape

@@ -22,6 +22,7 @@ from accelsim.workload import ConvShape, Layer, load_workload
 from tests.reference import (
     brick_counts_reference,
     iid_mask_reference,
+    lockstep_pixel_cycles_reference,
     planar_counts_reference,
     rle_entries_reference,
     tap_nonzero_reference,
@@ -115,6 +116,21 @@ def test_brick_counts_of_word_aligned_bricks_match_walk(seed, n_img, groups, wor
     act = rng.random((n_img, groups * words * 8, 1, 1)) < density
     got = bitmaps.brick_counts(act.view(np.uint8), groups, brick)
     assert got.tolist() == brick_counts_reference(act, groups, brick)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), n_img=st.integers(1, 3), groups=st.integers(1, 3),
+       channels=st.sampled_from([1, 3, 8, 16, 40]), hw=st.sampled_from([(1, 1), (2, 3)]),
+       brick=st.sampled_from([1, 3, 8, 16, 256]), lanes=st.integers(1, 5),
+       issue=st.integers(0, 3), density=st.floats(0, 1))
+def test_lockstep_pixel_cycles_match_walk(seed, n_img, groups, channels, hw, brick, lanes,
+                                          issue, density):
+    """1 x 1 windows over every pixel: word-aligned bricks of 1 x 1 maps (a linear layer's) and
+    bricks walked channel by channel give the items' slowest bricks, summed."""
+    rng = np.random.default_rng(seed)
+    act = rng.random((n_img, groups * channels, *hw)) < density
+    got = kern.lockstep_pixel_cycles(act.view(np.uint8), groups, brick, lanes, issue)
+    assert got == lockstep_pixel_cycles_reference(act, groups, brick, lanes, issue)
 
 
 @SETTINGS

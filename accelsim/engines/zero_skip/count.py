@@ -85,7 +85,11 @@ def _run_channel_lanes(v: work.ConvView, arch: Config, macs: work.MacCounts,
 def _lockstep_channel_lanes(v: work.ConvView, a: ChannelLanes, issue: int) -> int:
     """Cycles of one filter pass of lockstep lanes whose items each sit at one window position
     (`kern.item_maxima`): every window's items summed over the window taps by the strided
-    prefix sums of the tap statistics, padding taps at the padding items' time."""
+    prefix sums of the tap statistics, padding taps at the padding items' time; a 1 x 1 window
+    over every pixel straight from the bitmap (`kern.lockstep_pixel_cycles`)."""
+    if v.R * v.S == 1 and v.E == v.H and v.F == v.W and not any(v.padding):
+        return kern.lockstep_pixel_cycles(work.as_bytes(v.act), v.groups, a.brick_size,
+                                          a.lanes, issue)
     bricks, pad = work.brick_work(v, a.brick_size, True)
     per_pixel, per_pad = kern.item_maxima(bricks, pad, a.lanes, issue)
     g, n, k, h, w = per_pixel.shape
@@ -530,7 +534,25 @@ def _counts(layer: Layer, arch: Config, uniform: bool, tiling: traffic.Mapping |
                  "weight": _stored(v, "weight", arch.weight_format, p.weight_bits)}
     else:
         sizes = _whole_sizes(layer, v, seen, sample, arch)
-    return macs, w, sizes, memory_traffic(layer, seen, arch, w, sizes, tiling)
+    if tiling is not None:
+        return macs, w, sizes, memory_traffic(layer, seen, arch, w, sizes, tiling)
+    return macs, w, sizes, _last_traffic(layer, seen, arch, w, sizes)
+
+
+def _last_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
+                  sizes: dict[str, StoredSize]) -> _Bytes:
+    """`memory_traffic` with the searched tiling, reused when the layer's previous count on
+    the same arch moved the same reads and stored sizes (a linear layer's i.i.d. pass reads as
+    many non-zeros as its trace; formats whose size depends on the non-zero count alone store
+    it in as many bits). Nothing in a `_Bytes` is changed once made."""
+    key = (_config_hash(arch), w.act_reads, w.weight_reads, w.psum_reads, w.psum_writes,
+           w.products, w.extra.get("output_channel_group"), sizes["act"], sizes["weight"])
+    maps = work.layer_bitmaps(layer)
+    if maps.last_traffic is not None and maps.last_traffic[0] == key:
+        return maps.last_traffic[1]
+    moved = memory_traffic(layer, v, arch, w, sizes)
+    maps.last_traffic = key, moved
+    return moved
 
 
 def _stall(arch: Config, w: Work, moved: _Bytes | None) -> float:

@@ -212,6 +212,57 @@ def item_maxima(brick_work, pad_work, lanes: int, issue_cycles: int):
 
 
 @njit(cache=True)
+def lockstep_pixel_cycles(act, groups: int, brick: int, lanes: int, issue_cycles: int) -> int:
+    """Cycles of one filter pass of lockstep channel lanes over a 1 x 1 window that visits every
+    pixel once (stride 1, no padding): item k of a pixel takes bricks k * lanes ..
+    (k + 1) * lanes - 1 of a group there and lasts max(issue_cycles, its fullest brick); the sum
+    over groups, images, items and pixels. act: C-contiguous uint8 [N, C, H, W] (0/1), a brick
+    `brick` consecutive channels of a group at one pixel."""
+    n_img, n_ch, H, W = act.shape
+    hw = H * W
+    cg = n_ch // groups
+    n_cb = (cg + brick - 1) // brick
+    per_pos = (n_cb + lanes - 1) // lanes
+    total = 0
+    if hw == 1 and cg % 8 == 0 and brick % 8 == 0 and brick <= 248:
+        # bricks of whole 8-byte words: add the words (no byte exceeds 31), then their bytes
+        words = act.reshape(-1).view(np.uint64)
+        ones = np.uint64(0x0101010101010101)
+        for n in range(n_img):
+            for g in range(groups):
+                for k in range(per_pos):
+                    most = issue_cycles
+                    for cb in range(k * lanes, min(n_cb, (k + 1) * lanes)):
+                        first = n * n_ch + g * cg + cb * brick
+                        end = n * n_ch + g * cg + min(cg, (cb + 1) * brick)
+                        acc = np.uint64(0)
+                        for i in range(first // 8, end // 8):
+                            acc += words[i]
+                        count = int((acc * ones) >> np.uint64(56))
+                        if count > most:
+                            most = count
+                    total += most
+        return total
+    flat = act.reshape(n_img, n_ch, hw)
+    count = np.empty(hw, np.int64)
+    most = np.empty(hw, np.int64)
+    for n in range(n_img):
+        for g in range(groups):
+            for k in range(per_pos):
+                most[:] = issue_cycles
+                for cb in range(k * lanes, min(n_cb, (k + 1) * lanes)):
+                    count[:] = 0
+                    for c in range(g * cg + cb * brick, g * cg + min(cg, (cb + 1) * brick)):
+                        for i in range(hw):
+                            count[i] += flat[n, c, i]
+                    for i in range(hw):
+                        if count[i] > most[i]:
+                            most[i] = count[i]
+                total += most.sum()
+    return total
+
+
+@njit(cache=True)
 def planar_cartesian_cycles(act_count, weight_count, mult_f: int, mult_i: int,
                             barrier_mode: int, fifo_depth: int, issue_cycles: int):
     """SCNN-like PEs (PT-IS-CP): one pass per (group, image, output-channel group); items are
@@ -275,6 +326,7 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
     w_nonzero = np.empty(rows, np.int64)
     a_sum = np.empty(rows, np.int64)
     a_vec_sum = np.empty(rows, np.int64)
+    pe_vec_sum = np.empty(max(pes, 1), np.int64)   # a_vec summed per PE, -1 until needed
     cycles = busy = products = act_reads = weight_reads = 0
     last_busy = last_most = 0
     pe_major = act_count.strides[3] > act_count.strides[2]   # read in memory order
@@ -310,16 +362,24 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
             for p in range(pes):
                 for j in range(rows):
                     a_vec_sum[j] += a_vec[p, j]
+            pe_vec_sum[:] = -1
             for kc in range(n_kc):
                 if kc > 0 and np.array_equal(w_vec[kc], w_vec[kc - 1]):
                     busy += last_busy
                     cycles += last_most
                     continue
                 last_busy = last_most = 0
+                same = np.all(w_vec[kc] == w_vec[kc, 0]) if rows else True
+                if same and pe_vec_sum[0] < 0:
+                    for p in range(pes):
+                        pe_vec_sum[p] = a_vec[p].sum()
                 for p in range(pes):
-                    pe_cycles = 0
-                    for j in range(rows):
-                        pe_cycles += w_vec[kc, j] * a_vec[p, j]
+                    if same:
+                        pe_cycles = w_vec[kc, 0] * pe_vec_sum[p] if rows else 0
+                    else:
+                        pe_cycles = 0
+                        for j in range(rows):
+                            pe_cycles += w_vec[kc, j] * a_vec[p, j]
                     last_busy += pe_cycles
                     last_most = max(last_most, pe_cycles)
                 busy += last_busy

@@ -126,7 +126,7 @@ def iid_mask(shape: tuple[int, ...], density: float, key: str) -> np.ndarray:
     The seed is a CRC32 of `key` (layer name and role), so results are deterministic; fixing
     the count makes the only difference from a real trace the placement of its non-zeros.
     """
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     count = int(round(min(max(density, 0.0), 1.0) * size))
     if count == 0 or count >= size:
         return np.full(shape, count > 0, bool)
@@ -149,6 +149,9 @@ class Bitmaps:
     counted: dict[tuple, Any] = field(default_factory=dict)
     """What the count step derives from these maps without reading the arch (views, tap and
     MAC counts), by the arch's choices it depends on (`accelsim.engines.zero_skip.count`)."""
+    last_traffic: tuple[Any, Any] | None = None
+    """(what it was counted from, memory traffic) of the layer's last count that searched a
+    tiling (`accelsim.engines.zero_skip.count`)."""
 
     def iid_map(self, layer: Layer, operand: str) -> np.ndarray:
         """The operand's i.i.d. map at its density (`iid_mask`, drawn once)."""
@@ -224,8 +227,10 @@ def operand_masks(layer: Layer, uniform: bool = False,
     return act, weight
 
 
+@lru_cache(maxsize=256)
 def dense_view(shape: tuple[int, ...]) -> np.ndarray:
-    """An all-non-zero map of `shape` that takes no memory (a read-only broadcast view)."""
+    """An all-non-zero map of `shape` that takes no memory (a read-only broadcast view, shared
+    by the layers of that shape)."""
     return np.broadcast_to(np.True_, shape)
 
 
@@ -391,8 +396,8 @@ def brick_work(v: ConvView, brick: int, skip_act: bool) -> tuple[np.ndarray, np.
 
 
 def _brick_work(v: ConvView, brick: int, skip_act: bool) -> tuple[np.ndarray, np.ndarray]:
-    n_cb = -(-v.Cg // brick)
-    lengths = np.minimum(brick, v.Cg - np.arange(n_cb) * brick).astype(np.int32)
+    lengths = _brick_lengths(v.Cg, brick)
+    n_cb = lengths.size
     if not skip_act:
         dense = np.broadcast_to(lengths[None, None, :, None, None],
                                 (v.groups, v.N, n_cb, v.H, v.W))
@@ -400,6 +405,15 @@ def _brick_work(v: ConvView, brick: int, skip_act: bool) -> tuple[np.ndarray, np
     counts = bitmaps.brick_counts(as_bytes(v.act), v.groups, brick)
     counts.flags.writeable = False
     return counts, np.zeros(n_cb, np.int32)
+
+
+@lru_cache(maxsize=256)
+def _brick_lengths(channels: int, brick: int) -> np.ndarray:
+    """Channels in each brick of a group of `channels`: int32 [bricks] (read-only)."""
+    n_cb = -(-channels // brick)
+    lengths = np.minimum(brick, channels - np.arange(n_cb) * brick).astype(np.int32)
+    lengths.flags.writeable = False
+    return lengths
 
 
 # --- planar Cartesian product (SCNN-like) ----------------------------------------------------
@@ -513,17 +527,35 @@ def planar_weight_count(v: ConvView, kc: int, skip_weight: bool) -> np.ndarray:
     [groups, ceil(K/groups / kc), C/groups, phases]; the phase of tap (r, s) is
     (r * dil_h mod stride_h, s * dil_w mod stride_w). Read-only broadcast when every weight
     counts."""
-    n_kc = -(-v.Kg // kc)
-    r_ph = (np.arange(v.R) * v.dilation[0]) % v.stride[0]
-    s_ph = (np.arange(v.S) * v.dilation[1]) % v.stride[1]
-    key = (r_ph[:, None] * v.stride[1] + s_ph[None, :]).reshape(-1)
     if not skip_weight or all_nonzero(v.weight):
-        filters = np.minimum(kc, v.Kg - np.arange(n_kc) * kc)
-        taps = np.bincount(key, minlength=phase_count(v))
-        per_phase = (filters[:, None] * taps[None, :]).astype(np.int32)
-        return np.broadcast_to(per_phase[None, :, None, :], (v.groups, n_kc, v.Cg, taps.size))
-    return bitmaps.planar_weight_counts(v.weight, v.groups, kc, key.astype(np.int64),
+        return _planar_dense_weight_count(v.groups, v.Kg, v.Cg, v.R, v.S, v.stride, v.dilation,
+                                          kc)
+    return bitmaps.planar_weight_counts(v.weight, v.groups, kc,
+                                        _tap_phases(v.R, v.S, v.stride, v.dilation),
                                         phase_count(v), filters_outer(v.weight))
+
+
+@lru_cache(maxsize=256)
+def _tap_phases(r: int, s: int, stride: tuple[int, int], dilation: tuple[int, int]
+                ) -> np.ndarray:
+    """Stride phase of each tap (r, s), C order: int64 [R * S] (read-only)."""
+    r_ph = (np.arange(r) * dilation[0]) % stride[0]
+    s_ph = (np.arange(s) * dilation[1]) % stride[1]
+    key = (r_ph[:, None] * stride[1] + s_ph[None, :]).reshape(-1).astype(np.int64)
+    key.flags.writeable = False
+    return key
+
+
+@lru_cache(maxsize=256)
+def _planar_dense_weight_count(groups: int, kg: int, cg: int, r: int, s: int,
+                               stride: tuple[int, int], dilation: tuple[int, int],
+                               kc: int) -> np.ndarray:
+    """`planar_weight_count` of dense weights: the group's filters x its taps at each phase."""
+    n_kc = -(-kg // kc)
+    filters = np.minimum(kc, kg - np.arange(n_kc) * kc)
+    taps = np.bincount(_tap_phases(r, s, stride, dilation), minlength=stride[0] * stride[1])
+    per_phase = (filters[:, None] * taps[None, :]).astype(np.int32)
+    return np.broadcast_to(per_phase[None, :, None, :], (groups, n_kc, cg, taps.size))
 
 
 # --- row broadcast (EIE-like) ----------------------------------------------------------------
@@ -644,6 +676,8 @@ def statistical_sample(layer: Layer, planar: bool, order: tuple[str, ...],
     whole's work is extrapolated along (see `Sample`)."""
     iid_act = not layer.has_trace
     iid_weight = not weights_known(layer) and layer.declared_weight_density is not None
+    if not (iid_act or iid_weight):
+        return None
     conv = isinstance(layer.shape, ConvShape)
     axes = [a if conv else GEMM_AXES[planar].get(a) for a in order]
 
