@@ -173,17 +173,25 @@ def test_rle_pairs_match_sequential_encoder(seed, n, density, run_bits, segment,
 @given(seed=st.integers(0, 2**32 - 1), shape=st.tuples(st.integers(1, 2), st.integers(1, 2),
        st.integers(1, 4), st.integers(1, 5), st.integers(1, 3)), n_kc=st.integers(1, 3),
        fi=st.tuples(st.integers(1, 3), st.integers(1, 3)), repeated=st.booleans(),
-       transposed=st.booleans())
-def test_planar_decoupled_pass_equals_lane_timing(seed, shape, n_kc, fi, repeated, transposed):
+       transposed=st.booleans(), flat=st.sampled_from(["no", "vectors", "weights"]))
+def test_planar_decoupled_pass_equals_lane_timing(seed, shape, n_kc, fi, repeated, transposed,
+                                                  flat):
     """Barrier per pass, unbounded FIFOs, no issue interval: the busiest PE's sum; output-channel
-    groups with the same weights (`repeated`: runs of equal groups, as dense weights give) and
-    counts laid out PE-major (`transposed`, as a linear layer's planar view gives)."""
+    groups with the same weights (`repeated`: runs of equal groups, as dense weights give),
+    counts laid out PE-major (`transposed`, as a linear layer's planar view gives), and weight
+    counts whose vectors (`flat` "vectors") or counts ("weights", a read-only broadcast as dense
+    weights give) are the same for every channel and phase of a group."""
     groups, n_img, n_ch, pes, phases = shape
     rng = np.random.default_rng(seed)
     acts = rng.integers(0, 6, shape).astype(np.int32) * (rng.random(shape) < 0.7)
     if transposed:
         acts = np.ascontiguousarray(acts.transpose(0, 1, 3, 4, 2)).transpose(0, 1, 4, 2, 3)
     weights = rng.integers(0, 6, (groups, n_kc, n_ch, phases)).astype(np.int32)
+    if flat == "vectors":   # counts that differ within one multiplier vector
+        weights = (rng.integers(0, 3, (groups, n_kc, 1, 1)) * fi[0]
+                   + rng.integers(1, fi[0] + 1, (groups, n_kc, n_ch, phases))).astype(np.int32)
+    elif flat == "weights":
+        weights = np.broadcast_to(weights[:, :, :1, :1], weights.shape)
     if repeated:
         weights = weights[:, rng.integers(0, 2, n_kc + 2).cumsum() % n_kc]
     general = kern.planar_cartesian_cycles(acts, weights, fi[0], fi[1], kern.BARRIER_PASS, -1, 0)

@@ -320,15 +320,14 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
     groups, n_img, n_ch, pes, phases = act_count.shape
     n_kc = weight_count.shape[1]
     rows = n_ch * phases
-    a_vec = np.empty((pes, rows), np.int64)
     w_vec = np.empty((n_kc, rows), np.int64)
     w_sum = np.empty(rows, np.int64)
     w_nonzero = np.empty(rows, np.int64)
     a_sum = np.empty(rows, np.int64)
     a_vec_sum = np.empty(rows, np.int64)
-    pe_vec_sum = np.empty(max(pes, 1), np.int64)   # a_vec summed per PE, -1 until needed
+    pe_vec_sum = np.empty(pes, np.int64)
+    a_vec = np.empty((0, rows), np.int64)
     cycles = busy = products = act_reads = weight_reads = 0
-    last_busy = last_most = 0
     pe_major = act_count.strides[3] > act_count.strides[2]   # read in memory order
     for g in range(groups):
         for c in range(n_ch):
@@ -342,39 +341,74 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
                     w_any += w > 0
                 w_sum[j] = w_all
                 w_nonzero[j] = w_any
+        # where each output-channel group's weight vectors are the same for every channel and
+        # phase (dense weights), a PE's cycles are that count times its activation vectors
+        flat_rows = True
+        for kc in range(n_kc):
+            for j in range(rows):
+                if w_vec[kc, j] != w_vec[kc, 0]:
+                    flat_rows = False
+        if not flat_rows and a_vec.shape[0] != pes:
+            a_vec = np.empty((pes, rows), np.int64)
+        # and where every channel and phase also meets as many weights (non-zero or not), the
+        # totals need only the activations summed over all rows
+        totals_only = flat_rows
+        for j in range(rows):
+            if w_sum[j] != w_sum[0] or w_nonzero[j] != w_nonzero[0]:
+                totals_only = False
         a_sum[:] = 0
         a_vec_sum[:] = 0
+        a_all = vec_all = 0
         for n in range(n_img):
-            if pe_major:
+            if totals_only:
                 for p in range(pes):
+                    pe_total = 0
                     for ph in range(phases):
                         for c in range(n_ch):
-                            a = act_count[g, n, c, p, ph]
-                            a_vec[p, c * phases + ph] = math.ceil(a / mult_i)   # exact < 2**52
-                            a_sum[c * phases + ph] += a
+                            a = np.int64(act_count[g, n, c, p, ph])
+                            pe_total += math.ceil(a / mult_i)   # exact below 2**52
+                            a_all += a
+                    pe_vec_sum[p] = pe_total
+                    vec_all += pe_total
+            elif pe_major:
+                for p in range(pes):
+                    pe_total = 0
+                    for ph in range(phases):
+                        for c in range(n_ch):
+                            a = np.int64(act_count[g, n, c, p, ph])
+                            vec = math.ceil(a / mult_i)
+                            j = c * phases + ph
+                            a_sum[j] += a
+                            a_vec_sum[j] += vec
+                            pe_total += vec
+                            if not flat_rows:
+                                a_vec[p, j] = vec
+                    pe_vec_sum[p] = pe_total
             else:
+                pe_vec_sum[:] = 0
                 for c in range(n_ch):
-                    for p in range(pes):
-                        for ph in range(phases):
-                            a = act_count[g, n, c, p, ph]
-                            a_vec[p, c * phases + ph] = math.ceil(a / mult_i)
-                            a_sum[c * phases + ph] += a
-            for p in range(pes):
-                for j in range(rows):
-                    a_vec_sum[j] += a_vec[p, j]
-            pe_vec_sum[:] = -1
+                    for ph in range(phases):
+                        j = c * phases + ph
+                        row_total = row_vectors = 0
+                        for p in range(pes):
+                            a = np.int64(act_count[g, n, c, p, ph])
+                            vec = math.ceil(a / mult_i)
+                            row_total += a
+                            row_vectors += vec
+                            pe_vec_sum[p] += vec
+                            if not flat_rows:
+                                a_vec[p, j] = vec
+                        a_sum[j] += row_total
+                        a_vec_sum[j] += row_vectors
+            last_busy = last_most = 0
             for kc in range(n_kc):
                 if kc > 0 and np.array_equal(w_vec[kc], w_vec[kc - 1]):
                     busy += last_busy
                     cycles += last_most
                     continue
                 last_busy = last_most = 0
-                same = np.all(w_vec[kc] == w_vec[kc, 0]) if rows else True
-                if same and pe_vec_sum[0] < 0:
-                    for p in range(pes):
-                        pe_vec_sum[p] = a_vec[p].sum()
                 for p in range(pes):
-                    if same:
+                    if flat_rows:
                         pe_cycles = w_vec[kc, 0] * pe_vec_sum[p] if rows else 0
                     else:
                         pe_cycles = 0
@@ -384,7 +418,11 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
                     last_most = max(last_most, pe_cycles)
                 busy += last_busy
                 cycles += last_most
-        for j in range(rows):
+        if totals_only and rows:
+            products += w_sum[0] * a_all
+            act_reads += w_nonzero[0] * a_all
+            weight_reads += w_sum[0] * vec_all
+        for j in range(rows if not totals_only else 0):
             products += w_sum[j] * a_sum[j]
             act_reads += w_nonzero[j] * a_sum[j]
             weight_reads += w_sum[j] * a_vec_sum[j]

@@ -250,22 +250,25 @@ def conv_view(layer: Layer, act: np.ndarray, weight: np.ndarray, planar: bool = 
     return ConvView(conv_a, conv_w, (1, 1), (0, 0, 0, 0), (1, 1), b)
 
 
-@dataclass(frozen=True)
 class TapCounts:
-    """How many (image, output pixel) pairs read each (channel, r, s) tap.
+    """How many (image, output pixel) pairs read each (channel, r, s) tap of a view, each
+    statistic made when first read.
 
     nonzero[c, r, s]: taps landing on a non-zero activation (None when not asked for);
     inside[r, s]: taps landing inside the input (per channel); total: taps per (c, r, s)
     including padding, N * E * F. weight_nonzero[c, r, s]: non-zero weights over the filters of
-    channel c's group (None when not asked for).
+    channel c's group (None when not asked for); weights_dense: every weight is non-zero (the
+    all-non-zero view of dense weights), so each tap meets filters_per_group of them.
     """
 
-    nonzero: np.ndarray | None
-    inside: np.ndarray
-    total: int
-    weight_nonzero: np.ndarray | None
-    filters_per_group: int
-    channels: int
+    def __init__(self, v: ConvView, act_nonzero: bool = True, weight_nonzero: bool = True) -> None:
+        self._view = v
+        self._act_nonzero = act_nonzero
+        self._weight_nonzero = weight_nonzero
+        self.total = v.N * v.E * v.F
+        self.filters_per_group = v.Kg
+        self.channels = v.C
+        self.weights_dense = all_nonzero(v.weight)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -273,26 +276,45 @@ class TapCounts:
         return (self.channels, *self.inside.shape)
 
     @cached_property
+    def _every_pixel_once(self) -> bool:
+        """A 1 x 1 window over every pixel once (stride 1, no padding)."""
+        v = self._view
+        return v.R * v.S == 1 and v.E == v.H and v.F == v.W and not any(v.padding)
+
+    @cached_property
+    def nonzero(self) -> np.ndarray | None:
+        """Taps on a non-zero activation per (channel, r, s) in one pass over the bitmap
+        (`bitmaps.tap_nonzero`, no im2col), int64 [C, R, S]."""
+        if not self._act_nonzero:
+            return None
+        v = self._view
+        if self._every_pixel_once:   # counts per channel, read in memory order
+            return channel_nonzero(v.act).reshape(v.C, 1, 1)
+        s, p, d = v.stride, v.padding, v.dilation
+        return bitmaps.tap_nonzero(as_bytes(v.act), v.E, v.F, v.R, v.S, s[0], s[1], p[0], p[2],
+                                   d[0], d[1])
+
+    @cached_property
+    def inside(self) -> np.ndarray:
+        return tap_inside(self._view)
+
+    @cached_property
+    def weight_nonzero(self) -> np.ndarray | None:
+        return weight_tap_counts(self._view) if self._weight_nonzero else None
+
+    @cached_property
     def nonzero_taps(self) -> int:
         """Taps landing on a non-zero activation, over all (channel, r, s)."""
+        if self._every_pixel_once:
+            return int(np.count_nonzero(self._view.act))
         return int(self.nonzero.sum())
 
 
 def tap_counts(v: ConvView, act_nonzero: bool = True, weight_nonzero: bool = True) -> TapCounts:
-    """Tap statistics: taps on a non-zero activation in one pass over the bitmap
-    (`bitmaps.tap_nonzero`, no im2col; only when `act_nonzero`), taps inside the input in
-    closed form, non-zero weights per tap (only when `weight_nonzero`)."""
-    s, p, d = v.stride, v.padding, v.dilation
-    nz = None
-    if act_nonzero and v.R * v.S == 1 and v.E == v.H and v.F == v.W and not any(p):
-        # a 1 x 1 window over every pixel once: counts per channel, read in memory order
-        nz = channel_nonzero(v.act).reshape(v.C, 1, 1)
-    elif act_nonzero:
-        nz = bitmaps.tap_nonzero(as_bytes(v.act), v.E, v.F, v.R, v.S, s[0], s[1], p[0], p[2],
-                                 d[0], d[1])
-    inside = tap_inside(v)
-    weights = weight_tap_counts(v) if weight_nonzero else None
-    return TapCounts(nz, inside, v.N * v.E * v.F, weights, v.Kg, v.C)
+    """Tap statistics of view `v`: taps on a non-zero activation (only when `act_nonzero`),
+    taps inside the input in closed form, non-zero weights per tap (only when
+    `weight_nonzero`)."""
+    return TapCounts(v, act_nonzero, weight_nonzero)
 
 
 def channel_nonzero(act: np.ndarray) -> np.ndarray:
@@ -353,6 +375,8 @@ def pair_count(t: TapCounts, act_nonzero: bool, weight_nonzero: bool, padding: b
         taps = t.total * t.inside.size if padding else int(t.inside.sum())
         return taps * t.channels * t.filters_per_group
     if act_nonzero:
+        if t.weights_dense:
+            return t.nonzero_taps * t.filters_per_group
         return int(np.vdot(t.nonzero, t.weight_nonzero))
     if padding:
         return t.total * int(t.weight_nonzero.sum())
