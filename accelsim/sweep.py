@@ -228,21 +228,29 @@ Finished = list[tuple[Task, dict]]
 """One chunk's tasks with their result rows."""
 
 
+def _serial(parts: list[list[Task]], decode: dict | None) -> Iterator[Finished]:
+    for chunk in parts:
+        try:
+            rows = _run_chunk(chunk, decode)
+        except AccelsimError as exc:
+            raise _failed_chunk(chunk, exc, decode) from None
+        yield list(zip(chunk, rows))
+
+
 def _local(todo: list[Task], workers: int, decode: dict | None) -> Iterator[Finished]:
     parts = chunks(todo, workers)
-    if workers <= 1:
-        for chunk in parts:
-            try:
-                rows = _run_chunk(chunk, decode)
-            except AccelsimError as exc:
-                raise _failed_chunk(chunk, exc, decode) from None
-            yield list(zip(chunk, rows))
+    if workers <= 1 or not parts:
+        yield from _serial(parts, decode)
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     for path in dict.fromkeys(t[2] for t in todo):  # loaded once, inherited by forked workers
         _workload(str(path))
+    # the first task runs here, so that forked workers inherit the kernels it loaded (and any
+    # counts it kept) instead of each loading them again
+    yield from _serial([parts[0][:1]], decode)
+    parts = [chunk for chunk in (parts[0][1:], *parts[1:]) if chunk]
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method),
                                initializer=_die_with_parent)

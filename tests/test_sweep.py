@@ -330,6 +330,29 @@ def test_points_that_differ_only_in_sizes_share_a_chunk() -> None:
 
 
 @needs_digits
+def test_two_workers_match_one_and_the_first_task_runs_before_the_fork(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a pool, the sweep process runs the first task itself (its forked workers inherit
+    what it loaded) and the pool the rest; the table is the one a single worker makes."""
+    from accelsim import sweep
+
+    spec = load_sweep(write_sweep(tmp_path))
+    points = expand(spec)
+    one = run_sweep(spec, points, tmp_path / "one", workers=1)
+    here: list[list[int]] = []
+    serial = sweep._serial
+
+    def recorded(parts: list, decode: dict | None):   # runs in this process only
+        here.append([len(chunk) for chunk in parts])
+        return serial(parts, decode)
+
+    monkeypatch.setattr(sweep, "_serial", recorded)
+    two = run_sweep(spec, points, tmp_path / "two", workers=2)
+    assert here == [[1]]
+    pd.testing.assert_frame_equal(one, two)
+
+
+@needs_digits
 def test_designs_equal_once_validated_are_one_point_and_reported(tmp_path: Path) -> None:
     params = [{"path": "array.lanes", "name": "lanes", "values": [8, 8.0, 16]},
               {"path": "array.filters_per_pass", "name": "filters", "values": [16]}]

@@ -545,7 +545,7 @@ def _last_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
     the same arch moved the same reads and stored sizes (a linear layer's i.i.d. pass reads as
     many non-zeros as its trace; formats whose size depends on the non-zero count alone store
     it in as many bits). Nothing in a `_Bytes` is changed once made."""
-    key = (_config_hash(arch), w.act_reads, w.weight_reads, w.psum_reads, w.psum_writes,
+    key = (_content_key(arch), w.act_reads, w.weight_reads, w.psum_reads, w.psum_writes,
            w.products, w.extra.get("output_channel_group"), sizes["act"], sizes["weight"])
     maps = work.layer_bitmaps(layer)
     if maps.last_traffic is not None and maps.last_traffic[0] == key:
@@ -671,7 +671,7 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
     i.i.d. bitmap is run only when the cycles can depend on it). A planar (SCNN-like) array
     that skips zeros also names vector rounding where it lifts the speed-up over its dense
     equivalent above dense MACs / MACs done."""
-    key = (id(layer), _config_hash(arch))
+    key = (id(layer), _content_key(arch))
     hit = _COUNTED.get(key)
     if hit is not None and hit[0]() is layer:
         return hit[1]
@@ -701,7 +701,7 @@ def _shape_key(layer: Layer, arch: Config) -> tuple | None:
     compresses (its dense equivalent): the shapes, never the maps; None on other archs."""
     if arch.skip or arch.gate or cycles_depend_on_bitmaps(arch) or not layer.has_trace:
         return None
-    return (_config_hash(arch), layer.op, layer.shape, work.weights_known(layer),
+    return (_content_key(arch), layer.op, layer.shape, work.weights_known(layer),
             layer.declared_weight_density)
 
 
@@ -724,9 +724,10 @@ def _per_arch(cache: dict[int, tuple[weakref.ref, Any]], arch: Config,
     return value
 
 
-def _config_hash(arch: Config) -> str:
-    """`arch.config_hash()`, kept for the archs last seen."""
-    return _per_arch(_HASHES, arch, lambda a: a.config_hash())
+def _content_key(arch: Config) -> str:
+    """The arch's whole description as JSON (equal for equal descriptions in this process; a
+    cache key, cheaper than `config_hash`), kept for the archs last seen."""
+    return _per_arch(_KEYS, arch, lambda a: a.model_dump_json())
 
 
 def _dense_of(arch: Config) -> Config:
@@ -734,7 +735,7 @@ def _dense_of(arch: Config) -> Config:
     return _per_arch(_DENSE, arch, lambda a: a.dense_equivalent())
 
 
-_HASHES: dict[int, tuple[weakref.ref, str]] = {}
+_KEYS: dict[int, tuple[weakref.ref, str]] = {}
 _SYSTOLIC: dict[int, tuple[weakref.ref, systolic.Config]] = {}
 _WORDS: dict[int, tuple[weakref.ref, tuple[int, int]]] = {}
 """Words of a `dense_array`'s stationary and output PE registers, per arch."""
@@ -746,7 +747,7 @@ _COUNTED: dict[tuple[int, str], tuple[weakref.ref, LayerResult]] = {}
 counted again when `accelsim.simulate` asks for it."""
 _COUNTED_LAYERS = 64
 _ARCHS_KEPT = 1024
-"""Archs whose hash, dense equivalent and systolic twin are kept: more than a sweep chunk's
+"""Archs whose content key, dense equivalent and systolic twin are kept: more than a sweep chunk's
 archs and their dense equivalents (2 x 64), which are visited in turn for every layer."""
 
 
