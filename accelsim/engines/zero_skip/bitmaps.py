@@ -176,6 +176,24 @@ def tap_nonzero(act, E: int, F: int, R: int, S: int, stride_h: int, stride_w: in
 
 
 @njit(cache=True)
+def whole_word_bricks(pixels: int, channels: int, brick: int) -> bool:
+    """Whether the bricks of a 1 x 1 map (`pixels` 1) with `channels` per group are whole
+    8-byte words of at most 31 words, so `word_brick_count` can add them a word at a time."""
+    return pixels == 1 and channels % 8 == 0 and brick % 8 == 0 and brick <= 248
+
+
+@njit(cache=True)
+def word_brick_count(words, first: int, end: int) -> int:
+    """Non-zeros among bytes first .. end - 1 of a 0/1 byte map read as 8-byte `words` (first
+    and end multiples of 8, at most 248 apart): the words added (no byte exceeds 31), then
+    their bytes."""
+    acc = np.uint64(0)
+    for i in range(first // 8, end // 8):
+        acc += words[i]
+    return int((acc * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@njit(cache=True)
 def brick_counts(act, groups: int, brick: int):
     """Non-zeros per brick: int32 [groups, N, bricks per group, H, W]; act C-contiguous uint8
     [N, C, H, W] (0/1), a brick `brick` consecutive channels of a group at one pixel."""
@@ -186,19 +204,14 @@ def brick_counts(act, groups: int, brick: int):
     flat = act.reshape(n_img, n_ch, hw)
     by_channel = act.reshape(n_img, n_ch * hw)
     out = np.zeros((groups, n_img, n_cb, hw), np.int32)
-    if hw == 1 and cg % 8 == 0 and brick % 8 == 0 and brick <= 248:
-        # bricks of whole 8-byte words: add the words (no byte exceeds 31), then their bytes
+    if whole_word_bricks(hw, cg, brick):
         words = act.reshape(-1).view(np.uint64)
-        ones = np.uint64(0x0101010101010101)
         for n in range(n_img):
             for g in range(groups):
                 for cb in range(n_cb):
                     first = n * n_ch + g * cg + cb * brick
                     end = n * n_ch + g * cg + min(cg, (cb + 1) * brick)
-                    acc = np.uint64(0)
-                    for i in range(first // 8, end // 8):
-                        acc += words[i]
-                    out[g, n, cb, 0] = np.int32((acc * ones) >> np.uint64(56))
+                    out[g, n, cb, 0] = word_brick_count(words, first, end)
         return out.reshape(groups, n_img, n_cb, H, W)
     for n in range(n_img):
         for g in range(groups):

@@ -28,6 +28,8 @@ import math
 import numpy as np
 from numba import njit
 
+from accelsim.engines.zero_skip.bitmaps import whole_word_bricks, word_brick_count
+
 BARRIER_NONE = 0
 """Lanes never wait for each other except at the end of the layer."""
 BARRIER_PASS = 1
@@ -224,10 +226,8 @@ def lockstep_pixel_cycles(act, groups: int, brick: int, lanes: int, issue_cycles
     n_cb = (cg + brick - 1) // brick
     per_pos = (n_cb + lanes - 1) // lanes
     total = 0
-    if hw == 1 and cg % 8 == 0 and brick % 8 == 0 and brick <= 248:
-        # bricks of whole 8-byte words: add the words (no byte exceeds 31), then their bytes
+    if whole_word_bricks(hw, cg, brick):
         words = act.reshape(-1).view(np.uint64)
-        ones = np.uint64(0x0101010101010101)
         for n in range(n_img):
             for g in range(groups):
                 for k in range(per_pos):
@@ -235,12 +235,7 @@ def lockstep_pixel_cycles(act, groups: int, brick: int, lanes: int, issue_cycles
                     for cb in range(k * lanes, min(n_cb, (k + 1) * lanes)):
                         first = n * n_ch + g * cg + cb * brick
                         end = n * n_ch + g * cg + min(cg, (cb + 1) * brick)
-                        acc = np.uint64(0)
-                        for i in range(first // 8, end // 8):
-                            acc += words[i]
-                        count = int((acc * ones) >> np.uint64(56))
-                        if count > most:
-                            most = count
+                        most = max(most, word_brick_count(words, first, end))
                     total += most
         return total
     flat = act.reshape(n_img, n_ch, hw)
@@ -360,30 +355,24 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
         a_vec_sum[:] = 0
         a_all = vec_all = 0
         for n in range(n_img):
-            if totals_only:
+            if pe_major or totals_only:
                 for p in range(pes):
                     pe_total = 0
                     for ph in range(phases):
                         for c in range(n_ch):
                             a = np.int64(act_count[g, n, c, p, ph])
-                            pe_total += math.ceil(a / mult_i)   # exact below 2**52
-                            a_all += a
-                    pe_vec_sum[p] = pe_total
-                    vec_all += pe_total
-            elif pe_major:
-                for p in range(pes):
-                    pe_total = 0
-                    for ph in range(phases):
-                        for c in range(n_ch):
-                            a = np.int64(act_count[g, n, c, p, ph])
-                            vec = math.ceil(a / mult_i)
+                            vec = math.ceil(a / mult_i)   # exact below 2**52
+                            pe_total += vec
+                            if totals_only:
+                                a_all += a
+                                continue
                             j = c * phases + ph
                             a_sum[j] += a
                             a_vec_sum[j] += vec
-                            pe_total += vec
                             if not flat_rows:
                                 a_vec[p, j] = vec
                     pe_vec_sum[p] = pe_total
+                    vec_all += pe_total
             else:
                 pe_vec_sum[:] = 0
                 for c in range(n_ch):
