@@ -542,9 +542,9 @@ def _counts(layer: Layer, arch: Config, uniform: bool, tiling: traffic.Mapping |
 def _last_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
                   sizes: dict[str, StoredSize]) -> _Bytes:
     """`memory_traffic` with the searched tiling, reused when the layer's previous count on
-    the same arch moved the same reads and stored sizes (a linear layer's i.i.d. pass reads as
-    many non-zeros as its trace; formats whose size depends on the non-zero count alone store
-    it in as many bits). Nothing in a `_Bytes` is changed once made."""
+    the same arch moved the same reads and stored sizes: a linear layer's i.i.d. pass reads as
+    many non-zeros as its trace, and a format whose size follows from the non-zero count alone
+    (CSR, bitmap) stores both in as many bits. Nothing in a `_Bytes` is changed once made."""
     key = (_content_key(arch), w.act_reads, w.weight_reads, w.psum_reads, w.psum_writes,
            w.products, w.extra.get("output_channel_group"), sizes["act"], sizes["weight"])
     maps = work.layer_bitmaps(layer)
