@@ -87,7 +87,7 @@ def _lockstep_channel_lanes(v: work.ConvView, a: ChannelLanes, issue: int) -> in
     (`kern.item_maxima`): every window's items summed over the window taps by the strided
     prefix sums of the tap statistics, padding taps at the padding items' time; a 1 x 1 window
     over every pixel straight from the bitmap (`kern.lockstep_pixel_cycles`)."""
-    if v.R * v.S == 1 and v.E == v.H and v.F == v.W and not any(v.padding):
+    if v.every_pixel_once:
         return kern.lockstep_pixel_cycles(work.as_bytes(v.act), v.groups, a.brick_size,
                                           a.lanes, issue)
     bricks, pad = work.brick_work(v, a.brick_size, True)

@@ -118,6 +118,12 @@ class ConvView:
         """Dense MACs, padding positions included."""
         return self.N * self.K * self.E * self.F * self.Cg * self.R * self.S
 
+    @cached_property
+    def every_pixel_once(self) -> bool:
+        """A 1 x 1 window that visits every pixel once (stride 1, no padding)."""
+        return self.R * self.S == 1 and self.E == self.H and self.F == self.W and not any(
+            self.padding)
+
 
 def iid_mask(shape: tuple[int, ...], density: float, key: str) -> np.ndarray:
     """A non-zero map with exactly round(density * size) non-zeros at uniformly random places
@@ -276,19 +282,13 @@ class TapCounts:
         return (self.channels, *self.inside.shape)
 
     @cached_property
-    def _every_pixel_once(self) -> bool:
-        """A 1 x 1 window over every pixel once (stride 1, no padding)."""
-        v = self._view
-        return v.R * v.S == 1 and v.E == v.H and v.F == v.W and not any(v.padding)
-
-    @cached_property
     def nonzero(self) -> np.ndarray | None:
         """Taps on a non-zero activation per (channel, r, s) in one pass over the bitmap
         (`bitmaps.tap_nonzero`, no im2col), int64 [C, R, S]."""
         if not self._act_nonzero:
             return None
         v = self._view
-        if self._every_pixel_once:   # counts per channel, read in memory order
+        if self._view.every_pixel_once:   # counts per channel, read in memory order
             return channel_nonzero(v.act).reshape(v.C, 1, 1)
         s, p, d = v.stride, v.padding, v.dilation
         return bitmaps.tap_nonzero(as_bytes(v.act), v.E, v.F, v.R, v.S, s[0], s[1], p[0], p[2],
@@ -305,7 +305,7 @@ class TapCounts:
     @cached_property
     def nonzero_taps(self) -> int:
         """Taps landing on a non-zero activation, over all (channel, r, s)."""
-        if self._every_pixel_once:
+        if self._view.every_pixel_once:
             return int(np.count_nonzero(self._view.act))
         return int(self.nonzero.sum())
 
