@@ -20,6 +20,7 @@ swapped hash or a missing column is named by its line number instead of being re
 from __future__ import annotations
 
 import ctypes
+import gc
 import hashlib
 import json
 import math
@@ -214,9 +215,18 @@ def check_journal(rows: list[dict], all_tasks: list[Task], out: Path) -> None:
         seen.add((phash, workload))
 
 
-def _append(f, row: dict) -> None:
-    row = {**row, CHECK: line_check(row)}
-    f.write(json.dumps(row, separators=(",", ":"), allow_nan=True) + "\n")
+def _append(f, row: dict) -> dict:
+    """Write `row` with its `check` as one journal line; return the row as `read_journal` will
+    read it back, without its `check`."""
+    line = json.dumps({**row, CHECK: line_check(row)}, separators=(",", ":"), allow_nan=True)
+    f.write(line + "\n")
+    if all(type(k) is str and type(v) in _JSON_SCALARS for k, v in row.items()):
+        return row
+    return {k: v for k, v in json.loads(line).items() if k != CHECK}
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+"""Value types that a journal line reads back as they were written."""
 
 
 def _sync(f) -> None:
@@ -359,23 +369,32 @@ def run_sweep(
         results = _local(todo, workers, spec.decode)
     else:
         raise SweepError(f"unknown executor {executor!r}; use local or dask.")
-    with open(out / JOURNAL, "a", encoding="utf-8") as f:
-        for finished in results:
-            for (phash, point, workload), row in finished:
-                clash = sorted(set(point.params) & set(row))
-                if clash:
-                    raise SweepError(f"{spec.source}: parameter(s) {clash} are named like "
-                                     "result column(s) of this engine and would overwrite "
-                                     "them; rename them with 'name' in the sweep file.")
-                record = {"point_hash": phash, "point": point.index, "workload": workload.stem,
-                          **point.params, **row}
-                _append(f, record)
-            _sync(f)
-            for _ in finished:
-                if on_task is not None:
-                    on_task()
+    rows = {task_key(r["point_hash"], r["workload"]): {k: v for k, v in r.items() if k != CHECK}
+            for r in done_rows}
+    freeze = gc.get_freeze_count() == 0  # the caller's own freeze is left as it is
+    if freeze:
+        gc.freeze()  # what is loaded by now lives until the end: no collection scans it again
+    try:
+        with open(out / JOURNAL, "a", encoding="utf-8") as f:
+            for finished in results:
+                for (phash, point, workload), row in finished:
+                    clash = sorted(set(point.params) & set(row))
+                    if clash:
+                        raise SweepError(f"{spec.source}: parameter(s) {clash} are named like "
+                                         "result column(s) of this engine and would overwrite "
+                                         "them; rename them with 'name' in the sweep file.")
+                    record = {"point_hash": phash, "point": point.index,
+                              "workload": workload.stem, **point.params, **row}
+                    rows[task_key(phash, workload.stem)] = _append(f, record)
+                _sync(f)
+                for _ in finished:
+                    if on_task is not None:
+                        on_task()
+    finally:
+        if freeze:
+            gc.unfreeze()
     write_manifest(spec, points, all_tasks, out)
-    return consolidate(spec, all_tasks, out)
+    return consolidate(all_tasks, rows, out)
 
 
 def _check_same_spec(spec: SweepSpec, out: Path) -> None:
@@ -428,16 +447,14 @@ def write_manifest(spec: SweepSpec, points: list[Point], all_tasks: list[Task], 
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=list))
 
 
-def consolidate(spec: SweepSpec, all_tasks: list[Task], out: Path) -> pd.DataFrame:
-    """Journal rows of this sweep's tasks, one per task, in point then workload order (without
-    their `check` digests); written to points.csv and points.parquet."""
+def consolidate(all_tasks: list[Task], rows: dict[tuple[str, str], dict], out: Path
+                ) -> pd.DataFrame:
+    """The journal's rows (`rows`, by `task_key`, without their `check` digests) of this
+    sweep's tasks, one per task, in point then workload order; written to points.csv and
+    points.parquet."""
     order = {task_key(t[0], t[2].stem): i for i, t in enumerate(all_tasks)}
-    rows = {}
-    for r in read_journal(out, repair=False):
-        key = task_key(r["point_hash"], r["workload"])
-        if key in order:
-            rows[key] = {k: v for k, v in r.items() if k != CHECK}
-    df = pd.DataFrame([rows[k] for k in sorted(rows, key=order.__getitem__)])
+    df = pd.DataFrame([rows[k] for k in sorted((k for k in rows if k in order),
+                                               key=order.__getitem__)])
     df.to_csv(out / TABLE, index=False)
     df.to_parquet(out / "points.parquet", index=False)
     return df

@@ -353,6 +353,49 @@ def test_two_workers_match_one_and_the_first_task_runs_before_the_fork(
 
 
 @needs_digits
+def test_table_is_the_journal_read_back_and_the_collector_is_left_as_found(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resumed sweep's table holds the rows of both runs as the journal reads them back, in
+    task order, the same table as one uninterrupted run; the objects loaded before the tasks
+    are frozen out of garbage collection while they run, and thawed after."""
+    import gc
+
+    from accelsim import sweep
+
+    spec = load_sweep(write_sweep(tmp_path))
+    points = expand(spec)
+    whole = run_sweep(spec, points, tmp_path / "whole")
+    out = tmp_path / "resumed"
+    run_sweep(spec, points[1::2], out)
+    frozen: list[int] = []
+    serial = sweep._serial
+
+    def recorded(parts: list, decode: dict | None):
+        frozen.append(gc.get_freeze_count())
+        return serial(parts, decode)
+
+    monkeypatch.setattr(sweep, "_serial", recorded)
+    before = gc.get_freeze_count()
+    resumed = run_sweep(spec, points, out, resume=True)
+    assert frozen and frozen[0] > before and gc.get_freeze_count() == before
+    pd.testing.assert_frame_equal(whole, resumed)
+    by_point = {r["point"]: {k: v for k, v in r.items() if k != "check"}
+                for r in read_journal(out, repair=False)}
+    pd.testing.assert_frame_equal(resumed, pd.DataFrame([by_point[p.index] for p in points]))
+
+
+def test_a_journal_row_is_kept_as_it_reads_back() -> None:
+    import io
+
+    from accelsim.sweep import _append
+
+    plain = {"point_hash": "a", "cycles": 1.5, "n": 3, "ok": True, "note": None, "x": float("nan")}
+    assert _append(io.StringIO(), plain) is plain
+    assert _append(io.StringIO(), {"pair": (1, 2), "v": np.float64(0.25)}) == {"pair": [1, 2],
+                                                                              "v": 0.25}
+
+
+@needs_digits
 def test_designs_equal_once_validated_are_one_point_and_reported(tmp_path: Path) -> None:
     params = [{"path": "array.lanes", "name": "lanes", "values": [8, 8.0, 16]},
               {"path": "array.filters_per_pass", "name": "filters", "values": [16]}]
