@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accelsim.arch.energy import action_energy_pj, mac_energy_pj, memory_level_price, price
 from accelsim.arch.tech import load_tech_table
@@ -256,3 +258,27 @@ def test_pe_registers_narrower_than_their_values_are_refused(tmp_path, config, o
     assert what in str(err.value) and str(path) in str(err.value)
     data["pe"][op]["bits"] = 32
     assert load_arch(write(tmp_path, data)).pe.register(op).words == 2
+
+
+def _models(cls: type) -> list[type]:
+    return [cls, *(m for sub in cls.__subclasses__() for m in _models(sub))]
+
+
+_JSON_LIKE = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=False) | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner,
+                                                                max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_JSON_LIKE, pick=st.integers(0, 10**6))
+def test_values_the_bool_check_skips_hold_no_bool_it_would_flag(value, pick: int) -> None:
+    """Every field of every arch model: a value the fast test lets through (not a boolean, and
+    no boolean inside where the annotation is read item by item) is one the full check passes."""
+    from accelsim.arch import schema
+
+    fields = [f for model in _models(schema.StrictModel) for f in schema._checked_fields(model)]
+    _, annotation, descends = fields[pick % len(fields)]
+    if not (isinstance(value, bool) or (descends and schema._holds_bool(value))):
+        assert schema._bool_for_number(annotation, value) is None

@@ -90,8 +90,45 @@ def _bool_for_number(annotation: Any, value: Any, where: str = "") -> str | None
     return None
 
 
-_NO_BOOL_INSIDE = (int, float, str, type(None))
-"""Value types that neither are nor hold a boolean (`type(True)` is bool, not int)."""
+_ABSENT = object()
+_FIELDS: dict[type, tuple[tuple[str, Any, bool], ...]] = {}
+
+
+def _checked_fields(cls: type[BaseModel]) -> tuple[tuple[str, Any, bool], ...]:
+    """(key as written, annotation, whether `_bool_for_number` looks inside the value) of each
+    field of `cls`, made once per model class."""
+    if cls not in _FIELDS:
+        _FIELDS[cls] = tuple((field.alias or name, field.annotation, _descends(field.annotation))
+                             for name, field in cls.model_fields.items())
+    return _FIELDS[cls]
+
+
+def _descends(annotation: Any) -> bool:
+    """Whether `_bool_for_number` reads the items of a value of this annotation (lists, tuples,
+    mappings), not only the value itself."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _descends(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return any(_descends(a) for a in get_args(annotation))
+    return origin in (tuple, list, dict)
+
+
+def _holds_bool(value: Any, depth: int = 0) -> bool:
+    """Whether `value` is a boolean or a list, tuple or mapping with one anywhere inside (True
+    beyond `_SCAN_DEPTH` levels, where `_bool_for_number`, which goes only as deep as the
+    annotation, decides)."""
+    if isinstance(value, bool) or depth > _SCAN_DEPTH:
+        return True
+    if isinstance(value, dict):
+        return any(_holds_bool(k, depth + 1) or _holds_bool(v, depth + 1)
+                   for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_bool(v, depth + 1) for v in value)
+    return False
+
+
+_SCAN_DEPTH = 32
 
 
 class StrictModel(BaseModel):
@@ -105,10 +142,10 @@ class StrictModel(BaseModel):
     def _no_bool_for_number(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        for name, field in cls.model_fields.items():
-            key = field.alias or name
-            if key in data and type(data[key]) not in _NO_BOOL_INSIDE:
-                found = _bool_for_number(field.annotation, data[key])
+        for key, annotation, descends in _checked_fields(cls):
+            value = data.get(key, _ABSENT)
+            if isinstance(value, bool) or (descends and _holds_bool(value)):
+                found = _bool_for_number(annotation, value)
                 if found is not None:
                     raise PydanticCustomError(
                         BOOL_FOR_NUMBER, "'{key}' is a boolean where a number is expected; write "
