@@ -167,3 +167,30 @@ def test_dram_points_whose_sizes_change_the_tiling_are_counted_apart(workloads: 
         for i, (arch, want) in enumerate(zip((small, shipped), results)):
             _same_counts(batch, i, want, f"{arch.name} {layer.name}")
     assert differs
+
+
+def _with_sync(base: str, barrier: str, fifo_depth: int, name: str):
+    """A shipped design with 4 lanes of 4-neuron bricks and its lanes' barrier and FIFO depth
+    replaced."""
+    data = load_arch(CONFIGS / f"{base}.yaml").model_dump(mode="json")
+    data["array"].update(lanes=4, brick_size=4)
+    data["sync"].update(barrier=barrier, fifo_depth=fifo_depth)
+    data["name"] = name
+    return parse_arch(data, name)
+
+
+def test_fifo_depth_groups_points_only_under_item_barriers(workloads: dict) -> None:
+    """With a barrier after every item the FIFO depth is never read: Cnvlutin points that
+    differ only in it are one group, and each one's own `simulate` agrees. Under per-pass
+    barriers the depth changes the cycles, and the points stay apart."""
+    item = [_with_sync("cnvlutin_like", "item", d, f"item-{d}") for d in (1, 2, 8)]
+    passes = [_with_sync("cnvlutin_like", "pass", d, f"pass-{d}") for d in (1, 2, 8)]
+    assert len(point_groups(item)) == 1 and len(point_groups(passes)) == 3
+    cycles = set()
+    for layer in workloads["digits"].layers:
+        for points in (item, passes):
+            batch = count_batch(layer, points)
+            for i, arch in enumerate(points):
+                _same_counts(batch, i, zero_skip.simulate(layer, arch), f"{arch.name} {layer.name}")
+        cycles.add(tuple(zero_skip.simulate(layer, a).cycles for a in passes))
+    assert any(len(set(c)) > 1 for c in cycles)

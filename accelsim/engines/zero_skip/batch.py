@@ -3,10 +3,12 @@ points that would give the same counts are counted once.
 
 Without a DRAM level every operand is resident on chip and no tiling is searched, so a memory
 level's `size_bytes` never reaches the counts (only the pJ per byte the energy model prices
-them at, after counting). Points that differ only in their names and (without DRAM) their
-levels' sizes form one group, counted once (`count.simulate` on one member) for all of its
-members. With a DRAM level the sizes bound the tiles of the tiling search, so only points that
-differ in nothing but their names share a count. A group's count is kept for later batches (a
+them at, after counting). A barrier after every item (`sync.barrier: item`) makes every FIFO
+lockstep (`Config.fifo_depth` is 1), so `sync.fifo_depth` never reaches them either. Points
+that differ only in their names, (without DRAM) their levels' sizes and (with item barriers)
+their FIFO depths form one group, counted once (`count.simulate` on one member) for all of its
+members. With a DRAM level the sizes bound the tiles of the tiling search, so they stay in the
+key. A group's count is kept for later batches (a
 sweep's next chunk) by layer and group, for the last `COUNTS_KEPT` of them.
 """
 
@@ -21,15 +23,17 @@ from accelsim.engines.zero_skip import count
 from accelsim.engines.zero_skip.config import Config
 from accelsim.workload.layer import Layer
 
-_NAME = {"name": True}
-_SIZES_AND_NAME = {"name": True, "memory": {"__all__": {"size_bytes"}}}
-"""What `group_key` leaves out of the description of an arch with and without DRAM."""
-
 
 def group_key(arch: Config) -> str:
-    """What a point's counts depend on: its description without its name and, where it has no
-    DRAM level, without its memory levels' sizes (canonical JSON)."""
-    return arch.model_dump_json(exclude=_NAME if arch.dram() is not None else _SIZES_AND_NAME)
+    """What a point's counts depend on: its description without its name, without its memory
+    levels' sizes where it has no DRAM level and without its FIFO depth where lanes wait for
+    each other after every item (canonical JSON)."""
+    exclude: dict[str, object] = {"name": True}
+    if arch.dram() is None:
+        exclude["memory"] = {"__all__": {"size_bytes"}}
+    if arch.sync.barrier == "item":
+        exclude["sync"] = {"fifo_depth"}
+    return arch.model_dump_json(exclude=exclude)
 
 
 def point_groups(archs: Sequence[Config]) -> list[list[int]]:
