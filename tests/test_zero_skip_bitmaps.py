@@ -83,7 +83,7 @@ def test_float16_nonzero_by_bits_equals_comparison(seed, n):
     bits = rng.integers(0, 2**16, n, dtype=np.uint16)
     bits[rng.random(n) < 0.3] = 0x8000 * rng.integers(0, 2)   # +0 and -0
     values = bits.view(np.float16).reshape(-1, 1)
-    maps = work._nonzero(values, None)
+    maps = work._nonzero(values)
     with np.errstate(invalid="ignore"):
         assert np.array_equal(maps, values != 0)
 
@@ -339,3 +339,34 @@ def test_uniform_cycles_are_the_cycles_of_the_full_uniform_count():
                 (layer.name, arch.name)
             stalled += full.stall_cycles > 0
     assert stalled > 0
+
+
+MINILM = ROOT / "workloads" / "minilm.npz"
+
+
+@pytest.mark.skipif(not MINILM.is_file(), reason="workloads/minilm.npz not shipped")
+def test_layers_that_read_one_tensor_share_its_map_and_count_as_apart():
+    """Q, K and V read one stored array (`alias_of`): their non-zero maps are one object, and
+    each one's counts (trace and i.i.d. maps, on skipping and gating archs) equal those of the
+    same layer holding a copy of that array, whose map is made on its own."""
+    import dataclasses
+
+    workload = load_workload(MINILM)
+    by_name = {layer.name: layer for layer in workload.layers}
+    layers = [layer for layer in workload.layers if layer.alias_of][:2]
+    assert layers
+    archs = [load_arch(ROOT / "arch_configs" / f"{c}.yaml")
+             for c in ("cnvlutin_like", "scnn_like", "eyeriss_gating")]
+    for layer in layers:
+        owner = by_name[layer.alias_of]
+        assert layer.act is owner.act
+        alias = dataclasses.replace(layer, act=owner.act)
+        apart = dataclasses.replace(layer, act=owner.act.copy())
+        assert work.layer_bitmaps(alias).act is work.layer_bitmaps(owner).act
+        assert work.layer_bitmaps(apart).act is not work.layer_bitmaps(owner).act
+        for arch in archs:
+            for uniform in (False, True):
+                a, b = count_layer(alias, arch, uniform), count_layer(apart, arch, uniform)
+                assert (a.cycles, a.macs_done, a.macs_gated, a.actions, a.columns) == \
+                    (b.cycles, b.macs_done, b.macs_gated, b.actions, b.columns), \
+                    (layer.name, arch.name, uniform)

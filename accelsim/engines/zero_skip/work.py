@@ -168,11 +168,8 @@ class Bitmaps:
         return self.iid[operand]
 
 
-def _nonzero(values: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray | None:
-    """The non-zero map of a stored operand (its mask, or its values != 0, read by bits for
-    float16)."""
-    if mask is not None or values is None:
-        return mask
+def _nonzero(values: np.ndarray) -> np.ndarray:
+    """The non-zero map of stored operand values (read by bits for float16)."""
     if values.dtype != np.float16:
         return values != 0
     out = np.empty(values.shape, bool)
@@ -190,12 +187,10 @@ def layer_bitmaps(layer: Layer) -> Bitmaps:
     hit = _BITMAPS.get(key)
     if hit is not None and hit[0]() is layer and hit[1] == arrays:
         return hit[2]
-    act = _nonzero(layer.act, layer.act_mask)
-    weight = _nonzero(layer.weight, layer.weight_mask)
-    maps = Bitmaps(
-        act, layer.act_density if act is None else float(np.count_nonzero(act)) / act.size,
-        weight, layer.weight_density if weight is None
-        else float(np.count_nonzero(weight)) / weight.size)
+    act, act_density = _shared_map(layer.act, layer.act_mask) or (None, layer.act_density)
+    weight, weight_density = (_shared_map(layer.weight, layer.weight_mask)
+                              or (None, layer.weight_density))
+    maps = Bitmaps(act, act_density, weight, weight_density)
     _BITMAPS[key] = (weakref.ref(layer, lambda _, key=key: _BITMAPS.pop(key, None)), arrays,
                      maps)
     return maps
@@ -204,6 +199,30 @@ def layer_bitmaps(layer: Layer) -> Bitmaps:
 _BITMAPS: dict[int, tuple[weakref.ref, tuple[int, int, int, int], Bitmaps]] = {}
 """Per live layer: its `Bitmaps` (O(trace) in all: one byte per traced element, and as much
 again for the i.i.d. maps), dropped when the layer is."""
+
+
+def _shared_map(values: np.ndarray | None, mask: np.ndarray | None
+                ) -> tuple[np.ndarray, float] | None:
+    """(non-zero map, measured density) of a stored operand, made from its values once per
+    array: the layers that read one tensor (Q/K/V, `Layer.alias_of`) hold the same array and
+    share its map; None where nothing is stored."""
+    if mask is not None:
+        return mask, float(np.count_nonzero(mask)) / mask.size
+    if values is None:
+        return None
+    hit = _MAPS.get(id(values))
+    if hit is not None and hit[0]() is values:
+        return hit[1]
+    nonzero = _nonzero(values)
+    made = nonzero, float(np.count_nonzero(nonzero)) / nonzero.size
+    key = id(values)
+    _MAPS[key] = (weakref.ref(values, lambda _, key=key: _MAPS.pop(key, None)), made)
+    return made
+
+
+_MAPS: dict[int, tuple[weakref.ref, tuple[np.ndarray, float]]] = {}
+"""Per live array of operand values: its non-zero map and density, dropped when the array
+is."""
 
 
 def weights_known(layer: Layer) -> bool:
