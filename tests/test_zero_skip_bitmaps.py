@@ -370,3 +370,25 @@ def test_layers_that_read_one_tensor_share_its_map_and_count_as_apart():
                 assert (a.cycles, a.macs_done, a.macs_gated, a.actions, a.columns) == \
                     (b.cycles, b.macs_done, b.macs_gated, b.actions, b.columns), \
                     (layer.name, arch.name, uniform)
+
+
+@pytest.mark.skipif(not MINILM.is_file(), reason="workloads/minilm.npz not shipped")
+def test_a_layer_whose_maps_are_all_non_zero_is_its_own_iid_draw():
+    """MiniLM's Q/K/V inputs have no zeros: the i.i.d. map at density 1 is that map, so
+    `cycles_if_uniform` is the trace's cycles without drawing one; it equals the i.i.d. pass
+    run in full. A layer with zeros still draws and runs its i.i.d. pass."""
+    archs = [load_arch(ROOT / "arch_configs" / f"{c}.yaml")
+             for c in ("cnvlutin_like", "scnn_like", "eyeriss_gating")]
+    layers = load_workload(MINILM).layers
+    dense = [x for x in layers if work.layer_bitmaps(x).act_density == 1.0][:3]
+    sparse = [x for x in layers if 0 < work.layer_bitmaps(x).act_density < 1][:2]
+    assert dense and sparse
+    got = {(layer.name, arch.name): zero_skip.simulate(layer, arch).columns["cycles_if_uniform"]
+           for arch in archs for layer in dense}
+    assert not any(work.layer_bitmaps(layer).iid for layer in dense)
+    for arch in archs:
+        for layer in dense:
+            assert got[layer.name, arch.name] == zero_skip.count.uniform_cycles(layer, arch)
+        for layer in sparse:
+            zero_skip.simulate(layer, arch)
+            assert "act" in work.layer_bitmaps(layer).iid, (layer.name, arch.name)

@@ -684,7 +684,7 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
         _BY_SHAPE[same_shape].columns["cycles_if_uniform"] = result.cycles
         while len(_BY_SHAPE) > _COUNTED_LAYERS:
             _BY_SHAPE.pop(next(iter(_BY_SHAPE)))
-    if layer.has_trace and cycles_depend_on_bitmaps(arch):
+    if layer.has_trace and cycles_depend_on_bitmaps(arch) and not _iid_is_trace(layer):
         result.columns["cycles_if_uniform"] = uniform_cycles(layer, arch)
     else:
         result.columns["cycles_if_uniform"] = result.cycles
@@ -694,6 +694,14 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
     while len(_COUNTED) > _COUNTED_LAYERS:
         _COUNTED.pop(next(iter(_COUNTED)))
     return result
+
+
+def _iid_is_trace(layer: Layer) -> bool:
+    """Whether the layer's i.i.d. maps are its traced maps: every traced operand is all zeros
+    or all non-zeros, the one map of that density (`work.iid_mask`)."""
+    maps = work.layer_bitmaps(layer)
+    return all(m is None or d in (0.0, 1.0)
+               for m, d in ((maps.act, maps.act_density), (maps.weight, maps.weight_density)))
 
 
 def _shape_key(layer: Layer, arch: Config) -> tuple | None:
