@@ -303,6 +303,7 @@ class _PointPrices:
     prices: list[Prices]
     static_mw: np.ndarray = field(init=False)
     _unit: dict[str, np.ndarray] = field(default_factory=dict)
+    _unit_or_0: dict[str, np.ndarray] = field(default_factory=dict)
     _noted: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -335,8 +336,10 @@ class _PointPrices:
             if unpriced.any():  # the error `price` gives, for the first such point
                 i = int(np.argmax(unpriced))
                 self.prices[i].energy_pj(b.point(i).actions, 0.0)
+            if action not in self._unit_or_0:
+                self._unit_or_0[action] = np.nan_to_num(unit)
             component = action.split(".", 1)[0]
-            part = np.where(done, count * np.nan_to_num(unit), 0.0)
+            part = np.where(done, count * self._unit_or_0[action], 0.0)
             energy[component] = energy[component] + part if component in energy else part
             has[component] = has[component] | done if component in has else done
         energy["static"] = self.static_mw * 1e-3 * latency_s * 1e12
@@ -466,6 +469,8 @@ def simulate_totals(workload: Workload, archs: Sequence[ArchBase]) -> list[dict]
     orders: list[tuple[list[tuple[str, ...]], list[tuple[str, ...]]]] = []
     access_of: dict[str, tuple[str, ...]] = {}
     levels = list(dict.fromkeys(lv.name for arch in archs for lv in arch.memory))
+    every = np.ones(n, dtype=bool)
+    every.flags.writeable = False
     for j, layer in enumerate(workload.layers):
         b = count_batch(layer, archs)
         dense = b if same else count_batch(layer, dense_archs)
@@ -506,7 +511,7 @@ def simulate_totals(workload: Workload, archs: Sequence[ArchBase]) -> list[dict]
                 access_of[action] = tuple(access_columns({action: 0.0}))
             for c in access_of[action]:
                 absent = b.absent.get(action)
-                listed = np.ones(n, dtype=bool) if absent is None else ~absent
+                listed = every if absent is None else ~absent
                 extras.setdefault(c, _Column()).add(j, np.where(listed, count, np.nan), listed)
         modes.append(b.engine_mode)
         orders.append((b.column_order or [tuple(b.columns)] * n,
