@@ -3,10 +3,10 @@ points that would give the same counts are counted once.
 
 Without a DRAM level every operand is resident on chip and no tiling is searched, so a memory
 level's `size_bytes` never reaches the counts (only the pJ per byte the energy model prices
-them at, after counting). A barrier after every item (`sync.barrier: item`) makes every FIFO
-lockstep (`Config.fifo_depth` is 1), so `sync.fifo_depth` never reaches them either. Points
-that differ only in their names, (without DRAM) their levels' sizes and (with item barriers)
-their FIFO depths form one group, counted once (`count.simulate` on one member) for all of its
+them at, after counting). The lanes see the FIFO depth `Config.fifo_depth` gives (1, lockstep,
+under a barrier after every item, whatever `sync.fifo_depth` says). Points that differ only in
+their names, (without DRAM) their levels' sizes and the FIFO depths they write but their lanes
+do not see form one group, counted once (`count.simulate` on one member) for all of its
 members. With a DRAM level the sizes bound the tiles of the tiling search, so they stay in the
 key. A group's count is kept for later batches (a
 sweep's next chunk) by layer and group, for the last `COUNTS_KEPT` of them.
@@ -25,15 +25,14 @@ from accelsim.workload.layer import Layer
 
 
 def group_key(arch: Config) -> str:
-    """What a point's counts depend on: its description without its name, without its memory
-    levels' sizes where it has no DRAM level and without its FIFO depth where lanes wait for
-    each other after every item (canonical JSON)."""
-    exclude: dict[str, object] = {"name": True}
+    """What a point's counts depend on: its description (canonical JSON) without its name,
+    without its memory levels' sizes where it has no DRAM level, and with the FIFO depth the
+    lanes see (`Config.fifo_depth`, the only reader of `sync.fifo_depth`) in place of the one
+    written."""
+    exclude: dict[str, object] = {"name": True, "sync": {"fifo_depth"}}
     if arch.dram() is None:
         exclude["memory"] = {"__all__": {"size_bytes"}}
-    if arch.sync.barrier == "item":
-        exclude["sync"] = {"fifo_depth"}
-    return arch.model_dump_json(exclude=exclude)
+    return f"{arch.model_dump_json(exclude=exclude)} fifo_depth={arch.fifo_depth}"
 
 
 def point_groups(archs: Sequence[Config]) -> list[list[int]]:
