@@ -153,9 +153,12 @@ def task_key(phash: str, workload: str) -> tuple[str, str]:
 
 def line_check(row: dict) -> str:
     """Digest of a journal row without its `check` field (canonical JSON, sha256, 16 hex)."""
-    rest = {k: v for k, v in row.items() if k != CHECK}
-    canon = json.dumps(rest, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    canon = json.dumps(_without_check(row), sort_keys=True, separators=(",", ":"), allow_nan=True)
     return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def _without_check(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != CHECK}
 
 
 def read_journal(out: Path, repair: bool) -> list[dict]:
@@ -222,7 +225,7 @@ def _append(f, row: dict) -> dict:
     f.write(line + "\n")
     if all(type(k) is str and type(v) in _JSON_SCALARS for k, v in row.items()):
         return row
-    return {k: v for k, v in json.loads(line).items() if k != CHECK}
+    return _without_check(json.loads(line))
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -369,8 +372,7 @@ def run_sweep(
         results = _local(todo, workers, spec.decode)
     else:
         raise SweepError(f"unknown executor {executor!r}; use local or dask.")
-    rows = {task_key(r["point_hash"], r["workload"]): {k: v for k, v in r.items() if k != CHECK}
-            for r in done_rows}
+    rows = {task_key(r["point_hash"], r["workload"]): _without_check(r) for r in done_rows}
     freeze = gc.get_freeze_count() == 0  # the caller's own freeze is left as it is
     if freeze:
         gc.freeze()  # what is loaded by now lives until the end: no collection scans it again
