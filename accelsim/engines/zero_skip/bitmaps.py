@@ -311,87 +311,147 @@ def channel_counts(act, channels_inner: bool):
     return out
 
 
-@njit(cache=True)
-def weight_counts(weight, groups: int, filters_outer: bool):
+def _filter_rows(weight: np.ndarray) -> np.ndarray:
+    """A weight map [K, C/groups, R, S] as C-contiguous rows of one filter's taps [K, T]."""
+    return np.ascontiguousarray(weight).reshape(weight.shape[0], -1)
+
+
+def weight_counts(weight: np.ndarray, groups: int, filters_outer: bool) -> np.ndarray:
     """Non-zero weights over the filters of each (channel, r, s) tap's group: int64 [C, R, S];
     weight bool [K, C/groups, R, S]. `filters_outer` picks the loop order (the filter axis
     outermost for C-ordered weights, innermost for a transposed view)."""
     K, cg, R, S = weight.shape
-    kg = K // groups
-    out = np.zeros((groups * cg, R, S), np.int64)
     if filters_outer:
-        for k in range(K):
-            base = (k // kg) * cg
-            for c in range(cg):
-                for r in range(R):
-                    for s in range(S):
-                        if weight[k, c, r, s]:
-                            out[base + c, r, s] += 1
-    else:
-        for c in range(cg):
-            for r in range(R):
-                for s in range(S):
-                    for k in range(K):
-                        if weight[k, c, r, s]:
-                            out[(k // kg) * cg + c, r, s] += 1
+        starts = np.arange(0, K + 1, K // groups)
+        sums = block_row_sums(_filter_rows(weight), starts)
+        return sums.reshape(groups * cg, R, S).astype(np.int64)
+    return _weight_counts_walk(weight, groups)
+
+
+@njit(cache=True)
+def block_row_sums(rows, starts):
+    """Column sums of consecutive row blocks of a 0/1 map: int32 [blocks, T], block b the rows
+    starts[b] to starts[b + 1] - 1 of `rows` bool or uint8 [n, T] (C-contiguous)."""
+    n_blocks = starts.size - 1
+    out = np.zeros((n_blocks, rows.shape[1]), np.int32)
+    for b in range(n_blocks):
+        acc = out[b]
+        for k in range(starts[b], starts[b + 1]):
+            row = rows[k]
+            for j in range(row.size):
+                acc[j] += row[j]
     return out
 
 
 @njit(cache=True)
-def lane_weight_counts(weight, groups: int, lanes: int, filters_outer: bool):
+def _weight_counts_walk(weight, groups: int):
+    """`weight_counts` of a map with any strides, the filter axis innermost."""
+    K, cg, R, S = weight.shape
+    kg = K // groups
+    out = np.zeros((groups * cg, R, S), np.int64)
+    for g in range(groups):
+        for c in range(cg):
+            for r in range(R):
+                for s in range(S):
+                    n = 0
+                    for k in range(g * kg, (g + 1) * kg):
+                        n += weight[k, c, r, s]
+                    out[g * cg + c, r, s] = n
+    return out
+
+
+def lane_weight_counts(weight: np.ndarray, groups: int, lanes: int,
+                       filters_outer: bool) -> np.ndarray:
     """Non-zero weights PE l holds for each tap, filter k of a group going to PE k mod lanes:
     int32 [groups, C/groups, R, S, lanes]; weight bool [K, C/groups, R, S]."""
     K, cg, R, S = weight.shape
-    kg = K // groups
-    out = np.zeros((groups, cg, R, S, lanes), np.int32)
     if filters_outer:
-        for k in range(K):
-            g = k // kg
-            lane = (k - g * kg) % lanes
-            for c in range(cg):
-                for r in range(R):
-                    for s in range(S):
-                        if weight[k, c, r, s]:
-                            out[g, c, r, s, lane] += 1
-    else:
-        for c in range(cg):
-            for r in range(R):
-                for s in range(S):
-                    for k in range(K):
-                        if weight[k, c, r, s]:
-                            g = k // kg
-                            out[g, c, r, s, (k - g * kg) % lanes] += 1
+        sums = _lane_row_sums(_filter_rows(weight), groups, lanes)
+        return np.ascontiguousarray(sums.reshape(groups, lanes, cg, R, S).transpose(0, 2, 3, 4, 1))
+    return _lane_weight_counts_walk(weight, groups, lanes)
+
+
+@njit(cache=True)
+def _lane_row_sums(rows, groups: int, lanes: int):
+    """Column sums of each group's rows k with k mod lanes = l (k counted within the group):
+    int32 [groups, lanes, T]; rows bool or uint8 [groups * K/groups, T] (C-contiguous)."""
+    kg = rows.shape[0] // groups
+    out = np.zeros((groups, lanes, rows.shape[1]), np.int32)
+    for g in range(groups):
+        lane = 0
+        for k in range(g * kg, (g + 1) * kg):
+            acc = out[g, lane]
+            row = rows[k]
+            for j in range(row.size):
+                acc[j] += row[j]
+            lane = lane + 1 if lane + 1 < lanes else 0
     return out
 
 
 @njit(cache=True)
-def planar_weight_counts(weight, groups: int, kc: int, phase, n_phases: int,
-                         filters_outer: bool):
+def _lane_weight_counts_walk(weight, groups: int, lanes: int):
+    """`lane_weight_counts` of a map with any strides, the filter axis innermost."""
+    K, cg, R, S = weight.shape
+    kg = K // groups
+    out = np.zeros((groups, cg, R, S, lanes), np.int32)
+    for g in range(groups):
+        for c in range(cg):
+            for r in range(R):
+                for s in range(S):
+                    acc = out[g, c, r, s]
+                    for first in range(g * kg, (g + 1) * kg, lanes):
+                        for lane in range(min(lanes, (g + 1) * kg - first)):
+                            acc[lane] += weight[first + lane, c, r, s]
+    return out
+
+
+def planar_weight_counts(weight: np.ndarray, groups: int, kc: int, phase: np.ndarray,
+                         n_phases: int, filters_outer: bool) -> np.ndarray:
     """Non-zero weights per (group, output-channel group of kc filters, channel, stride
     phase): int32 [groups, ceil(K/groups / kc), C/groups, phases]; weight bool
     [K, C/groups, R, S], phase int64 [R * S] the stride phase of each tap."""
     K, cg, R, S = weight.shape
     kg = K // groups
+    n_kc = -(-kg // kc)
+    if not filters_outer:
+        return _planar_weight_counts_walk(weight, groups, kc, phase, n_phases)
+    firsts = np.arange(groups)[:, None] * kg + np.arange(n_kc)[None, :] * kc
+    sums = block_row_sums(_filter_rows(weight), np.append(firsts.reshape(-1), K))
+    if R * S == 1 and n_phases == 1:
+        return sums.reshape(groups, n_kc, cg, 1)
+    return _fold_taps(sums.reshape(groups * n_kc * cg, R * S), phase,
+                      n_phases).reshape(groups, n_kc, cg, n_phases)
+
+
+@njit(cache=True)
+def _fold_taps(per_tap, phase, n_phases: int):
+    """Sums of each row's taps by stride phase: int32 [rows, n_phases]; per_tap int32
+    [rows, R * S], phase int64 [R * S]."""
+    out = np.zeros((per_tap.shape[0], n_phases), np.int32)
+    for i in range(per_tap.shape[0]):
+        for t in range(per_tap.shape[1]):
+            out[i, phase[t]] += per_tap[i, t]
+    return out
+
+
+@njit(cache=True)
+def _planar_weight_counts_walk(weight, groups: int, kc: int, phase, n_phases: int):
+    """`planar_weight_counts` of a map with any strides, the filter axis innermost."""
+    K, cg, R, S = weight.shape
+    kg = K // groups
     n_kc = (kg + kc - 1) // kc
     out = np.zeros((groups, n_kc, cg, n_phases), np.int32)
-    if filters_outer:
-        for k in range(K):
-            g = k // kg
-            q = (k - g * kg) // kc
+    for g in range(groups):
+        for q in range(n_kc):
+            first = g * kg + q * kc
+            end = min(first + kc, (g + 1) * kg)
             for c in range(cg):
                 for r in range(R):
                     for s in range(S):
-                        if weight[k, c, r, s]:
-                            out[g, q, c, phase[r * S + s]] += 1
-    else:
-        for c in range(cg):
-            for r in range(R):
-                for s in range(S):
-                    ph = phase[r * S + s]
-                    for k in range(K):
-                        if weight[k, c, r, s]:
-                            g = k // kg
-                            out[g, (k - g * kg) // kc, c, ph] += 1
+                        n = 0
+                        for k in range(first, end):
+                            n += weight[k, c, r, s]
+                        out[g, q, c, phase[r * S + s]] += n
     return out
 
 
