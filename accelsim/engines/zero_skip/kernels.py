@@ -305,6 +305,54 @@ def planar_cartesian_cycles(act_count, weight_count, mult_f: int, mult_i: int,
 
 
 @njit(cache=True)
+def _pow2_shift(n: int) -> int:
+    """log2(n) where n is a power of two, else -1."""
+    for b in range(62):
+        if n == 1 << b:
+            return b
+    return -1
+
+
+@njit(cache=True)
+def _vectors(count, width: int, shift: int):
+    """ceil(count / width) for count >= 0: vectors of `width` lanes holding `count` values;
+    `shift` is `_pow2_shift(width)`."""
+    if shift >= 0:
+        return (count + width - 1) >> shift
+    return math.ceil(count / width)   # exact below 2**52
+
+
+@njit(cache=True)
+def pe_vector_sums(act_count, mult_i: int, pe_major: bool, out) -> int:
+    """Activation vectors per PE, out[p] = sum over channels and phases of ceil(nA / I), and
+    the activations summed over all; act_count int32 [channels, PEs, phases], read in memory
+    order (PE-major when `pe_major`)."""
+    n_ch, pes, phases = act_count.shape
+    shift = _pow2_shift(mult_i)
+    out[:] = 0
+    total = 0
+    if pe_major:
+        for p in range(pes):
+            vectors = 0
+            for ph in range(phases):
+                for c in range(n_ch):
+                    a = np.int64(act_count[c, p, ph])
+                    total += a
+                    vectors += _vectors(a, mult_i, shift)
+            out[p] = vectors
+        return total
+    for c in range(n_ch):
+        for p in range(pes):
+            vectors = 0
+            for ph in range(phases):
+                a = np.int64(act_count[c, p, ph])
+                total += a
+                vectors += _vectors(a, mult_i, shift)
+            out[p] += vectors
+    return total
+
+
+@njit(cache=True)
 def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
                             mult_i: int) -> tuple[int, int, int, int, int]:
     """`planar_cartesian_cycles` with a barrier per pass, unbounded FIFOs and no issue limit:
@@ -323,6 +371,8 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
     pe_vec_sum = np.empty(pes, np.int64)
     a_vec = np.empty((0, rows), np.int64)
     cycles = busy = products = act_reads = weight_reads = 0
+    shift = _pow2_shift(mult_i)
+    shift_f = _pow2_shift(mult_f)
     pe_major = act_count.strides[3] > act_count.strides[2]   # read in memory order
     for g in range(groups):
         for c in range(n_ch):
@@ -331,7 +381,7 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
                 w_all = w_any = 0
                 for kc in range(n_kc):
                     w = np.int64(weight_count[g, kc, c, ph])
-                    w_vec[kc, j] = (w + mult_f - 1) // mult_f
+                    w_vec[kc, j] = _vectors(w, mult_f, shift_f)
                     w_all += w
                     w_any += w > 0
                 w_sum[j] = w_all
@@ -355,24 +405,23 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
         a_vec_sum[:] = 0
         a_all = vec_all = 0
         for n in range(n_img):
-            if pe_major or totals_only:
+            if totals_only:
+                a_all += pe_vector_sums(act_count[g, n], mult_i, pe_major, pe_vec_sum)
+                vec_all += pe_vec_sum.sum()
+            elif pe_major:
                 for p in range(pes):
                     pe_total = 0
                     for ph in range(phases):
                         for c in range(n_ch):
                             a = np.int64(act_count[g, n, c, p, ph])
-                            vec = math.ceil(a / mult_i)   # exact below 2**52
+                            vec = _vectors(a, mult_i, shift)
                             pe_total += vec
-                            if totals_only:
-                                a_all += a
-                                continue
                             j = c * phases + ph
                             a_sum[j] += a
                             a_vec_sum[j] += vec
                             if not flat_rows:
                                 a_vec[p, j] = vec
                     pe_vec_sum[p] = pe_total
-                    vec_all += pe_total
             else:
                 pe_vec_sum[:] = 0
                 for c in range(n_ch):
@@ -381,7 +430,7 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
                         row_total = row_vectors = 0
                         for p in range(pes):
                             a = np.int64(act_count[g, n, c, p, ph])
-                            vec = math.ceil(a / mult_i)
+                            vec = _vectors(a, mult_i, shift)
                             row_total += a
                             row_vectors += vec
                             pe_vec_sum[p] += vec
