@@ -341,6 +341,32 @@ def test_uniform_cycles_are_the_cycles_of_the_full_uniform_count():
     assert stalled > 0
 
 
+@pytest.mark.skipif(not DIGITS.is_file(), reason="workloads/digits_cnn.npz not shipped")
+def test_uniform_cycles_from_the_traced_work_on_archs_that_skip_nothing():
+    """On an arch that compresses or gates but skips nothing, `cycles_if_uniform` takes the
+    dataflow's work from the trace pass and only the stored sizes from the i.i.d. maps: equal
+    to the full count on i.i.d. maps, stalled or not, for every dataflow; its stalls differ
+    from the trace's where the formats' sizes do."""
+    bases = [load_arch(ROOT / "arch_configs" / f"{c}.yaml")
+             for c in ("cnvlutin_like", "scnn_like", "eie_like", "eyeriss_gating")]
+    archs = [a.model_copy(update={"skip": (), "gate": ("act",), "model_memory_stalls": True,
+                                  "act_format": bases[1].act_format,
+                                  "weight_format": bases[1].weight_format})
+             for a in bases]
+    archs.append(bases[3])
+    uniform_stalls, trace_stalls = [], []
+    for layer in load_workload(DIGITS).layers:
+        for arch in archs:
+            traced, work_done = zero_skip.count._count_layer(layer, arch)
+            full = count_layer(layer, arch, uniform=True)
+            assert zero_skip.count.uniform_cycles(layer, arch, work_done) == full.cycles, \
+                (layer.name, arch.name)
+            uniform_stalls.append(full.stall_cycles)
+            trace_stalls.append(traced.stall_cycles)
+    assert any(uniform_stalls)
+    assert uniform_stalls != trace_stalls
+
+
 MINILM = ROOT / "workloads" / "minilm.npz"
 
 

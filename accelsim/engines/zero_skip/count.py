@@ -442,18 +442,33 @@ def _scaled_size(size: StoredSize, elements: int, nonzeros: int) -> StoredSize:
                       nonzeros)
 
 
-def _counted(layer: Layer, arch: Config, uniform: bool, planar: bool
-             ) -> tuple[work.ConvView, work.TapCounts, work.MacCounts]:
-    """The layer's view over its (traced or i.i.d.) maps, tap statistics and MAC counts, made
-    once per layer and the arch's choices they depend on (kept with the layer's maps)."""
-    weights_read = ("weight" in arch.skip or "weight" in arch.gate
-                    or arch.weight_format.compressed)
-    skip, gate = tuple(arch.skip), tuple(arch.gate)
-    key = (uniform, planar, weights_read, skip, gate, padding_processed(arch))
-    kept = work.layer_bitmaps(layer).counted
+def _view(layer: Layer, arch: Config, uniform: bool, planar: bool) -> work.ConvView:
+    """The layer's view over its (traced or i.i.d.) maps, made once per layer and the arch's
+    choices it depends on (kept with the layer's maps)."""
+    weights_read = _weights_read(arch)
+    kept = work.layer_bitmaps(layer).views
+    key = (uniform, planar, weights_read)
     if key not in kept:
         act, weight = work.operand_masks(layer, uniform, weights_read)
-        v = work.conv_view(layer, act, weight, planar=planar)
+        kept[key] = work.conv_view(layer, act, weight, planar=planar)
+    return kept[key]
+
+
+def _weights_read(arch: Config) -> bool:
+    """Whether the arch reads the weights' map (skips, gates or compresses them)."""
+    return ("weight" in arch.skip or "weight" in arch.gate
+            or arch.weight_format.compressed)
+
+
+def _counted(layer: Layer, arch: Config, uniform: bool, planar: bool
+             ) -> tuple[work.ConvView, work.TapCounts, work.MacCounts]:
+    """The layer's view (`_view`), tap statistics and MAC counts, made once per layer and the
+    arch's choices they depend on (kept with the layer's maps)."""
+    skip, gate = tuple(arch.skip), tuple(arch.gate)
+    key = (uniform, planar, _weights_read(arch), skip, gate, padding_processed(arch))
+    kept = work.layer_bitmaps(layer).counted
+    if key not in kept:
+        v = _view(layer, arch, uniform, planar)
         taps = work.tap_counts(v, "act" in skip or "act" in gate,
                                "weight" in skip or "weight" in gate)
         kept[key] = v, taps, work.mac_counts(v, taps, skip, gate, key[-1])
@@ -504,10 +519,7 @@ def _counts(layer: Layer, arch: Config, uniform: bool, tiling: traffic.Mapping |
     """(MAC counts, the dataflow's work, stored sizes, memory traffic; the last two None unless
     `moves`) of one layer, as `count_layer` takes them."""
     planar = isinstance(arch.array, PlanarCartesian)
-    sample = work.statistical_sample(layer, planar, CUT_ORDER[type(arch.array)],
-                                     lambda view: counting_steps(view, arch),
-                                     lambda view: cycles_estimate(view, arch))
-    p = arch.precision
+    sample = _sample(layer, arch)
     if sample is None:
         v, taps, macs = _counted(layer, arch, uniform, planar)
         w = _dataflow(layer, v, taps, macs, arch)
@@ -529,14 +541,26 @@ def _counts(layer: Layer, arch: Config, uniform: bool, tiling: traffic.Mapping |
             w = _scaled(part_work, half_work, sample, macs, part)
     if not moves:
         return macs, w, None, None
-    if sample is None:
-        sizes = {"act": _stored(v, "act", arch.act_format, p.act_bits),
-                 "weight": _stored(v, "weight", arch.weight_format, p.weight_bits)}
-    else:
-        sizes = _whole_sizes(layer, v, seen, sample, arch)
+    sizes = _sizes(v, arch) if sample is None else _whole_sizes(layer, v, seen, sample, arch)
     if tiling is not None:
         return macs, w, sizes, memory_traffic(layer, seen, arch, w, sizes, tiling)
     return macs, w, sizes, _last_traffic(layer, seen, arch, w, sizes)
+
+
+def _sample(layer: Layer, arch: Config) -> work.Sample | None:
+    """The part of the layer to count where it is too large to count whole
+    (`work.statistical_sample`), else None."""
+    return work.statistical_sample(layer, isinstance(arch.array, PlanarCartesian),
+                                   CUT_ORDER[type(arch.array)],
+                                   lambda view: counting_steps(view, arch),
+                                   lambda view: cycles_estimate(view, arch))
+
+
+def _sizes(v: work.ConvView, arch: Config) -> dict[str, StoredSize]:
+    """Stored sizes of the view's operands in the arch's formats."""
+    p = arch.precision
+    return {"act": _stored(v, "act", arch.act_format, p.act_bits),
+            "weight": _stored(v, "weight", arch.weight_format, p.weight_bits)}
 
 
 def _last_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
@@ -563,9 +587,17 @@ def _stall(arch: Config, w: Work, moved: _Bytes | None) -> float:
     return max(0.0, max(moved.level_cycles.values(), default=0.0) - w.compute_cycles)
 
 
-def uniform_cycles(layer: Layer, arch: Config) -> float:
+def uniform_cycles(layer: Layer, arch: Config, traced: Work | None = None) -> float:
     """`count_layer(layer, arch, uniform=True).cycles` (the layer on i.i.d. maps at its
-    densities), without the actions and columns that figure does not read."""
+    densities), without the actions and columns that figure does not read. `traced`: the
+    dataflow's work on the layer's own maps; on an arch that skips nothing that work reads
+    no map, so only the stored sizes (hence memory stalls) are taken from the i.i.d. maps."""
+    if traced is not None and not arch.skip and _sample(layer, arch) is None:
+        if not arch.model_memory_stalls:
+            return traced.compute_cycles
+        v = _view(layer, arch, True, isinstance(arch.array, PlanarCartesian))
+        return traced.compute_cycles + _stall(
+            arch, traced, _last_traffic(layer, v, arch, traced, _sizes(v, arch)))
     _, w, _, moved = _counts(layer, arch, True, None, moves=arch.model_memory_stalls)
     return w.compute_cycles + _stall(arch, w, moved)
 
@@ -575,6 +607,12 @@ def count_layer(layer: Layer, arch: Config, uniform: bool = False,
     """Cycles and actions of one layer; `uniform` replaces traced bitmaps by i.i.d. ones;
     `tiling`: a fitting DRAM tiling to count on instead of searching one (`memory_traffic`).
     A shapes-only layer too large to count whole is counted on a `work.Sample`."""
+    return _count_layer(layer, arch, uniform, tiling)[0]
+
+
+def _count_layer(layer: Layer, arch: Config, uniform: bool = False,
+                 tiling: traffic.Mapping | None = None) -> tuple[LayerResult, Work]:
+    """`count_layer` and the dataflow's work it was made from."""
     macs, w, sizes, moved = _counts(layer, arch, uniform, tiling)
     assert sizes is not None and moved is not None
     stall = _stall(arch, w, moved)
@@ -609,7 +647,7 @@ def count_layer(layer: Layer, arch: Config, uniform: bool = False,
             **w.extra, **moved.columns, **latency_split(layer, arch, w, stall, moved.actions),
         },
         warnings=[*w.notes, *_inflation_notes(arch, sizes, moved)],
-    )
+    ), w
 
 
 def _inflation_notes(arch: Config, sizes: dict[str, StoredSize], moved: _Bytes) -> list[str]:
@@ -678,14 +716,14 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
     same_shape = _shape_key(layer, arch)
     if same_shape in _BY_SHAPE:
         return _copy(_BY_SHAPE[same_shape])
-    result = count_layer(layer, arch)
+    result, traced = _count_layer(layer, arch)
     if same_shape is not None:
         _BY_SHAPE[same_shape] = _copy(result)
         _BY_SHAPE[same_shape].columns["cycles_if_uniform"] = result.cycles
         while len(_BY_SHAPE) > _COUNTED_LAYERS:
             _BY_SHAPE.pop(next(iter(_BY_SHAPE)))
     if layer.has_trace and cycles_depend_on_bitmaps(arch) and not _iid_is_trace(layer):
-        result.columns["cycles_if_uniform"] = uniform_cycles(layer, arch)
+        result.columns["cycles_if_uniform"] = uniform_cycles(layer, arch, traced)
     else:
         result.columns["cycles_if_uniform"] = result.cycles
     if arch.skip and isinstance(arch.array, PlanarCartesian):

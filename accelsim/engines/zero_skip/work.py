@@ -152,9 +152,12 @@ class Bitmaps:
     weight: np.ndarray | None
     weight_density: float
     iid: dict[str, np.ndarray] = field(default_factory=dict)
+    views: dict[tuple, ConvView] = field(default_factory=dict)
+    """Views over these maps (traced or i.i.d.), by the arch's choices they depend on
+    (`accelsim.engines.zero_skip.count`)."""
     counted: dict[tuple, Any] = field(default_factory=dict)
-    """What the count step derives from these maps without reading the arch (views, tap and
-    MAC counts), by the arch's choices it depends on (`accelsim.engines.zero_skip.count`)."""
+    """What the count step derives from the views without reading the arch (tap and MAC
+    counts), by the arch's choices it depends on."""
     last_traffic: tuple[Any, Any] | None = None
     """(what it was counted from, memory traffic) of the layer's last count that searched a
     tiling (`accelsim.engines.zero_skip.count`)."""
