@@ -101,19 +101,24 @@ def _lockstep_channel_lanes(v: work.ConvView, a: ChannelLanes, issue: int) -> in
     return int(inside.sum()) + outside_taps * int(per_pad.sum())
 
 
-def _run_planar(v: work.ConvView, arch: Config, macs: work.MacCounts) -> Work:
+def _planar_timing(v: work.ConvView, arch: Config) -> tuple[int, tuple[int, int, int, int, int]]:
+    """(output-channel group Kc, the planar kernel's cycles, busy PE-cycles, products, act and
+    weight reads) of layer `v`."""
     a: PlanarCartesian = arch.array
     kc = work.output_channel_group(v, a.pe_rows, a.pe_cols, a.accumulator_entries)
     acts = work.planar_act_count(v, a.pe_rows, a.pe_cols, "act" in arch.skip)
     weights = work.planar_weight_count(v, kc, "weight" in arch.skip)
     if (arch.barrier_mode == kern.BARRIER_PASS and arch.fifo_depth < 0
             and arch.sync.issue_cycles == 0):
-        cycles, busy, products, act_reads, weight_reads = kern.planar_decoupled_cycles(
-            acts, weights, a.mult_f, a.mult_i)
-    else:
-        cycles, busy, products, act_reads, weight_reads = kern.planar_cartesian_cycles(
-            acts, weights, a.mult_f, a.mult_i, arch.barrier_mode, arch.fifo_depth,
-            arch.sync.issue_cycles)
+        return kc, kern.planar_decoupled_cycles(acts, weights, a.mult_f, a.mult_i)
+    return kc, kern.planar_cartesian_cycles(acts, weights, a.mult_f, a.mult_i,
+                                            arch.barrier_mode, arch.fifo_depth,
+                                            arch.sync.issue_cycles)
+
+
+def _run_planar(v: work.ConvView, arch: Config, macs: work.MacCounts) -> Work:
+    a: PlanarCartesian = arch.array
+    kc, (cycles, busy, products, act_reads, weight_reads) = _planar_timing(v, arch)
     _, halo = work.output_reach(v, a.pe_rows, a.pe_cols)
     halo_psums = int(halo.sum()) * v.N * v.K
     return Work(int(cycles), int(busy), int(products), act_reads=float(act_reads),
@@ -197,23 +202,77 @@ class _Bytes:
     columns: dict[str, object]
 
 
-def _per_value(size: StoredSize, fmt: Format, level: MemoryLevel | None,
-               bits: int) -> tuple[float, float]:
-    """(data, metadata) bytes per value read from `level`: the stored stream per non-zero when
+def _per_value(size: StoredSize, compressed: bool, bits: int) -> tuple[float, float]:
+    """(data, metadata) bytes per value read from a level: the stored stream per non-zero when
     the level holds the operand compressed, the plain value otherwise."""
-    if level is None or not fmt.applies_to(level.name) or size.nonzeros == 0:
+    if not compressed or size.nonzeros == 0:
         return bits / 8, 0.0
     return size.value_bits / size.nonzeros / 8, size.metadata_bits / size.nonzeros / 8
 
 
-def _per_element(size: StoredSize, fmt: Format, level: MemoryLevel | None,
-                 bits: int) -> tuple[float, float]:
-    """(data, metadata) bytes per element (zeros included) of the operand as `level` holds it:
+def _per_element(size: StoredSize, compressed: bool, bits: int) -> tuple[float, float]:
+    """(data, metadata) bytes per element (zeros included) of the operand as a level holds it:
     the stored size over the whole tensor when the level holds it compressed (an average over
     the real bitmap), the plain value otherwise."""
-    if level is None or not fmt.applies_to(level.name) or size.elements == 0:
+    if not compressed or size.elements == 0:
         return bits / 8, 0.0
     return size.value_bits / size.elements / 8, size.metadata_bits / size.elements / 8
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the count step reads of one arch on every layer, made once per arch."""
+
+    dram: MemoryLevel | None
+    buffers: dict[str, MemoryLevel | None]
+    """The innermost on-chip level holding each operand (act, weight, out), None if none."""
+    fmts: dict[str, Format]
+    bits: dict[str, int]
+    """Bits per value of act and weight."""
+    word: dict[str, float]
+    """Bytes per element of each data space (act, weight, psum, out)."""
+    compressed_at: dict[str, tuple[str, ...]]
+    """Names of the levels that hold act and weight in their compressed format."""
+    bandwidth: dict[tuple[str, str], float]
+    """Bytes per cycle of each (level name, 'read' | 'write')."""
+    planar: bool
+    weights_read: bool
+    """Whether the arch reads the weights' map (skips, gates or compresses them)."""
+    counted_key: tuple
+    """The arch's choices the tap and MAC counts depend on (`_counted`)."""
+
+    def packed(self, op: str, level: MemoryLevel | None) -> bool:
+        """Whether `level` holds `op` in its compressed format."""
+        return level is not None and level.name in self.compressed_at[op]
+
+
+def _make_facts(arch: Config) -> _Facts:
+    p = arch.precision
+    fmts = {"act": arch.act_format, "weight": arch.weight_format}
+    weights_read = ("weight" in arch.skip or "weight" in arch.gate
+                    or arch.weight_format.compressed)
+    bandwidth = {}
+    for lv in arch.memory:
+        bandwidth[lv.name, "read"] = lv.read_bandwidth_bytes_per_cycle
+        bandwidth[lv.name, "write"] = lv.write_bandwidth
+    return _Facts(
+        dram=arch.dram(),
+        buffers={op: arch.buffer_for(op) for op in ("act", "weight", "out")},
+        fmts=fmts,
+        bits={"act": p.act_bits, "weight": p.weight_bits},
+        word={"act": p.act_bits / 8, "weight": p.weight_bits / 8, "psum": p.acc_bits / 8,
+              "out": p.act_bits / 8},
+        compressed_at={op: tuple(lv.name for lv in arch.memory if fmt.applies_to(lv.name))
+                       for op, fmt in fmts.items()},
+        bandwidth=bandwidth,
+        planar=isinstance(arch.array, PlanarCartesian),
+        weights_read=weights_read,
+        counted_key=(weights_read, tuple(arch.skip), tuple(arch.gate), padding_processed(arch)))
+
+
+def _facts(arch: Config) -> _Facts:
+    """`_Facts` of `arch`, kept for the archs last seen."""
+    return _per_arch(_FACTS, arch, _make_facts)
 
 
 def search_array(layer: Layer, v: work.ConvView, arch: Config, w: Work
@@ -243,13 +302,9 @@ def memory_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
     `formats.stored_size`). `tiling`: a fitting mapping to count on instead
     of searching (another design's, to compare the two on the same tiling). Without a DRAM
     level the operands are resident: no fills, no search."""
-    p = arch.precision
-    fmts = {"act": arch.act_format, "weight": arch.weight_format}
-    bits = {"act": p.act_bits, "weight": p.weight_bits}
-    word = {"act": p.act_bits / 8, "weight": p.weight_bits / 8, "psum": p.acc_bits / 8,
-            "out": p.act_bits / 8}
-    dram = arch.dram()
-    buffers = {op: arch.buffer_for(op) for op in ("act", "weight", "out")}
+    facts = _facts(arch)
+    bits, word, dram, buffers = facts.bits, facts.word, facts.dram, facts.buffers
+    packed = facts.packed
     lanes = traffic.ArrayTraffic(w.act_reads, w.weight_reads, w.psum_writes, w.psum_reads,
                                  1, 1, 1)
     outs = float(v.N * v.K * v.E * v.F)
@@ -257,7 +312,7 @@ def memory_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
     spill_w = spill_r = 0.0
     mapping = None
     if dram is not None:
-        tile_bytes = tuple(sum(_per_element(sizes[op], fmts[op], buffers[op], bits[op]))
+        tile_bytes = tuple(sum(_per_element(sizes[op], packed(op, buffers[op]), bits[op]))
                            for op in ("act", "weight"))
         dataflow, fold = search_array(layer, v, arch, w)
         if tiling is None:
@@ -286,17 +341,17 @@ def memory_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
     for op in ("act", "weight"):
         buf = buffers[op]
         if buf is not None:
-            data, md = _per_value(sizes[op], fmts[op], buf, bits[op])
+            data, md = _per_value(sizes[op], packed(op, buf), bits[op])
             move("buffer", op, read=array[op] * data, meta_read=array[op] * md)
         if dram is None:
             continue
         if buf is None:  # streams from DRAM to the lanes
             n = array[op]
-            data, md = _per_value(sizes[op], fmts[op], dram, bits[op])
+            data, md = _per_value(sizes[op], packed(op, dram), bits[op])
         else:
             n = fetched[op]
-            data, md = _per_element(sizes[op], fmts[op], dram, bits[op])
-            fill, fill_md = _per_element(sizes[op], fmts[op], buf, bits[op])
+            data, md = _per_element(sizes[op], packed(op, dram), bits[op])
+            fill, fill_md = _per_element(sizes[op], packed(op, buf), bits[op])
             move("buffer", op, write=n * fill, meta_write=n * fill_md)
         move("dram", op, read=n * data, meta_read=n * md)
     acc_b, act_b = word["psum"], word["out"]
@@ -318,14 +373,11 @@ def memory_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
     writes = {key: n / word[key[1]] for key, n in wbytes.items()}
     actions, level_cycles, columns = traffic.counts_actions(
         arch, reads, writes, rbytes, wbytes, _register_counts(arch, w, lanes), mapping)
-    levels = {lv.name: lv for lv in arch.memory}
     metadata: dict[str, float] = {}
     for (name, verb), n in meta.items():
         actions[f"{name}.metadata_{verb}_bytes"] = n
         metadata[name] = metadata.get(name, 0.0) + n
-        bandwidth = (levels[name].read_bandwidth_bytes_per_cycle if verb == "read"
-                     else levels[name].write_bandwidth)
-        level_cycles[name] = level_cycles.get(name, 0.0) + n / bandwidth
+        level_cycles[name] = level_cycles.get(name, 0.0) + n / facts.bandwidth[name, verb]
     return _Bytes(actions, level_cycles, metadata, columns)
 
 
@@ -445,7 +497,7 @@ def _scaled_size(size: StoredSize, elements: int, nonzeros: int) -> StoredSize:
 def _view(layer: Layer, arch: Config, uniform: bool, planar: bool) -> work.ConvView:
     """The layer's view over its (traced or i.i.d.) maps, made once per layer and the arch's
     choices it depends on (kept with the layer's maps)."""
-    weights_read = _weights_read(arch)
+    weights_read = _facts(arch).weights_read
     kept = work.layer_bitmaps(layer).views
     key = (uniform, planar, weights_read)
     if key not in kept:
@@ -454,20 +506,14 @@ def _view(layer: Layer, arch: Config, uniform: bool, planar: bool) -> work.ConvV
     return kept[key]
 
 
-def _weights_read(arch: Config) -> bool:
-    """Whether the arch reads the weights' map (skips, gates or compresses them)."""
-    return ("weight" in arch.skip or "weight" in arch.gate
-            or arch.weight_format.compressed)
-
-
 def _counted(layer: Layer, arch: Config, uniform: bool, planar: bool
              ) -> tuple[work.ConvView, work.TapCounts, work.MacCounts]:
     """The layer's view (`_view`), tap statistics and MAC counts, made once per layer and the
     arch's choices they depend on (kept with the layer's maps)."""
-    skip, gate = tuple(arch.skip), tuple(arch.gate)
-    key = (uniform, planar, _weights_read(arch), skip, gate, padding_processed(arch))
+    key = (uniform, planar, *_facts(arch).counted_key)
     kept = work.layer_bitmaps(layer).counted
     if key not in kept:
+        _, skip, gate, _ = _facts(arch).counted_key
         v = _view(layer, arch, uniform, planar)
         taps = work.tap_counts(v, "act" in skip or "act" in gate,
                                "weight" in skip or "weight" in gate)
@@ -591,13 +637,18 @@ def uniform_cycles(layer: Layer, arch: Config, traced: Work | None = None) -> fl
     """`count_layer(layer, arch, uniform=True).cycles` (the layer on i.i.d. maps at its
     densities), without the actions and columns that figure does not read. `traced`: the
     dataflow's work on the layer's own maps; on an arch that skips nothing that work reads
-    no map, so only the stored sizes (hence memory stalls) are taken from the i.i.d. maps."""
+    no map, so only the stored sizes (hence memory stalls) are taken from the i.i.d. maps. A
+    planar array without memory stalls needs only its timing kernel on the i.i.d. maps (no
+    tap or MAC counts)."""
+    planar = isinstance(arch.array, PlanarCartesian)
     if traced is not None and not arch.skip and _sample(layer, arch) is None:
         if not arch.model_memory_stalls:
             return traced.compute_cycles
-        v = _view(layer, arch, True, isinstance(arch.array, PlanarCartesian))
+        v = _view(layer, arch, True, planar)
         return traced.compute_cycles + _stall(
             arch, traced, _last_traffic(layer, v, arch, traced, _sizes(v, arch)))
+    if planar and not arch.model_memory_stalls and _sample(layer, arch) is None:
+        return float(_planar_timing(_view(layer, arch, True, True), arch)[1][0])
     _, w, _, moved = _counts(layer, arch, True, None, moves=arch.model_memory_stalls)
     return w.compute_cycles + _stall(arch, w, moved)
 
@@ -653,13 +704,12 @@ def _count_layer(layer: Layer, arch: Config, uniform: bool = False,
 def _inflation_notes(arch: Config, sizes: dict[str, StoredSize], moved: _Bytes) -> list[str]:
     """Compressed operands that take more bytes than plain (metadata on nearly dense data):
     where they move, this design moves more than its dense equivalent."""
-    p = arch.precision
+    facts = _facts(arch)
     notes = []
-    for op, fmt, bits in (("act", arch.act_format, p.act_bits),
-                          ("weight", arch.weight_format, p.weight_bits)):
+    for op, fmt in facts.fmts.items():
         size = sizes[op]
-        plain_bytes = size.elements * bits / 8
-        levels = [lv.name for lv in arch.memory if fmt.applies_to(lv.name)]
+        plain_bytes = size.elements * facts.bits[op] / 8
+        levels = facts.compressed_at[op]
         if (levels and size.elements and size.total_bytes > plain_bytes * (1 + 1e-9)
                 and any(moved.metadata.get(name, 0.0) for name in levels)):
             notes.append(
@@ -782,6 +832,7 @@ def _dense_of(arch: Config) -> Config:
 
 
 _KEYS: dict[int, tuple[weakref.ref, str]] = {}
+_FACTS: dict[int, tuple[weakref.ref, _Facts]] = {}
 _SYSTOLIC: dict[int, tuple[weakref.ref, systolic.Config]] = {}
 _WORDS: dict[int, tuple[weakref.ref, tuple[int, int]]] = {}
 """Words of a `dense_array`'s stationary and output PE registers, per arch."""
