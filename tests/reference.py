@@ -398,6 +398,12 @@ def row_broadcast_reference(act, weight, groups, stride, padding, dilation, lane
     return lane_cycles_reference(work, ends, fifo_depth, issue)
 
 
+def transposed_bytes_reference(rows) -> list[list[int]]:
+    """The transpose of a 2-D map as nested lists: out[j][i] = rows[i][j]."""
+    m, k = len(rows), len(rows[0]) if len(rows) else 0
+    return [[int(rows[i][j]) for i in range(m)] for j in range(k)]
+
+
 def rle_entries_reference(flat, run_bits: int, segment: int | None) -> int:
     """Encode a 0/1 sequence as (run, value) pairs, segment by segment: before each non-zero,
     filler pairs (a full run of 2**run_bits - 1 zeros then an explicit zero) until the run

@@ -26,6 +26,7 @@ from tests.reference import (
     planar_counts_reference,
     rle_entries_reference,
     tap_nonzero_reference,
+    transposed_bytes_reference,
     weight_counts_reference,
 )
 from tests.test_zero_skip import SETTINGS, conv_layers, gemm_layers
@@ -152,6 +153,19 @@ def test_weight_counts_match_walk(layer, lanes, kc):
 
 
 @SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), m=st.integers(1, 40), k=st.integers(1, 40),
+       eights=st.booleans(), density=st.floats(0.0, 1.0))
+def test_transposed_bytes_match_the_plain_transpose(seed, m, k, eights, density):
+    """Word-wise 8 x 8 blocks where both sides are multiples of 8, byte by byte otherwise."""
+    if eights:
+        m, k = 8 * (m // 8 + 1), 8 * (k // 8 + 1)
+    rows = (np.random.default_rng(seed).random((m, k)) < density).view(np.uint8)
+    out = np.empty((k, m), np.uint8)
+    bitmaps.transposed_bytes(rows, out)
+    assert out.tolist() == transposed_bytes_reference(rows.tolist())
+
+
+@SETTINGS
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 400), density=st.floats(0.0, 1.0),
        run_bits=st.integers(1, 5), segment=st.one_of(st.none(), st.integers(1, 40)),
        runs=st.booleans())
@@ -167,6 +181,9 @@ def test_rle_pairs_match_sequential_encoder(seed, n, density, run_bits, segment,
     view = grid.T.reshape(1, -1, 4, 1)   # a transposed view is read in its own C order
     assert rle_entries(view, run_bits, segment) == rle_entries_reference(
         np.ascontiguousarray(view).reshape(-1).tolist(), run_bits, segment)
+    wide = flat[: (n // 64) * 64].reshape(8, -1)   # 8 x 8 blocks of a transposed view
+    assert rle_entries(wide.T.reshape(1, -1, 8, 1), run_bits, segment) == rle_entries_reference(
+        wide.T.reshape(-1).tolist(), run_bits, segment)
 
 
 @SETTINGS

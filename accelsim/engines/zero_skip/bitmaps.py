@@ -13,7 +13,8 @@ with no temporaries larger than their result (no im2col, no int64 index arrays).
   stride phase);
 * `weight_counts`, `lane_weight_counts`, `planar_weight_counts`: non-zero weights per tap, per
   (tap, lane) and per (output-channel group, channel, stride phase);
-* `rle_pairs`: (run, value) pairs of a map read in C order of its (possibly strided) view.
+* `rle_pairs`: (run, value) pairs of a map read in C order of its (possibly strided) view;
+* `transposed_bytes`: a transposed map copied to C order.
 
 Each has a slow twin in `tests/reference.py`.
 """
@@ -502,3 +503,51 @@ def rle_pairs(flat, run_bits: int, segment: int) -> int:
             pos = 0
             run = 0
     return pairs
+
+
+
+
+_BLOCK_MASKS = (np.uint64(0x00000000FFFFFFFF), np.uint64(0x0000FFFF0000FFFF),
+                np.uint64(0x00FF00FF00FF00FF))
+
+
+@njit(cache=True)
+def _transpose_8x8(w) -> None:
+    """Transpose in place the 8 x 8 bytes held by 8 uint64 words (byte c of word r, least
+    significant first, becomes byte r of word c): blocks of 4, 2 then 1 bytes swapped across
+    the diagonal."""
+    for level in range(3):
+        step = 4 >> level
+        shift = np.uint64(8 * step)
+        mask = _BLOCK_MASKS[level]
+        for r in range(8):
+            if r & step:
+                continue
+            t = ((w[r] >> shift) ^ w[r + step]) & mask
+            w[r] ^= t << shift
+            w[r + step] ^= t
+
+
+@njit(cache=True)
+def transposed_bytes(rows, out) -> None:
+    """out[j, i] = rows[i, j] for a C-contiguous uint8 [m, k] map `rows` and a C-contiguous
+    [k, m] `out`: 8 x 8 blocks of bytes read and written as words where m and k are multiples
+    of 8 (a plain transposed copy also thrashes the cache when k is a multiple of a large power
+    of two), byte by byte otherwise."""
+    m, k = rows.shape
+    if m % 8 or k % 8:
+        for i in range(m):
+            for j in range(k):
+                out[j, i] = rows[i, j]
+        return
+    src = rows.reshape(-1).view(np.uint64)
+    dst = out.reshape(-1).view(np.uint64)
+    w = np.empty(8, np.uint64)
+    src_row, dst_row = k // 8, m // 8
+    for i0 in range(0, m, 8):
+        for j0 in range(0, k, 8):
+            for r in range(8):
+                w[r] = src[(i0 + r) * src_row + j0 // 8]
+            _transpose_8x8(w)
+            for c in range(8):
+                dst[(j0 + c) * dst_row + i0 // 8] = w[c]

@@ -100,9 +100,20 @@ def _segments(size: int, fmt: Format) -> int:
 def rle_entries(nonzero: np.ndarray, run_bits: int, segment_elements: int | None) -> int:
     """(run, value) pairs needed to encode the flattened bitmap (C order) with `run_bits`-bit
     runs, in segments of `segment_elements` (None: one segment)."""
-    flat = np.ascontiguousarray(nonzero).reshape(-1).view(np.uint8)
     segment = -1 if segment_elements is None else segment_elements
-    return int(bitmaps.rle_pairs(flat, min(run_bits, 62), segment))
+    run_bits = min(run_bits, 62)
+    return int(bitmaps.rle_pairs(c_order_bytes(nonzero), run_bits, segment))
+
+
+def c_order_bytes(nonzero: np.ndarray) -> np.ndarray:
+    """A boolean map's 0/1 bytes in its C order, 1-D (a view where it is C-contiguous; a
+    transposed 2-D map is copied by `bitmaps.transposed_bytes`)."""
+    squeezed = np.squeeze(nonzero)
+    if squeezed.ndim == 2 and squeezed.flags.f_contiguous and not squeezed.flags.c_contiguous:
+        out = np.empty(squeezed.shape, np.uint8)
+        bitmaps.transposed_bytes(squeezed.T.view(np.uint8), out)
+        return out.reshape(-1)
+    return np.ascontiguousarray(nonzero).reshape(-1).view(np.uint8)
 
 
 def stored_size(nonzero: np.ndarray, fmt: Format, value_bits: int) -> StoredSize:
