@@ -101,26 +101,25 @@ def _lockstep_channel_lanes(v: work.ConvView, a: ChannelLanes, issue: int) -> in
     return int(inside.sum()) + outside_taps * int(per_pad.sum())
 
 
-def _planar_timing(v: work.ConvView, arch: Config) -> tuple[int, tuple[int, int, int, int, int]]:
-    """(output-channel group Kc, the planar kernel's cycles, busy PE-cycles, products, act and
-    weight reads) of layer `v`."""
+def _planar_timing(v: work.ConvView, arch: Config
+                   ) -> tuple[tuple[int, int], tuple[int, int, int, int, int]]:
+    """((output-channel group Kc, halo outputs per image and filter), the planar kernel's
+    cycles, busy PE-cycles, products, act and weight reads) of layer `v`."""
     a: PlanarCartesian = arch.array
-    kc = work.output_channel_group(v, a.pe_rows, a.pe_cols, a.accumulator_entries)
+    group = work.output_channel_group(v, a.pe_rows, a.pe_cols, a.accumulator_entries)
     acts = work.planar_act_count(v, a.pe_rows, a.pe_cols, "act" in arch.skip)
-    weights = work.planar_weight_count(v, kc, "weight" in arch.skip)
+    weights = work.planar_weight_count(v, group[0], "weight" in arch.skip)
     if (arch.barrier_mode == kern.BARRIER_PASS and arch.fifo_depth < 0
             and arch.sync.issue_cycles == 0):
-        return kc, kern.planar_decoupled_cycles(acts, weights, a.mult_f, a.mult_i)
-    return kc, kern.planar_cartesian_cycles(acts, weights, a.mult_f, a.mult_i,
-                                            arch.barrier_mode, arch.fifo_depth,
-                                            arch.sync.issue_cycles)
+        return group, kern.planar_decoupled_cycles(acts, weights, a.mult_f, a.mult_i)
+    return group, kern.planar_cartesian_cycles(acts, weights, a.mult_f, a.mult_i,
+                                               arch.barrier_mode, arch.fifo_depth,
+                                               arch.sync.issue_cycles)
 
 
 def _run_planar(v: work.ConvView, arch: Config, macs: work.MacCounts) -> Work:
-    a: PlanarCartesian = arch.array
-    kc, (cycles, busy, products, act_reads, weight_reads) = _planar_timing(v, arch)
-    _, halo = work.output_reach(v, a.pe_rows, a.pe_cols)
-    halo_psums = int(halo.sum()) * v.N * v.K
+    (kc, halo), (cycles, busy, products, act_reads, weight_reads) = _planar_timing(v, arch)
+    halo_psums = halo * v.N * v.K
     return Work(int(cycles), int(busy), int(products), act_reads=float(act_reads),
                 weight_reads=float(weight_reads),
                 psum_reads=(products + halo_psums) / 2,

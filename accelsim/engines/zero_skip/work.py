@@ -515,21 +515,15 @@ def _pixel_keys(h: int, w: int, rows: int, cols: int, pad_top: int, pad_left: in
     return key, int(tiles.size)
 
 
-def output_reach(v: ConvView, pe_rows: int, pe_cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """(outputs each PE's input tile contributes to, of those the ones it does not own), per PE.
-
-    Outputs are owned by the PE at the same place in a near-equal split of the output plane;
-    the difference is the halo, partial sums sent to neighbours."""
-    rows, cols = pe_grid(v, pe_rows, pe_cols)
-    return _output_reach(v.H, v.W, v.E, v.F, v.R, v.S, rows, cols, v.stride, v.padding,
-                         v.dilation)
-
-
 @lru_cache(maxsize=1024)
 def _output_reach(h: int, w: int, e: int, f: int, r: int, s: int, rows: int, cols: int,
                   stride: tuple[int, int], padding: tuple[int, int, int, int],
                   dilation: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """`output_reach` of one geometry (read-only arrays, shared by layers that have it)."""
+    """(outputs each PE's input tile contributes to, of those the ones it does not own), per PE
+    of a rows x cols grid (read-only arrays, shared by layers of that geometry).
+
+    Outputs are owned by the PE at the same place in a near-equal split of the output plane;
+    the difference is the halo, partial sums sent to neighbours."""
     rr, ro = map(np.array, _reach_per_axis(h, e, rows, stride[0], padding[0], dilation[0], r))
     cr, co = map(np.array, _reach_per_axis(w, f, cols, stride[1], padding[2], dilation[1], s))
     reach = (rr[:, None] * cr[None, :]).reshape(-1)
@@ -559,13 +553,25 @@ def _reach_per_axis(extent: int, out: int, parts: int, stride: int, pad: int, di
     return tuple(reach), tuple(owned_in_reach)
 
 
-def output_channel_group(v: ConvView, pe_rows: int, pe_cols: int, accumulator_entries: int) -> int:
-    """Kc: the most filters whose partial sums for a PE's reach fit its accumulator buffer."""
-    reach, _ = output_reach(v, pe_rows, pe_cols)
+def output_channel_group(v: ConvView, pe_rows: int, pe_cols: int,
+                         accumulator_entries: int) -> tuple[int, int]:
+    """(Kc: the most filters whose partial sums for a PE's reach fit its accumulator buffer;
+    halo outputs per image and filter, the partial sums sent to neighbours)."""
+    rows, cols = pe_grid(v, pe_rows, pe_cols)
+    return _output_channel_group(v.H, v.W, v.E, v.F, v.R, v.S, v.Kg, rows, cols,
+                                 accumulator_entries, v.stride, v.padding, v.dilation)
+
+
+@lru_cache(maxsize=1024)
+def _output_channel_group(h: int, w: int, e: int, f: int, r: int, s: int, kg: int, rows: int,
+                          cols: int, accumulator_entries: int, stride: tuple[int, int],
+                          padding: tuple[int, int, int, int], dilation: tuple[int, int]
+                          ) -> tuple[int, int]:
+    """`output_channel_group` of one geometry."""
+    reach, halo = _output_reach(h, w, e, f, r, s, rows, cols, stride, padding, dilation)
     most = int(reach.max()) if reach.size else 0
-    if most == 0:
-        return v.Kg
-    return max(1, min(v.Kg, accumulator_entries // most))
+    kc = kg if most == 0 else max(1, min(kg, accumulator_entries // most))
+    return kc, int(halo.sum())
 
 
 def planar_weight_count(v: ConvView, kc: int, skip_weight: bool) -> np.ndarray:
