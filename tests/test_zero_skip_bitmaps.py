@@ -213,6 +213,9 @@ def test_planar_decoupled_pass_equals_lane_timing(seed, shape, n_kc, fi, repeate
         weights = weights[:, rng.integers(0, 2, n_kc + 2).cumsum() % n_kc]
     general = kern.planar_cartesian_cycles(acts, weights, fi[0], fi[1], kern.BARRIER_PASS, -1, 0)
     assert kern.planar_decoupled_cycles(acts, weights, fi[0], fi[1]) == general
+    plane = kern.contiguous_plane(acts)   # a one-group, one-image plane read on its own
+    assert plane is None or groups * n_img == 1
+    assert kern.planar_decoupled_cycles(acts, weights, fi[0], fi[1], plane) == general
 
 
 @SETTINGS

@@ -111,7 +111,8 @@ def _planar_timing(v: work.ConvView, arch: Config
     weights = work.planar_weight_count(v, group[0], "weight" in arch.skip)
     if (arch.barrier_mode == kern.BARRIER_PASS and arch.fifo_depth < 0
             and arch.sync.issue_cycles == 0):
-        return group, kern.planar_decoupled_cycles(acts, weights, a.mult_f, a.mult_i)
+        return group, kern.planar_decoupled_cycles(acts, weights, a.mult_f, a.mult_i,
+                                                   kern.contiguous_plane(acts))
     return group, kern.planar_cartesian_cycles(acts, weights, a.mult_f, a.mult_i,
                                                arch.barrier_mode, arch.fifo_depth,
                                                arch.sync.issue_cycles)

@@ -352,14 +352,25 @@ def pe_vector_sums(act_count, mult_i: int, pe_major: bool, out) -> int:
     return total
 
 
+def contiguous_plane(act_count: np.ndarray) -> np.ndarray | None:
+    """act_count[0, 0] of a one-group, one-image [groups, N, C, PEs, phases] array when that
+    slice is C- or F-contiguous, else None (`planar_decoupled_cycles`'s `plane`)."""
+    if act_count.shape[0] * act_count.shape[1] != 1:
+        return None
+    plane = act_count[0, 0]
+    return plane if plane.flags.c_contiguous or plane.flags.f_contiguous else None
+
+
 @njit(cache=True)
-def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
-                            mult_i: int) -> tuple[int, int, int, int, int]:
+def planar_decoupled_cycles(act_count, weight_count, mult_f: int, mult_i: int,
+                            plane=None) -> tuple[int, int, int, int, int]:
     """`planar_cartesian_cycles` with a barrier per pass, unbounded FIFOs and no issue limit:
     within a pass no PE ever waits, so a pass lasts as long as its busiest PE's channels
     back to back, sum over channels and phases of ceil(nW/F) * ceil(nA/I); the totals of
     products and reads are sums of per-(group, channel, phase) products. Same arrays and
-    returns as `planar_cartesian_cycles`."""
+    returns as `planar_cartesian_cycles`; `plane`: act_count[0, 0] passed on its own where
+    there is one group and one image and that slice is contiguous (`contiguous_plane`), so
+    that it is read with its layout known (a slice made here is not)."""
     groups, n_img, n_ch, pes, phases = act_count.shape
     n_kc = weight_count.shape[1]
     rows = n_ch * phases
@@ -405,7 +416,10 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int,
         a_vec_sum[:] = 0
         a_all = vec_all = 0
         for n in range(n_img):
-            if totals_only:
+            if totals_only and plane is not None:
+                a_all += pe_vector_sums(plane, mult_i, pe_major, pe_vec_sum)
+                vec_all += pe_vec_sum.sum()
+            elif totals_only:
                 a_all += pe_vector_sums(act_count[g, n], mult_i, pe_major, pe_vec_sum)
                 vec_all += pe_vec_sum.sum()
             elif pe_major:
