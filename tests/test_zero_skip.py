@@ -283,6 +283,19 @@ def test_zeroing_more_activations_never_adds_cycles(layer, which, seed, fraction
     assert after.macs_done <= before.macs_done
 
 
+def test_the_dense_equivalent_is_made_once_per_arch():
+    a = shipped("scnn_like")
+    dense = a.dense_equivalent()
+    assert a.dense_equivalent() is dense
+    assert dense.name == f"{a.name}-dense" and dense.skip == () and dense.gate == ()
+    assert not dense.act_format.compressed and not dense.weight_format.compressed
+    other = a.model_copy(update={"name": "other"})
+    assert other.dense_equivalent() is not dense
+    assert other.dense_equivalent().name == "other-dense"
+    assert other.dense_equivalent().model_dump(exclude={"name"}) == dense.model_dump(
+        exclude={"name"})
+
+
 @pytest.mark.parametrize("which", ["cnvlutin_like", "eie_like"])
 def test_dense_trace_costs_the_dense_cycles(which):
     a = shipped(which)

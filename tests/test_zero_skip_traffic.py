@@ -100,7 +100,7 @@ def check_columns(arch: zero_skip.Config, r) -> None:
 def check_not_more_on_the_same_tiling(arch: zero_skip.Config, layer: Layer) -> None:
     """On the dense equivalent's tiling (none without DRAM: nothing is fetched), no access
     column of the zero-skip arch moves more data bytes or accesses than the dense one's."""
-    dense = count._dense_of(arch)
+    dense = arch.dense_equivalent()
     d = count.count_layer(layer, dense)
     if arch.dram() is None:
         assert "tile_fits" not in d.columns
@@ -119,7 +119,7 @@ def check_not_more_on_the_same_tiling(arch: zero_skip.Config, layer: Layer) -> N
 def test_access_columns_are_consistent_on_real_layers(name):
     arch = shipped(name)
     for layer in REAL:
-        for a in (arch, count._dense_of(arch)):
+        for a in (arch, arch.dense_equivalent()):
             check_columns(a, count.count_layer(layer, a))
 
 
@@ -139,7 +139,7 @@ def test_not_more_traffic_than_dense_on_the_same_tiling_random_layers(layer, nam
 
 
 def check_equal_on_the_same_tiling(arch: zero_skip.Config, layer: Layer) -> None:
-    d = count.count_layer(layer, count._dense_of(arch))
+    d = count.count_layer(layer, arch.dense_equivalent())
     z = count.count_layer(layer, arch, tiling=mapping_of(d.columns) if arch.dram() else None)
     found = access_columns(arch, z.columns)
     assert found
@@ -166,7 +166,7 @@ def test_a_dense_trace_moves_what_the_dense_equivalent_moves(name):
 def test_a_dense_array_moves_what_the_systolic_kind_moves():
     """eyeriss_gating's dense equivalent against the same array as a systolic config: every
     access, PE register and tiling column and the latency split are the same numbers."""
-    dense = count._dense_of(shipped("eyeriss_gating"))
+    dense = shipped("eyeriss_gating").dense_equivalent()
     data = dense.model_dump(mode="json")
     a = data.pop("array")
     for key in ("skip", "gate", "sync", "act_format", "weight_format",
@@ -191,7 +191,7 @@ def test_own_tiling_moves_no_more_dram_data_than_dense(name):
     """Each on its own tiling, the zero-skip arch's DRAM data bytes (metadata apart) stay at or
     under its dense equivalent's."""
     arch = shipped(name)
-    dense = count._dense_of(arch)
+    dense = arch.dense_equivalent()
     for layer in REAL:
         z, d = count.count_layer(layer, arch), count.count_layer(layer, dense)
         assert z.dram_bytes - z.columns["dram_metadata_bytes"] <= d.dram_bytes * (1 + 1e-9)
@@ -220,7 +220,7 @@ def test_weights_that_fit_only_compressed_are_fetched_once():
                   weight_mask=weight)
     arch = compressed_weights_arch(448 * 1024)
     z = count.count_layer(layer, arch)
-    d = count.count_layer(layer, count._dense_of(arch))
+    d = count.count_layer(layer, arch.dense_equivalent())
     size = stored_size(weight, arch.weight_format, 16)
     assert z.columns["tile_fits"] and z.columns["tile_window"] == 512
     assert z.columns["tile_filters"] == 512  # the whole weight tensor stays on chip

@@ -7,9 +7,7 @@ the same per-level, per-operand access columns, tiling and latency split as the 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 
@@ -27,6 +25,7 @@ from accelsim.engines.zero_skip.config import (
     DenseArray,
     PlanarCartesian,
     RowBroadcast,
+    per_arch,
 )
 from accelsim.engines.zero_skip.formats import Format, StoredSize, all_nonzero, stored_size
 from accelsim.workload.layer import Layer
@@ -161,7 +160,7 @@ def _register_fold(problem: GemmProblem, arch: Config) -> tuple[int, int]:
     `pe:` registers hold more than one stationary or output word
     (`accelsim.engines.traffic.register_split`, as in the systolic kind)."""
     a: DenseArray = arch.array
-    stationary, out = _per_arch(_WORDS, arch, lambda z: (
+    stationary, out = per_arch(_WORDS, arch, lambda z: (
         z.pe.register(traffic.STATIONARY[a.order]).words, z.pe.register("out").words))
     ra, cb = traffic.register_split(problem, a.rows, a.cols, a.order, stationary, out,
                                     traffic.context(arch).bytes_)
@@ -272,7 +271,7 @@ def _make_facts(arch: Config) -> _Facts:
 
 def _facts(arch: Config) -> _Facts:
     """`_Facts` of `arch`, kept for the archs last seen."""
-    return _per_arch(_FACTS, arch, _make_facts)
+    return per_arch(_FACTS, arch, _make_facts)
 
 
 def search_array(layer: Layer, v: work.ConvView, arch: Config, w: Work
@@ -744,7 +743,7 @@ def _systolic_of(arch: Config) -> systolic.Config:
         common = {f: getattr(zs, f) for f in ArchBase.model_fields if f != "kind"}
         return systolic.Config.model_construct(kind="systolic", rows=a.rows, cols=a.cols,
                                                dataflow=a.order, **common)
-    return _per_arch(_SYSTOLIC, arch, make)
+    return per_arch(_SYSTOLIC, arch, make)
 
 
 def cycles_depend_on_bitmaps(arch: Config) -> bool:
@@ -777,7 +776,7 @@ def simulate(layer: Layer, arch: Config) -> LayerResult:
     else:
         result.columns["cycles_if_uniform"] = result.cycles
     if arch.skip and isinstance(arch.array, PlanarCartesian):
-        result.warnings += _vector_rounding(result, simulate(layer, _dense_of(arch)), arch)
+        result.warnings += _vector_rounding(result, simulate(layer, arch.dense_equivalent()), arch)
     _COUNTED[key] = (weakref.ref(layer), result)
     while len(_COUNTED) > _COUNTED_LAYERS:
         _COUNTED.pop(next(iter(_COUNTED)))
@@ -807,28 +806,10 @@ def _copy(result: LayerResult) -> LayerResult:
                    tables=dict(result.tables), warnings=list(result.warnings))
 
 
-def _per_arch(cache: dict[int, tuple[weakref.ref, Any]], arch: Config,
-              make: Callable[[Config], Any]) -> Any:
-    """`make(arch)`, kept in `cache` for the archs last seen (descriptions are frozen)."""
-    hit = cache.get(id(arch))
-    if hit is not None and hit[0]() is arch:
-        return hit[1]
-    value = make(arch)
-    cache[id(arch)] = (weakref.ref(arch), value)
-    while len(cache) > _ARCHS_KEPT:
-        cache.pop(next(iter(cache)))
-    return value
-
-
 def _content_key(arch: Config) -> str:
     """The arch's whole description as JSON (equal for equal descriptions in this process; a
     cache key, cheaper than `config_hash`), kept for the archs last seen."""
-    return _per_arch(_KEYS, arch, lambda a: a.model_dump_json())
-
-
-def _dense_of(arch: Config) -> Config:
-    """`arch.dense_equivalent()`, kept for the archs last seen."""
-    return _per_arch(_DENSE, arch, lambda a: a.dense_equivalent())
+    return per_arch(_KEYS, arch, lambda a: a.model_dump_json())
 
 
 _KEYS: dict[int, tuple[weakref.ref, str]] = {}
@@ -838,14 +819,10 @@ _WORDS: dict[int, tuple[weakref.ref, tuple[int, int]]] = {}
 """Words of a `dense_array`'s stationary and output PE registers, per arch."""
 _BY_SHAPE: dict[tuple, LayerResult] = {}
 """Counts of traced layers on archs without skipping, gating or compression, by shape."""
-_DENSE: dict[int, tuple[weakref.ref, Config]] = {}
 _COUNTED: dict[tuple[int, str], tuple[weakref.ref, LayerResult]] = {}
 """The last layers counted, so the dense equivalent counted for `_vector_rounding` is not
 counted again when `accelsim.simulate` asks for it."""
 _COUNTED_LAYERS = 64
-_ARCHS_KEPT = 1024
-"""Archs whose content key, dense equivalent and systolic twin are kept: more than a sweep chunk's
-archs and their dense equivalents (2 x 64), which are visited in turn for every layer."""
 
 
 def _vector_rounding(result: LayerResult, dense: LayerResult, arch: Config) -> list[str]:
