@@ -23,7 +23,7 @@ import weakref
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,23 @@ is counted on a `Sample`."""
 WORK_BUDGET = 2**30
 """Most lane-steps (window taps x lanes per item, an estimate of the kernels' inner loop) counted
 for one shapes-only layer; a larger layer is counted on a `Sample`."""
+
+
+class _kept_value:
+    """A method's value made on first read and kept in the instance (`functools.cached_property`
+    without its per-property lock, which Python 3.11 takes on every first read; the count step
+    reads a few of these per layer and pass)."""
+
+    def __init__(self, make: Callable[[Any], Any]) -> None:
+        self._make = make
+        self._name = make.__name__
+        self.__doc__ = make.__doc__
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self._name] = self._make(obj)
+        return value
 
 
 @dataclass(frozen=True)
@@ -101,24 +118,24 @@ class ConvView:
         """Filters per group."""
         return self.K // self.groups
 
-    @cached_property
+    @_kept_value
     def E(self) -> int:
         """Output height."""
         span = self.dilation[0] * (self.R - 1) + 1
         return (self.H + self.padding[0] + self.padding[1] - span) // self.stride[0] + 1
 
-    @cached_property
+    @_kept_value
     def F(self) -> int:
         """Output width."""
         span = self.dilation[1] * (self.S - 1) + 1
         return (self.W + self.padding[2] + self.padding[3] - span) // self.stride[1] + 1
 
-    @cached_property
+    @_kept_value
     def macs(self) -> int:
         """Dense MACs, padding positions included."""
         return self.N * self.K * self.E * self.F * self.Cg * self.R * self.S
 
-    @cached_property
+    @_kept_value
     def every_pixel_once(self) -> bool:
         """A 1 x 1 window that visits every pixel once (stride 1, no padding)."""
         return self.R * self.S == 1 and self.E == self.H and self.F == self.W and not any(
@@ -303,7 +320,7 @@ class TapCounts:
         """(C, R, S) of the per-tap counts."""
         return (self.channels, *self.inside.shape)
 
-    @cached_property
+    @_kept_value
     def nonzero(self) -> np.ndarray | None:
         """Taps on a non-zero activation per (channel, r, s) in one pass over the bitmap
         (`bitmaps.tap_nonzero`, no im2col), int64 [C, R, S]."""
@@ -316,15 +333,15 @@ class TapCounts:
         return bitmaps.tap_nonzero(as_bytes(v.act), v.E, v.F, v.R, v.S, s[0], s[1], p[0], p[2],
                                    d[0], d[1])
 
-    @cached_property
+    @_kept_value
     def inside(self) -> np.ndarray:
         return tap_inside(self._view)
 
-    @cached_property
+    @_kept_value
     def weight_nonzero(self) -> np.ndarray | None:
         return weight_tap_counts(self._view) if self._weight_nonzero else None
 
-    @cached_property
+    @_kept_value
     def nonzero_taps(self) -> int:
         """Taps landing on a non-zero activation, over all (channel, r, s)."""
         if self._view.every_pixel_once:
