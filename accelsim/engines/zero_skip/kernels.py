@@ -380,7 +380,9 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int, mult_i: int,
     a_sum = np.empty(rows, np.int64)
     a_vec_sum = np.empty(rows, np.int64)
     pe_vec_sum = np.empty(pes, np.int64)
-    a_vec = np.empty((0, rows), np.int64)
+    pe_cycles = np.empty(pes, np.int64)
+    a_vec = np.empty((0, pes), np.int64)   # vectors per (row, PE) where rows differ
+    row_used = np.empty(rows, np.bool_)
     cycles = busy = products = act_reads = weight_reads = 0
     shift = _pow2_shift(mult_i)
     shift_f = _pow2_shift(mult_f)
@@ -404,8 +406,8 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int, mult_i: int,
             for j in range(rows):
                 if w_vec[kc, j] != w_vec[kc, 0]:
                     flat_rows = False
-        if not flat_rows and a_vec.shape[0] != pes:
-            a_vec = np.empty((pes, rows), np.int64)
+        if not flat_rows and a_vec.shape[0] != rows:
+            a_vec = np.empty((rows, pes), np.int64)
         # and where every channel and phase also meets as many weights (non-zero or not), the
         # totals need only the activations summed over all rows
         totals_only = flat_rows
@@ -423,6 +425,7 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int, mult_i: int,
                 a_all += pe_vector_sums(act_count[g, n], mult_i, pe_major, pe_vec_sum)
                 vec_all += pe_vec_sum.sum()
             elif pe_major:
+                row_used[:] = False
                 for p in range(pes):
                     pe_total = 0
                     for ph in range(phases):
@@ -434,10 +437,12 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int, mult_i: int,
                             a_sum[j] += a
                             a_vec_sum[j] += vec
                             if not flat_rows:
-                                a_vec[p, j] = vec
+                                a_vec[j, p] = vec
+                                row_used[j] |= vec > 0
                     pe_vec_sum[p] = pe_total
             else:
                 pe_vec_sum[:] = 0
+                row_used[:] = False
                 for c in range(n_ch):
                     for ph in range(phases):
                         j = c * phases + ph
@@ -449,7 +454,8 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int, mult_i: int,
                             row_vectors += vec
                             pe_vec_sum[p] += vec
                             if not flat_rows:
-                                a_vec[p, j] = vec
+                                a_vec[j, p] = vec
+                        row_used[j] = row_vectors > 0
                         a_sum[j] += row_total
                         a_vec_sum[j] += row_vectors
             last_busy = last_most = 0
@@ -459,15 +465,22 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int, mult_i: int,
                     cycles += last_most
                     continue
                 last_busy = last_most = 0
-                for p in range(pes):
-                    if flat_rows:
-                        pe_cycles = w_vec[kc, 0] * pe_vec_sum[p] if rows else 0
-                    else:
-                        pe_cycles = 0
-                        for j in range(rows):
-                            pe_cycles += w_vec[kc, j] * a_vec[p, j]
-                    last_busy += pe_cycles
-                    last_most = max(last_most, pe_cycles)
+                if flat_rows:
+                    for p in range(pes):
+                        cycles_p = w_vec[kc, 0] * pe_vec_sum[p] if rows else 0
+                        last_busy += cycles_p
+                        last_most = max(last_most, cycles_p)
+                else:   # rows with no weight or no activation vector add nothing
+                    pe_cycles[:] = 0
+                    for j in range(rows):
+                        w = w_vec[kc, j]
+                        if w == 0 or not row_used[j]:
+                            continue
+                        for p in range(pes):
+                            pe_cycles[p] += w * a_vec[j, p]
+                    for p in range(pes):
+                        last_busy += pe_cycles[p]
+                        last_most = max(last_most, pe_cycles[p])
                 busy += last_busy
                 cycles += last_most
         if totals_only and rows:
