@@ -180,7 +180,7 @@ def test_search_counts_equal_an_explicit_walk_of_its_loop_nest(m, k, n, buf, row
     assert t.mapping is not None
     if not t.mapping.fits:
         return
-    act, weight, psum = walk(traffic.geometry(layer, p), t.mapping)
+    act, weight, psum = walk(traffic.geometry(layer.shape, p), t.mapping)
     assert t.reads["dram", "act"] == pytest.approx(act)
     assert t.reads["dram", "weight"] == pytest.approx(weight)
     assert t.psum_dram_writes == pytest.approx(psum)

@@ -59,10 +59,9 @@ import numpy as np
 from accelsim.arch.energy import memory_level_price
 from accelsim.arch.pe_storage import PeStorage, register_action
 from accelsim.arch.schema import ArchBase, MemoryLevel, Operand
-from accelsim.engines.batch import layer_memo
 from accelsim.engines.counts import ceil_div
 from accelsim.engines.shared_gemm_operand import GemmProblem
-from accelsim.workload.layer import ConvShape, Layer
+from accelsim.workload.layer import ConvShape, GemmShape, Layer
 
 Tiling = Literal["search", "scalesim"]
 Dataflow = Literal["os", "ws", "is"]
@@ -135,9 +134,10 @@ def _touched(length: int, pad_before: int, stride: int, dilation: int, kernel: i
     return int(hit.sum())
 
 
-def geometry(layer: Layer, problem: GemmProblem) -> Geometry:
-    """The `Geometry` of one group of `layer` (`problem` is its `gemm_problem`)."""
-    s = layer.shape
+@lru_cache(maxsize=4096)
+def geometry(s: ConvShape | GemmShape, problem: GemmProblem) -> Geometry:
+    """The `Geometry` of one group of a layer of shape `s` (`problem` is its `gemm_problem`),
+    computed once per shape and problem."""
     if isinstance(s, ConvShape):
         top, _, left, _ = s.padding
         rows = _touched(s.H, top, s.stride[0], s.dilation[0], s.R, s.E)
@@ -623,8 +623,9 @@ def context(arch: ArchBase) -> Context:
 
 
 def clear_caches() -> None:
-    """Forget every search, SCALE-Sim count, register split and arch `Context` made so far
-    (for timing the model from cold)."""
+    """Forget every search, SCALE-Sim count, register split, geometry and arch `Context` made
+    so far (for timing the model from cold)."""
+    geometry.cache_clear()
     _searches.cache_clear()
     _scalesim.cache_clear()
     register_split.cache_clear()
@@ -632,11 +633,10 @@ def clear_caches() -> None:
 
 
 def layer_geometry(layer: Layer, problem: GemmProblem) -> Geometry:
-    """`geometry(layer, problem)`, computed once per layer and problem."""
-    memo = layer_memo(layer).setdefault("traffic.geometry", {})
-    if problem not in memo:
-        memo[problem] = geometry(layer, problem)
-    return memo[problem]
+    """`geometry(layer.shape, problem)`."""
+    return geometry(layer.shape, problem)
+
+
 
 
 def reloaded(arr: ArrayTraffic, dataflow: Dataflow, n: int | np.ndarray,
