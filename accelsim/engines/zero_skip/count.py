@@ -239,6 +239,9 @@ class _Facts:
     """Whether the arch reads the weights' map (skips, gates or compresses them)."""
     counted_key: tuple
     """The arch's choices the tap and MAC counts depend on (`_counted`)."""
+    stored_keys: dict[str, tuple[str, str, str, int]]
+    """Per operand, what its stored size depends on (`_stored`): the format as JSON (a key
+    cheaper to hash than the format) and the bits per value."""
 
     def packed(self, op: str, level: MemoryLevel | None) -> bool:
         """Whether `level` holds `op` in its compressed format."""
@@ -266,7 +269,9 @@ def _make_facts(arch: Config) -> _Facts:
         bandwidth=bandwidth,
         planar=isinstance(arch.array, PlanarCartesian),
         weights_read=weights_read,
-        counted_key=(weights_read, tuple(arch.skip), tuple(arch.gate), padding_processed(arch)))
+        counted_key=(weights_read, tuple(arch.skip), tuple(arch.gate), padding_processed(arch)),
+        stored_keys={op: ("stored", op, fmt.model_dump_json(), bits)
+                     for (op, fmt), bits in zip(fmts.items(), (p.act_bits, p.weight_bits))})
 
 
 def _facts(arch: Config) -> _Facts:
@@ -520,9 +525,12 @@ def _counted(layer: Layer, arch: Config, uniform: bool, planar: bool
     return kept[key]
 
 
-def _stored(v: work.ConvView, op: str, fmt: Format, bits: int) -> StoredSize:
-    """`stored_size` of the view's `op` map in `fmt` at `bits` per value, made once per view."""
-    return v.kept(("stored", op, fmt, bits),
+def _stored(v: work.ConvView, op: str, arch: Config) -> StoredSize:
+    """`stored_size` of the view's `op` map in the arch's format for it, made once per view
+    and format."""
+    facts = _facts(arch)
+    fmt, bits = facts.fmts[op], facts.bits[op]
+    return v.kept(facts.stored_keys[op],
                   lambda: stored_size(v.act if op == "act" else v.weight, fmt, bits))
 
 
@@ -603,9 +611,7 @@ def _sample(layer: Layer, arch: Config) -> work.Sample | None:
 
 def _sizes(v: work.ConvView, arch: Config) -> dict[str, StoredSize]:
     """Stored sizes of the view's operands in the arch's formats."""
-    p = arch.precision
-    return {"act": _stored(v, "act", arch.act_format, p.act_bits),
-            "weight": _stored(v, "weight", arch.weight_format, p.weight_bits)}
+    return {"act": _stored(v, "act", arch), "weight": _stored(v, "weight", arch)}
 
 
 def _last_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
