@@ -239,6 +239,8 @@ class _Facts:
     """Whether the arch reads the weights' map (skips, gates or compresses them)."""
     counted_key: tuple
     """The arch's choices the tap and MAC counts depend on (`_counted`)."""
+    level_names: dict[tuple[str, str], str]
+    """The level holding each ('dram' | 'buffer', space) of the access counts, by name."""
     stored_keys: dict[str, tuple[str, str, str, int]]
     """Per operand, what its stored size depends on (`_stored`): the format as JSON (a key
     cheaper to hash than the format) and the bits per value."""
@@ -270,6 +272,10 @@ def _make_facts(arch: Config) -> _Facts:
         planar=isinstance(arch.array, PlanarCartesian),
         weights_read=weights_read,
         counted_key=(weights_read, tuple(arch.skip), tuple(arch.gate), padding_processed(arch)),
+        level_names={(where, space): level.name for space, op in SPACE_OPERAND.items()
+                     for where, level in (("dram", arch.dram()),
+                                          ("buffer", arch.buffer_for(op)))
+                     if level is not None},
         stored_keys={op: ("stored", op, fmt.model_dump_json(), bits)
                      for (op, fmt), bits in zip(fmts.items(), (p.act_bits, p.weight_bits))})
 
@@ -316,8 +322,10 @@ def memory_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
     spill_w = spill_r = 0.0
     mapping = None
     if dram is not None:
-        tile_bytes = tuple(sum(_per_element(sizes[op], packed(op, buffers[op]), bits[op]))
-                           for op in ("act", "weight"))
+        act_tile = _per_element(sizes["act"], packed("act", buffers["act"]), bits["act"])
+        weight_tile = _per_element(sizes["weight"], packed("weight", buffers["weight"]),
+                                   bits["weight"])
+        tile_bytes = (act_tile[0] + act_tile[1], weight_tile[0] + weight_tile[1])
         dataflow, fold = search_array(layer, v, arch, w)
         if tiling is None:
             mapping, fetched["act"], fetched["weight"], outs, spill_w, spill_r = (
@@ -333,20 +341,23 @@ def memory_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
     wbytes: dict[tuple[str, str], float] = {}
     meta: dict[tuple[str, str], float] = {}  # metadata bytes by (level name, 'read' | 'write')
 
-    def move(where: str, space: str, read: float = 0.0, write: float = 0.0,
-             meta_read: float = 0.0, meta_write: float = 0.0) -> None:
-        level = dram if where == "dram" else buffers[SPACE_OPERAND[space]]  # type: ignore[index]
-        rbytes[where, space] = rbytes.get((where, space), 0.0) + read
-        wbytes[where, space] = wbytes.get((where, space), 0.0) + write
-        for verb, n in (("read", meta_read), ("write", meta_write)):
-            if n:
-                meta[level.name, verb] = meta.get((level.name, verb), 0.0) + n
+    def move(where: str, space: str, read: float, write: float, meta_read: float = 0.0,
+             meta_write: float = 0.0) -> None:
+        key = (where, space)
+        rbytes[key] = rbytes.get(key, 0.0) + read
+        wbytes[key] = wbytes.get(key, 0.0) + write
+        if meta_read:
+            name = facts.level_names[key]
+            meta[name, "read"] = meta.get((name, "read"), 0.0) + meta_read
+        if meta_write:
+            name = facts.level_names[key]
+            meta[name, "write"] = meta.get((name, "write"), 0.0) + meta_write
 
     for op in ("act", "weight"):
         buf = buffers[op]
         if buf is not None:
             data, md = _per_value(sizes[op], packed(op, buf), bits[op])
-            move("buffer", op, read=array[op] * data, meta_read=array[op] * md)
+            move("buffer", op, array[op] * data, 0.0, array[op] * md)
         if dram is None:
             continue
         if buf is None:  # streams from DRAM to the lanes
@@ -356,23 +367,22 @@ def memory_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
             n = fetched[op]
             data, md = _per_element(sizes[op], packed(op, dram), bits[op])
             fill, fill_md = _per_element(sizes[op], packed(op, buf), bits[op])
-            move("buffer", op, write=n * fill, meta_write=n * fill_md)
-        move("dram", op, read=n * data, meta_read=n * md)
+            move("buffer", op, 0.0, n * fill, 0.0, n * fill_md)
+        move("dram", op, n * data, 0.0, n * md)
     acc_b, act_b = word["psum"], word["out"]
     if buffers["out"] is not None:
-        move("buffer", "psum", read=(lanes.out_reads + spill_w) * acc_b,
-             write=(lanes.out_writes + spill_r) * acc_b)
+        move("buffer", "psum", (lanes.out_reads + spill_w) * acc_b,
+             (lanes.out_writes + spill_r) * acc_b)
         # a dense array writes its final sums as partial sums (as the systolic kind); lanes
         # that keep them write each output once, at act_bits
         final = 0.0 if isinstance(arch.array, DenseArray) else outs
-        move("buffer", "out", read=outs * act_b if dram is not None else 0.0,
-             write=final * act_b)
+        move("buffer", "out", outs * act_b if dram is not None else 0.0, final * act_b)
         if dram is not None:
-            move("dram", "psum", read=spill_r * acc_b, write=spill_w * acc_b)
+            move("dram", "psum", spill_r * acc_b, spill_w * acc_b)
     elif dram is not None:  # partial sums and outputs go straight to DRAM
-        move("dram", "psum", read=lanes.out_reads * acc_b, write=lanes.out_writes * acc_b)
+        move("dram", "psum", lanes.out_reads * acc_b, lanes.out_writes * acc_b)
     if dram is not None:
-        move("dram", "out", write=outs * act_b)
+        move("dram", "out", 0.0, outs * act_b)
     reads = {key: n / word[key[1]] for key, n in rbytes.items()}
     writes = {key: n / word[key[1]] for key, n in wbytes.items()}
     actions, level_cycles, columns = traffic.counts_actions(
