@@ -18,7 +18,7 @@ from accelsim.engines.zero_skip.config import ChannelLanes
 from accelsim.engines.zero_skip.count import _lockstep_channel_lanes, count_layer
 from accelsim.engines.zero_skip.formats import rle_entries
 from accelsim.kinds import load_arch
-from accelsim.workload import ConvShape, Layer, load_workload
+from accelsim.workload import ConvShape, GemmShape, Layer, load_workload
 from tests.reference import (
     brick_counts_reference,
     iid_mask_reference,
@@ -103,6 +103,29 @@ def test_tap_bricks_and_planar_counts_match_walks(layer):
         for inner in (False, True):
             got = bitmaps.planar_counts(v.act.view(np.uint8), key, 5, inner)
             assert got.tolist() == planar_counts_reference(v.act, key, 5)
+        for grid in ((2, 2), (8, 8)):   # tiles of several pixels, and a pixel per tile
+            assert work.planar_act_count(v, *grid, True).tolist() == planar_reference(v, *grid)
+
+
+def planar_reference(v: work.ConvView, pe_rows: int, pe_cols: int) -> list:
+    """`work.planar_act_count` from the walk over the map."""
+    rows, cols = work.pe_grid(v, pe_rows, pe_cols)
+    key, n_tiles, _ = work._pixel_keys(v.H, v.W, rows, cols, v.padding[0], v.padding[2],
+                                       v.stride)
+    phases = work.phase_count(v)
+    walk = np.array(planar_counts_reference(v.act, key, n_tiles * phases))
+    return walk.reshape(v.N, v.groups, v.Cg, n_tiles, phases).transpose(1, 0, 2, 3, 4).tolist()
+
+
+def test_a_linear_layer_whose_rows_each_have_a_pe_is_its_own_planar_count():
+    shape = GemmShape(M=6, K=5, N=3)
+    act = np.random.default_rng(3).random(shape.act_shape) < 0.5
+    layer = Layer("g", "linear", shape, act_mask=act)
+    v = work.conv_view(layer, *work.operand_masks(layer), planar=True)
+    got = work.planar_act_count(v, 8, 8, True)
+    assert got.dtype == np.uint8 and got.shape == (1, 1, 5, 6, 1)
+    assert got[0, 0, :, :, 0].tolist() == act.T.astype(int).tolist()
+    assert got.tolist() == planar_reference(v, 8, 8)
 
 
 @SETTINGS

@@ -501,12 +501,16 @@ def planar_act_count(v: ConvView, pe_rows: int, pe_cols: int, skip_act: bool) ->
     [groups, N, C/groups, PEs, phases], over the PEs whose tile holds pixels (the others have no
     work and never change the timing). The phase of pixel (h, w) is ((h + pad_top) mod
     stride_h, (w + pad_left) mod stride_w): it pairs only with weights of the same phase.
-    A transposed view (read-only where every pixel counts)."""
+    A transposed view (read-only where every pixel counts); where every pixel is a PE tile of
+    its own at one phase (a linear layer's rows on a planar array), the 0/1 map itself (uint8)."""
     rows, cols = pe_grid(v, pe_rows, pe_cols)
-    key, n_tiles = _pixel_keys(v.H, v.W, rows, cols, v.padding[0], v.padding[2], v.stride)
+    key, n_tiles, own_tiles = _pixel_keys(v.H, v.W, rows, cols, v.padding[0], v.padding[2],
+                                          v.stride)
     phases = phase_count(v)
     width = n_tiles * phases
-    if skip_act:
+    if skip_act and own_tiles:
+        counts = v.act.view(np.uint8).reshape(v.N * v.C, width)
+    elif skip_act:
         counts = bitmaps.planar_counts(v.act.view(np.uint8), key, width, channels_inner(v.act))
     else:
         per_key = np.bincount(key, minlength=width).astype(np.int32)
@@ -516,9 +520,10 @@ def planar_act_count(v: ConvView, pe_rows: int, pe_cols: int, skip_act: bool) ->
 
 @lru_cache(maxsize=256)
 def _pixel_keys(h: int, w: int, rows: int, cols: int, pad_top: int, pad_left: int,
-                stride: tuple[int, int]) -> tuple[np.ndarray, int]:
+                stride: tuple[int, int]) -> tuple[np.ndarray, int, bool]:
     """(column of each pixel: PE tile among those holding pixels x stride phase, int64 [h * w]
-    read-only; how many PEs hold pixels), for an h x w plane on a rows x cols PE grid."""
+    read-only; how many PEs hold pixels; whether each pixel is its own column, in pixel order),
+    for an h x w plane on a rows x cols PE grid."""
     th = np.searchsorted(split_bounds(h, rows), np.arange(h), side="right") - 1
     tw = np.searchsorted(split_bounds(w, cols), np.arange(w), side="right") - 1
     ph = (np.arange(h) + pad_top) % stride[0]
@@ -529,7 +534,8 @@ def _pixel_keys(h: int, w: int, rows: int, cols: int, pad_top: int, pad_left: in
     key = (tile_index.reshape(-1) * phases
            + (ph[:, None] * stride[1] + pw[None, :]).reshape(-1)).astype(np.int64)
     key.flags.writeable = False
-    return key, int(tiles.size)
+    own = tiles.size * phases == h * w and bool(np.array_equal(key, np.arange(h * w)))
+    return key, int(tiles.size), own
 
 
 @lru_cache(maxsize=1024)
