@@ -478,6 +478,13 @@ def tap_nonzero_reference(act, r_: int, s_: int, stride, padding, dilation) -> l
     return nz
 
 
+def channel_counts_reference(act) -> list[int]:
+    """Non-zeros per channel of an [N, C, H, W] map, walked element by element."""
+    n_, c_, h_, w_ = act.shape
+    return [sum(int(act[n, c, h, w]) for n in range(n_) for h in range(h_) for w in range(w_))
+            for c in range(c_)]
+
+
 def brick_counts_reference(act, groups: int, brick: int) -> list:
     """out[g][n][cb][h][w]: non-zeros among the channels of brick cb of group g at (h, w)."""
     n_, c_, h_, w_ = act.shape

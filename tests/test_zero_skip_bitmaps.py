@@ -21,6 +21,7 @@ from accelsim.kinds import load_arch
 from accelsim.workload import ConvShape, GemmShape, Layer, load_workload
 from tests.reference import (
     brick_counts_reference,
+    channel_counts_reference,
     iid_mask_reference,
     lockstep_pixel_cycles_reference,
     planar_counts_reference,
@@ -105,6 +106,23 @@ def test_tap_bricks_and_planar_counts_match_walks(layer):
             assert got.tolist() == planar_counts_reference(v.act, key, 5)
         for grid in ((2, 2), (8, 8)):   # tiles of several pixels, and a pixel per tile
             assert work.planar_act_count(v, *grid, True).tolist() == planar_reference(v, *grid)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), shape=st.tuples(st.integers(1, 3), st.integers(1, 9),
+       st.integers(1, 4), st.integers(1, 4)), density=st.floats(0.0, 1.0),
+       order=st.sampled_from([(0, 1, 2, 3), (0, 2, 3, 1), (2, 0, 3, 1), (3, 2, 1, 0)]))
+def test_channel_counts_match_the_walk_in_any_layout(seed, shape, density, order):
+    """Non-zeros per channel of a map laid out in any axis order (the map is a transposed
+    view of a C-ordered array in that order), by each kernel that counts them."""
+    stored = np.random.default_rng(seed).random([shape[i] for i in order]) < density
+    act = stored.transpose(np.argsort(order))
+    want = channel_counts_reference(act)
+    assert work.channel_nonzero(act).tolist() == want
+    for inner in (False, True):
+        assert bitmaps.channel_counts(act.view(np.uint8), inner).tolist() == want
+    rows = np.ascontiguousarray(act.transpose(0, 2, 3, 1)).reshape(-1, act.shape[1])
+    assert bitmaps.column_counts(rows.view(np.uint8)).tolist() == want
 
 
 def planar_reference(v: work.ConvView, pe_rows: int, pe_cols: int) -> list:
