@@ -485,3 +485,21 @@ def test_touched_positions_equal_a_walk_of_every_window(length, pad, stride, dil
                                                         outputs):
     assert (traffic._touched(length, pad, stride, dilation, kernel, outputs)
             == touched_by_walk(length, pad, stride, dilation, kernel, outputs))
+
+
+def test_an_arch_context_is_kept_while_the_arch_lives():
+    """`traffic.context` is made once per arch object and dropped with it (no strong reference
+    keeps a sweep's archs alive)."""
+    import gc
+
+    from accelsim.kinds import load_arch
+
+    root = Path(__file__).resolve().parents[1]
+    arch = load_arch(root / "arch_configs" / "scnn_like.yaml").model_copy(update={"name": "c"})
+    made = traffic.context(arch)
+    assert traffic.context(arch) is made
+    key = id(arch)
+    assert key in traffic._CONTEXTS
+    del arch
+    gc.collect()
+    assert key not in traffic._CONTEXTS

@@ -49,9 +49,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Literal
 
 import numpy as np
@@ -605,21 +606,32 @@ def _key_names(level: str, space: str) -> tuple[str, ...]:
             *(f"{level}_{space}_{c}" for c in ("reads", "writes", "read_bytes", "write_bytes")))
 
 
-_CONTEXTS: dict[int, tuple[ArchBase, Context]] = {}
+_CONTEXTS: dict[int, tuple[weakref.ref, Context]] = {}
+"""Per live arch: its `Context`, dropped when the arch is."""
 MAX_CONTEXTS = 4096
 """Most archs whose `Context` is kept."""
 
 
 def context(arch: ArchBase) -> Context:
-    """`arch`'s `Context`, made once per arch object (archs are immutable)."""
-    hit = _CONTEXTS.get(id(arch))
-    if hit is not None and hit[0] is arch:
+    """`arch`'s `Context`, made once per arch object (archs are immutable) and kept while it
+    lives."""
+    key = id(arch)
+    hit = _CONTEXTS.get(key)
+    if hit is not None and hit[0]() is arch:
         return hit[1]
     made = _context(arch)
     if len(_CONTEXTS) >= MAX_CONTEXTS:
         _CONTEXTS.clear()
-    _CONTEXTS[id(arch)] = (arch, made)
+    _CONTEXTS[key] = (weakref.ref(arch, partial(_forget, _CONTEXTS, key)), made)
     return made
+
+
+def _forget(kept: dict[int, tuple[weakref.ref, Context]], key: int, ref: weakref.ref) -> None:
+    """Drop the `Context` kept under `key` if it is still the one of the arch `ref` was to
+    (`kept` is bound when the entry is made, so this runs even while the module is torn down)."""
+    hit = kept.get(key)
+    if hit is not None and hit[0] is ref:
+        del kept[key]
 
 
 def clear_caches() -> None:
