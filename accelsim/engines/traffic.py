@@ -607,7 +607,6 @@ def _key_names(level: str, space: str) -> tuple[str, ...]:
 
 
 _CONTEXTS: dict[int, tuple[weakref.ref, Context]] = {}
-"""Per live arch: its `Context`, dropped when the arch is."""
 MAX_CONTEXTS = 4096
 """Most archs whose `Context` is kept."""
 
@@ -615,23 +614,31 @@ MAX_CONTEXTS = 4096
 def context(arch: ArchBase) -> Context:
     """`arch`'s `Context`, made once per arch object (archs are immutable) and kept while it
     lives."""
+    return per_arch(_CONTEXTS, arch, _context, MAX_CONTEXTS)
+
+
+def per_arch(cache: dict[int, tuple[weakref.ref, Any]], arch: Any, make: Callable[[Any], Any],
+             most: int) -> Any:
+    """`make(arch)`, kept in `cache` by arch object (descriptions are frozen) while the arch
+    lives, for at most the `most` archs last made."""
     key = id(arch)
-    hit = _CONTEXTS.get(key)
+    hit = cache.get(key)
     if hit is not None and hit[0]() is arch:
         return hit[1]
-    made = _context(arch)
-    if len(_CONTEXTS) >= MAX_CONTEXTS:
-        _CONTEXTS.clear()
-    _CONTEXTS[key] = (weakref.ref(arch, partial(_forget, _CONTEXTS, key)), made)
-    return made
+    value = make(arch)
+    cache[key] = (weakref.ref(arch, partial(_forget, cache, key)), value)
+    while len(cache) > most:
+        cache.pop(next(iter(cache)))
+    return value
 
 
-def _forget(kept: dict[int, tuple[weakref.ref, Context]], key: int, ref: weakref.ref) -> None:
-    """Drop the `Context` kept under `key` if it is still the one of the arch `ref` was to
-    (`kept` is bound when the entry is made, so this runs even while the module is torn down)."""
-    hit = kept.get(key)
+def _forget(cache: dict[int, tuple[weakref.ref, Any]], key: int, ref: weakref.ref) -> None:
+    """Drop the entry kept under `key` if it is still the one of the arch `ref` was to
+    (`cache` is bound when the entry is made, so this runs even while the module is torn
+    down)."""
+    hit = cache.get(key)
     if hit is not None and hit[0] is ref:
-        del kept[key]
+        del cache[key]
 
 
 def clear_caches() -> None:
@@ -647,8 +654,6 @@ def clear_caches() -> None:
 def layer_geometry(layer: Layer, problem: GemmProblem) -> Geometry:
     """`geometry(layer.shape, problem)`."""
     return geometry(layer.shape, problem)
-
-
 
 
 def reloaded(arr: ArrayTraffic, dataflow: Dataflow, n: int | np.ndarray,

@@ -505,8 +505,6 @@ def rle_pairs(flat, run_bits: int, segment: int) -> int:
     return pairs
 
 
-
-
 _BLOCK_MASKS = (np.uint64(0x00000000FFFFFFFF), np.uint64(0x0000FFFF0000FFFF),
                 np.uint64(0x00FF00FF00FF00FF))
 

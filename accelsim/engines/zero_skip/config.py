@@ -5,7 +5,6 @@ gated, where lanes synchronise and compressed formats (see
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, model_validator
@@ -13,7 +12,7 @@ from pydantic import Field, model_validator
 from accelsim.arch.energy import MAC_GATED, mac_energy_pj, memory_level_price
 from accelsim.arch.pe_storage import PeStorage
 from accelsim.arch.schema import ArchBase, StrictModel
-from accelsim.engines import systolic
+from accelsim.engines import systolic, traffic
 from accelsim.engines.zero_skip import kernels as kern
 from accelsim.engines.zero_skip.formats import Format
 
@@ -142,10 +141,10 @@ class Config(ArchBase):
     def dense_equivalent(self) -> Config:
         """The same hardware with skipping, gating and compression off (one object per arch,
         kept for the archs last seen)."""
-        return per_arch(_DENSE, self, lambda a: a.model_copy(update={
+        return traffic.per_arch(_DENSE, self, lambda a: a.model_copy(update={
             "name": f"{a.name}-dense", "skip": (), "gate": (),
             "act_format": Format(), "weight_format": Format(),
-        }))
+        }), ARCHS_KEPT)
 
     def extra_action_energy_pj(self) -> dict[str, float]:
         """Gated and idle MACs as fractions of a full MAC; metadata bytes at each level cost
@@ -192,21 +191,9 @@ class Config(ArchBase):
         return a.rows * a.cols
 
 
-def per_arch(cache: dict[int, tuple[weakref.ref, Any]], arch: Config,
-             make: Callable[[Config], Any]) -> Any:
-    """`make(arch)`, kept in `cache` for the archs last seen (descriptions are frozen)."""
-    hit = cache.get(id(arch))
-    if hit is not None and hit[0]() is arch:
-        return hit[1]
-    value = make(arch)
-    cache[id(arch)] = (weakref.ref(arch), value)
-    while len(cache) > ARCHS_KEPT:
-        cache.pop(next(iter(cache)))
-    return value
-
 
 _DENSE: dict[int, tuple[weakref.ref, Config]] = {}
 ARCHS_KEPT = 1024
 """Archs whose dense equivalent, content key, count facts and systolic twin are kept
-(`per_arch`): more than a sweep chunk's archs and their dense equivalents (2 x 64), which are
-visited in turn for every layer."""
+(`accelsim.engines.traffic.per_arch`): more than a sweep chunk's archs and their dense
+equivalents (2 x 64), which are visited in turn for every layer."""

@@ -19,13 +19,13 @@ from accelsim.engines.shared_gemm_operand import GemmProblem, gemm_problem
 from accelsim.engines.zero_skip import bitmaps, work
 from accelsim.engines.zero_skip import kernels as kern
 from accelsim.engines.zero_skip.config import (
+    ARCHS_KEPT,
     MAC_IDLE,
     ChannelLanes,
     Config,
     DenseArray,
     PlanarCartesian,
     RowBroadcast,
-    per_arch,
 )
 from accelsim.engines.zero_skip.formats import Format, StoredSize, all_nonzero, stored_size
 from accelsim.workload.layer import Layer
@@ -160,8 +160,9 @@ def _register_fold(problem: GemmProblem, arch: Config) -> tuple[int, int]:
     `pe:` registers hold more than one stationary or output word
     (`accelsim.engines.traffic.register_split`, as in the systolic kind)."""
     a: DenseArray = arch.array
-    stationary, out = per_arch(_WORDS, arch, lambda z: (
-        z.pe.register(traffic.STATIONARY[a.order]).words, z.pe.register("out").words))
+    stationary, out = traffic.per_arch(_WORDS, arch, lambda z: (
+        z.pe.register(traffic.STATIONARY[a.order]).words, z.pe.register("out").words),
+        ARCHS_KEPT)
     ra, cb = traffic.register_split(problem, a.rows, a.cols, a.order, stationary, out,
                                     traffic.context(arch).bytes_)
     return a.rows * ra, a.cols * cb
@@ -234,7 +235,6 @@ class _Facts:
     """Names of the levels that hold act and weight in their compressed format."""
     bandwidth: dict[tuple[str, str], float]
     """Bytes per cycle of each (level name, 'read' | 'write')."""
-    planar: bool
     weights_read: bool
     """Whether the arch reads the weights' map (skips, gates or compresses them)."""
     counted_key: tuple
@@ -269,7 +269,6 @@ def _make_facts(arch: Config) -> _Facts:
         compressed_at={op: tuple(lv.name for lv in arch.memory if fmt.applies_to(lv.name))
                        for op, fmt in fmts.items()},
         bandwidth=bandwidth,
-        planar=isinstance(arch.array, PlanarCartesian),
         weights_read=weights_read,
         counted_key=(weights_read, tuple(arch.skip), tuple(arch.gate), padding_processed(arch)),
         level_names={(where, space): level.name for space, op in SPACE_OPERAND.items()
@@ -282,7 +281,7 @@ def _make_facts(arch: Config) -> _Facts:
 
 def _facts(arch: Config) -> _Facts:
     """`_Facts` of `arch`, kept for the archs last seen."""
-    return per_arch(_FACTS, arch, _make_facts)
+    return traffic.per_arch(_FACTS, arch, _make_facts, ARCHS_KEPT)
 
 
 def search_array(layer: Layer, v: work.ConvView, arch: Config, w: Work
@@ -524,10 +523,11 @@ def _counted(layer: Layer, arch: Config, uniform: bool, planar: bool
              ) -> tuple[work.ConvView, work.TapCounts, work.MacCounts]:
     """The layer's view (`_view`), tap statistics and MAC counts, made once per layer and the
     arch's choices they depend on (kept with the layer's maps)."""
-    key = (uniform, planar, *_facts(arch).counted_key)
+    counted_key = _facts(arch).counted_key
+    key = (uniform, planar, *counted_key)
     kept = work.layer_bitmaps(layer).counted
     if key not in kept:
-        _, skip, gate, _ = _facts(arch).counted_key
+        _, skip, gate, _ = counted_key
         v = _view(layer, arch, uniform, planar)
         taps = work.tap_counts(v, "act" in skip or "act" in gate,
                                "weight" in skip or "weight" in gate)
@@ -656,13 +656,14 @@ def uniform_cycles(layer: Layer, arch: Config, traced: Work | None = None) -> fl
     planar array without memory stalls needs only its timing kernel on the i.i.d. maps (no
     tap or MAC counts)."""
     planar = isinstance(arch.array, PlanarCartesian)
-    if traced is not None and not arch.skip and _sample(layer, arch) is None:
+    whole = _sample(layer, arch) is None
+    if traced is not None and not arch.skip and whole:
         if not arch.model_memory_stalls:
             return traced.compute_cycles
         v = _view(layer, arch, True, planar)
         return traced.compute_cycles + _stall(
             arch, traced, _last_traffic(layer, v, arch, traced, _sizes(v, arch)))
-    if planar and not arch.model_memory_stalls and _sample(layer, arch) is None:
+    if planar and not arch.model_memory_stalls and whole:
         return float(_planar_timing(_view(layer, arch, True, True), arch)[1][0])
     _, w, _, moved = _counts(layer, arch, True, None, moves=arch.model_memory_stalls)
     return w.compute_cycles + _stall(arch, w, moved)
@@ -759,7 +760,7 @@ def _systolic_of(arch: Config) -> systolic.Config:
         common = {f: getattr(zs, f) for f in ArchBase.model_fields if f != "kind"}
         return systolic.Config.model_construct(kind="systolic", rows=a.rows, cols=a.cols,
                                                dataflow=a.order, **common)
-    return per_arch(_SYSTOLIC, arch, make)
+    return traffic.per_arch(_SYSTOLIC, arch, make, ARCHS_KEPT)
 
 
 def cycles_depend_on_bitmaps(arch: Config) -> bool:
@@ -825,7 +826,7 @@ def _copy(result: LayerResult) -> LayerResult:
 def _content_key(arch: Config) -> str:
     """The arch's whole description as JSON (equal for equal descriptions in this process; a
     cache key, cheaper than `config_hash`), kept for the archs last seen."""
-    return per_arch(_KEYS, arch, lambda a: a.model_dump_json())
+    return traffic.per_arch(_KEYS, arch, lambda a: a.model_dump_json(), ARCHS_KEPT)
 
 
 _KEYS: dict[int, tuple[weakref.ref, str]] = {}
