@@ -549,13 +549,10 @@ class Context:
     """Per dataflow: pJ per byte read at DRAM and at the stationary operand's buffer."""
     half: tuple[float, float]
     """Act and weight elements SCALE-Sim's read buffers keep (`_scalesim_half`)."""
-    keys: tuple[tuple[tuple[str, str], MemoryLevel], ...]
-    """The (where, space) keys of `Traffic` that a level counts, in column order, with it."""
-    names: tuple[tuple[str, ...], ...]
-    """Per entry of `keys`: its action names (read, write bytes) and column names (reads,
-    writes, read bytes, write bytes)."""
-    rates: tuple[tuple[float, float], ...]
-    """Per entry of `keys`: its level's read and write bandwidth (bytes per cycle)."""
+    slots: tuple[tuple[Any, ...], ...]
+    """The (where, space) keys of `Traffic` that a level counts, in column order, each with its
+    level's name, its action names (read, write bytes), its column names (reads, writes, read
+    bytes, write bytes) and its level's read and write bandwidth (bytes per cycle)."""
     pe_actions: dict[tuple[Operand, str], str]
     """Action name of each priced PE register count (`Traffic.pe` key): the registers the arch
     declares under `pe:` (`accelsim.arch.pe_storage`)."""
@@ -585,16 +582,15 @@ def _context(arch: ArchBase) -> Context:
     counted |= {("buffer", op) for op in ("act", "weight") if buffers[op] is not None}
     if buffers["out"] is not None:
         counted |= {("buffer", "psum"), ("buffer", "out")}
-    keys = tuple((key, level) for key in sorted(counted)
-                 if (level := where[key]) is not None)
-    names = tuple(_key_names(lv.name, space) for (_, space), lv in keys)
-    rates = tuple((lv.read_bandwidth_bytes_per_cycle, lv.write_bandwidth) for _, lv in keys)
+    slots = tuple((key, level.name, *_key_names(level.name, key[1]),
+                   level.read_bandwidth_bytes_per_cycle, level.write_bandwidth)
+                  for key in sorted(counted) if (level := where[key]) is not None)
     pe = getattr(arch, "pe", None)
     declared = pe.declared() if isinstance(pe, PeStorage) else ()
     pe_actions = {(op, verb): register_action(op, verb) for op in declared
                   for verb in ("reads", "writes")}
     return Context(buffers=buffers, bytes_=(act_b, w_b, acc_b), capacity=capacity,
-                   search_prices=search_prices, half=half, keys=keys, names=names, rates=rates,
+                   search_prices=search_prices, half=half, slots=slots,
                    pe_actions=pe_actions)
 
 
@@ -843,13 +839,12 @@ def _level_actions(ctx: Context, reads: dict, writes: dict, read_bytes: dict,
     actions: dict = {}
     level_cycles: dict = {}
     columns: dict[str, object] = {}
-    for (key, level), names, rates in zip(ctx.keys, ctx.names, ctx.rates):
+    for key, level, read_name, write_name, c_reads, c_writes, c_rb, c_wb, read_bw, write_bw in (
+            ctx.slots):
         rb, wb = read_bytes.get(key, 0.0), write_bytes.get(key, 0.0)
-        read_name, write_name, c_reads, c_writes, c_rb, c_wb = names
-        read_bw, write_bw = rates
         actions[read_name] = actions.get(read_name, 0.0) + rb
         actions[write_name] = actions.get(write_name, 0.0) + wb
-        level_cycles[level.name] = level_cycles.get(level.name, 0.0) + rb / read_bw + wb / write_bw
+        level_cycles[level] = level_cycles.get(level, 0.0) + rb / read_bw + wb / write_bw
         columns[c_reads] = reads.get(key, 0.0)
         columns[c_writes] = writes.get(key, 0.0)
         columns[c_rb] = rb
@@ -921,7 +916,7 @@ def points_actions(layer: Layer, arch: ArchBase, problem: GemmProblem, rows: np.
                for d in (reads, writes, rbytes, wbytes, pe)]
     zero = np.zeros(n)
     for d in counted[:4]:  # a key a point does not count is a count of 0, as `level_actions`
-        for key, _ in ctx.keys:
+        for key, *_ in ctx.slots:
             d.setdefault(key, zero)
     return _level_actions(ctx, *counted, mapping)
 

@@ -7,7 +7,7 @@ the same per-level, per-operand access columns, tiling and latency split as the 
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -314,8 +314,8 @@ def memory_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
     facts = _facts(arch)
     bits, word, dram, buffers = facts.bits, facts.word, facts.dram, facts.buffers
     packed = facts.packed
-    lanes = traffic.ArrayTraffic(w.act_reads, w.weight_reads, w.psum_writes, w.psum_reads,
-                                 1, 1, 1)
+    array = {"act": w.act_reads, "weight": w.weight_reads}
+    out_writes, out_reads = w.psum_writes, w.psum_reads
     outs = float(v.N * v.K * v.E * v.F)
     fetched = {"act": 0.0, "weight": 0.0}
     spill_w = spill_r = 0.0
@@ -334,29 +334,22 @@ def memory_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
             mapping = tiling
             fetched["act"], fetched["weight"], outs, spill_w, spill_r = traffic.fetches_on(
                 layer, gemm_problem(layer), dataflow, fold, tiling)
-        lanes = traffic.reloaded(lanes, dataflow, mapping.array_reloads, outs)
-    array = {"act": lanes.act_reads, "weight": lanes.weight_reads}
+        if mapping.array_reloads > 1:
+            lanes = traffic.reloaded(
+                traffic.ArrayTraffic(array["act"], array["weight"], out_writes, out_reads,
+                                     1, 1, 1), dataflow, mapping.array_reloads, outs)
+            array = {"act": lanes.act_reads, "weight": lanes.weight_reads}
+            out_writes, out_reads = lanes.out_writes, lanes.out_reads
     rbytes: dict[tuple[str, str], float] = {}
     wbytes: dict[tuple[str, str], float] = {}
-    meta: dict[tuple[str, str], float] = {}  # metadata bytes by (level name, 'read' | 'write')
-
-    def move(where: str, space: str, read: float, write: float, meta_read: float = 0.0,
-             meta_write: float = 0.0) -> None:
-        key = (where, space)
-        rbytes[key] = rbytes.get(key, 0.0) + read
-        wbytes[key] = wbytes.get(key, 0.0) + write
-        if meta_read:
-            name = facts.level_names[key]
-            meta[name, "read"] = meta.get((name, "read"), 0.0) + meta_read
-        if meta_write:
-            name = facts.level_names[key]
-            meta[name, "write"] = meta.get((name, "write"), 0.0) + meta_write
-
+    meta_moved: list[tuple[tuple[str, str], str, float]] = []   # ((where, space), verb, bytes)
     for op in ("act", "weight"):
         buf = buffers[op]
         if buf is not None:
             data, md = _per_value(sizes[op], packed(op, buf), bits[op])
-            move("buffer", op, array[op] * data, 0.0, array[op] * md)
+            rbytes["buffer", op] = array[op] * data
+            wbytes["buffer", op] = 0.0
+            meta_moved.append((("buffer", op), "read", array[op] * md))
         if dram is None:
             continue
         if buf is None:  # streams from DRAM to the lanes
@@ -366,26 +359,39 @@ def memory_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
             n = fetched[op]
             data, md = _per_element(sizes[op], packed(op, dram), bits[op])
             fill, fill_md = _per_element(sizes[op], packed(op, buf), bits[op])
-            move("buffer", op, 0.0, n * fill, 0.0, n * fill_md)
-        move("dram", op, n * data, 0.0, n * md)
+            wbytes["buffer", op] = n * fill
+            meta_moved.append((("buffer", op), "write", n * fill_md))
+        rbytes["dram", op] = n * data
+        wbytes["dram", op] = 0.0
+        meta_moved.append((("dram", op), "read", n * md))
     acc_b, act_b = word["psum"], word["out"]
     if buffers["out"] is not None:
-        move("buffer", "psum", (lanes.out_reads + spill_w) * acc_b,
-             (lanes.out_writes + spill_r) * acc_b)
+        rbytes["buffer", "psum"] = (out_reads + spill_w) * acc_b
+        wbytes["buffer", "psum"] = (out_writes + spill_r) * acc_b
         # a dense array writes its final sums as partial sums (as the systolic kind); lanes
         # that keep them write each output once, at act_bits
         final = 0.0 if isinstance(arch.array, DenseArray) else outs
-        move("buffer", "out", outs * act_b if dram is not None else 0.0, final * act_b)
+        rbytes["buffer", "out"] = outs * act_b if dram is not None else 0.0
+        wbytes["buffer", "out"] = final * act_b
         if dram is not None:
-            move("dram", "psum", spill_r * acc_b, spill_w * acc_b)
+            rbytes["dram", "psum"] = spill_r * acc_b
+            wbytes["dram", "psum"] = spill_w * acc_b
     elif dram is not None:  # partial sums and outputs go straight to DRAM
-        move("dram", "psum", lanes.out_reads * acc_b, lanes.out_writes * acc_b)
+        rbytes["dram", "psum"] = out_reads * acc_b
+        wbytes["dram", "psum"] = out_writes * acc_b
     if dram is not None:
-        move("dram", "out", 0.0, outs * act_b)
+        rbytes["dram", "out"] = 0.0
+        wbytes["dram", "out"] = outs * act_b
     reads = {key: n / word[key[1]] for key, n in rbytes.items()}
     writes = {key: n / word[key[1]] for key, n in wbytes.items()}
     actions, level_cycles, columns = traffic.counts_actions(
-        arch, reads, writes, rbytes, wbytes, _register_counts(arch, w, lanes), mapping)
+        arch, reads, writes, rbytes, wbytes,
+        _register_counts(arch, w, array["act"], array["weight"]), mapping)
+    meta: dict[tuple[str, str], float] = {}  # metadata bytes by (level name, 'read' | 'write')
+    for key, verb, n in meta_moved:
+        if n:
+            name = facts.level_names[key]
+            meta[name, verb] = meta.get((name, verb), 0.0) + n
     metadata: dict[str, float] = {}
     for (name, verb), n in meta.items():
         actions[f"{name}.metadata_{verb}_bytes"] = n
@@ -394,14 +400,14 @@ def memory_traffic(layer: Layer, v: work.ConvView, arch: Config, w: Work,
     return _Bytes(actions, level_cycles, metadata, columns)
 
 
-def _register_counts(arch: Config, w: Work, lanes: traffic.ArrayTraffic
+def _register_counts(arch: Config, w: Work, act_reads: float, weight_reads: float
                      ) -> dict[tuple[str, str], float]:
     """Accesses of the PE registers (`Traffic.pe`): every product reads an act, a weight and a
     partial sum and writes the partial sum; an act or weight register is written once per
     value the lanes read from the buffer, except that a `dense_array` passes its streamed
     operands from PE to PE (a write per product, as in the systolic kind)."""
     products = float(w.products)
-    written = {"act": lanes.act_reads, "weight": lanes.weight_reads, "out": products}
+    written = {"act": act_reads, "weight": weight_reads, "out": products}
     a = arch.array
     if isinstance(a, DenseArray):
         stationary = traffic.STATIONARY[a.order]
@@ -689,7 +695,7 @@ def _count_layer(layer: Layer, arch: Config, uniform: bool = False,
     actions[MAC_COMPUTE] = w.products - macs.gated   # full MACs, wasted products included
     actions[MAC_GATED] = macs.gated
     actions[MAC_IDLE] = max(0, peak_slots - w.products)
-    dram = arch.dram()
+    dram = _facts(arch).dram
     dram_bytes = 0.0
     if dram is not None:
         dram_bytes = sum(n for k, n in moved.actions.items() if k.startswith(f"{dram.name}."))
@@ -819,8 +825,11 @@ def _shape_key(layer: Layer, arch: Config) -> tuple | None:
 
 def _copy(result: LayerResult) -> LayerResult:
     """A result whose dicts and lists can be changed without changing `result`."""
-    return replace(result, actions=dict(result.actions), columns=dict(result.columns),
-                   tables=dict(result.tables), warnings=list(result.warnings))
+    copied = object.__new__(LayerResult)
+    copied.__dict__.update(result.__dict__, actions=dict(result.actions),
+                           columns=dict(result.columns), tables=dict(result.tables),
+                           warnings=list(result.warnings))
+    return copied
 
 
 def _content_key(arch: Config) -> str:
