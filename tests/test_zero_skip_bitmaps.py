@@ -231,14 +231,16 @@ def test_rle_pairs_match_sequential_encoder(seed, n, density, run_bits, segment,
 @given(seed=st.integers(0, 2**32 - 1), shape=st.tuples(st.integers(1, 2), st.integers(1, 2),
        st.integers(1, 4), st.integers(1, 5), st.integers(1, 3)), n_kc=st.integers(1, 3),
        fi=st.tuples(st.integers(1, 3), st.integers(1, 3)), repeated=st.booleans(),
-       transposed=st.booleans(), flat=st.sampled_from(["no", "vectors", "weights"]))
+       transposed=st.booleans(), flat=st.sampled_from(["no", "vectors", "weights"]),
+       shared=st.booleans())
 def test_planar_decoupled_pass_equals_lane_timing(seed, shape, n_kc, fi, repeated, transposed,
-                                                  flat):
+                                                  flat, shared):
     """Barrier per pass, unbounded FIFOs, no issue interval: the busiest PE's sum; output-channel
     groups with the same weights (`repeated`: runs of equal groups, as dense weights give),
-    counts laid out PE-major (`transposed`, as a linear layer's planar view gives), and weight
+    counts laid out PE-major (`transposed`, as a linear layer's planar view gives), weight
     counts whose vectors (`flat` "vectors") or counts ("weights", a read-only broadcast as dense
-    weights give) are the same for every channel and phase of a group."""
+    weights give) are the same for every channel and phase of a group, and weight counts
+    broadcast over groups (`shared`, as a batched matmul's dense weights give)."""
     groups, n_img, n_ch, pes, phases = shape
     rng = np.random.default_rng(seed)
     acts = rng.integers(0, 6, shape).astype(np.int32) * (rng.random(shape) < 0.7)
@@ -252,6 +254,8 @@ def test_planar_decoupled_pass_equals_lane_timing(seed, shape, n_kc, fi, repeate
         weights = np.broadcast_to(weights[:, :, :1, :1], weights.shape)
     if repeated:
         weights = weights[:, rng.integers(0, 2, n_kc + 2).cumsum() % n_kc]
+    if shared:
+        weights = np.broadcast_to(weights[:1], weights.shape)
     general = kern.planar_cartesian_cycles(acts, weights, fi[0], fi[1], kern.BARRIER_PASS, -1, 0)
     assert kern.planar_decoupled_cycles(acts, weights, fi[0], fi[1]) == general
     plane = kern.contiguous_plane(acts)   # a one-group, one-image plane read on its own

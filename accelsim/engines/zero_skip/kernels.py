@@ -341,14 +341,17 @@ def pe_vector_sums(act_count, mult_i: int, pe_major: bool, out) -> int:
                     vectors += _vectors(a, mult_i, shift)
             out[p] = vectors
         return total
+    width = pes * phases
+    rows = np.ascontiguousarray(act_count).reshape(n_ch, width)   # each row read as one vector
+    per_column = np.zeros(width, np.int64)
     for c in range(n_ch):
-        for p in range(pes):
-            vectors = 0
-            for ph in range(phases):
-                a = np.int64(act_count[c, p, ph])
-                total += a
-                vectors += _vectors(a, mult_i, shift)
-            out[p] += vectors
+        row = rows[c]
+        for j in range(width):
+            a = np.int64(row[j])
+            total += a
+            per_column[j] += _vectors(a, mult_i, shift)
+    for j in range(width):
+        out[j // phases] += per_column[j]
     return total
 
 
@@ -387,33 +390,39 @@ def planar_decoupled_cycles(act_count, weight_count, mult_f: int, mult_i: int,
     shift = _pow2_shift(mult_i)
     shift_f = _pow2_shift(mult_f)
     pe_major = act_count.strides[3] > act_count.strides[2]   # read in memory order
+    # weights broadcast over channels and phases (dense weights) meet every row alike: only
+    # the first row is read; broadcast over groups, they are read for the first group only
+    same_rows = ((weight_count.strides[2] == 0 or n_ch == 1)
+                 and (weight_count.strides[3] == 0 or phases == 1))
+    flat_rows = totals_only = True
     for g in range(groups):
-        for c in range(n_ch):
-            for ph in range(phases):
-                j = c * phases + ph
-                w_all = w_any = 0
-                for kc in range(n_kc):
-                    w = np.int64(weight_count[g, kc, c, ph])
-                    w_vec[kc, j] = _vectors(w, mult_f, shift_f)
-                    w_all += w
-                    w_any += w > 0
-                w_sum[j] = w_all
-                w_nonzero[j] = w_any
-        # where each output-channel group's weight vectors are the same for every channel and
-        # phase (dense weights), a PE's cycles are that count times its activation vectors
-        flat_rows = True
-        for kc in range(n_kc):
-            for j in range(rows):
-                if w_vec[kc, j] != w_vec[kc, 0]:
-                    flat_rows = False
-        if not flat_rows and a_vec.shape[0] != rows:
-            a_vec = np.empty((rows, pes), np.int64)
-        # and where every channel and phase also meets as many weights (non-zero or not), the
-        # totals need only the activations summed over all rows
-        totals_only = flat_rows
-        for j in range(rows):
-            if w_sum[j] != w_sum[0] or w_nonzero[j] != w_nonzero[0]:
-                totals_only = False
+        if g == 0 or weight_count.strides[0] != 0:
+            for c in range(min(1, n_ch) if same_rows else n_ch):
+                for ph in range(min(1, phases) if same_rows else phases):
+                    j = c * phases + ph
+                    w_all = w_any = 0
+                    for kc in range(n_kc):
+                        w = np.int64(weight_count[g, kc, c, ph])
+                        w_vec[kc, j] = _vectors(w, mult_f, shift_f)
+                        w_all += w
+                        w_any += w > 0
+                    w_sum[j] = w_all
+                    w_nonzero[j] = w_any
+            # where each output-channel group's weight vectors are the same for every channel
+            # and phase (dense weights), a PE's cycles are that count times its activation
+            # vectors; and where every channel and phase also meets as many weights (non-zero
+            # or not), the totals need only the activations summed over all rows
+            flat_rows = totals_only = True
+            for kc in range(n_kc if not same_rows else 0):
+                for j in range(rows):
+                    if w_vec[kc, j] != w_vec[kc, 0]:
+                        flat_rows = False
+            if not flat_rows and a_vec.shape[0] != rows:
+                a_vec = np.empty((rows, pes), np.int64)
+            totals_only = flat_rows
+            for j in range(rows if not same_rows else 0):
+                if w_sum[j] != w_sum[0] or w_nonzero[j] != w_nonzero[0]:
+                    totals_only = False
         a_sum[:] = 0
         a_vec_sum[:] = 0
         a_all = vec_all = 0
