@@ -169,14 +169,32 @@ def _register_fold(problem: GemmProblem, arch: Config) -> tuple[int, int]:
 
 
 def _run_dense_array(layer: Layer, arch: Config, macs: work.MacCounts) -> Work:
-    a: DenseArray = arch.array
-    problem = gemm_problem(layer)
-    cycles = systolic.compute_cycles(problem, a.rows, a.cols, a.order)
-    rows, cols = _register_fold(problem, arch)
-    counts = systolic.sram_traffic(problem, rows, cols, a.order)
+    cycles, counts, _ = _dense_array_counts(gemm_problem(layer), arch)
     return Work(int(cycles), macs.done, macs.done, act_reads=counts.act_reads,
                 weight_reads=counts.weight_reads,
                 psum_reads=counts.out_reads, psum_writes=counts.out_writes)
+
+
+def _dense_array_counts(problem: GemmProblem, arch: Config
+                        ) -> tuple[int, traffic.ArrayTraffic, dict[str, object]]:
+    """(compute cycles, buffer reads and writes, the systolic kind's latency split without
+    stalls or DRAM time) of a `dense_array` on `problem`: they depend on the shape alone, so
+    they are kept per arch and problem (for the last `DENSE_PROBLEMS_KEPT` problems)."""
+    kept = traffic.per_arch(_DENSE_COUNTS, arch, lambda _: {}, ARCHS_KEPT)
+    hit = kept.get(problem)
+    if hit is None:
+        a: DenseArray = arch.array
+        rows, cols = _register_fold(problem, arch)
+        hit = kept[problem] = (
+            systolic.compute_cycles(problem, a.rows, a.cols, a.order),
+            systolic.sram_traffic(problem, rows, cols, a.order),
+            systolic.latency_split(problem, _systolic_of(arch), 0.0, {}))
+        while len(kept) > DENSE_PROBLEMS_KEPT:
+            kept.pop(next(iter(kept)))
+    return hit
+
+
+DENSE_PROBLEMS_KEPT = 1024
 
 
 def padding_processed(arch: Config) -> bool:
@@ -750,9 +768,11 @@ def latency_split(layer: Layer, arch: Config, w: Work, stall: float,
     imbalance included, see `lane_efficiency`) are all compute. `cycles_dram_load` /
     `_offload`: DRAM read / write time of data and metadata at its bandwidth, overlapped with
     compute except for what shows as stall."""
-    if isinstance(arch.array, DenseArray):
-        return systolic.latency_split(gemm_problem(layer), _systolic_of(arch), stall, actions)
     load, offload = systolic.dram_cycles(arch, actions)
+    if isinstance(arch.array, DenseArray):
+        split = _dense_array_counts(gemm_problem(layer), arch)[2]
+        return {**split, "cycles_stall": stall, "cycles_dram_load": load,
+                "cycles_dram_offload": offload}
     return {"cycles_compute": w.compute_cycles, "cycles_fill_drain": 0, "cycles_load": 0,
             "cycles_stall": stall, "cycles_dram_load": load, "cycles_dram_offload": offload}
 
@@ -842,6 +862,8 @@ _KEYS: dict[int, tuple[weakref.ref, str]] = {}
 _FACTS: dict[int, tuple[weakref.ref, _Facts]] = {}
 _SYSTOLIC: dict[int, tuple[weakref.ref, systolic.Config]] = {}
 _WORDS: dict[int, tuple[weakref.ref, tuple[int, int]]] = {}
+_DENSE_COUNTS: dict[int, tuple[weakref.ref, dict]] = {}
+"""Per arch: a `dense_array`'s counts by problem (`_dense_array_counts`)."""
 """Words of a `dense_array`'s stationary and output PE registers, per arch."""
 _BY_SHAPE: dict[tuple, LayerResult] = {}
 """Counts of traced layers on archs without skipping, gating or compression, by shape."""
