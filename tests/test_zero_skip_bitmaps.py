@@ -3,6 +3,7 @@ against their slow twins in tests/reference.py, on random (hypothesis) and real 
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from pathlib import Path
 
@@ -101,8 +102,10 @@ def test_tap_bricks_and_planar_counts_match_walks(layer):
             got, _ = work.brick_work(v, brick, True)
             assert got.tolist() == brick_counts_reference(v.act, v.groups, brick)
         key = np.random.default_rng(v.H * v.W).integers(0, 5, v.H * v.W)
-        for inner in (False, True):
-            got = bitmaps.planar_counts(v.act.view(np.uint8), key, 5, inner)
+        narrow = (np.uint8,) if v.H * v.W <= 255 else ()   # counts that fit a byte
+        for inner, dtype in itertools.product((False, True), (np.int32, *narrow)):
+            got = bitmaps.planar_counts(v.act.view(np.uint8), key, 5, inner, dtype)
+            assert got.dtype == dtype
             assert got.tolist() == planar_counts_reference(v.act, key, 5)
         for grid in ((2, 2), (8, 8)):   # tiles of several pixels, and a pixel per tile
             assert work.planar_act_count(v, *grid, True).tolist() == planar_reference(v, *grid)
@@ -126,13 +129,30 @@ def test_channel_counts_match_the_walk_in_any_layout(seed, shape, density, order
 
 
 def planar_reference(v: work.ConvView, pe_rows: int, pe_cols: int) -> list:
-    """`work.planar_act_count` from the walk over the map."""
+    """`work.planar_act_count` from the walk over the map: out[g][n][c][tile][phase], tiles
+    numbered in grid order among those that hold pixels, the phase of pixel (h, w)
+    ((h + pad_top) mod stride_h) * stride_w + (w + pad_left) mod stride_w."""
     rows, cols = work.pe_grid(v, pe_rows, pe_cols)
-    key, n_tiles, _ = work._pixel_keys(v.H, v.W, rows, cols, v.padding[0], v.padding[2],
-                                       v.stride)
-    phases = work.phase_count(v)
-    walk = np.array(planar_counts_reference(v.act, key, n_tiles * phases))
-    return walk.reshape(v.N, v.groups, v.Cg, n_tiles, phases).transpose(1, 0, 2, 3, 4).tolist()
+    row_bounds, col_bounds = work.split_bounds(v.H, rows), work.split_bounds(v.W, cols)
+
+    def tile(h: int, w: int) -> int:
+        th = max(i for i in range(rows) if row_bounds[i] <= h < row_bounds[i + 1])
+        tw = max(i for i in range(cols) if col_bounds[i] <= w < col_bounds[i + 1])
+        return th * cols + tw
+
+    held = sorted({tile(h, w) for h in range(v.H) for w in range(v.W)})
+    sh, sw = v.stride
+    phases = sh * sw
+    out = [[[[[0] * phases for _ in held] for _ in range(v.Cg)] for _ in range(v.N)]
+           for _ in range(v.groups)]
+    for n in range(v.N):
+        for c in range(v.C):
+            g, cg = divmod(c, v.Cg)
+            for h in range(v.H):
+                for w in range(v.W):
+                    phase = ((h + v.padding[0]) % sh) * sw + (w + v.padding[2]) % sw
+                    out[g][n][cg][held.index(tile(h, w))][phase] += int(v.act[n, c, h, w])
+    return out
 
 
 def test_a_linear_layer_whose_rows_each_have_a_pe_is_its_own_planar_count():

@@ -230,53 +230,63 @@ def brick_counts(act, groups: int, brick: int):
     return out.reshape(groups, n_img, n_cb, H, W)
 
 
-def planar_counts(act: np.ndarray, key: np.ndarray, width: int,
-                  channels_inner: bool) -> np.ndarray:
-    """Non-zeros per (image, channel, key): int32 [N, C, width]; act uint8 [N, C, H, W] (0/1,
-    any strides), key int64 [H * W] the column (PE tile x stride phase) of each pixel. With
-    `channels_inner` (a transposed view of a [rows, channels] map) the channel axis is read
-    innermost and the counts are gathered as [N, width, C] first; a C-contiguous map is read
-    as rows of H * W pixels."""
+def planar_counts(act: np.ndarray, key: np.ndarray, width: int, channels_inner: bool,
+                  dtype: type = np.int32) -> np.ndarray:
+    """Non-zeros per (image, channel, key): `dtype` (int32 unless every count is known to fit
+    a narrower type) [N, C, width]; act uint8 [N, C, H, W] (0/1, any strides), key int64
+    [H * W] the column (stride phase x PE tile) of each pixel. With `channels_inner` (a
+    transposed view of a [rows, channels] map) the channel axis is read innermost and the
+    counts are gathered as [N, width, C] first; a C-contiguous map is read as rows of H * W
+    pixels."""
+    n_img, n_ch, H, W = act.shape
     if not channels_inner and act.flags.c_contiguous:
-        n_img, n_ch, H, W = act.shape
-        rows = _planar_row_counts(act.reshape(n_img * n_ch, H * W), key, width)
+        rows = np.zeros((n_img * n_ch, width), dtype)
+        _planar_row_counts(act.reshape(n_img * n_ch, H * W), key, rows)
         return rows.reshape(n_img, n_ch, width)
-    return _planar_counts_strided(act, key, width, channels_inner)
+    if channels_inner:
+        by_key = np.zeros((n_img, width, n_ch), dtype)
+        _planar_counts_channels_inner(act, key, by_key)
+        return by_key.transpose(0, 2, 1)
+    out = np.zeros((n_img, n_ch, width), dtype)
+    _planar_counts_strided(act, key, out)
+    return out
 
 
 @njit(cache=True)
-def _planar_row_counts(flat, key, width: int):
-    """Non-zeros per (row, key) of a C-contiguous uint8 [rows, H * W] map: int32 [rows, width]."""
+def _planar_row_counts(flat, key, out) -> None:
+    """Add the non-zeros per (row, key) of a C-contiguous uint8 [rows, H * W] map to `out`
+    [rows, width]."""
     n_rows, hw = flat.shape
-    out = np.zeros((n_rows, width), np.int32)
     for r in range(n_rows):
         counts = out[r]
         row = flat[r]
         for i in range(hw):
             counts[key[i]] += row[i]
-    return out
 
 
 @njit(cache=True)
-def _planar_counts_strided(act, key, width: int, channels_inner: bool):
-    """`planar_counts` of a map with any strides."""
+def _planar_counts_channels_inner(act, key, by_key) -> None:
+    """Add the non-zeros per (image, key, channel) of a map with any strides to `by_key`
+    [N, width, C], the channel axis read innermost."""
     n_img, n_ch, H, W = act.shape
-    if channels_inner:
-        by_key = np.zeros((n_img, width, n_ch), np.int32)
-        for n in range(n_img):
-            for h in range(H):
-                for w in range(W):
-                    k = key[h * W + w]
-                    for c in range(n_ch):
-                        by_key[n, k, c] += act[n, c, h, w]
-        return by_key.transpose(0, 2, 1)
-    out = np.zeros((n_img, n_ch, width), np.int32)
+    for n in range(n_img):
+        for h in range(H):
+            for w in range(W):
+                k = key[h * W + w]
+                for c in range(n_ch):
+                    by_key[n, k, c] += act[n, c, h, w]
+
+
+@njit(cache=True)
+def _planar_counts_strided(act, key, out) -> None:
+    """Add the non-zeros per (image, channel, key) of a map with any strides to `out`
+    [N, C, width]."""
+    n_img, n_ch, H, W = act.shape
     for n in range(n_img):
         for c in range(n_ch):
             for h in range(H):
                 for w in range(W):
                     out[n, c, key[h * W + w]] += act[n, c, h, w]
-    return out
 
 
 @njit(cache=True)

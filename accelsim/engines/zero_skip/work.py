@@ -497,33 +497,36 @@ def phase_count(v: ConvView) -> int:
 
 
 def planar_act_count(v: ConvView, pe_rows: int, pe_cols: int, skip_act: bool) -> np.ndarray:
-    """Activations per (group, image, channel, PE tile, stride phase): int32
-    [groups, N, C/groups, PEs, phases], over the PEs whose tile holds pixels (the others have no
-    work and never change the timing). The phase of pixel (h, w) is ((h + pad_top) mod
-    stride_h, (w + pad_left) mod stride_w): it pairs only with weights of the same phase.
-    A transposed view (read-only where every pixel counts); where every pixel is a PE tile of
-    its own at one phase (a linear layer's rows on a planar array), the 0/1 map itself (uint8)."""
+    """Activations per (group, image, channel, PE tile, stride phase): uint8 where no PE tile
+    holds more than 255 pixels of one phase, else int32, [groups, N, C/groups, PEs, phases],
+    over the PEs whose tile holds pixels (the others have no work and never change the
+    timing). The phase of pixel (h, w) is ((h + pad_top) mod stride_h, (w + pad_left) mod
+    stride_w): it pairs only with weights of the same phase. A transposed view, the PE axis
+    innermost in memory (read-only where every pixel counts); where every pixel is a PE tile
+    of its own at one phase (a linear layer's rows on a planar array), the 0/1 map itself."""
     rows, cols = pe_grid(v, pe_rows, pe_cols)
-    key, n_tiles, own_tiles = _pixel_keys(v.H, v.W, rows, cols, v.padding[0], v.padding[2],
-                                          v.stride)
+    key, n_tiles, own_tiles, most = _pixel_keys(v.H, v.W, rows, cols, v.padding[0],
+                                                v.padding[2], v.stride)
     phases = phase_count(v)
     width = n_tiles * phases
     if skip_act and own_tiles:
         counts = v.act.view(np.uint8).reshape(v.N * v.C, width)
     elif skip_act:
-        counts = bitmaps.planar_counts(v.act.view(np.uint8), key, width, channels_inner(v.act))
+        counts = bitmaps.planar_counts(v.act.view(np.uint8), key, width, channels_inner(v.act),
+                                       np.uint8 if most <= 255 else np.int32)
     else:
         per_key = np.bincount(key, minlength=width).astype(np.int32)
         counts = np.broadcast_to(per_key, (v.N * v.C, width))
-    return counts.reshape(v.N, v.groups, v.Cg, n_tiles, phases).transpose(1, 0, 2, 3, 4)
+    return counts.reshape(v.N, v.groups, v.Cg, phases, n_tiles).transpose(1, 0, 2, 4, 3)
 
 
 @lru_cache(maxsize=256)
 def _pixel_keys(h: int, w: int, rows: int, cols: int, pad_top: int, pad_left: int,
-                stride: tuple[int, int]) -> tuple[np.ndarray, int, bool]:
-    """(column of each pixel: PE tile among those holding pixels x stride phase, int64 [h * w]
-    read-only; how many PEs hold pixels; whether each pixel is its own column, in pixel order),
-    for an h x w plane on a rows x cols PE grid."""
+                stride: tuple[int, int]) -> tuple[np.ndarray, int, bool, int]:
+    """(column of each pixel: stride phase x PE tile among those holding pixels, phase-major so
+    that a channel's counts at one phase lie PE after PE, int64 [h * w] read-only; how many
+    PEs hold pixels; whether each pixel is its own column, in pixel order; the most pixels in
+    one column), for an h x w plane on a rows x cols PE grid."""
     th = np.searchsorted(split_bounds(h, rows), np.arange(h), side="right") - 1
     tw = np.searchsorted(split_bounds(w, cols), np.arange(w), side="right") - 1
     ph = (np.arange(h) + pad_top) % stride[0]
@@ -531,11 +534,11 @@ def _pixel_keys(h: int, w: int, rows: int, cols: int, pad_top: int, pad_left: in
     tile = (th[:, None] * cols + tw[None, :]).reshape(-1)
     tiles, tile_index = np.unique(tile, return_inverse=True)   # PEs that hold pixels
     phases = stride[0] * stride[1]
-    key = (tile_index.reshape(-1) * phases
-           + (ph[:, None] * stride[1] + pw[None, :]).reshape(-1)).astype(np.int64)
+    key = ((ph[:, None] * stride[1] + pw[None, :]).reshape(-1) * tiles.size
+           + tile_index.reshape(-1)).astype(np.int64)
     key.flags.writeable = False
     own = tiles.size * phases == h * w and bool(np.array_equal(key, np.arange(h * w)))
-    return key, int(tiles.size), own
+    return key, int(tiles.size), own, int(np.bincount(key).max())
 
 
 @lru_cache(maxsize=1024)
