@@ -421,27 +421,32 @@ def planar_weight_counts(weight: np.ndarray, groups: int, kc: int, phase: np.nda
     """Non-zero weights per (group, output-channel group of kc filters, channel, stride
     phase): int32 [groups, ceil(K/groups / kc), C/groups, phases]; weight bool
     [K, C/groups, R, S], phase int64 [R * S] the stride phase of each tap."""
-    K, cg, R, S = weight.shape
-    kg = K // groups
-    n_kc = -(-kg // kc)
     if not filters_outer:
         return _planar_weight_counts_walk(weight, groups, kc, phase, n_phases)
-    firsts = np.arange(groups)[:, None] * kg + np.arange(n_kc)[None, :] * kc
-    sums = block_row_sums(_filter_rows(weight), np.append(firsts.reshape(-1), K))
-    if R * S == 1 and n_phases == 1:
-        return sums.reshape(groups, n_kc, cg, 1)
-    return _fold_taps(sums.reshape(groups * n_kc * cg, R * S), phase,
-                      n_phases).reshape(groups, n_kc, cg, n_phases)
+    return _planar_weight_rows(_filter_rows(weight), groups, kc, weight.shape[1], phase,
+                               n_phases)
 
 
 @njit(cache=True)
-def _fold_taps(per_tap, phase, n_phases: int):
-    """Sums of each row's taps by stride phase: int32 [rows, n_phases]; per_tap int32
-    [rows, R * S], phase int64 [R * S]."""
-    out = np.zeros((per_tap.shape[0], n_phases), np.int32)
-    for i in range(per_tap.shape[0]):
-        for t in range(per_tap.shape[1]):
-            out[i, phase[t]] += per_tap[i, t]
+def _planar_weight_rows(rows, groups: int, kc: int, cg: int, phase, n_phases: int):
+    """`planar_weight_counts` of a weight map given as C-contiguous rows of one filter's taps
+    [K, C/groups * R * S] (bool or uint8): each output-channel group's rows summed, then its
+    taps folded by stride phase."""
+    kg = rows.shape[0] // groups
+    n_kc = (kg + kc - 1) // kc
+    taps = phase.size
+    out = np.zeros((groups, n_kc, cg, n_phases), np.int32)
+    per_tap = np.empty(rows.shape[1], np.int32)
+    for g in range(groups):
+        for q in range(n_kc):
+            per_tap[:] = 0
+            for k in range(g * kg + q * kc, min(g * kg + (q + 1) * kc, (g + 1) * kg)):
+                row = rows[k]
+                for j in range(row.size):
+                    per_tap[j] += row[j]
+            for c in range(cg):
+                for t in range(taps):
+                    out[g, q, c, phase[t]] += per_tap[c * taps + t]
     return out
 
 
