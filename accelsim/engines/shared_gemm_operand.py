@@ -38,12 +38,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Protocol
 
 import numpy as np
 
-from accelsim.workload.layer import ConvShape, Layer
+from accelsim.workload.layer import ConvShape, Layer, Shape
 from accelsim.workload.reduction import reduction_view, segment_length
 from accelsim.workload.stats import layer_nm_conformance
 
@@ -62,7 +62,13 @@ def gemm_problem(layer: Layer) -> GemmProblem:
     """The matrix product a layer runs as: one GEMM per group for conv2d (output pixels x
     filters, reduced over the window), `batch` products for linear/matmul (see
     `accelsim.engines.systolic` for how an array maps it)."""
-    s = layer.shape
+    return _shape_problem(layer.shape)
+
+
+@lru_cache(maxsize=4096)
+def _shape_problem(s: Shape) -> GemmProblem:
+    """`gemm_problem` of a layer of shape `s` (problems are frozen, so layers of one shape
+    share it)."""
     if isinstance(s, ConvShape):
         return GemmProblem(
             pixels=s.N * s.E * s.F,

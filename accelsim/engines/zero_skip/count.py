@@ -169,17 +169,18 @@ def _register_fold(problem: GemmProblem, arch: Config) -> tuple[int, int]:
 
 
 def _run_dense_array(layer: Layer, arch: Config, macs: work.MacCounts) -> Work:
-    cycles, counts, _ = _dense_array_counts(gemm_problem(layer), arch)
+    cycles, counts, _, _ = _dense_array_counts(gemm_problem(layer), arch)
     return Work(int(cycles), macs.done, macs.done, act_reads=counts.act_reads,
                 weight_reads=counts.weight_reads,
                 psum_reads=counts.out_reads, psum_writes=counts.out_writes)
 
 
 def _dense_array_counts(problem: GemmProblem, arch: Config
-                        ) -> tuple[int, traffic.ArrayTraffic, dict[str, object]]:
+                        ) -> tuple[int, traffic.ArrayTraffic, dict[str, object], tuple[int, int]]:
     """(compute cycles, buffer reads and writes, the systolic kind's latency split without
-    stalls or DRAM time) of a `dense_array` on `problem`: they depend on the shape alone, so
-    they are kept per arch and problem (for the last `DENSE_PROBLEMS_KEPT` problems)."""
+    stalls or DRAM time, the rows and cols its buffers see: `_register_fold`) of a
+    `dense_array` on `problem`: they depend on the shape alone, so they are kept per arch and
+    problem (for the last `DENSE_PROBLEMS_KEPT` problems)."""
     kept = traffic.per_arch(_DENSE_COUNTS, arch, lambda _: {}, ARCHS_KEPT)
     hit = kept.get(problem)
     if hit is None:
@@ -188,7 +189,7 @@ def _dense_array_counts(problem: GemmProblem, arch: Config
         hit = kept[problem] = (
             systolic.compute_cycles(problem, a.rows, a.cols, a.order),
             systolic.sram_traffic(problem, rows, cols, a.order),
-            systolic.latency_split(problem, _systolic_of(arch), 0.0, {}))
+            systolic.latency_split(problem, _systolic_of(arch), 0.0, {}), (rows, cols))
         while len(kept) > DENSE_PROBLEMS_KEPT:
             kept.pop(next(iter(kept)))
     return hit
@@ -312,7 +313,7 @@ def search_array(layer: Layer, v: work.ConvView, arch: Config, w: Work
     pixel x `lanes` filters."""
     a = arch.array
     if isinstance(a, DenseArray):
-        return a.order, _register_fold(gemm_problem(layer), arch)
+        return a.order, _dense_array_counts(gemm_problem(layer), arch)[3]
     if isinstance(a, ChannelLanes):
         return "os", (1, a.filters_per_pass)
     if isinstance(a, PlanarCartesian):
