@@ -195,7 +195,7 @@ def _dense_array_counts(problem: GemmProblem, arch: Config
     return hit
 
 
-DENSE_PROBLEMS_KEPT = 1024
+DENSE_PROBLEMS_KEPT = 256
 
 
 def padding_processed(arch: Config) -> bool:
