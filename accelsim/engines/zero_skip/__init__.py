@@ -51,7 +51,8 @@ skip / gate choice, stored sizes per format, brick work per brick size), so the 
 the i.i.d. rerun, the dense equivalent and every other arch counted on the same layer (a
 sweep's points) read them; `cycles_if_uniform` is the i.i.d. rerun's cycles alone
 (`count.uniform_cycles`). Counts on an arch that neither skips, gates nor compresses depend on
-the layer's shape only and are kept by shape. The energy of every action, per-level and
+the layer's shape only and are kept by shape, as are a `dense_array`'s compute cycles, buffer
+counts and latency split on any arch. The energy of every action, per-level and
 per-space splits included, is priced after counting (`accelsim.simulate`).
 """
 
