@@ -96,6 +96,17 @@ def lane_cycles(work, pass_ends, fifo_depth: int, issue_cycles: int):
 
 
 @njit(cache=True)
+def _slowest(row, floor: int) -> int:
+    """The largest of `row`'s entries and `floor`: a lockstep item's cycles (its slowest lane,
+    or the issue interval)."""
+    most = floor
+    for x in row:
+        if x > most:
+            most = x
+    return most
+
+
+@njit(cache=True)
 def channel_lanes_cycles(brick_work, pad_work, E: int, F: int, R: int, S: int,
                          stride_h: int, stride_w: int, pad_top: int, pad_left: int,
                          dil_h: int, dil_w: int, lanes: int, filter_passes: int,
@@ -115,17 +126,12 @@ def channel_lanes_cycles(brick_work, pad_work, E: int, F: int, R: int, S: int,
     Returns (cycles, busy lane-cycles, items issued).
     """
     groups, n_img, n_cb, H, W = brick_work.shape
-    per_pass = barrier_mode == BARRIER_PASS
-    windows = groups * n_img * E * F
-    if per_pass and fifo_depth == 1:
-        cycles, busy, items, timed = _lockstep_windows(
-            brick_work, pad_work, E, F, R, S, stride_h, stride_w, pad_top, pad_left, dil_h,
-            dil_w, lanes, issue_cycles, same_windows)
-        scale = filter_passes * (windows if same_windows and timed == 1 else 1)
-        return cycles * scale, busy * scale, items * scale
     lane_free, ring, state = new_timing_state(lanes, fifo_depth)
     row = np.zeros(lanes, np.int64)
+    per_pass = barrier_mode == BARRIER_PASS
+    lockstep = per_pass and fifo_depth == 1
     runs = 1 if per_pass else filter_passes
+    windows = groups * n_img * E * F
     busy = 0
     items = 0
     timed = 0
@@ -136,6 +142,8 @@ def channel_lanes_cycles(brick_work, pad_work, E: int, F: int, R: int, S: int,
                     for f in range(F):
                         if same_windows and per_pass and timed == 1:
                             break
+                        start = state[0]
+                        took = 0
                         lane = 0
                         for r in range(R):
                             h = e * stride_h - pad_top + r * dil_h
@@ -148,62 +156,31 @@ def channel_lanes_cycles(brick_work, pad_work, E: int, F: int, R: int, S: int,
                                     busy += x
                                     lane += 1
                                     if lane == lanes:
-                                        issue_item(row, lane_free, ring, state, fifo_depth,
-                                                   issue_cycles)
+                                        if lockstep:
+                                            took += _slowest(row, issue_cycles)
+                                        else:
+                                            issue_item(row, lane_free, ring, state, fifo_depth,
+                                                       issue_cycles)
                                         items += 1
                                         lane = 0
                         if lane > 0:
                             for i in range(lane, lanes):
                                 row[i] = 0
-                            issue_item(row, lane_free, ring, state, fifo_depth, issue_cycles)
+                            if lockstep:
+                                took += _slowest(row, issue_cycles)
+                            else:
+                                issue_item(row, lane_free, ring, state, fifo_depth, issue_cycles)
                             items += 1
-                        if per_pass:
+                        if lockstep:
+                            state[0] = start + took
+                            lane_free[:] = state[0]
+                        elif per_pass:
                             barrier(lane_free, state)
                         timed += 1
     if not per_pass:
         return barrier(lane_free, state), busy, items
     scale = filter_passes * (windows if same_windows and timed == 1 else 1)
     return state[0] * scale, busy * scale, items * scale
-
-
-@njit(cache=True)
-def _lockstep_windows(brick_work, pad_work, E: int, F: int, R: int, S: int, stride_h: int,
-                      stride_w: int, pad_top: int, pad_left: int, dil_h: int, dil_w: int,
-                      lanes: int, issue_cycles: int, same_windows: bool):
-    """`channel_lanes_cycles` of one filter pass with a barrier per window and lockstep lanes:
-    an item lasts max(issue_cycles, its slowest brick), so only each item's slowest brick is
-    kept. Returns (cycles, busy lane-cycles, items, windows timed)."""
-    groups, n_img, n_cb, H, W = brick_work.shape
-    cycles = busy = items = timed = 0
-    for g in range(groups):
-        for n in range(n_img):
-            for e in range(E):
-                for f in range(F):
-                    if same_windows and timed == 1:
-                        break
-                    lane = 0
-                    most = 0
-                    for r in range(R):
-                        h = e * stride_h - pad_top + r * dil_h
-                        for s_ in range(S):
-                            w = f * stride_w - pad_left + s_ * dil_w
-                            inside = 0 <= h < H and 0 <= w < W
-                            for cb in range(n_cb):
-                                x = np.int64(brick_work[g, n, cb, h, w] if inside
-                                             else pad_work[cb])
-                                busy += x
-                                most = max(most, x)
-                                lane += 1
-                                if lane == lanes:
-                                    cycles += max(most, issue_cycles)
-                                    items += 1
-                                    lane = 0
-                                    most = 0
-                    if lane > 0:
-                        cycles += max(most, issue_cycles)
-                        items += 1
-                    timed += 1
-    return cycles, busy, items, timed
 
 
 @njit(cache=True)
